@@ -1,0 +1,64 @@
+// Command slotpay is the slotpay service and its operator commands (SPEC §7).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // resources name IANA zones; do not depend on the host's zoneinfo
+)
+
+const usage = `usage: slotpay <command>
+
+commands:
+  serve                   run the HTTP service
+  migrate up|down|status  manage the database schema
+  seed-demo               create the demo resources (idempotent)
+  dev setup               create the database if missing, migrate, seed (development)
+  dev pay BOOKING_ID      deliver a signed "paid" webhook for a booking (development)
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var u usageError
+		if errors.As(err, &u) {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "slotpay:", err)
+		os.Exit(1)
+	}
+}
+
+type usageError struct{}
+
+func (usageError) Error() string { return "usage" }
+
+// run is the whole program, with its environment passed in so that tests can
+// drive it like a user would.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{}
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, getenv, stdout)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stdout)
+	case "seed-demo":
+		return seedDemo(ctx, getenv, stdout)
+	case "dev":
+		return dev(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return usageError{}
+}

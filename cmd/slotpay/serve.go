@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/config"
+	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/payment"
+)
+
+// shutdownGrace bounds how long in-flight requests may take to finish after
+// SIGTERM.
+const shutdownGrace = 20 * time.Second
+
+func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Parse(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := database.CheckSchema(ctx, pool); err != nil {
+		logger.Warn("database schema is not current; /readyz answers 503 until `slotpay migrate up` runs", "error", err.Error())
+	}
+
+	handler, err := newHandler(cfg, pool, logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
+		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight requests (a webhook mid-transaction
+	// included) finish, then close the pool (deferred above).
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newHandler wires the service's parts together.
+func newHandler(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (http.Handler, error) {
+	sc := newStripeClient(cfg)
+	return httpapi.NewServer(httpapi.Config{
+		WebhookSecrets:   cfg.StripeWebhookSecret,
+		WebhookTolerance: cfg.WebhookTolerance,
+		PendingHold:      cfg.PendingHold,
+	}, pool, logger,
+		payment.NewProcessor(pool, sc, cfg.Livemode(), logger),
+		checkout.NewStarter(pool, sc, cfg.PublicBaseURL, cfg.CheckoutTTL))
+}
+
+// newStripeClient returns a client of its own (never the package-global key)
+// pointed at STRIPE_API_BASE when set. stripe-go retries network errors and
+// 409/5xx answers itself, with the same idempotency key.
+func newStripeClient(cfg config.Config) *client.API {
+	bc := &stripe.BackendConfig{
+		MaxNetworkRetries: stripe.Int64(2),
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
+	}
+	if cfg.StripeAPIBase != "" {
+		bc.URL = stripe.String(cfg.StripeAPIBase)
+	}
+	backend := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
+	sc := &client.API{}
+	sc.Init(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+	return sc
+}
+
+func stripeAPIName(cfg config.Config) string {
+	if cfg.StripeAPIBase == "" {
+		return "api.stripe.com"
+	}
+	return cfg.StripeAPIBase
+}

@@ -1,0 +1,180 @@
+// Package checkout starts payment for a held booking with a Stripe Checkout
+// Session. It never holds a database transaction across the Stripe call: it
+// writes its intent first, calls Stripe with an idempotency key derived from
+// that intent, then stores the result.
+package checkout
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/database"
+)
+
+// Session is an open Checkout Session to send the customer to.
+type Session struct {
+	ID        string
+	URL       string
+	ExpiresAt time.Time
+}
+
+// Starter creates Checkout Sessions for bookings.
+type Starter struct {
+	pool       *pgxpool.Pool
+	stripe     *client.API
+	publicBase *url.URL
+	ttl        time.Duration
+}
+
+// NewStarter returns a Starter whose sessions live for ttl and return the
+// customer to pages under publicBase.
+func NewStarter(pool *pgxpool.Pool, stripe *client.API, publicBase *url.URL, ttl time.Duration) *Starter {
+	return &Starter{pool: pool, stripe: stripe, publicBase: publicBase, ttl: ttl}
+}
+
+// Start returns the booking's Checkout Session, creating it on first call.
+// While the session is open every call returns the same one.
+func (s *Starter) Start(ctx context.Context, bookingID uuid.UUID) (Session, error) {
+	q := db.New(s.pool)
+	b, err := booking.Get(ctx, q, bookingID)
+	if err != nil {
+		return Session{}, err
+	}
+	if open, ok := openSession(b); ok {
+		return open, nil
+	}
+	if err := checkPayable(b); err != nil {
+		return Session{}, err
+	}
+
+	// Phase 1: fix the session's expires_at and hold the slot until then.
+	// Concurrent and retried calls read the same value back, so they send
+	// Stripe identical parameters under one idempotency key.
+	reserved, err := q.BookingReserveCheckout(ctx, db.BookingReserveCheckoutParams{
+		ID: b.ID, ProposedExpiresAt: time.Now().Add(s.ttl).Truncate(time.Second),
+	})
+	if database.IsNotFound(err) {
+		// Another call attached a session, or the hold lapsed, meanwhile.
+		if b, err = booking.Get(ctx, q, bookingID); err != nil {
+			return Session{}, err
+		}
+		if open, ok := openSession(b); ok {
+			return open, nil
+		}
+		if err := checkPayable(b); err != nil {
+			return Session{}, err
+		}
+		return Session{}, apperr.New(apperr.InvalidState, "the booking cannot be paid now")
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("reserve checkout for booking %s: %w", b.ID, err)
+	}
+	expiresAt := *reserved.CheckoutExpiresAt
+
+	resource, err := q.ResourceGetByID(ctx, b.ResourceID)
+	if err != nil {
+		return Session{}, fmt.Errorf("load resource %s: %w", b.ResourceID, err)
+	}
+
+	// Phase 2: the Stripe call, outside any transaction.
+	created, err := s.stripe.CheckoutSessions.New(s.sessionParams(ctx, reserved, resource, expiresAt))
+	if err != nil {
+		// No session URL was handed out, so the slot goes back to its
+		// original hold. Stripe's error text stays in the logs.
+		releaseErr := q.BookingReleaseCheckoutReservation(ctx, db.BookingReleaseCheckoutReservationParams{
+			ID: b.ID, HoldExpiresAt: b.HoldExpiresAt, CheckoutExpiresAt: &expiresAt,
+		})
+		if releaseErr != nil {
+			err = fmt.Errorf("%w (and releasing the reservation failed: %v)", err, releaseErr)
+		}
+		return Session{}, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider could not start checkout; try again")
+	}
+
+	// Phase 3: store the session. The hold now ends when the session does,
+	// with the expires_at slotpay sent, whatever Stripe echoed back.
+	attached, err := q.BookingAttachCheckoutSession(ctx, db.BookingAttachCheckoutSessionParams{
+		ID: b.ID, CheckoutSessionID: &created.ID, CheckoutURL: &created.URL, HoldExpiresAt: expiresAt,
+	})
+	if database.IsNotFound(err) {
+		return Session{}, fmt.Errorf("booking %s already has another checkout session than %s", b.ID, created.ID)
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("attach checkout session %s to booking %s: %w", created.ID, b.ID, err)
+	}
+	return Session{ID: *attached.CheckoutSessionID, URL: created.URL, ExpiresAt: expiresAt}, nil
+}
+
+// openSession returns the booking's session while it can still be paid.
+func openSession(b db.Booking) (Session, bool) {
+	if booking.Status(b.Status) != booking.PendingPayment || b.CheckoutSessionID == nil ||
+		b.CheckoutURL == nil || !time.Now().Before(b.HoldExpiresAt) {
+		return Session{}, false
+	}
+	return Session{ID: *b.CheckoutSessionID, URL: *b.CheckoutURL, ExpiresAt: b.HoldExpiresAt}, true
+}
+
+func checkPayable(b db.Booking) error {
+	if booking.Status(b.Status) != booking.PendingPayment {
+		return apperr.New(apperr.InvalidState, "the booking is %s, not pending_payment", b.Status)
+	}
+	if !time.Now().Before(b.HoldExpiresAt) {
+		return apperr.New(apperr.InvalidState, "the booking's hold has expired; book the slot again")
+	}
+	return nil
+}
+
+func (s *Starter) sessionParams(ctx context.Context, b db.Booking, r db.Resource, expiresAt time.Time) *stripe.CheckoutSessionParams {
+	id := b.ID.String()
+	loc, err := time.LoadLocation(r.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	start, end := b.StartsAt.In(loc), b.EndsAt.In(loc)
+	params := &stripe.CheckoutSessionParams{
+		Mode:              stripe.String(string(stripe.CheckoutSessionModePayment)),
+		ClientReferenceID: stripe.String(id),
+		CustomerEmail:     stripe.String(b.CustomerEmail),
+		ExpiresAt:         stripe.Int64(expiresAt.Unix()),
+		SuccessURL:        stripe.String(s.pageURL("/booking/success", id) + "&session_id={CHECKOUT_SESSION_ID}"),
+		CancelURL:         stripe.String(s.pageURL("/booking/cancel", id)),
+		// One line item priced from the booking row: the amount the
+		// webhook will be checked against is exactly the amount charged.
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{
+			Quantity: stripe.Int64(1),
+			PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+				Currency:   stripe.String(b.Currency),
+				UnitAmount: stripe.Int64(b.AmountTotal),
+				ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{
+					Name: stripe.String(fmt.Sprintf("%s, %s–%s (%s)", r.Name,
+						start.Format("Mon 2 Jan 2006 15:04"), end.Format("15:04"), r.Timezone)),
+				},
+			},
+		}},
+		PaymentIntentData: &stripe.CheckoutSessionPaymentIntentDataParams{
+			Metadata: map[string]string{"booking_id": id},
+		},
+	}
+	params.Context = ctx
+	params.AddMetadata("booking_id", id)
+	// Derived from the booking and the reserved expiry: a retry of this
+	// exact request gets Stripe's first answer instead of a second session.
+	params.SetIdempotencyKey(fmt.Sprintf("slotpay-checkout-%s-%d", id, expiresAt.Unix()))
+	return params
+}
+
+func (s *Starter) pageURL(path, bookingID string) string {
+	u := *s.publicBase
+	u.Path = u.Path + path
+	u.RawQuery = url.Values{"booking_id": {bookingID}}.Encode()
+	return u.String()
+}

@@ -1,0 +1,214 @@
+// Package config reads slotpay's configuration from the environment (SPEC §6).
+// Parsing fails on the first bad variable with an error that names it, so a
+// misconfigured process stops at start with one clear line.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole runtime configuration.
+type Config struct {
+	DatabaseURL         string
+	ListenAddr          string
+	PublicBaseURL       *url.URL
+	StripeSecretKey     string
+	StripeAPIBase       string // empty means Stripe's own API
+	StripeWebhookSecret []string
+	WebhookTolerance    time.Duration
+	PendingHold         time.Duration
+	CheckoutTTL         time.Duration
+	ReconcileInterval   time.Duration
+	CookieSecure        bool
+	LogLevel            slog.Level
+}
+
+// Defaults are the embedded defaults of SPEC §6.
+const (
+	DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/slotpay?sslmode=disable"
+	DefaultListenAddr  = ":8080"
+	DefaultPublicBase  = "http://localhost:8080"
+)
+
+// mockSecretKey stands in for STRIPE_SECRET_KEY when the API is a local mock,
+// which accepts any test-mode key.
+const mockSecretKey = "sk_test_slotpaymock000000"
+
+// Stripe's limits on a Checkout Session's expires_at.
+const (
+	minCheckoutTTL = 30 * time.Minute
+	maxCheckoutTTL = 24 * time.Hour
+)
+
+// Error names the variable that is wrong.
+type Error struct {
+	Variable string
+	Problem  string
+}
+
+func (e *Error) Error() string { return e.Variable + ": " + e.Problem }
+
+// Parse builds a Config from getenv, which is os.Getenv in production.
+func Parse(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		DatabaseURL:       p.str("DATABASE_URL", DefaultDatabaseURL),
+		ListenAddr:        p.str("LISTEN_ADDR", DefaultListenAddr),
+		PublicBaseURL:     p.baseURL("PUBLIC_BASE_URL", DefaultPublicBase),
+		StripeAPIBase:     p.apiBase("STRIPE_API_BASE"),
+		WebhookTolerance:  p.duration("WEBHOOK_TOLERANCE", 300*time.Second, time.Second, time.Hour),
+		PendingHold:       p.duration("PENDING_HOLD", 15*time.Minute, time.Minute, 24*time.Hour),
+		CheckoutTTL:       p.duration("CHECKOUT_TTL", minCheckoutTTL, minCheckoutTTL, maxCheckoutTTL),
+		ReconcileInterval: p.duration("RECONCILE_INTERVAL", time.Minute, time.Second, 24*time.Hour),
+		CookieSecure:      p.boolean("COOKIE_SECURE", true),
+		LogLevel:          p.logLevel("LOG_LEVEL"),
+	}
+	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
+	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")
+	if p.err != nil {
+		return Config{}, p.err
+	}
+	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
+		return Config{}, &Error{"DATABASE_URL", "must be a postgres:// URL"}
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return Config{}, &Error{"LISTEN_ADDR", fmt.Sprintf("must be host:port, got %q", c.ListenAddr)}
+	}
+	return c, nil
+}
+
+// Livemode reports whether the secret key is a live-mode key; events whose
+// livemode differs are not for this deployment.
+func (c Config) Livemode() bool {
+	return strings.HasPrefix(c.StripeSecretKey, "sk_live_") || strings.HasPrefix(c.StripeSecretKey, "rk_live_")
+}
+
+// parser keeps the first error so that Parse reads as a list of fields.
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) fail(name, problem string) {
+	if p.err == nil {
+		p.err = &Error{name, problem}
+	}
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) duration(name string, def, lo, hi time.Duration) time.Duration {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, fmt.Sprintf("not a duration: %q (e.g. 300s, 15m)", v))
+		return def
+	}
+	if d < lo || d > hi {
+		p.fail(name, fmt.Sprintf("must be between %s and %s, got %s", lo, hi, d))
+	}
+	return d
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	switch strings.ToLower(strings.TrimSpace(p.getenv(name))) {
+	case "":
+		return def
+	case "true", "1", "yes":
+		return true
+	case "false", "0", "no":
+		return false
+	default:
+		p.fail(name, "must be true or false")
+		return def
+	}
+}
+
+func (p *parser) logLevel(name string) slog.Level {
+	var l slog.Level
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return slog.LevelInfo
+	}
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		p.fail(name, "must be debug, info, warn or error")
+	}
+	return l
+}
+
+func (p *parser) baseURL(name, def string) *url.URL {
+	v := strings.TrimRight(p.str(name, def), "/")
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, fmt.Sprintf("must be an absolute http(s) URL, got %q", v))
+		return &url.URL{}
+	}
+	return u
+}
+
+func (p *parser) apiBase(name string) string {
+	v := strings.TrimRight(strings.TrimSpace(p.getenv(name)), "/")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, fmt.Sprintf("must be an absolute http(s) URL, got %q", v))
+	}
+	return v
+}
+
+// secretKey requires a key unless the API base is a mock on this machine.
+func (p *parser) secretKey(name, apiBase string) string {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		if isLoopback(apiBase) {
+			return mockSecretKey
+		}
+		p.fail(name, "is required (or set STRIPE_API_BASE to a local stripe-mock)")
+		return ""
+	}
+	if !strings.HasPrefix(v, "sk_") && !strings.HasPrefix(v, "rk_") {
+		p.fail(name, "must be a Stripe secret or restricted key (sk_… or rk_…)")
+	}
+	return v
+}
+
+func (p *parser) webhookSecrets(name string) []string {
+	var secrets []string
+	for s := range strings.SplitSeq(p.getenv(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			secrets = append(secrets, s)
+		}
+	}
+	if len(secrets) == 0 {
+		p.fail(name, "is required: the signing secret of the Stripe webhook endpoint (whsec_…); several may be given, comma-separated, while rotating")
+	}
+	return secrets
+}
+
+func isLoopback(base string) bool {
+	u, err := url.Parse(base)
+	if err != nil || base == "" {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

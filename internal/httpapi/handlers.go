@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+
+	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
+)
+
+// handlers implements the generated strict server. Expected failures are
+// returned as *apperr.Error and rendered by Server.writeError, the one place
+// that maps errors to the envelope.
+type handlers struct{ s *Server }
+
+var _ genapi.StrictServerInterface = (*handlers)(nil)
+
+func (h *handlers) ListResources(ctx context.Context, _ genapi.ListResourcesRequestObject) (genapi.ListResourcesResponseObject, error) {
+	rows, err := db.New(h.s.pool).ResourceListActive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]genapi.Resource, len(rows))
+	for i, r := range rows {
+		items[i] = resourceOut(r)
+	}
+	return genapi.ListResources200JSONResponse{Body: genapi.ResourceList{Items: items}}, nil
+}
+
+func (h *handlers) GetAvailability(ctx context.Context, req genapi.GetAvailabilityRequestObject) (genapi.GetAvailabilityResponseObject, error) {
+	d := req.Params.Date.Time
+	avail, err := booking.FreeSlots(ctx, db.New(h.s.pool), req.Id, d.Year(), d.Month(), d.Day())
+	if err != nil {
+		return nil, err
+	}
+	slots := make([]genapi.Slot, len(avail.Slots))
+	for i, s := range avail.Slots {
+		slots[i] = genapi.Slot{StartsAt: s.StartsAt.UTC(), EndsAt: s.EndsAt.UTC()}
+	}
+	return genapi.GetAvailability200JSONResponse{Body: genapi.Availability{
+		ResourceId: req.Id,
+		Date:       req.Params.Date,
+		Timezone:   avail.Resource.Timezone,
+		Slots:      slots,
+	}}, nil
+}
+
+func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRequestObject) (genapi.CreateBookingResponseObject, error) {
+	body := req.Body
+	b, err := booking.Hold(ctx, h.s.pool, booking.Request{
+		ResourceID:    body.ResourceId,
+		Slot:          booking.Slot{StartsAt: body.StartsAt, EndsAt: body.EndsAt},
+		CustomerEmail: string(body.Customer.Email),
+		CustomerName:  body.Customer.Name,
+	}, h.s.cfg.PendingHold)
+	if err != nil {
+		return nil, err
+	}
+	return genapi.CreateBooking201JSONResponse{Body: bookingOut(b)}, nil
+}
+
+func (h *handlers) GetBooking(ctx context.Context, req genapi.GetBookingRequestObject) (genapi.GetBookingResponseObject, error) {
+	b, err := booking.Get(ctx, db.New(h.s.pool), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return genapi.GetBooking200JSONResponse{Body: bookingOut(b)}, nil
+}
+
+func (h *handlers) CreateCheckout(ctx context.Context, req genapi.CreateCheckoutRequestObject) (genapi.CreateCheckoutResponseObject, error) {
+	session, err := h.s.checkout.Start(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return genapi.CreateCheckout200JSONResponse{Body: genapi.Checkout{
+		CheckoutUrl:       session.URL,
+		CheckoutSessionId: session.ID,
+		ExpiresAt:         session.ExpiresAt.UTC(),
+	}}, nil
+}
+
+// bookingOut is the public view of a booking: no customer data (SPEC §3).
+func bookingOut(b db.Booking) genapi.Booking {
+	return genapi.Booking{
+		Id:                b.ID,
+		ResourceId:        b.ResourceID,
+		Status:            genapi.BookingStatus(b.Status),
+		StartsAt:          b.StartsAt.UTC(),
+		EndsAt:            b.EndsAt.UTC(),
+		AmountTotal:       b.AmountTotal,
+		Currency:          b.Currency,
+		HoldExpiresAt:     b.HoldExpiresAt.UTC(),
+		CheckoutSessionId: b.CheckoutSessionID,
+		CreatedAt:         b.CreatedAt.UTC(),
+	}
+}
+
+func resourceOut(r db.Resource) genapi.Resource {
+	return genapi.Resource{
+		Id:               openapi_types.UUID(r.ID),
+		Slug:             r.Slug,
+		Name:             r.Name,
+		Description:      r.Description,
+		Timezone:         r.Timezone,
+		Currency:         r.Currency,
+		UnitAmount:       r.UnitAmount,
+		SlotMinutes:      r.SlotMinutes,
+		MinSlots:         r.MinSlots,
+		MaxSlots:         r.MaxSlots,
+		OpenTime:         clock(r.OpenTime),
+		CloseTime:        clock(r.CloseTime),
+		MinNoticeMinutes: r.MinNoticeMinutes,
+		HorizonDays:      r.HorizonDays,
+		Active:           r.Active,
+	}
+}
+
+func clock(t pgtype.Time) string {
+	return time.Time{}.Add(time.Duration(t.Microseconds) * time.Microsecond).Format("15:04")
+}

@@ -1,0 +1,158 @@
+// Package idempotency makes POST requests safe to retry (SPEC §3): the first
+// response to an Idempotency-Key is stored in PostgreSQL for 24 hours and
+// replayed for the same request; another request under the same key, or one
+// that arrives while the first is in flight, is refused.
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/database"
+)
+
+// Header is the request header that carries the key.
+const Header = "Idempotency-Key"
+
+// lease bounds how long a key stays in flight if the instance serving it dies
+// before answering; longer than any request may take.
+const lease = time.Minute
+
+// Middleware applies Idempotency-Key to POST requests. The body must already
+// be readable again (the caller buffers it); writeError renders refusals.
+func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
+	q := db.New(pool)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key := r.Header.Get(Header)
+			if r.Method != http.MethodPost || key == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if len(key) > 255 {
+				writeError(w, r, apperr.New(apperr.InvalidRequest, "Idempotency-Key must be 1 to 255 characters"))
+				return
+			}
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeError(w, r, apperr.Wrap(err, apperr.InvalidRequest, "the request body could not be read"))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			hash := requestHash(r.Method, r.URL.Path, body)
+			// Storing or freeing the key must happen even if the client
+			// has gone away meanwhile.
+			ctx := context.WithoutCancel(r.Context())
+
+			claimed, err := claim(r, q, key, hash)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			if !claimed {
+				replayOrRefuse(w, r, q, key, hash, writeError)
+				return
+			}
+
+			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+			stored := false
+			defer func() {
+				// A 5xx or a panic frees the key, so that a retry runs afresh.
+				if !stored {
+					if err := q.IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Key: key, RequestHash: hash}); err != nil {
+						logger.LogAttrs(ctx, slog.LevelError, "release idempotency key", slog.String("error", err.Error()))
+					}
+				}
+			}()
+			next.ServeHTTP(rec, r)
+			if rec.status >= 500 {
+				return
+			}
+			status := int32(rec.status)
+			err = q.IdempotencyKeyStoreResponse(ctx, db.IdempotencyKeyStoreResponseParams{
+				Key: key, RequestHash: hash, ResponseStatus: &status, ResponseBody: rec.body.Bytes(),
+			})
+			if err != nil {
+				// The client has its answer; a retry within the lease is
+				// told the key is in use, after it runs afresh.
+				logger.LogAttrs(ctx, slog.LevelError, "store idempotent response", slog.String("error", err.Error()))
+				return
+			}
+			stored = true
+		})
+	}
+}
+
+// claim takes the key for this request, or reports that it is taken.
+func claim(r *http.Request, q *db.Queries, key string, hash []byte) (bool, error) {
+	_, err := q.IdempotencyKeyClaim(r.Context(), db.IdempotencyKeyClaimParams{
+		Key: key, RequestHash: hash, LockedUntil: new(time.Now().Add(lease)),
+	})
+	if database.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return true, nil
+}
+
+func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, key string, hash []byte, writeError func(http.ResponseWriter, *http.Request, error)) {
+	row, err := q.IdempotencyKeyGet(r.Context(), key)
+	switch {
+	case database.IsNotFound(err):
+		// The first request failed and freed the key between our claim and
+		// this read; the client may simply retry.
+		writeError(w, r, apperr.New(apperr.IdempotencyKeyInUse, "a request with this Idempotency-Key was just being processed; retry"))
+	case err != nil:
+		writeError(w, r, fmt.Errorf("read idempotency key: %w", err))
+	case !bytes.Equal(row.RequestHash, hash):
+		writeError(w, r, apperr.New(apperr.IdempotencyKeyReused, "this Idempotency-Key was used for a different request"))
+	case row.ResponseStatus == nil:
+		writeError(w, r, apperr.New(apperr.IdempotencyKeyInUse, "a request with this Idempotency-Key is still being processed"))
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(int(*row.ResponseStatus))
+		_, _ = w.Write(row.ResponseBody)
+	}
+}
+
+// requestHash identifies "the same request": method, path and body.
+func requestHash(method, path string, body []byte) []byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", method, path)
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// recorder passes the response through and keeps a copy of it.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	body        bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}

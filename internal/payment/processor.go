@@ -1,0 +1,301 @@
+package payment
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/database"
+)
+
+// Source says how an event reached slotpay.
+type Source string
+
+const (
+	SourceWebhook   Source = "webhook"
+	SourceReconcile Source = "reconcile"
+	SourceReplay    Source = "replay"
+)
+
+// Result is what processing one event did.
+type Result struct {
+	EventID   string
+	Type      string
+	Duplicate bool
+	Outcome   booking.Outcome
+	BookingID *uuid.UUID
+	Detail    string
+}
+
+// Processor applies verified Stripe events.
+type Processor struct {
+	pool     *pgxpool.Pool
+	stripe   *client.API
+	livemode bool
+	logger   *slog.Logger
+}
+
+// NewProcessor returns a Processor for a deployment in livemode (from the
+// secret key). stripe is used after commit to request refunds.
+func NewProcessor(pool *pgxpool.Pool, stripe *client.API, livemode bool, logger *slog.Logger) *Processor {
+	return &Processor{pool: pool, stripe: stripe, livemode: livemode, logger: logger}
+}
+
+// Process records a verified event in the ledger and applies it, in one
+// transaction (SPEC §4.5): either both happen or, on any error, neither, so
+// Stripe's retry processes the event afresh. A second delivery of an event id
+// changes nothing and reports Duplicate.
+func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Result, error) {
+	ev, err := parseEvent(raw)
+	if err != nil {
+		return Result{}, err
+	}
+	var (
+		res     Result
+		refunds []refundRequest
+	)
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		q := db.New(tx)
+		// The unique index on stripe_event_id decides duplicates: a
+		// concurrent delivery of the same event waits here until this
+		// transaction ends, then finds the row.
+		rowID, err := q.PaymentEventInsert(ctx, db.PaymentEventInsertParams{
+			StripeEventID:     ev.ID,
+			Type:              ev.Type,
+			APIVersion:        ev.APIVersion,
+			Livemode:          ev.Livemode,
+			StripeCreatedAt:   ev.Created,
+			Source:            string(source),
+			CheckoutSessionID: optional(ev.SessionID),
+			PaymentIntentID:   optional(ev.PaymentIntentID),
+			Payload:           raw,
+		})
+		if database.IsNotFound(err) {
+			res = Result{EventID: ev.ID, Type: ev.Type, Duplicate: true}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+		a := applier{tx: tx, q: q, livemode: p.livemode}
+		res, err = a.apply(ctx, rowID, ev)
+		refunds = a.refunds
+		return err
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
+	}
+	for _, r := range refunds {
+		p.requestRefund(ctx, r)
+	}
+	return res, nil
+}
+
+// applier applies events inside one transaction.
+type applier struct {
+	tx       pgx.Tx
+	q        *db.Queries
+	livemode bool
+	// refunds are requested at Stripe after commit: never hold a
+	// transaction open across a network call.
+	refunds []refundRequest
+}
+
+type refundRequest struct {
+	BookingID       uuid.UUID
+	PaymentIntentID string
+}
+
+func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, error) {
+	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID) (Result, error) {
+		err := a.q.PaymentEventSetOutcome(ctx, db.PaymentEventSetOutcomeParams{
+			ID: rowID, Outcome: string(outcome), Detail: detail, BookingID: bookingID,
+		})
+		if err != nil {
+			return Result{}, fmt.Errorf("record outcome: %w", err)
+		}
+		return Result{EventID: ev.ID, Type: ev.Type, Outcome: outcome, BookingID: bookingID, Detail: detail}, nil
+	}
+
+	if ev.Livemode != a.livemode {
+		return record(booking.Ignored, fmt.Sprintf("livemode %t does not match this deployment's key (livemode %t)", ev.Livemode, a.livemode), nil)
+	}
+	if !ev.Handled {
+		return record(booking.Ignored, "event type not handled", nil)
+	}
+	b, found, err := a.lockBooking(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return record(booking.Unmatched, "no booking matches yet; applied when one does", nil)
+	}
+
+	var linkedSession, linkedIntent bool
+	if ev.SessionID != "" {
+		switch {
+		case b.CheckoutSessionID == nil:
+			// The webhook overtook the checkout response: link the session
+			// now; the response will find it linked.
+			if err := a.q.BookingLinkCheckoutSession(ctx, db.BookingLinkCheckoutSessionParams{ID: b.ID, CheckoutSessionID: &ev.SessionID}); err != nil {
+				return Result{}, fmt.Errorf("link session: %w", err)
+			}
+			linkedSession = true
+		case *b.CheckoutSessionID != ev.SessionID:
+			detail := fmt.Sprintf("concerns session %s, not the booking's session %s", ev.SessionID, *b.CheckoutSessionID)
+			if ev.Fact.Kind == booking.SessionPaid {
+				return record(booking.Review, "paid through a session that is not the booking's: "+detail, &b.ID)
+			}
+			return record(booking.Ignored, detail, &b.ID)
+		}
+	}
+	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
+		if err := a.q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{ID: b.ID, PaymentIntentID: &ev.PaymentIntentID}); err != nil {
+			return Result{}, fmt.Errorf("link payment intent: %w", err)
+		}
+		b.PaymentIntentID = &ev.PaymentIntentID
+		linkedIntent = true
+	}
+
+	d := booking.Decide(booking.Booking{Status: booking.Status(b.Status), AmountTotal: b.AmountTotal, Currency: b.Currency}, ev.Fact)
+	if d.To != booking.Status(b.Status) {
+		if d, err = a.transition(ctx, b, d, ev); err != nil {
+			return Result{}, err
+		}
+	}
+	if d.MarkDisputed {
+		if err := a.q.BookingMarkDisputed(ctx, b.ID); err != nil {
+			return Result{}, fmt.Errorf("mark disputed: %w", err)
+		}
+	}
+	res, err := record(d.Outcome, d.Reason, &b.ID)
+	if err != nil {
+		return Result{}, err
+	}
+
+	// Events that arrived before this link existed were kept as unmatched;
+	// they are applied now, in this transaction, in the order Stripe
+	// created them.
+	if linkedSession {
+		if err := a.applyWaiting(ctx, a.q.PaymentEventListUnmatchedBySession, ev.SessionID); err != nil {
+			return Result{}, err
+		}
+	}
+	if linkedIntent {
+		if err := a.applyWaiting(ctx, a.q.PaymentEventListUnmatchedByPaymentIntent, ev.PaymentIntentID); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// lockBooking finds the event's booking (SPEC §2.1, matching) and locks it.
+func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, error) {
+	var (
+		id    uuid.UUID
+		err   error
+		found bool
+	)
+	switch {
+	case ev.SessionID != "":
+		id, err = a.q.BookingIDByCheckoutSession(ctx, &ev.SessionID)
+		found = err == nil
+		if !found && database.IsNotFound(err) && ev.ReferenceID != nil {
+			id, found, err = *ev.ReferenceID, true, nil
+		}
+	case ev.PaymentIntentID != "":
+		id, err = a.q.BookingIDByPaymentIntent(ctx, &ev.PaymentIntentID)
+		found = err == nil
+	}
+	if err != nil && !database.IsNotFound(err) {
+		return db.Booking{}, false, fmt.Errorf("match booking: %w", err)
+	}
+	if !found {
+		return db.Booking{}, false, nil
+	}
+	b, err := a.q.BookingGetByIDForUpdate(ctx, id)
+	if database.IsNotFound(err) {
+		return db.Booking{}, false, nil
+	}
+	if err != nil {
+		return db.Booking{}, false, fmt.Errorf("lock booking %s: %w", id, err)
+	}
+	return b, true, nil
+}
+
+// transition applies a decided status change. A late payment that would
+// retake a slot someone else holds by now falls back to IfSlotTaken
+// (refund_pending), decided by the exclusion constraint itself.
+func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event) (booking.Decision, error) {
+	if d.IfSlotTaken == "" {
+		_, err := booking.Transition(ctx, a.q, b, d.To, ev.Type, &ev.ID)
+		return d, err
+	}
+	err := pgx.BeginFunc(ctx, a.tx, func(savepoint pgx.Tx) error {
+		_, err := booking.Transition(ctx, db.New(savepoint), b, d.To, ev.Type, &ev.ID)
+		return err
+	})
+	if !database.IsOverlap(err) {
+		return d, err
+	}
+	if _, err := booking.Transition(ctx, a.q, b, d.IfSlotTaken, ev.Type, &ev.ID); err != nil {
+		return d, err
+	}
+	d.Reason += "; the slot is taken by another booking, so the payment is refunded in full"
+	d.To = d.IfSlotTaken
+	if d.To == booking.RefundPending && b.PaymentIntentID != nil {
+		a.refunds = append(a.refunds, refundRequest{BookingID: b.ID, PaymentIntentID: *b.PaymentIntentID})
+	}
+	return d, nil
+}
+
+type waitingEvents func(ctx context.Context, key *string) ([]db.PaymentEvent, error)
+
+func (a *applier) applyWaiting(ctx context.Context, list waitingEvents, key string) error {
+	rows, err := list(ctx, &key)
+	if err != nil {
+		return fmt.Errorf("list events waiting for %s: %w", key, err)
+	}
+	for _, row := range rows {
+		ev, err := parseEvent(row.Payload)
+		if err != nil {
+			return fmt.Errorf("reread waiting event %d: %w", row.ID, err)
+		}
+		if _, err := a.apply(ctx, row.ID, ev); err != nil {
+			return fmt.Errorf("apply waiting event %s: %w", ev.ID, err)
+		}
+	}
+	return nil
+}
+
+// requestRefund asks Stripe for a full refund of a late payment whose slot is
+// gone. The idempotency key is derived from the booking, so a retry (or the
+// reconciler) never refunds twice. A failure leaves the booking in
+// refund_pending, where the reconciler finds it.
+func (p *Processor) requestRefund(ctx context.Context, r refundRequest) {
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(r.PaymentIntentID)}
+	params.Context = ctx
+	params.SetIdempotencyKey("slotpay-refund-" + r.BookingID.String())
+	params.AddMetadata("booking_id", r.BookingID.String())
+	if _, err := p.stripe.Refunds.New(params); err != nil {
+		p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
+			slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
+		return
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", r.BookingID.String()))
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

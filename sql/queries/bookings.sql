@@ -1,0 +1,103 @@
+-- name: BookingInsert :one
+INSERT INTO bookings (
+    id, resource_id, customer_email, customer_name, starts_at, ends_at,
+    status, amount_total, currency, hold_expires_at
+) VALUES (
+    @id, @resource_id, @customer_email, @customer_name, @starts_at, @ends_at,
+    'pending_payment', @amount_total, @currency, @hold_expires_at
+)
+RETURNING *;
+
+-- name: BookingGetByID :one
+SELECT * FROM bookings WHERE id = $1;
+
+-- name: BookingGetByIDForUpdate :one
+SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
+
+-- name: BookingIDByCheckoutSession :one
+SELECT id FROM bookings WHERE checkout_session_id = $1;
+
+-- name: BookingIDByPaymentIntent :one
+SELECT id FROM bookings WHERE payment_intent_id = $1;
+
+-- name: BookingExpireLapsedHoldsOverlapping :many
+-- Releases holds that lapsed before any Checkout Session was created for them:
+-- nobody can pay them, so they must not block a new booking. Runs in the
+-- transaction that inserts the new booking.
+UPDATE bookings
+SET status = 'expired', updated_at = now()
+WHERE resource_id = @resource_id
+  AND status = 'pending_payment'
+  AND checkout_session_id IS NULL
+  AND hold_expires_at <= now()
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@starts_at::timestamptz, @ends_at::timestamptz, '[)')
+RETURNING id;
+
+-- name: BookingListHoldingBetween :many
+-- Intervals that are not free on a resource: slot-holding bookings, except
+-- lapsed holds without a session (the next booking releases those).
+SELECT starts_at, ends_at FROM bookings
+WHERE resource_id = @resource_id
+  AND status IN ('pending_payment', 'processing', 'confirmed', 'needs_review')
+  AND NOT (status = 'pending_payment' AND checkout_session_id IS NULL AND hold_expires_at <= now())
+  AND starts_at < @until::timestamptz
+  AND ends_at > @since::timestamptz
+ORDER BY starts_at;
+
+-- name: BookingReserveCheckout :one
+-- First phase of checkout: fix the session's expires_at in the database
+-- before calling Stripe, and hold the slot until then. A concurrent or retried
+-- call finds the same value and sends Stripe the same parameters.
+UPDATE bookings
+SET checkout_expires_at = COALESCE(checkout_expires_at, @proposed_expires_at::timestamptz),
+    hold_expires_at = COALESCE(checkout_expires_at, @proposed_expires_at::timestamptz),
+    updated_at = now()
+WHERE id = @id
+  AND status = 'pending_payment'
+  AND checkout_session_id IS NULL
+  AND hold_expires_at > now()
+RETURNING *;
+
+-- name: BookingReleaseCheckoutReservation :exec
+-- Undoes BookingReserveCheckout after Stripe refused to create the session:
+-- no session URL was ever handed out, so the original hold applies again.
+UPDATE bookings
+SET checkout_expires_at = NULL, hold_expires_at = @hold_expires_at, updated_at = now()
+WHERE id = @id
+  AND checkout_session_id IS NULL
+  AND checkout_expires_at = @checkout_expires_at;
+
+-- name: BookingAttachCheckoutSession :one
+-- Stores the session Stripe created. The webhook may already have linked the
+-- same session (it can overtake the checkout response), so an equal id is fine.
+UPDATE bookings
+SET checkout_session_id = @checkout_session_id,
+    checkout_url = @checkout_url,
+    hold_expires_at = @hold_expires_at,
+    checkout_expires_at = @hold_expires_at,
+    updated_at = now()
+WHERE id = @id
+  AND (checkout_session_id IS NULL OR checkout_session_id = @checkout_session_id)
+RETURNING *;
+
+-- name: BookingLinkCheckoutSession :exec
+-- Links a session learnt from a webhook before the checkout response stored it.
+UPDATE bookings
+SET checkout_session_id = @checkout_session_id, updated_at = now()
+WHERE id = @id AND checkout_session_id IS NULL;
+
+-- name: BookingLinkPaymentIntent :exec
+UPDATE bookings
+SET payment_intent_id = @payment_intent_id, updated_at = now()
+WHERE id = @id AND payment_intent_id IS NULL;
+
+-- name: BookingSetStatus :one
+-- The one way a booking's status changes: conditional on the status the
+-- caller read under its row lock.
+UPDATE bookings
+SET status = @to_status, updated_at = now()
+WHERE id = @id AND status = @from_status
+RETURNING *;
+
+-- name: BookingMarkDisputed :exec
+UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1;

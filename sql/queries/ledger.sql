@@ -1,0 +1,43 @@
+-- name: PaymentEventInsert :one
+-- A conflict on stripe_event_id means the event was recorded before: the
+-- caller sees no row and treats the delivery as a duplicate. Concurrent
+-- duplicates wait here on the unique index until the first commits.
+INSERT INTO payment_events (
+    stripe_event_id, type, api_version, livemode, stripe_created_at, source,
+    checkout_session_id, payment_intent_id, outcome, payload
+) VALUES (
+    @stripe_event_id, @type, @api_version, @livemode, @stripe_created_at, @source,
+    @checkout_session_id, @payment_intent_id, 'ignored', @payload
+)
+ON CONFLICT (stripe_event_id) DO NOTHING
+RETURNING id;
+
+-- name: PaymentEventSetOutcome :exec
+-- Sets what the event did. An event leaving 'unmatched' is stamped resolved:
+-- it waited for its booking and was applied when the link appeared.
+UPDATE payment_events
+SET outcome = @outcome,
+    detail = @detail,
+    booking_id = @booking_id,
+    resolved_at = CASE WHEN outcome = 'unmatched' AND @outcome <> 'unmatched' THEN now() ELSE resolved_at END
+WHERE id = @id;
+
+-- name: PaymentEventListUnmatchedByPaymentIntent :many
+SELECT * FROM payment_events
+WHERE outcome = 'unmatched' AND payment_intent_id = $1
+ORDER BY stripe_created_at, id;
+
+-- name: PaymentEventListUnmatchedBySession :many
+SELECT * FROM payment_events
+WHERE outcome = 'unmatched' AND checkout_session_id = $1
+ORDER BY stripe_created_at, id;
+
+-- name: PaymentEventListByBooking :many
+SELECT * FROM payment_events WHERE booking_id = $1 ORDER BY id;
+
+-- name: StatusChangeInsert :exec
+INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
+VALUES (@booking_id, @from_status, @to_status, @cause, @stripe_event_id);
+
+-- name: StatusChangeListByBooking :many
+SELECT * FROM booking_status_changes WHERE booking_id = $1 ORDER BY id;

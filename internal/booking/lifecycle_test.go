@@ -1,0 +1,85 @@
+package booking_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/slotpay/slotpay/internal/booking"
+)
+
+// TestDecide walks SPEC §2.1 row by row. Each subtest is named after its row;
+// the HTTP and webhook tests prove the same rows against PostgreSQL.
+func TestDecide(t *testing.T) {
+	t.Parallel()
+
+	const amount, currency = 9000, "eur"
+	paid := booking.Fact{Kind: booking.SessionPaid, AmountTotal: amount, Currency: currency}
+	at := func(s booking.Status) booking.Booking {
+		return booking.Booking{Status: s, AmountTotal: amount, Currency: currency}
+	}
+
+	type row struct {
+		name        string
+		from        booking.Status
+		fact        booking.Fact
+		to          booking.Status
+		outcome     booking.Outcome
+		ifSlotTaken booking.Status
+		disputed    bool
+	}
+	rows := []row{
+		{"CompletedPaid_PendingPayment_Confirmed", booking.PendingPayment, paid, booking.Confirmed, booking.Applied, "", false},
+		{"CompletedPaid_Processing_Confirmed", booking.Processing, paid, booking.Confirmed, booking.Applied, "", false},
+		{"CompletedPaid_AmountDiffers_NeedsReview", booking.PendingPayment,
+			booking.Fact{Kind: booking.SessionPaid, AmountTotal: amount - 1, Currency: currency}, booking.NeedsReview, booking.Review, "", false},
+		{"CompletedPaid_CurrencyDiffers_NeedsReview", booking.Processing,
+			booking.Fact{Kind: booking.SessionPaid, AmountTotal: amount, Currency: "usd"}, booking.NeedsReview, booking.Review, "", false},
+		{"LatePayment_Expired_ConfirmedIfFreeElseRefundPending", booking.Expired, paid, booking.Confirmed, booking.Applied, booking.RefundPending, false},
+		{"LatePayment_Cancelled_ConfirmedIfFreeElseRefundPending", booking.Cancelled, paid, booking.Confirmed, booking.Applied, booking.RefundPending, false},
+		{"CompletedUnpaid_PendingPayment_Processing", booking.PendingPayment, booking.Fact{Kind: booking.SessionUnpaid}, booking.Processing, booking.Applied, "", false},
+		{"AsyncSucceeded_Processing_Confirmed", booking.Processing, paid, booking.Confirmed, booking.Applied, "", false},
+		{"AsyncFailed_Processing_PaymentFailed", booking.Processing, booking.Fact{Kind: booking.AsyncPaymentFailed}, booking.PaymentFailed, booking.Applied, "", false},
+		{"SessionExpired_PendingPayment_Expired", booking.PendingPayment, booking.Fact{Kind: booking.SessionExpired}, booking.Expired, booking.Applied, "", false},
+		{"ChargeRefundedFull_Confirmed_Refunded", booking.Confirmed, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
+		{"ChargeRefundedFull_NeedsReview_Refunded", booking.NeedsReview, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
+		{"ChargeRefundedFull_RefundPending_Refunded", booking.RefundPending, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
+		{"ChargeRefundedPartial_Unchanged", booking.Confirmed, booking.Fact{Kind: booking.ChargeRefunded}, booking.Confirmed, booking.Applied, "", false},
+		{"DisputeCreated_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeCreated}, booking.Confirmed, booking.Applied, "", true},
+		{"HoldLapsed_PendingPayment_Expired", booking.PendingPayment, booking.Fact{Kind: booking.HoldLapsed}, booking.Expired, booking.Applied, "", false},
+		{"CustomerCancel_PendingPayment_Cancelled", booking.PendingPayment, booking.Fact{Kind: booking.CustomerCancel}, booking.Cancelled, booking.Applied, "", false},
+
+		// Events that do not fit the current status change nothing.
+		{"CompletedPaid_Confirmed_Ignored", booking.Confirmed, paid, booking.Confirmed, booking.Ignored, "", false},
+		{"CompletedPaid_Refunded_Ignored", booking.Refunded, paid, booking.Refunded, booking.Ignored, "", false},
+		{"CompletedPaid_PaymentFailed_Review", booking.PaymentFailed, paid, booking.PaymentFailed, booking.Review, "", false},
+		{"SessionExpired_Confirmed_Ignored", booking.Confirmed, booking.Fact{Kind: booking.SessionExpired}, booking.Confirmed, booking.Ignored, "", false},
+		{"ChargeRefundedFull_PendingPayment_Ignored", booking.PendingPayment, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.PendingPayment, booking.Ignored, "", false},
+		{"CustomerCancel_Confirmed_Ignored", booking.Confirmed, booking.Fact{Kind: booking.CustomerCancel}, booking.Confirmed, booking.Ignored, "", false},
+		{"HoldLapsed_Processing_Ignored", booking.Processing, booking.Fact{Kind: booking.HoldLapsed}, booking.Processing, booking.Ignored, "", false},
+	}
+	for _, r := range rows {
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			d := booking.Decide(at(r.from), r.fact)
+			require.Equal(t, r.to, d.To)
+			require.Equal(t, r.outcome, d.Outcome)
+			require.Equal(t, r.ifSlotTaken, d.IfSlotTaken)
+			require.Equal(t, r.disputed, d.MarkDisputed)
+			require.NotEmpty(t, d.Reason)
+		})
+	}
+}
+
+// TestHoldsSlot pins the statuses the bookings_no_overlap constraint lists.
+func TestHoldsSlot(t *testing.T) {
+	t.Parallel()
+	holding := map[booking.Status]bool{
+		booking.PendingPayment: true, booking.Processing: true, booking.Confirmed: true, booking.NeedsReview: true,
+		booking.RefundPending: false, booking.Expired: false, booking.PaymentFailed: false,
+		booking.Cancelled: false, booking.Refunded: false,
+	}
+	for s, want := range holding {
+		require.Equal(t, want, s.HoldsSlot(), s)
+	}
+}

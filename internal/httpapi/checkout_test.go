@@ -1,0 +1,192 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+// stripeRecorder sits in front of stripe-mock and keeps what slotpay sent
+// to Stripe, so a test can check the parameters of each call.
+type stripeRecorder struct {
+	mu       sync.Mutex
+	requests []recordedRequest
+}
+
+type recordedRequest struct {
+	Path           string
+	IdempotencyKey string
+	Form           url.Values
+}
+
+func newStripeRecorder(t *testing.T) (*stripeRecorder, string) {
+	target, err := url.Parse(testkit.StripeMock(t))
+	require.NoError(t, err)
+	rec := &stripeRecorder{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		require.NoError(t, err)
+		form, err := url.ParseQuery(string(body))
+		require.NoError(t, err)
+		rec.mu.Lock()
+		rec.requests = append(rec.requests, recordedRequest{Path: r.URL.Path, IdempotencyKey: r.Header.Get("Idempotency-Key"), Form: form})
+		rec.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return rec, srv.URL
+}
+
+func (r *stripeRecorder) calls(path string) []recordedRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []recordedRequest
+	for _, c := range r.requests {
+		if c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestCheckout(t *testing.T) {
+	t.Parallel()
+
+	t.Run("CreatesSessionPricedFromTheDatabase", func(t *testing.T) {
+		t.Parallel()
+		rec, base := newStripeRecorder(t)
+		b := setup(t, withStripe(base))
+		bk := b.hold(t, at(10), at(12))
+		before := time.Now()
+		co := b.checkout(t, bk.Id)
+
+		require.NotEmpty(t, co.CheckoutUrl)
+		require.Regexp(t, `^cs_test_`, co.CheckoutSessionId)
+		require.WithinRange(t, co.ExpiresAt, before.Add(checkoutTTL-2*time.Second), time.Now().Add(checkoutTTL+time.Second))
+
+		calls := rec.calls("/v1/checkout/sessions")
+		require.Len(t, calls, 1)
+		f := calls[0].Form
+		id := bk.Id.String()
+		require.Equal(t, "payment", f.Get("mode"))
+		require.Equal(t, id, f.Get("client_reference_id"))
+		require.Equal(t, id, f.Get("metadata[booking_id]"))
+		require.Equal(t, id, f.Get("payment_intent_data[metadata][booking_id]"))
+		require.Equal(t, "ada@example.com", f.Get("customer_email"))
+		require.Equal(t, "1", f.Get("line_items[0][quantity]"))
+		require.Equal(t, "9000", f.Get("line_items[0][price_data][unit_amount]"))
+		require.Equal(t, "eur", f.Get("line_items[0][price_data][currency]"))
+		require.Equal(t, strconv.FormatInt(co.ExpiresAt.Unix(), 10), f.Get("expires_at"))
+		require.Equal(t, b.url+"/booking/success?booking_id="+id+"&session_id={CHECKOUT_SESSION_ID}", f.Get("success_url"))
+		require.Equal(t, b.url+"/booking/cancel?booking_id="+id, f.Get("cancel_url"))
+		require.Equal(t, "slotpay-checkout-"+id+"-"+strconv.FormatInt(co.ExpiresAt.Unix(), 10), calls[0].IdempotencyKey)
+
+		// The hold now ends with the session: the expires_at slotpay sent,
+		// not the fixture stripe-mock echoes back.
+		row := b.booking(t, bk.Id)
+		require.True(t, row.HoldExpiresAt.Equal(co.ExpiresAt), "%s != %s", row.HoldExpiresAt, co.ExpiresAt)
+		require.Equal(t, co.CheckoutSessionId, *row.CheckoutSessionID)
+		got, err := b.client.GetBookingWithResponse(t.Context(), bk.Id)
+		require.NoError(t, err)
+		require.Equal(t, co.CheckoutSessionId, *got.JSON200.CheckoutSessionId)
+	})
+
+	t.Run("ReusesTheOpenSession", func(t *testing.T) {
+		t.Parallel()
+		rec, base := newStripeRecorder(t)
+		b := setup(t, withStripe(base))
+		bk := b.hold(t, at(10), at(12))
+		first := b.checkout(t, bk.Id)
+		second := b.checkout(t, bk.Id)
+		require.Equal(t, first, second)
+		require.Len(t, rec.calls("/v1/checkout/sessions"), 1)
+	})
+
+	t.Run("ConcurrentCallsSendStripeOneRequest", func(t *testing.T) {
+		t.Parallel()
+		rec, base := newStripeRecorder(t)
+		b := setup(t, withStripe(base))
+		bk := b.hold(t, at(10), at(12))
+		var wg sync.WaitGroup
+		for range 5 {
+			wg.Go(func() {
+				resp, err := b.client.CreateCheckoutWithResponse(t.Context(), bk.Id, &genapi.CreateCheckoutParams{})
+				if err == nil && resp.StatusCode() != http.StatusOK {
+					t.Errorf("checkout: %d %s", resp.StatusCode(), resp.Body)
+				}
+			})
+		}
+		wg.Wait()
+		// Every call that reached Stripe sent the same idempotency key and
+		// parameters, so Stripe answers them with one session.
+		keys := map[string]bool{}
+		for _, c := range rec.calls("/v1/checkout/sessions") {
+			keys[c.IdempotencyKey] = true
+		}
+		require.Len(t, keys, 1)
+	})
+
+	t.Run("ErrInvalidState", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		confirmed := b.hold(t, at(10), at(11))
+		b.db.Exec(t, "UPDATE bookings SET status = 'confirmed' WHERE id = $1", confirmed.Id)
+		lapsed := b.hold(t, at(12), at(13))
+		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+
+		for name, id := range map[string]uuid.UUID{"NotPendingPayment": confirmed.Id, "HoldLapsed": lapsed.Id} {
+			t.Run(name, func(t *testing.T) {
+				resp, err := b.client.CreateCheckoutWithResponse(t.Context(), id, &genapi.CreateCheckoutParams{})
+				require.NoError(t, err)
+				requireError(t, http.StatusConflict, "invalid_state", resp.StatusCode(), resp.Body)
+			})
+		}
+	})
+
+	t.Run("ErrNotFound", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		resp, err := b.client.CreateCheckoutWithResponse(t.Context(), testUUID(), &genapi.CreateCheckoutParams{})
+		require.NoError(t, err)
+		requireError(t, http.StatusNotFound, "not_found", resp.StatusCode(), resp.Body)
+	})
+
+	t.Run("ErrPaymentProvider_BookingUnchanged", func(t *testing.T) {
+		t.Parallel()
+		failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusPaymentRequired)
+			_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","message":"secret internal detail from Stripe"}}`))
+		}))
+		t.Cleanup(failing.Close)
+		b := setup(t, withStripe(failing.URL))
+		bk := b.hold(t, at(10), at(12))
+		before := b.booking(t, bk.Id)
+
+		resp, err := b.client.CreateCheckoutWithResponse(t.Context(), bk.Id, &genapi.CreateCheckoutParams{})
+		require.NoError(t, err)
+		requireError(t, http.StatusBadGateway, "payment_provider_error", resp.StatusCode(), resp.Body)
+		require.NotContains(t, string(resp.Body), "secret internal detail")
+
+		after := b.booking(t, bk.Id)
+		require.Equal(t, before.Status, after.Status)
+		require.True(t, before.HoldExpiresAt.Equal(after.HoldExpiresAt))
+		require.Nil(t, after.CheckoutSessionID)
+		require.Nil(t, after.CheckoutExpiresAt)
+	})
+}

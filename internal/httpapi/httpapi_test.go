@@ -1,0 +1,306 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/stretchr/testify/require"
+
+	apispec "github.com/slotpay/slotpay/api"
+	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/payment"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+const (
+	webhookSecret = "whsec_test_current"
+	checkoutTTL   = 30 * time.Minute
+	pendingHold   = 15 * time.Minute
+)
+
+// testBundle is a running slotpay on its own database, and what a test needs
+// to talk to it.
+type testBundle struct {
+	db       testkit.TestDB
+	url      string
+	client   *genapi.ClientWithResponses
+	http     *http.Client // validates every response against api/openapi.yaml
+	resource db.Resource  // UTC, 09:00–21:00, 60-minute slots, 1–4 slots, 45.00 eur a slot
+}
+
+type setupOptions struct {
+	stripeBase     string
+	webhookSecrets []string
+	livemode       bool
+}
+
+type option func(*setupOptions)
+
+// withStripe points the server at another Stripe API than stripe-mock.
+func withStripe(base string) option { return func(o *setupOptions) { o.stripeBase = base } }
+
+func withWebhookSecrets(s ...string) option { return func(o *setupOptions) { o.webhookSecrets = s } }
+
+func setup(t *testing.T, opts ...option) *testBundle {
+	t.Helper()
+	o := setupOptions{webhookSecrets: []string{webhookSecret}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.stripeBase == "" {
+		o.stripeBase = testkit.StripeMock(t)
+	}
+	tdb := testkit.NewDatabase(t)
+	logger := slog.New(slog.DiscardHandler)
+	sc := testkit.StripeClient(t, o.stripeBase)
+
+	srv := httptest.NewUnstartedServer(nil)
+	public, err := url.Parse("http://" + srv.Listener.Addr().String())
+	require.NoError(t, err)
+	handler, err := httpapi.NewServer(httpapi.Config{
+		WebhookSecrets:   o.webhookSecrets,
+		WebhookTolerance: 300 * time.Second,
+		PendingHold:      pendingHold,
+	}, tdb.Pool, logger,
+		payment.NewProcessor(tdb.Pool, sc, o.livemode, logger),
+		checkout.NewStarter(tdb.Pool, sc, public, checkoutTTL))
+	require.NoError(t, err)
+	srv.Config.Handler = handler
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
+	client, err := genapi.NewClientWithResponses(srv.URL, genapi.WithHTTPClient(hc))
+	require.NoError(t, err)
+	return &testBundle{
+		db: tdb, url: srv.URL, client: client, http: hc,
+		resource: createResource(t, tdb, nil),
+	}
+}
+
+// createResource is the resource factory: a bookable UTC resource, changed by
+// edit when given.
+func createResource(t *testing.T, tdb testkit.TestDB, edit func(*db.ResourceUpsertBySlugParams)) db.Resource {
+	t.Helper()
+	p := db.ResourceUpsertBySlugParams{
+		ID:               uuid.Must(uuid.NewV7()),
+		Slug:             "studio-" + uuid.NewString()[:8],
+		Name:             "Studio",
+		Timezone:         "UTC",
+		Currency:         "eur",
+		UnitAmount:       4500,
+		SlotMinutes:      60,
+		MinSlots:         1,
+		MaxSlots:         4,
+		OpenTime:         pgtype.Time{Microseconds: 9 * 3600 * 1e6, Valid: true},
+		CloseTime:        pgtype.Time{Microseconds: 21 * 3600 * 1e6, Valid: true},
+		MinNoticeMinutes: 0,
+		HorizonDays:      30,
+		Active:           true,
+	}
+	if edit != nil {
+		edit(&p)
+	}
+	r, err := db.New(tdb.Pool).ResourceUpsertBySlug(t.Context(), p)
+	require.NoError(t, err)
+	return r
+}
+
+// at returns tomorrow (UTC) at hour:00, always bookable on the default
+// resource.
+func at(hour int) time.Time {
+	d := time.Now().UTC().AddDate(0, 0, 1)
+	return time.Date(d.Year(), d.Month(), d.Day(), hour, 0, 0, 0, time.UTC)
+}
+
+func bookingRequest(resourceID uuid.UUID, from, to time.Time) genapi.CreateBookingRequest {
+	r := genapi.CreateBookingRequest{ResourceId: resourceID, StartsAt: from, EndsAt: to}
+	r.Customer.Email = openapi_types.Email("ada@example.com")
+	r.Customer.Name = "Ada Lovelace"
+	return r
+}
+
+// hold books [from, to) on the default resource and requires a 201.
+func (b *testBundle) hold(t *testing.T, from, to time.Time) genapi.Booking {
+	t.Helper()
+	resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, from, to))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, resp.StatusCode(), string(resp.Body))
+	return *resp.JSON201
+}
+
+// checkout starts checkout for a booking and requires a 200.
+func (b *testBundle) checkout(t *testing.T, id uuid.UUID) genapi.Checkout {
+	t.Helper()
+	resp, err := b.client.CreateCheckoutWithResponse(t.Context(), id, &genapi.CreateCheckoutParams{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+	return *resp.JSON200
+}
+
+// paidBooking holds a slot and starts its checkout: a booking that Stripe
+// could now report paid.
+func (b *testBundle) paidBooking(t *testing.T, hour int) (genapi.Booking, genapi.Checkout) {
+	t.Helper()
+	bk := b.hold(t, at(hour), at(hour+2))
+	return bk, b.checkout(t, bk.Id)
+}
+
+// deliver posts a webhook signed with webhookSecret now, as Stripe does.
+func (b *testBundle) deliver(t *testing.T, payload []byte) *http.Response {
+	t.Helper()
+	return b.deliverSigned(t, payload, testkit.SignatureHeader(payload, webhookSecret, time.Now()))
+}
+
+func (b *testBundle) deliverSigned(t *testing.T, payload []byte, signature string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.url+"/v1/webhooks/stripe", bytes.NewReader(payload))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set("Stripe-Signature", signature)
+	}
+	resp, err := b.http.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func (b *testBundle) booking(t *testing.T, id uuid.UUID) db.Booking {
+	t.Helper()
+	row, err := db.New(b.db.Pool).BookingGetByID(t.Context(), id)
+	require.NoError(t, err)
+	return row
+}
+
+// completed is Stripe's checkout.session.completed for a paid session of bk.
+func completed(bk genapi.Booking, co genapi.Checkout) testkit.Event {
+	return withID(testkit.CheckoutSessionCompleted(co.CheckoutSessionId, bk.Id.String(), bk.AmountTotal, bk.Currency))
+}
+
+// withID fixes an event's id up front, so that a test can look it up.
+func withID(ev testkit.Event) testkit.Event {
+	ev.ID = testkit.RandomID("evt_test_")
+	return ev
+}
+
+func decode[T any](t *testing.T, resp *http.Response) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&v))
+	return v
+}
+
+type errorEnvelope struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+// requireError checks status and envelope code of a raw response body.
+func requireError(t *testing.T, status int, code string, gotStatus int, body []byte) {
+	t.Helper()
+	require.Equal(t, status, gotStatus, string(body))
+	var env errorEnvelope
+	require.NoError(t, json.Unmarshal(body, &env), string(body))
+	require.Equal(t, code, env.Error.Code, string(body))
+	require.NotEmpty(t, env.Error.Message)
+	require.NotEmpty(t, env.Error.RequestID)
+}
+
+// validatingTransport checks every response the tests receive against
+// api/openapi.yaml, with its status declared for the operation, and that it
+// carries X-Request-Id. Responses to paths the spec does not know must still
+// be the error envelope.
+type validatingTransport struct {
+	t      *testing.T
+	spec   *openapi3.T
+	router routers.Router
+}
+
+func newValidatingTransport(t *testing.T) *validatingTransport {
+	// The contract file itself, not the generated code's embedded copy,
+	// which leaves out the operations excluded from generation.
+	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)
+	require.NoError(t, err)
+	require.NoError(t, spec.Validate(t.Context()))
+	spec.Servers = nil
+	router, err := gorillamux.NewRouter(spec)
+	require.NoError(t, err)
+	return &validatingTransport{t: t, spec: spec, router: router}
+}
+
+func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+
+	if resp.Header.Get("X-Request-Id") == "" {
+		v.t.Errorf("%s %s: response has no X-Request-Id", req.Method, req.URL.Path)
+	}
+	route, params, findErr := v.router.FindRoute(req)
+	if findErr != nil {
+		v.t.Logf("%s %s: no route in the spec: %v", req.Method, req.URL.Path, findErr)
+		var env map[string]any
+		if err := json.Unmarshal(body, &env); err != nil {
+			v.t.Errorf("%s %s: %d response is not JSON: %s", req.Method, req.URL.Path, resp.StatusCode, body)
+		} else if err := v.spec.Components.Schemas["Error"].Value.VisitJSON(env); err != nil {
+			v.t.Errorf("%s %s: unrouted response is not the error envelope: %v", req.Method, req.URL.Path, err)
+		}
+		return resp, nil
+	}
+	validationReq := req.Clone(context.Background())
+	validationReq.Body = io.NopCloser(bytes.NewReader(reqBody))
+	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: validationReq, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+	})
+	if err != nil {
+		v.t.Errorf("%s %s: response %d does not match api/openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
+	return resp, nil
+}
+
+func dateOf(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }
+
+func testUUID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+func fmtSscan(s string, v *int64) (int, error) { return fmt.Sscan(s, v) }

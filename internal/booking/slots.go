@@ -18,7 +18,9 @@ type Slot struct {
 	EndsAt   time.Time
 }
 
-func (s Slot) overlaps(o Slot) bool { return s.StartsAt.Before(o.EndsAt) && o.StartsAt.Before(s.EndsAt) }
+func (s Slot) overlaps(o Slot) bool {
+	return s.StartsAt.Before(o.EndsAt) && o.StartsAt.Before(s.EndsAt)
+}
 
 // Rules are a resource's booking rules, in Go types.
 type Rules struct {
@@ -53,7 +55,9 @@ func RulesOf(r db.Resource) (Rules, error) {
 	}, nil
 }
 
-func sinceMidnight(t pgtype.Time) time.Duration { return time.Duration(t.Microseconds) * time.Microsecond }
+func sinceMidnight(t pgtype.Time) time.Duration {
+	return time.Duration(t.Microseconds) * time.Microsecond
+}
 
 // openingHours returns the day's opening interval. Local wall-clock times are
 // resolved in the resource's zone, so a DST change moves the instants, not the

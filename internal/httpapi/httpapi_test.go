@@ -31,7 +31,11 @@ import (
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
+func TestMain(m *testing.M) {
+	// Swagger UI's page is HTML; kin-openapi decodes only data formats.
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+	testkit.Main(m)
+}
 
 const (
 	webhookSecret = "whsec_test_current"

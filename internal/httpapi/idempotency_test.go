@@ -1,0 +1,129 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	genapi "github.com/slotpay/slotpay/gen/api"
+)
+
+func withKey(key string) *genapi.CreateBookingParams {
+	return &genapi.CreateBookingParams{IdempotencyKey: &key}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ReplaysTheFirstResponse", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		req := bookingRequest(b.resource.ID, at(10), at(12))
+		first, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-1"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, first.StatusCode())
+		require.Empty(t, first.HTTPResponse.Header.Get("Idempotent-Replayed"))
+
+		again, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-1"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, again.StatusCode())
+		require.Equal(t, "true", again.HTTPResponse.Header.Get("Idempotent-Replayed"))
+		require.JSONEq(t, string(first.Body), string(again.Body))
+		require.NotEqual(t, first.HTTPResponse.Header.Get("X-Request-Id"), again.HTTPResponse.Header.Get("X-Request-Id"))
+		require.Equal(t, 1, b.db.Count(t, "SELECT count(*) FROM bookings"))
+	})
+
+	t.Run("ReplaysAnExpectedFailureToo", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.hold(t, at(10), at(12))
+		req := bookingRequest(b.resource.ID, at(10), at(12))
+		first, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-409"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusConflict, first.StatusCode())
+		again, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-409"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusConflict, again.StatusCode())
+		require.Equal(t, "true", again.HTTPResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ErrIdempotencyKeyReused", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-2"), bookingRequest(b.resource.ID, at(10), at(12)))
+		require.NoError(t, err)
+		other, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-2"), bookingRequest(b.resource.ID, at(14), at(15)))
+		require.NoError(t, err)
+		requireError(t, http.StatusUnprocessableEntity, "idempotency_key_reused", other.StatusCode(), other.Body)
+		require.Equal(t, 1, b.db.Count(t, "SELECT count(*) FROM bookings"))
+
+		// The same key on another route is another request too.
+		bk := b.hold(t, at(16), at(17))
+		key := "key-2"
+		resp, err := b.client.CreateCheckoutWithResponse(t.Context(), bk.Id, &genapi.CreateCheckoutParams{IdempotencyKey: &key})
+		require.NoError(t, err)
+		requireError(t, http.StatusUnprocessableEntity, "idempotency_key_reused", resp.StatusCode(), resp.Body)
+	})
+
+	t.Run("ErrIdempotencyKeyInUse", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		req := bookingRequest(b.resource.ID, at(10), at(12))
+		// The first request is still being served (by this or another
+		// instance): its key is claimed, with no response yet.
+		first, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, first.StatusCode())
+		b.db.Exec(t, "UPDATE idempotency_keys SET response_status = NULL, response_body = NULL, locked_until = now() + interval '1 minute' WHERE key = 'key-3'")
+
+		again, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
+		require.NoError(t, err)
+		requireError(t, http.StatusConflict, "idempotency_key_in_use", again.StatusCode(), again.Body)
+
+		// If the instance serving it died, the lease lapses and a retry
+		// runs afresh (here: the slot is held by the first run).
+		b.db.Exec(t, "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE key = 'key-3'")
+		retry, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusConflict, retry.StatusCode())
+		require.Empty(t, retry.HTTPResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ServerErrorsAreNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		req := bookingRequest(b.resource.ID, at(10), at(12))
+		b.db.Exec(t, "ALTER TABLE bookings RENAME TO bookings_away")
+		failed, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-5xx"), req)
+		require.NoError(t, err)
+		requireError(t, http.StatusInternalServerError, "internal_error", failed.StatusCode(), failed.Body)
+		require.NotContains(t, string(failed.Body), "bookings", "no SQL detail reaches the client")
+		require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM idempotency_keys"))
+
+		b.db.Exec(t, "ALTER TABLE bookings_away RENAME TO bookings")
+		retry, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-5xx"), req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, retry.StatusCode())
+	})
+
+	t.Run("KeyExpiresAfter24Hours", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-old"), bookingRequest(b.resource.ID, at(10), at(11)))
+		require.NoError(t, err)
+		b.db.Exec(t, "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'")
+		fresh, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-old"), bookingRequest(b.resource.ID, at(12), at(13)))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusCreated, fresh.StatusCode())
+	})
+
+	t.Run("ErrKeyTooLong", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		resp, err := b.client.CreateBookingWithResponse(t.Context(), withKey(strings.Repeat("k", 256)), bookingRequest(b.resource.ID, at(10), at(11)))
+		require.NoError(t, err)
+		requireError(t, http.StatusBadRequest, "invalid_request", resp.StatusCode(), resp.Body)
+	})
+}

@@ -1,0 +1,82 @@
+package httpapi_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func (b *testBundle) get(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := b.http.Get(b.url + path)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(body)
+}
+
+func TestOperations(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("Healthz", func(t *testing.T) {
+		resp, body := b.get(t, "/healthz")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.JSONEq(t, `{"status":"ok"}`, body)
+	})
+	t.Run("Readyz", func(t *testing.T) {
+		resp, body := b.get(t, "/readyz")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	})
+	t.Run("OpenAPISpec", func(t *testing.T) {
+		resp, body := b.get(t, "/openapi.yaml")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.True(t, strings.HasPrefix(body, "openapi: 3.0"))
+		require.Contains(t, body, "/v1/webhooks/stripe")
+	})
+	t.Run("SwaggerUIFromTheBinary", func(t *testing.T) {
+		resp, body := b.get(t, "/docs/")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, body, "swagger-ui")
+		require.Contains(t, body, "/openapi.yaml")
+		require.NotContains(t, body, "cdn", "no outside requests")
+	})
+	t.Run("UnknownRoutesAnswerTheEnvelope", func(t *testing.T) {
+		for _, path := range []string{"/nope", "/v1/nope", "/v1/bookings/not-a-uuid/x"} {
+			resp, body := b.get(t, path)
+			requireError(t, http.StatusNotFound, "not_found", resp.StatusCode, []byte(body))
+		}
+	})
+	t.Run("WrongMethodAnswersTheEnvelope", func(t *testing.T) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, b.url+"/v1/resources", nil)
+		require.NoError(t, err)
+		resp, err := b.http.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		requireError(t, http.StatusMethodNotAllowed, "invalid_request", resp.StatusCode, body)
+	})
+}
+
+func TestReadyzFailsWhileMigrationsArePending(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.db.Exec(t, "DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)")
+	resp, body := b.get(t, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	require.Contains(t, body, "migration")
+}
+
+func TestReadyzFailsWhileTheDatabaseIsUnreachable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.db.Pool.Close()
+	resp, body := b.get(t, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	resp, _ = b.get(t, "/healthz")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "liveness does not depend on the database")
+}

@@ -1,0 +1,167 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+// Rows of SPEC §2.1 driven by webhooks, against PostgreSQL. Each test is
+// named after its row.
+
+func TestLifecycle_CompletedUnpaid_Processing_ThenAsyncSucceeded_Confirmed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	unpaid := completed(bk, co)
+	unpaid.Object["payment_status"] = "unpaid"
+	requireReceived(t, b.deliver(t, unpaid.JSON(t)), false)
+	require.Equal(t, "processing", b.booking(t, bk.Id).Status)
+
+	succeeded := completed(bk, co)
+	succeeded.Type = "checkout.session.async_payment_succeeded"
+	requireReceived(t, b.deliver(t, succeeded.JSON(t)), false)
+	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+}
+
+func TestLifecycle_AsyncFailed_PaymentFailed_ReleasesSlot(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	unpaid := completed(bk, co)
+	unpaid.Object["payment_status"] = "unpaid"
+	requireReceived(t, b.deliver(t, unpaid.JSON(t)), false)
+
+	failed := completed(bk, co)
+	failed.Type = "checkout.session.async_payment_failed"
+	failed.Object["payment_status"] = "unpaid"
+	requireReceived(t, b.deliver(t, failed.JSON(t)), false)
+	require.Equal(t, "payment_failed", b.booking(t, bk.Id).Status)
+	b.hold(t, at(10), at(12))
+}
+
+func TestLifecycle_SessionExpired_Expired_ReleasesSlot(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	ev := completed(bk, co)
+	ev.Type = "checkout.session.expired"
+	ev.Object["payment_status"] = "unpaid"
+	ev.Object["status"] = "expired"
+	requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+	require.Equal(t, "expired", b.booking(t, bk.Id).Status)
+	b.hold(t, at(10), at(12))
+}
+
+func TestLifecycle_LatePayment_SlotFree_Confirmed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	b.db.Exec(t, "UPDATE bookings SET status = 'expired' WHERE id = $1", bk.Id)
+	requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)
+	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+}
+
+func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *testing.T) {
+	t.Parallel()
+	rec, base := newStripeRecorder(t)
+	b := setup(t, withStripe(base))
+	bk, co := b.paidBooking(t, 10)
+	b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", bk.Id)
+	b.hold(t, at(11), at(12)) // someone else takes part of the slot
+
+	ev := completed(bk, co)
+	requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+	row := b.booking(t, bk.Id)
+	require.Equal(t, "refund_pending", row.Status)
+	require.Contains(t, b.ledger(t, ev.ID).Detail, "refunded in full")
+
+	refunds := rec.calls("/v1/refunds")
+	require.Len(t, refunds, 1)
+	require.Equal(t, ev.Object["payment_intent"], refunds[0].Form.Get("payment_intent"))
+	require.Equal(t, "slotpay-refund-"+bk.Id.String(), refunds[0].IdempotencyKey)
+
+	// The refund lands: refund_pending becomes refunded.
+	refunded := withID(testkit.ChargeRefunded(*row.PaymentIntentID, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+	requireReceived(t, b.deliver(t, refunded.JSON(t)), false)
+	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+}
+
+func TestLifecycle_ChargeRefunded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	paid := completed(bk, co)
+	requireReceived(t, b.deliver(t, paid.JSON(t)), false)
+	pi := paid.Object["payment_intent"].(string)
+
+	partial := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, 1000, bk.Currency))
+	requireReceived(t, b.deliver(t, partial.JSON(t)), false)
+	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status, "partial refund: unchanged")
+	require.Equal(t, "applied", b.ledger(t, partial.ID).Outcome)
+
+	full := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+	requireReceived(t, b.deliver(t, full.JSON(t)), false)
+	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+	b.hold(t, at(10), at(12)) // a refunded booking holds no slot
+}
+
+func TestLifecycle_DisputeCreated_Disputed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	paid := completed(bk, co)
+	requireReceived(t, b.deliver(t, paid.JSON(t)), false)
+	requireReceived(t, b.deliver(t, withID(testkit.DisputeCreated(paid.Object["payment_intent"].(string), bk.AmountTotal, bk.Currency)).JSON(t)), false)
+	row := b.booking(t, bk.Id)
+	require.Equal(t, "confirmed", row.Status)
+	require.True(t, row.Disputed)
+}
+
+// TestInvariant5_NoDeliveredEventIsLost: SPEC §8.5. A refund that overtakes
+// the completion linking its payment intent is kept as unmatched and applied
+// in the transaction that creates the link.
+func TestInvariant5_NoDeliveredEventIsLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	paid := completed(bk, co)
+	pi := paid.Object["payment_intent"].(string)
+
+	refund := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+	dispute := withID(testkit.DisputeCreated(pi, bk.AmountTotal, bk.Currency))
+	requireReceived(t, b.deliver(t, refund.JSON(t)), false)
+	requireReceived(t, b.deliver(t, dispute.JSON(t)), false)
+	require.Equal(t, "unmatched", b.ledger(t, refund.ID).Outcome)
+	require.Equal(t, "pending_payment", b.booking(t, bk.Id).Status)
+
+	requireReceived(t, b.deliver(t, paid.JSON(t)), false)
+	row := b.booking(t, bk.Id)
+	require.Equal(t, "refunded", row.Status)
+	require.True(t, row.Disputed)
+	for _, id := range []string{refund.ID, dispute.ID} {
+		l := b.ledger(t, id)
+		require.Equal(t, "applied", l.Outcome)
+		require.Equal(t, bk.Id, *l.BookingID)
+	}
+	require.Equal(t, 2, b.db.Count(t, "SELECT count(*) FROM payment_events WHERE resolved_at IS NOT NULL"))
+	var history []string
+	rows, err := b.db.Pool.Query(t.Context(), "SELECT to_status FROM booking_status_changes WHERE booking_id = $1 ORDER BY id", bk.Id)
+	require.NoError(t, err)
+	for rows.Next() {
+		var s string
+		require.NoError(t, rows.Scan(&s))
+		history = append(history, s)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"pending_payment", "confirmed", "refunded"}, history)
+
+	got, err := b.client.GetBookingWithResponse(t.Context(), bk.Id)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, got.StatusCode())
+	require.Equal(t, genapi.Refunded, got.JSON200.Status)
+}

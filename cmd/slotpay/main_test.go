@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+var binary string
+
+// TestMain builds the real binary once: these tests run it as an operator
+// would and read its exit code and output.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slotpay-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "slotpay")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("build slotpay: %v\n%s", err, out))
+	}
+	defer os.RemoveAll(dir)
+	testkit.Main(m)
+}
+
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+func runBinary(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func TestServeRefusesBadConfiguration(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	good := map[string]string{
+		"DATABASE_URL":          tdb.URL,
+		"STRIPE_API_BASE":       "http://127.0.0.1:12111",
+		"STRIPE_WEBHOOK_SECRET": "whsec_test",
+		"LISTEN_ADDR":           "127.0.0.1:0",
+	}
+	cases := map[string]struct {
+		change map[string]string
+		want   string
+	}{
+		"MissingWebhookSecret": {map[string]string{"STRIPE_WEBHOOK_SECRET": ""}, "slotpay: STRIPE_WEBHOOK_SECRET: is required"},
+		"MissingSecretKey":     {map[string]string{"STRIPE_API_BASE": ""}, "slotpay: STRIPE_SECRET_KEY: is required"},
+		"NotASecretKey":        {map[string]string{"STRIPE_SECRET_KEY": "pk_test_123"}, "slotpay: STRIPE_SECRET_KEY: must be a Stripe secret"},
+		"UnreachableDatabase":  {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres@127.0.0.1:1/slotpay"},
+		"PasswordNotPrinted":   {map[string]string{"DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres:xxxxx@127.0.0.1:1/slotpay"},
+		"BadDuration":          {map[string]string{"WEBHOOK_TOLERANCE": "five minutes"}, "slotpay: WEBHOOK_TOLERANCE: not a duration"},
+		"CheckoutTTLTooShort":  {map[string]string{"CHECKOUT_TTL": "10m"}, "slotpay: CHECKOUT_TTL: must be between 30m0s and 24h0m0s"},
+		"BadPublicURL":         {map[string]string{"PUBLIC_BASE_URL": "localhost"}, "slotpay: PUBLIC_BASE_URL: must be an absolute http(s) URL"},
+		"BadCookieSecure":      {map[string]string{"COOKIE_SECURE": "maybe"}, "slotpay: COOKIE_SECURE: must be true or false"},
+		"BadLogLevel":          {map[string]string{"LOG_LEVEL": "loud"}, "slotpay: LOG_LEVEL: must be debug, info, warn or error"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range good {
+				env[k] = v
+			}
+			for k, v := range c.change {
+				env[k] = v
+			}
+			r := runBinary(t, env, "serve")
+			require.Equal(t, 1, r.code)
+			require.True(t, strings.HasPrefix(r.stderr, c.want), "stderr: %q", r.stderr)
+			require.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
+			require.NotContains(t, r.stderr, "hunter2")
+		})
+	}
+}
+
+func TestMigrateAndSeedDemo(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": tdb.URL}
+
+	r := runBinary(t, env, "migrate", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "00001_schema.sql")
+	require.Contains(t, r.stdout, "applied")
+
+	for range 2 {
+		r = runBinary(t, env, "seed-demo")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "resource studio-a 0193a5e0-7b1a-7c3e-9f00-00000000a001")
+	}
+	require.Equal(t, 2, tdb.Count(t, "SELECT count(*) FROM resources WHERE slug IN ('studio-a', 'meeting-room')"))
+
+	r = runBinary(t, env, "migrate", "down")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, 0, tdb.Count(t, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bookings'"))
+	r = runBinary(t, env, "migrate", "up")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "database at version 1")
+
+	r = runBinary(t, env, "migrate", "sideways")
+	require.Equal(t, 2, r.code)
+	require.Contains(t, r.stderr, "usage")
+}
+
+// TestServeStopsCleanlyOnSIGTERM: the service answers, then on SIGTERM stops
+// accepting, finishes, closes the pool and exits 0 within the grace period.
+func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = []string{
+		"DATABASE_URL=" + tdb.URL,
+		"STRIPE_API_BASE=" + testkit.StripeMock(t),
+		"STRIPE_WEBHOOK_SECRET=whsec_test",
+		"LISTEN_ADDR=" + addr,
+	}
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 50*time.Millisecond)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, stdout.String())
+	case <-time.After(shutdownGrace + 5*time.Second):
+		t.Fatal("serve did not stop after SIGTERM")
+	}
+	require.Contains(t, stdout.String(), `"msg":"stopped"`)
+	require.NotContains(t, stdout.String(), "whsec_test", "no secret in the logs")
+}

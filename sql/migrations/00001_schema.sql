@@ -56,10 +56,9 @@ CREATE TABLE bookings (
     ) WHERE (status IN ('pending_payment', 'processing', 'confirmed', 'needs_review'))
 );
 
--- Lapsed holds are found by the booking path (per resource) and the reconciler.
-CREATE INDEX bookings_pending_hold_idx ON bookings (resource_id, hold_expires_at)
-    WHERE status = 'pending_payment';
-CREATE INDEX bookings_status_updated_idx ON bookings (status, updated_at);
+-- Lookups by resource and time range (availability, lapsed holds in the way
+-- of a new booking) use the GiST index of bookings_no_overlap; lookups by
+-- checkout session and payment intent use their unique indexes.
 
 -- The payment ledger: every verified Stripe event, exactly once.
 CREATE TABLE payment_events (

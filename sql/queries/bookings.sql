@@ -40,8 +40,9 @@ SELECT starts_at, ends_at FROM bookings
 WHERE resource_id = @resource_id
   AND status IN ('pending_payment', 'processing', 'confirmed', 'needs_review')
   AND NOT (status = 'pending_payment' AND checkout_session_id IS NULL AND hold_expires_at <= now())
-  AND starts_at < @until::timestamptz
-  AND ends_at > @since::timestamptz
+  -- Written as the bookings_no_overlap expression so that the planner uses
+  -- the constraint's GiST index.
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@since::timestamptz, @until::timestamptz, '[)')
 ORDER BY starts_at;
 
 -- name: BookingReserveCheckout :one

@@ -84,13 +84,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 // newHandler wires the service's parts together.
 func newHandler(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (http.Handler, error) {
 	sc := newStripeClient(cfg)
+	processor := payment.NewProcessor(pool, sc, cfg.Livemode(), logger)
 	return httpapi.NewServer(httpapi.Config{
 		WebhookSecrets:   cfg.StripeWebhookSecret,
 		WebhookTolerance: cfg.WebhookTolerance,
 		PendingHold:      cfg.PendingHold,
-	}, pool, logger,
-		payment.NewProcessor(pool, sc, cfg.Livemode(), logger),
-		checkout.NewStarter(pool, sc, cfg.PublicBaseURL, cfg.CheckoutTTL))
+	}, pool, logger, processor,
+		checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger))
 }
 
 // newStripeClient returns a client of its own (never the package-global key)

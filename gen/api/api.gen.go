@@ -305,6 +305,12 @@ type CreateBookingParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// CancelBookingParams defines parameters for CancelBooking.
+type CancelBookingParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateCheckoutParams defines parameters for CreateCheckout.
 type CreateCheckoutParams struct {
 	// IdempotencyKey Makes the request safe to retry; see the API description.
@@ -419,6 +425,16 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// CancelBooking Release a held slot
+	//
+	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
+	// expired at Stripe first, so the slot is never released while it can still be paid; if
+	// Stripe reports the session completed meanwhile, that payment is applied instead and
+	// the answer is `409 invalid_state`.
+	//
+	// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
+	CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateCheckout Start payment on Stripe Checkout
 	//
 	// Creates a Stripe Checkout Session for a `pending_payment` booking and extends the
@@ -489,6 +505,26 @@ func (c *Client) CreateBooking(ctx context.Context, params *CreateBookingParams,
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBookingRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelBooking Release a held slot
+//
+// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
+// expired at Stripe first, so the slot is never released while it can still be paid; if
+// Stripe reports the session completed meanwhile, that payment is applied instead and
+// the answer is `409 invalid_state`.
+//
+// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
+func (c *Client) CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelBookingRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -637,6 +673,55 @@ func NewGetBookingRequest(server string, id BookingID) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelBookingRequest constructs an http.Request for the CancelBooking method
+func NewCancelBookingRequest(server string, id BookingID, params *CancelBookingParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bookings/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -845,6 +930,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBookingWithResponse(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*GetBookingResponse, error)
+
+	// CancelBookingWithResponse Release a held slot
+	//
+	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
+	// expired at Stripe first, so the slot is never released while it can still be paid; if
+	// Stripe reports the session completed meanwhile, that payment is applied instead and
+	// the answer is `409 invalid_state`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
+	CancelBookingWithResponse(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*CancelBookingResponse, error)
 
 	// CreateCheckoutWithResponse Start payment on Stripe Checkout
 	//
@@ -1108,6 +1205,139 @@ func (r GetBookingResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetBookingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelBookingResponse200Headers the declared response headers of an HTTP 200 response for CancelBooking
+type CancelBookingResponse200Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// CancelBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelBooking
+type CancelBookingResponse400Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelBooking
+type CancelBookingResponse404Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse409Headers the declared response headers of an HTTP 409 response for CancelBooking
+type CancelBookingResponse409Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse422Headers the declared response headers of an HTTP 422 response for CancelBooking
+type CancelBookingResponse422Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse500Headers the declared response headers of an HTTP 500 response for CancelBooking
+type CancelBookingResponse500Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse502Headers the declared response headers of an HTTP 502 response for CancelBooking
+type CancelBookingResponse502Headers struct {
+	XRequestId *string
+}
+
+type CancelBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Booking
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *PaymentProviderError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CancelBookingResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CancelBookingResponse400Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CancelBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelBookingResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CancelBookingResponse422Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CancelBookingResponse500Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *CancelBookingResponse502Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelBookingResponse) GetJSON200() *Booking {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelBookingResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CancelBookingResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r CancelBookingResponse) GetJSON502() *PaymentProviderError {
+	return r.JSON502
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelBookingResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -1444,6 +1674,24 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, id Boo
 	return ParseGetBookingResponse(rsp)
 }
 
+// CancelBookingWithResponse Release a held slot
+//
+// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
+// expired at Stripe first, so the slot is never released while it can still be paid; if
+// Stripe reports the session completed meanwhile, that payment is applied instead and
+// the answer is `409 invalid_state`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
+func (c *ClientWithResponses) CancelBookingWithResponse(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*CancelBookingResponse, error) {
+	rsp, err := c.CancelBooking(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelBookingResponse(rsp)
+}
+
 // CreateCheckoutWithResponse Start payment on Stripe Checkout
 //
 // Creates a Stripe Checkout Session for a `pending_payment` booking and extends the
@@ -1742,6 +1990,154 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelBookingResponse parses an HTTP response from a CancelBookingWithResponse call
+func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Booking
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest PaymentProviderError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CancelBookingResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers CancelBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 404:
+		var headers CancelBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CancelBookingResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 500:
+		var headers CancelBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 502:
+		var headers CancelBookingResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers502 = &headers
 	}
 
 	return response, nil
@@ -2049,6 +2445,9 @@ type ServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(w http.ResponseWriter, r *http.Request, id BookingID)
+	// CancelBooking Release a held slot
+	// (POST /v1/bookings/{id}/cancel)
+	CancelBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelBookingParams)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(w http.ResponseWriter, r *http.Request, id BookingID, params CreateCheckoutParams)
@@ -2127,6 +2526,56 @@ func (siw *ServerInterfaceWrapper) GetBooking(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetBooking(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelBooking operation middleware
+func (siw *ServerInterfaceWrapper) CancelBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CancelBookingParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelBooking(w, r, id, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2367,6 +2816,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings", wrapper.CreateBooking)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/bookings/{id}", wrapper.GetBooking)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/checkout", wrapper.CreateCheckout)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/cancel", wrapper.CancelBooking)
 
 	return m
 }
@@ -2686,6 +3136,149 @@ func (response GetBooking500JSONResponse) VisitGetBookingResponse(w http.Respons
 	return err
 }
 
+type CancelBookingRequestObject struct {
+	Id     BookingID `json:"id"`
+	Params CancelBookingParams
+}
+
+type CancelBookingResponseObject interface {
+	VisitCancelBookingResponse(w http.ResponseWriter) error
+}
+
+type CancelBooking200ResponseHeaders struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+type CancelBooking200JSONResponse struct {
+	Body    Booking
+	Headers CancelBooking200ResponseHeaders
+}
+
+func (response CancelBooking200JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response CancelBooking400JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelBooking404JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CancelBooking409JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response CancelBooking422JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CancelBooking500JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking502JSONResponse struct {
+	PaymentProviderErrorJSONResponse
+}
+
+func (response CancelBooking502JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCheckoutRequestObject struct {
 	Id     BookingID `json:"id"`
 	Params CreateCheckoutParams
@@ -2969,6 +3562,9 @@ type StrictServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(ctx context.Context, request GetBookingRequestObject) (GetBookingResponseObject, error)
+	// CancelBooking Release a held slot
+	// (POST /v1/bookings/{id}/cancel)
+	CancelBooking(ctx context.Context, request CancelBookingRequestObject) (CancelBookingResponseObject, error)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(ctx context.Context, request CreateCheckoutRequestObject) (CreateCheckoutResponseObject, error)
@@ -3078,6 +3674,33 @@ func (sh *strictHandler) GetBooking(w http.ResponseWriter, r *http.Request, id B
 	}
 }
 
+// CancelBooking operation middleware
+func (sh *strictHandler) CancelBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelBookingParams) {
+	var request CancelBookingRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelBooking(ctx, request.(CancelBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelBookingResponseObject); ok {
+		if err := validResponse.VisitCancelBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateCheckout operation middleware
 func (sh *strictHandler) CreateCheckout(w http.ResponseWriter, r *http.Request, id BookingID, params CreateCheckoutParams) {
 	var request CreateCheckoutRequestObject
@@ -3161,61 +3784,64 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fprc9s21v4rZ/h2Jsm8ulCyndbKl3XTNPXUuUzsTnfG8lIQcSiiJgEWAOUoXv/3HQC8i4qtxMmX3W8S",
-	"SQAH5/Kc5xzg1gtFmgmOXCtvduvFSChK+/OUYpoJjVwPP2CWkA1S85iiCiXLNBPcm3kLLXNcwE2MHHSM",
-	"IFFlgisEpoCA0kIiBWmHg4iAcEAiE4YSJP6do9Jww3RshyqSIlSLhpvh77gZeQNPhTGmxCyNPE+92aVn",
-	"1vSuBp7eZOjNPKUl4yvv7m7g/XP4wU07PO0R9pQi1yxiqApZnQSMg0qEzsjmiYJErFR71e4qdwMvI5Kk",
-	"qAtF/SzENeOr01+2VyxeAaNmTmYeZUTH3sDjJDWzMuoNPCMIk0a9ZmfNtSMhU6K9mZfn9svtHTcU9jtu",
-	"tiV4Q64721UkQtACJGq5eQEK0b4+eX8KjaGVvM4jaok7Fmob6CNJs8R8tXweTcKDyB9O6I84PAwnODwm",
-	"Pg6n0fPoIPyJHpPJxBt4Kfl4hnylY282PToaeCnj5f9J324/oBK5DLFP1+W7b6bsOzPYube1+0vBo4SF",
-	"2vwOBTeRYn6SLEtYSIxU47+UEa2hmFsPpRTSDaF2+kToIOdkTVhClgkaraBSZGVe2rhIhAaxRpmQTAHh",
-	"QscoYek8q9gQKh0w6s3Mn8Ank+U0PKCHeBQ9Jz8urebqbf4gMfJm3v+N68gfu7dq/MoKZ7faifOumIsB",
-	"LBhfk4TRQGmicQFCwoLV3hFc4yZgPMgVLrxBE1m6UdonUfH5uPXt3bbHf8BcOWC6xwRfq4DuzqRdeDGz",
-	"wXONG7ghCswjWGIkJEIkZGWtwkajR9UD1yg5SV7VDvVtFVCsF1gPflyTOkcqHn9dPJVOWai8FU7IqQqI",
-	"hjRXGpYIJNIoQWkitXn+3YKpI2PhRCVAU4EKuDBIrZmKNvalUYgkoTZRVqGCzBNUj+pUb4X+VeScfp0N",
-	"uNBBZKdpal+WAG32Vr7+PgqvBHpUt31PNokg9EKIMyJX+B1iMHMrBlqIIDFrPvZ+UuT6vRRrRlF+L2DJ",
-	"3LJBVqxbAMwMzrVkmYmLyOKqkBARliB9YTwoNrwqjAlfIX3UEPiDqzzLhNRI3yBl5MLSgG+uhbxeNkjN",
-	"uoHhH49o3yqM7EwnLpGzhGnLGgmlzIhCkvdSZCg1MyQnIonCgZc1Ht16lGhs8SX7YIsvDaqAt8F9L78a",
-	"WCpkV2AaU3WfKs8Toc2oYhoiJdnY/yzFT4Jjm5C+ys0exj+jTBjvZdI1MbxsST6o9ldOXEpalyBi+ReG",
-	"VpqC8d+r0rb1L2KELF8mLIQ1wxtbKpUU7wUwDSGRktm0AGGutEhRAiWaGM9vW4ekIuc60EKTZJskn6Nc",
-	"oxwadeYaKWSSGcbsircwl9LwmycKUsaFhJwzy1kqNR77vj+oDcm4fn5YK9MwhBVKo4YwxvBa5DpQqBQT",
-	"vHCB2h6hCrTBfYf2hqPnieO/BS/f8o5QIjHBQfSW8w2Nafo8qtzRfb70svzublCShIcvEouEBvgxYxLL",
-	"gW2l/2mqY8Ih5xlhFMz3YMi8y90PW+SBIbR3yFXc58HbNWw/vzc6izg4dx9346uoxJpBVkzbFKm2xaDt",
-	"1g3Dbqu/3/la/vOZwD2vdld2GzLklPFVUKQpF3ChmdmWX6HgEZMpmiU4IlWBRBPDdoNRzmlQTGDjKLMa",
-	"GHhlznMJzUxDeIiJ++3GIe3pcQy8l8Xm9gTt/QNyO5jKKXKZtMfGWmdqNh6XX4yUzdyjUKTjcJyRzfj+",
-	"2dsB9BBX7PhUS7xdTtBYpc8JXlofKVyhUY7sAeUnJaYq4Lg25QVy/cJxdgu+UICvAgeuHTsV6L6neTEl",
-	"rGMUQsk/in/GEE2kcV932i+HrfbLQY+JXBulucYJJXAm1piQEDvzmURxXzunab5SJrtIn20auFwLMPWn",
-	"z4eT6dCfXEymM9+f+f7/+5OZ7z8YWL8KMfsF8b9AkM8SkH5IrFyl15Mbma/toGfiBmVIFMLp+Ts4nE5+",
-	"BFO2tfK8h7m0KKVNze/NvH9dkuGnq9uDux/6dFJVCvt47BeMceVlDc3btX7VkmIrTnQujaZzTnIdC8k+",
-	"WXSNhFwyStGwwGah2tOIazW4zP/e7paD83ZdZpftI/Q9s7hOksF9ojFIWMq0/dtuuDSSRrtQ6s0SVdW9",
-	"RQBJ5FpTlKksIZsXBUqVBLNcFChqwhLLUHpipi7ab++DZWOzWqDW4G3H7YJCZ4O1f5+JkCQXrAtI/rEL",
-	"uYbnPr30J1eX/vD46t/TS394cPVsdukPj9yjXncuO8l7eicJNVtjQyNLIRIk3ObORCgMdCHv54hTvbEv",
-	"5K8te9/20VXJPgkeULJRLeU971D7g6lnIZylJtomfTT/gZiZko9BVdxV6x3uvVzKeMCFZiEGKeMmh+6x",
-	"AX/XjNuSTfaWbDs1nuucMgEnffoQGfL9ncEC1P77PuqTVyX5qi2vsvIOSZ+8zZK6c6R28vYEzGsoKuMH",
-	"V9wGIJkOHK/fnvi9JVEiAsGLZueDi9TDo94i9XMG7CtPrIoKy7ajqtUKaFQizQ11zNX0tGY8NH2hhRK9",
-	"zt4J3kEJOX0AWYLYGVP71gpV++VBfZgKLbd6MV2t2tn6ZLWtnD3pw75V+t6Vbkf6Pg7Wk78MKPJI7D4K",
-	"XpLwGjkFHRMN2p7OFnkddCxFvorLvmdZ6Y3gpG76mGpXAbExN+fubJADgZIwDsxsyjxzszxREAtlWz1k",
-	"hQMgdmksm0umTKkqWBA82cByM+cEDIFCWopyg8tYiOvRnM/5G8FxY8/3ORQBBM7pPxui7qCfQLJFP+e8",
-	"HOCIKBjAU0AkwodfX8LBwcHxCF6tUW7A8gHIFSqLC8jXmIgM4enCUtDFM7dBw2g2c15dRijJzaLZE13Y",
-	"3bh5F+/fnV8sIBZc5FLBonPIXRzQREwqXV9xeOpaFnbFpaCbZ0Yp7srDnBuKNT2E2M5nvpDFHQqnh0XP",
-	"7YoZuMsUUXnEQ1KEFHUsqLGqjue8XOpF/YE9erSqbZ81AuHqBs1mDqdT2HF6adU15zcxS7C1xeJmhNkP",
-	"SxJj2Chhq1jD4tA/hh2nvCM4+vixXHfOjQHtMZZVyWhugDNhIXJlE0lxKP/m9MJAp0wafQSDic6dR0Ku",
-	"xsUgNTbf2nSkk/LoPCMGedcolQszfzQZ+WWOJRnzZt7ByB8dOE4YW+wYUxGqsTe7vRt44xhJouNPxb9i",
-	"1GhD0qR4JJHQTfl+PRkXkWNnyoTqyV2/2RitTumMPRfvX7395fTt6+C3d2e/LODp5AgKUIflBihGJE/0",
-	"M3sVxTrVnC86fafFCGyXuGwuVC3c5abZXIikSMubOE6DVu8GOu15xSn1Zu02h9e+z3LZj/b1J+POlZO7",
-	"q4rT/yzo5tGOSnp7MXdtWDYB072WMfUnjyZDqaKeA5uL0rxMQYxJ9wxqx+2pzx3Y9A3pudO032nWoe/v",
-	"GlRpbdw5f7fDDu8fVh0W2wHH9w+obsyYAZOD+wd0T1jtuKP7x/We4ZnB0+kDtNF3weRu4B09TJXNWxn2",
-	"0C1PUyI3BS4AsV5j6AYxGHLpVXhydddBmPEto3dmyRVaP24H8WvUXxrB9Y01F7yt6PG/V/QU23zUw9vv",
-	"5e5f7QuvUddHfA/3hqrFvjv7ONw0HLHDI+HcdcLdzSTYSjAVJ7QU6qM2LNekkjm3J1ZaFHnGTvJEwaJu",
-	"pi/g6eLlb69e/v7uj4vg4uJs4fIQFzfPRvBnwS6ILgfPOVNgUu0AQpIkds0VYRwk6lxyVbObYoDLfbs5",
-	"602MfM4rxluQ10V9HlFMY8yUoEa6KCktGGq4RrU7TVYHLl8RZYMvS6rfKC6rHe0IzC2HsbdFKZMY6oLg",
-	"F9WIFv9Le3umve+dgcyo6YMy7fbdnzZknZsKuCpWqwoTGgGyG8VKOqp25rMzpvSH6qtv6P6tzkhPCJzY",
-	"pkpFoNUAhKQoHdU2VcujZqyvziRmG0A6MjdsUT/bNobLKaRzF6gwT+fgIBF6qNgnpO6MYE0SBSJq1Rr2",
-	"/nxIEqBkAwtqbwVb3A8Jh6UDcKQmLczmXPC6RFpJRgfAuGIUbWIwMG9r54EtIQ3BNtrv3H521b6pfhmf",
-	"844krndmvyi6Zn0Y/xp16yrUviDfuJFuUL571OaUoasrNg35yh5idVn97xzlpr6tXtw62n1fve/wsXva",
-	"2NPW+paZpaXKHdklkuisrv47md+v1f7L9nYVM5+P2oKxqLG7XeHNbu3Etu53vtrrfWh7ZBazny5Sco0g",
-	"c7541mq6zMZjK0QslJ795P/kWwJSyNLXySTLpIE2ZVeRSWhiyah25no721FiyiJLAR0WmLkysjFPDFF1",
-	"zf1imiqvbM/yam1s4HinS0yNcaXq+la3/Z+iRUco46gUZFIsDfC7fTm+aa9fN+ascER5d1d3/wkAAP//",
+	"7Fttc9s4kv4rXbytSlKnF0q2M2Ply3k8mRnXOC8Ve2uvyvJJENEUsSYBLgDKYXz+71cA+C7KthInV7W7",
+	"3ySKABqN7qef7obuvEAkqeDItfJmd16EhKK0H88oJqnQyPXwE6YxyZGaxxRVIFmqmeDezFtqmeESbiPk",
+	"oCMEiSoVXCEwBQSUFhIpSDscRAiEAxIZM5Qg8R8ZKg23TEd2qCIJQrVokA//xHzkDTwVRJgQszTyLPFm",
+	"V55Z07seeDpP0Zt5SkvG1979/cD77+EnN+3wrEfYM4pcs5ChKmR1EjAOKhY6JfkLBbFYq/aq3VXuB15K",
+	"JElQF4r6RYgbxtdnv26vWPwEjJo5mXmUEh15A4+TxMzKqDfwjCBMGvWanTXXDoVMiPZmXpbZN7d33FDY",
+	"n5hvS/CO3HS2q0iIoAVI1DJ/AwrR/nzy8QwaQyt5nUXUEndOqH1An0mSxuat1etwEhyE/nBCf8LhYTDB",
+	"4THxcTgNX4cHwc/0mEwm3sBLyOdz5GsdebPp0dHASxgvv0/6dvsJlchkgH26Ln/7bsq+N4OdedtzPxU8",
+	"jFmgzedAcOMp5iNJ05gFxEg1/rsyojUUc+ehlEK6IdROHwu9yDjZEBaTVYxGK6gUWZsfrV/EQoPYoIxJ",
+	"qoBwoSOUsHKWVWwIlV4w6s3Ml4VPJqtpcEAP8Sh8TX5aWc3V2/yLxNCbef8xrj1/7H5V47dWOLvVjp93",
+	"xVwOYMn4hsSMLpQmGpcgJCxZbR2LG8wXjC8yhUtv0ESWrpf2SVS8Pm69e79t8Z8wUw6YHjmCb1VAd2fS",
+	"LrycWee5wRxuiQLzCFYYCokQClmdVnFGo2fVA9coOYnf1gb1fRVQrLewFvy8R+oMqXj8bf5UGmWh8pY7",
+	"IadqQTQkmdKwQiChRglKE6nN8x/mTB0ZCyMqAZoKVMCFQWrNVJjbH41CJAm08bIKFWQWo3pWo3ov9G8i",
+	"4/TbzoALvQjtNE3tyxKgzd7Kn3+MwiuBntVsP5I8FoReCnFO5Bp/gA+mbsWFFmIRmzWfez8Jcv1Rig2j",
+	"KH8UsKRu2UVarFsAzAwutGSp8YvQ4qqQEBIWI31jLCgyvCqICF8jfVYX+CtXWZoKqZG+Q8rIpaUB310L",
+	"Wb3sIjHrLgz/eMbzrdzIznTiAjmLmbaskVDKjCgk/ihFilIzQ3JCEisceGnj0Z1HicYWX7IPtvjSoHJ4",
+	"69yP8quBpUJ2BaYxUY+p8iIW2owqpiFSktx+Zwl+ERzbhPRtZvYw/gVlzHgvk66J4VVL8kG1v3LiUtI6",
+	"BRGrv2NgpSkY/6MqbZ/+ZYSQZquYBbBheGtTpZLivQGmISBSMhsWIMiUFglKoEQTY/nt0yGJyLheaKFJ",
+	"vE2SL1BuUA6NOjONFFLJDGN2yVuQSWn4zQsFCeNCQsaZ5SyVGo993x/UB8m4fn1YK9MwhDVKo4YgwuBG",
+	"ZHqhUCkmeGEC9XkEaqEN7ju0Nxw9ix3/LXj5lnUEEolxDqK3jG9ojqbPosodPWZLp+V794OSJDx9kUjE",
+	"dIGfUyaxHNhW+t9Mdkw4ZDwljIJ5HwyZd7H7aYs80YX2drmK+zx5u4btZ496Z+EHF+7lrn8VmVjTyYpp",
+	"myLVZzFom3XjYLfV3298Lft5wHEvqt2V1YYUOWV8vSjClHO4wMxs069A8JDJBM0SHJGqhUTjw3aDYcbp",
+	"opjA+lFqNTDwypjnApqZhvAAY/fZjUPaU+MYeKfF5vYE7f0dctuZyikyGbfHRlqnajYel2+MlI3co0Ak",
+	"42Ccknz8+OxtB3qKKXZsqiXeLiNorNJnBKfWRgpTaKQje0D5SYmpCjhuTHqBXL9xnN2CLxTgq8CBa+ec",
+	"CnTf83gxIaxzKISS/yq+mYNoIo17u1N+OWyVXw56jsiVUZprnFAC52KDMQmwM58JFI+Vc5rHV8pkF+k7",
+	"mwYu1wJM/enr4WQ69CeXk+nM92e+/5/+ZOb7TwbWb0LMfkH8rxDkQQLSD4mVqfRaciPytQ30XNyiDIhC",
+	"OLv4AIfTyU9g0rZWnPcwkxaltMn5vZn3P1dk+OX67uD+L306qTKFfSz2K8a49LKG5u1cvypJsTUnOpNG",
+	"0xknmY6EZF8suoZCrhilaFhgM1HtKcS1Clzme291y8F5Oy+zy/YR+p5ZXCXJ4D7RuIhZwrT92i64NIJG",
+	"O1HqjRJV1r1FAEnoSlOUqTQm+ZsCpUqCWS4KFDVhsWUoPT5TJ+13j8GyObNaoNbgbcPtgkJng7V9n4uA",
+	"xJesC0j+sXO5huW+vPIn11f+8Pj6f6dX/vDg+tXsyh8euUe95lxWkve0ThJotsGGRlZCxEi4jZ2xULjQ",
+	"hbwPEad6Y1/JX1vnfddHVyX7IviCkly1lPe6Q+0Ppp6FcJYYb5v00fwnYmZCPi+q5K5a73Dv5RLGF1xo",
+	"FuAiYdzE0D024O+acVuyyd6SbYfGC51RJuCkTx8iRb6/MViA2n/fR33yqjhbt+VVVt4h6ZO3mVJ3Wmon",
+	"70/A/AxFZvzkjNsAJNMLx+u3J/5oSZQIQfCi2PnkJPXwqDdJfegA+9ITq6LiZNte1SoFNDKR5oY6x9W0",
+	"tKY/NG2hhRK9xt5x3kEJOX0AWYLYOVP75gpV+eVJdZgKLbdqMV2t2tn6ZLWlnD3pw75Z+t6Zbkf6Pg7W",
+	"E78MKPJQ7G4Fr0hwg5yCjogGbbuzRVwHHUmRraOy7llmeiM4qYs+JttVQKzPzbnrDXIgUBLGgZlNmWdu",
+	"lhcKIqFsqYescQDELo1lccmkKVUGC4LHOazyOSdgCBTSUpRbXEVC3IzmfM7fCY657e9zKBwInNE/6KKu",
+	"0U8g3qKfc14OcEQUDOApIBLh02+ncHBwcDyCtxuUOVg+AJlCZXEB+QZjkSK8XFoKunzlNmgYTT7n1WWE",
+	"ktwsmzXRpd2Nm3f58cPF5RIiwUUmFSw7Te6iQRMyqXR9xeGlK1nYFVeC5q+MUtyVhzk3FGt6CJGdz7wh",
+	"izsUTg/LntsVM3CXKcKyxUMShAR1JKg5VR3NebnUm/oF23q0qm33GoFwdYtmM4fTKezoXlp1zfltxGJs",
+	"bbG4GWH2w+LYHGwYs3WkYXnoH8OOLu8Ijj5/Ltedc3OAto1lVTKaG+CMWYBc2UBSNOXfnV0a6JRxo45g",
+	"MNGZ80jI9bgYpMbmXRuOdFy2zlNikHeDUjk380eTkV/GWJIyb+YdjPzRgeOEkcWOMRWBGnuzu/uBN46Q",
+	"xDr6UnwrRo1yksTFI4mE5uXvm8m48Bw7UypUT+z6w/po1aUz57n8+Pb9r2fvf1/88eH81yW8nBxBAeqw",
+	"yoFiSLJYv7JXUaxRzfmyU3dajsBWicviQlXCXeXN4kIoRVLexHEatHo30Gn7FWfUm7XLHF77PstVP9rX",
+	"r4w7V07urytO/4ug+bO1SnprMfdtWDYO072WMfUnzyZDqaKehs1lebxMQYRxtwe14/bUQw2bviE9d5r2",
+	"62Yd+v6uQZXWxp3+ux12+PiwqllsBxw/PqC6MWMGTA4eH9DtsNpxR4+P6+3hmcHT6RO00XfB5H7gHT1N",
+	"lc1bGbbpliUJkXmBC0Cs1Ri6QQyGXHkVnlzfdxBmfMfovVlyjdaO2078O+qv9eD6xppz3pb3+D/Ke4pt",
+	"Pmvz9keZ+zfbwu+o6xbf061h7PoEu2PPqf3dMMStAFJxPkdHYiTKFqGVtcgRnHAw4a/inXDhKufA1JwX",
+	"rQsguuSElioMQIk60lU172J2Co5Z2AYmL7jECiEljL4BFs551eI3zlrEzGJVo9IYTYRLkDiKMnCsueTL",
+	"hoMa40QKjCuNhDo6Y2ZxLMS84hhL66pab0y0insGjxp8XQD9//HBqu20wxv/HcYeC2M/OqKYUdMnRc7t",
+	"uzxtCPrknBSI5S97hqWq1/cAFFkCZ6Cok9BWwGKvSD4CVPhZm3TbQMOc29a5Fk2ceKFgWXf1lvByefrH",
+	"29M/P/z1cnF5eb50hJiL21cj+FuR5hBdDp5zpizoDSAgcWzXXBPGQaLOJFd1mlUMcCR8d/J8GyEvUe2F",
+	"KrPoZd0YLaapwG1Z5tZgctQNqt18ver8/tOAU7WjHei0ZTD22jplEgNdVBqKsogW/waufxngutBE1iyg",
+	"KnVBw0F2o1iZF6udxPqcKf2peus7mn+rRNvjAie2ultl8moAQlKULufnJMFnpc7fTGnNNoB0ZG6cRf1s",
+	"+zBcTCGdS4nF8XQ6mLHQQ8W+WNanUW5IrECEraKH/SNPQGKgJIcltX9PsLhvaOjKAThSExZmcy54zWDX",
+	"ktGBYZOMog0MBuZtEW9ga1k2Uq7y7t8wXNnxlumIccc/G5K4Ir59oyjf92H876hbdzL3BfnGX2MMynd7",
+	"/k4Zurrr15CvbGZU/5r5R4Yyr/82U1x/3P3Hmb5bEN1rDz319e8ZWVqq3BFdQonu1NW/Zgr6W7X/ss9W",
+	"+czDXlswFjV217y82Z2d2BYgna32Wh/aYr3F7JfLhNwgyIwvX7Wqv7Px2AoRCaVnP/s/+5aAFLL0tVTI",
+	"Km6gTdneYBKaWDKqjbnezraX/CFiaimgwwIzV0py88QQVddlLKap4sr2LG835gwc73SBqTGuVF3f6rYQ",
+	"XSTnhDKOSkEqxcoAv9uX45v2fyCNOSscUd799f3/BQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

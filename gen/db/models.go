@@ -29,6 +29,7 @@ type Booking struct {
 	Disputed          bool
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	RefundRequestedAt *time.Time
 }
 
 type BookingStatusChange struct {

@@ -7,6 +7,7 @@ package checkout
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/payment"
 )
 
 // Session is an open Checkout Session to send the customer to.
@@ -28,23 +30,26 @@ type Session struct {
 	ExpiresAt time.Time
 }
 
-// Starter creates Checkout Sessions for bookings.
-type Starter struct {
+// Service creates, expires and reads back bookings' Checkout Sessions.
+type Service struct {
 	pool       *pgxpool.Pool
 	stripe     *client.API
+	processor  *payment.Processor
 	publicBase *url.URL
 	ttl        time.Duration
+	logger     *slog.Logger
 }
 
-// NewStarter returns a Starter whose sessions live for ttl and return the
-// customer to pages under publicBase.
-func NewStarter(pool *pgxpool.Pool, stripe *client.API, publicBase *url.URL, ttl time.Duration) *Starter {
-	return &Starter{pool: pool, stripe: stripe, publicBase: publicBase, ttl: ttl}
+// NewService returns a Service whose sessions live for ttl and return the
+// customer to pages under publicBase. What Stripe reports about a session is
+// applied through processor, like a webhook.
+func NewService(pool *pgxpool.Pool, stripe *client.API, processor *payment.Processor, publicBase *url.URL, ttl time.Duration, logger *slog.Logger) *Service {
+	return &Service{pool: pool, stripe: stripe, processor: processor, publicBase: publicBase, ttl: ttl, logger: logger}
 }
 
 // Start returns the booking's Checkout Session, creating it on first call.
 // While the session is open every call returns the same one.
-func (s *Starter) Start(ctx context.Context, bookingID uuid.UUID) (Session, error) {
+func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, error) {
 	q := db.New(s.pool)
 	b, err := booking.Get(ctx, q, bookingID)
 	if err != nil {
@@ -106,12 +111,28 @@ func (s *Starter) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		ID: b.ID, CheckoutSessionID: &created.ID, CheckoutURL: &created.URL, HoldExpiresAt: expiresAt,
 	})
 	if database.IsNotFound(err) {
-		return Session{}, fmt.Errorf("booking %s already has another checkout session than %s", b.ID, created.ID)
+		// Another call stored a different session first (Stripe answers one
+		// idempotency key with one session, so only a stand-in API does
+		// this). Nobody has this session's URL: expire it, answer the other.
+		s.expireUnused(ctx, created.ID)
+		if b, err = booking.Get(ctx, q, bookingID); err != nil {
+			return Session{}, err
+		}
+		if open, ok := openSession(b); ok {
+			return open, nil
+		}
+		return Session{}, apperr.New(apperr.InvalidState, "the booking cannot be paid now")
 	}
 	if err != nil {
 		return Session{}, fmt.Errorf("attach checkout session %s to booking %s: %w", created.ID, b.ID, err)
 	}
-	return Session{ID: *attached.CheckoutSessionID, URL: created.URL, ExpiresAt: expiresAt}, nil
+	if !booking.Status(attached.Status).HoldsSlot() {
+		// Cancelled or expired while Stripe was creating the session: the
+		// slot is no longer held, so the session must not be payable.
+		s.expireUnused(ctx, created.ID)
+		return Session{}, apperr.New(apperr.InvalidState, "the booking is %s, not pending_payment", attached.Status)
+	}
+	return Session{ID: created.ID, URL: created.URL, ExpiresAt: expiresAt}, nil
 }
 
 // openSession returns the booking's session while it can still be paid.
@@ -133,7 +154,7 @@ func checkPayable(b db.Booking) error {
 	return nil
 }
 
-func (s *Starter) sessionParams(ctx context.Context, b db.Booking, r db.Resource, expiresAt time.Time) *stripe.CheckoutSessionParams {
+func (s *Service) sessionParams(ctx context.Context, b db.Booking, r db.Resource, expiresAt time.Time) *stripe.CheckoutSessionParams {
 	id := b.ID.String()
 	loc, err := time.LoadLocation(r.Timezone)
 	if err != nil {
@@ -172,7 +193,7 @@ func (s *Starter) sessionParams(ctx context.Context, b db.Booking, r db.Resource
 	return params
 }
 
-func (s *Starter) pageURL(path, bookingID string) string {
+func (s *Service) pageURL(path, bookingID string) string {
 	u := *s.publicBase
 	u.Path = u.Path + path
 	u.RawQuery = url.Values{"booking_id": {bookingID}}.Encode()

@@ -83,6 +83,14 @@ func (h *handlers) CreateCheckout(ctx context.Context, req genapi.CreateCheckout
 	}}, nil
 }
 
+func (h *handlers) CancelBooking(ctx context.Context, req genapi.CancelBookingRequestObject) (genapi.CancelBookingResponseObject, error) {
+	b, err := h.s.checkout.Cancel(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return genapi.CancelBooking200JSONResponse{Body: bookingOut(b)}, nil
+}
+
 // bookingOut is the public view of a booking: no customer data (SPEC §3).
 func bookingOut(b db.Booking) genapi.Booking {
 	return genapi.Booking{

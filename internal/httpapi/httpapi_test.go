@@ -82,13 +82,13 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	srv := httptest.NewUnstartedServer(nil)
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	require.NoError(t, err)
+	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger)
 	handler, err := httpapi.NewServer(httpapi.Config{
 		WebhookSecrets:   o.webhookSecrets,
 		WebhookTolerance: 300 * time.Second,
 		PendingHold:      pendingHold,
-	}, tdb.Pool, logger,
-		payment.NewProcessor(tdb.Pool, sc, o.livemode, logger),
-		checkout.NewStarter(tdb.Pool, sc, public, checkoutTTL))
+	}, tdb.Pool, logger, processor,
+		checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger))
 	require.NoError(t, err)
 	srv.Config.Handler = handler
 	srv.Start()

@@ -37,12 +37,12 @@ type Server struct {
 	pool      *pgxpool.Pool
 	logger    *slog.Logger
 	processor *payment.Processor
-	checkout  *checkout.Starter
+	checkout  *checkout.Service
 }
 
 // NewServer returns slotpay's whole HTTP handler.
-func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor, starter *checkout.Starter) (http.Handler, error) {
-	s := &Server{cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: starter}
+func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor, checkouts *checkout.Service) (http.Handler, error) {
+	s := &Server{cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts}
 	api, err := s.apiHandler()
 	if err != nil {
 		return nil, err

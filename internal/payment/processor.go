@@ -93,8 +93,14 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 	if err != nil {
 		return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
 	}
+	// The event is committed; its refund must not depend on the webhook
+	// caller waiting for the answer.
+	refundCtx := context.WithoutCancel(ctx)
 	for _, r := range refunds {
-		p.requestRefund(ctx, r)
+		if err := p.RequestRefund(refundCtx, r.BookingID, r.PaymentIntentID); err != nil {
+			p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
+				slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
+		}
 	}
 	return res, nil
 }
@@ -276,21 +282,23 @@ func (a *applier) applyWaiting(ctx context.Context, list waitingEvents, key stri
 	return nil
 }
 
-// requestRefund asks Stripe for a full refund of a late payment whose slot is
-// gone. The idempotency key is derived from the booking, so a retry (or the
-// reconciler) never refunds twice. A failure leaves the booking in
-// refund_pending, where the reconciler finds it.
-func (p *Processor) requestRefund(ctx context.Context, r refundRequest) {
-	params := &stripe.RefundParams{PaymentIntent: stripe.String(r.PaymentIntentID)}
+// RequestRefund asks Stripe for a full refund of a late payment whose slot is
+// gone, and notes that Stripe accepted it. The idempotency key is derived from
+// the booking, so a retry (the reconciler's, after a failure here) never
+// refunds twice; charge.refunded then makes the booking refunded.
+func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID)}
 	params.Context = ctx
-	params.SetIdempotencyKey("slotpay-refund-" + r.BookingID.String())
-	params.AddMetadata("booking_id", r.BookingID.String())
+	params.SetIdempotencyKey("slotpay-refund-" + bookingID.String())
+	params.AddMetadata("booking_id", bookingID.String())
 	if _, err := p.stripe.Refunds.New(params); err != nil {
-		p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
-			slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
-		return
+		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
 	}
-	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", r.BookingID.String()))
+	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
+		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
+	return nil
 }
 
 func optional(s string) *string {

@@ -1,0 +1,116 @@
+package checkout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/booking"
+)
+
+// CauseCustomerCancel is the cause recorded for a customer's cancellation.
+const CauseCustomerCancel = "customer_cancel"
+
+// Cancel releases a pending_payment booking at the customer's request. Its
+// open Checkout Session is expired at Stripe first, so the slot is never
+// released while the session can still be paid; if Stripe says the session
+// was completed meanwhile, that is applied instead and the cancel refused.
+func (s *Service) Cancel(ctx context.Context, bookingID uuid.UUID) (db.Booking, error) {
+	q := db.New(s.pool)
+	b, err := booking.Get(ctx, q, bookingID)
+	if err != nil {
+		return db.Booking{}, err
+	}
+	if booking.Status(b.Status) != booking.PendingPayment {
+		return db.Booking{}, apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment booking can be cancelled", b.Status)
+	}
+	if b.CheckoutSessionID != nil {
+		if _, err := s.ExpireSession(ctx, *b.CheckoutSessionID); err != nil {
+			return db.Booking{}, err
+		}
+	}
+
+	var cancelled db.Booking
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := db.New(tx)
+		locked, err := q.BookingGetByIDForUpdate(ctx, bookingID)
+		if err != nil {
+			return fmt.Errorf("lock booking %s: %w", bookingID, err)
+		}
+		current := booking.Status(locked.Status)
+		d := booking.Decide(booking.Booking{Status: current, AmountTotal: locked.AmountTotal, Currency: locked.Currency},
+			booking.Fact{Kind: booking.CustomerCancel})
+		if d.To == current {
+			return apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment booking can be cancelled", current)
+		}
+		cancelled, err = booking.Transition(ctx, q, locked, d.To, CauseCustomerCancel, nil)
+		return err
+	})
+	if err != nil {
+		return db.Booking{}, err
+	}
+	return cancelled, nil
+}
+
+// ExpireSession asks Stripe to expire an open session and returns the
+// session as Stripe then describes it. When Stripe answers that it is not
+// open any more, the session is read back and what it says (completed,
+// expired) is applied to its booking first. Either way no payable session is
+// left behind.
+func (s *Service) ExpireSession(ctx context.Context, sessionID string) (*stripe.CheckoutSession, error) {
+	params := &stripe.CheckoutSessionExpireParams{}
+	params.Context = ctx
+	params.SetIdempotencyKey("slotpay-expire-" + sessionID)
+	expired, err := s.stripe.CheckoutSessions.Expire(sessionID, params)
+	if err == nil {
+		return expired, nil
+	}
+	if !notOpen(err) {
+		return nil, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider could not close the checkout session; try again")
+	}
+	return s.Settle(ctx, sessionID)
+}
+
+// Settle reads a session back from Stripe and applies what it says to its
+// booking.
+func (s *Service) Settle(ctx context.Context, sessionID string) (*stripe.CheckoutSession, error) {
+	params := &stripe.CheckoutSessionParams{}
+	params.Context = ctx
+	params.AddExpand("payment_intent")
+	session, err := s.stripe.CheckoutSessions.Get(sessionID, params)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider could not be asked about the checkout session; try again")
+	}
+	if _, _, err := s.processor.ApplySessionState(ctx, session.LastResponse.RawJSON); err != nil {
+		return nil, fmt.Errorf("apply state of session %s: %w", sessionID, err)
+	}
+	return session, nil
+}
+
+// notOpen reports Stripe refusing to expire a session that is complete or
+// expired already.
+func notOpen(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.HTTPStatusCode == http.StatusBadRequest && se.Type == stripe.ErrorTypeInvalidRequest
+}
+
+// expireUnused expires a session whose URL nobody was given. A failure is
+// logged: such a session cannot be paid by anyone who does not know it, and
+// it expires by itself at its expires_at.
+func (s *Service) expireUnused(ctx context.Context, sessionID string) {
+	params := &stripe.CheckoutSessionExpireParams{}
+	params.Context = ctx
+	params.SetIdempotencyKey("slotpay-expire-" + sessionID)
+	if _, err := s.stripe.CheckoutSessions.Expire(sessionID, params); err != nil {
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "could not expire an unused checkout session",
+			slog.String("checkout_session_id", sessionID), slog.String("error", err.Error()))
+	}
+}

@@ -18,6 +18,8 @@ commands:
   serve                   run the HTTP service
   migrate up|down|status  manage the database schema
   seed-demo               create the demo resources (idempotent)
+  reconcile               reconcile once with Stripe and print what was done
+  replay-events --since D apply events Stripe sent within D that the ledger lacks
   dev setup               create the database if missing, migrate, seed (development)
   dev pay BOOKING_ID      deliver a signed "paid" webhook for a booking (development)
 `
@@ -54,6 +56,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], getenv, stdout)
 	case "seed-demo":
 		return seedDemo(ctx, getenv, stdout)
+	case "reconcile":
+		return reconcileOnce(ctx, getenv, stdout, stderr)
+	case "replay-events":
+		return replayEvents(ctx, args[1:], getenv, stdout, stderr)
 	case "dev":
 		return dev(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -19,6 +19,7 @@ import (
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/httpapi"
 	"github.com/slotpay/slotpay/internal/payment"
+	"github.com/slotpay/slotpay/internal/reconcile"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -40,7 +41,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		logger.Warn("database schema is not current; /readyz answers 503 until `slotpay migrate up` runs", "error", err.Error())
 	}
 
-	handler, err := newHandler(cfg, pool, logger)
+	a := newApp(cfg, pool, logger)
+	handler, err := a.handler()
 	if err != nil {
 		return err
 	}
@@ -58,6 +60,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
 		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
+
+	// The reconciler runs in every instance; an advisory lock lets one at a
+	// time act.
+	reconcileCtx, stopReconciler := context.WithCancel(ctx)
+	reconcilerDone := make(chan struct{})
+	go func() {
+		defer close(reconcilerDone)
+		a.reconciler.Loop(reconcileCtx, cfg.ReconcileInterval)
+	}()
+	defer func() { stopReconciler(); <-reconcilerDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -81,16 +93,34 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	return nil
 }
 
-// newHandler wires the service's parts together.
-func newHandler(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (http.Handler, error) {
+// app is slotpay's parts, wired together once for serve and the commands.
+type app struct {
+	cfg        config.Config
+	pool       *pgxpool.Pool
+	logger     *slog.Logger
+	processor  *payment.Processor
+	checkouts  *checkout.Service
+	reconciler *reconcile.Reconciler
+}
+
+func newApp(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) *app {
 	sc := newStripeClient(cfg)
 	processor := payment.NewProcessor(pool, sc, cfg.Livemode(), logger)
+	checkouts := checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger)
+	return &app{
+		cfg: cfg, pool: pool, logger: logger,
+		processor:  processor,
+		checkouts:  checkouts,
+		reconciler: reconcile.New(pool, sc, checkouts, processor, logger),
+	}
+}
+
+func (a *app) handler() (http.Handler, error) {
 	return httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   cfg.StripeWebhookSecret,
-		WebhookTolerance: cfg.WebhookTolerance,
-		PendingHold:      cfg.PendingHold,
-	}, pool, logger, processor,
-		checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger))
+		WebhookSecrets:   a.cfg.StripeWebhookSecret,
+		WebhookTolerance: a.cfg.WebhookTolerance,
+		PendingHold:      a.cfg.PendingHold,
+	}, a.pool, a.logger, a.processor, a.checkouts)
 }
 
 // newStripeClient returns a client of its own (never the package-global key)

@@ -15,6 +15,17 @@ import (
 	"github.com/slotpay/slotpay/internal/booking"
 )
 
+// HandledEventTypes are the event types slotpay acts on; others are recorded
+// as ignored. The Stripe webhook endpoint needs only these.
+var HandledEventTypes = []string{
+	"checkout.session.completed",
+	"checkout.session.async_payment_succeeded",
+	"checkout.session.async_payment_failed",
+	"checkout.session.expired",
+	"charge.refunded",
+	"charge.dispute.created",
+}
+
 // event is a Stripe event reduced to what slotpay acts on.
 type event struct {
 	ID         string

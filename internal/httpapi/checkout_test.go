@@ -190,3 +190,18 @@ func TestCheckout(t *testing.T) {
 		require.Nil(t, after.CheckoutExpiresAt)
 	})
 }
+
+// newInterceptor forwards to a Stripe stand-in at target, calling before
+// first for each request: a test uses it to change the world while slotpay
+// waits on Stripe.
+func newInterceptor(t *testing.T, target string, before func(path string)) string {
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before(r.URL.Path)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}

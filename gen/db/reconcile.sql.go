@@ -83,6 +83,42 @@ func (q *Queries) BookingListLapsedWithSession(ctx context.Context, maxRows int3
 	return items, nil
 }
 
+const bookingListLapsedWithSessionOverlapping = `-- name: BookingListLapsedWithSessionOverlapping :many
+SELECT checkout_session_id::text FROM bookings
+WHERE resource_id = $1
+  AND status = 'pending_payment'
+  AND checkout_session_id IS NOT NULL
+  AND hold_expires_at <= now()
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2::timestamptz, $3::timestamptz, '[)')
+`
+
+type BookingListLapsedWithSessionOverlappingParams struct {
+	ResourceID uuid.UUID
+	StartsAt   time.Time
+	EndsAt     time.Time
+}
+
+// Lapsed holds whose session may still be open, in the way of a new booking.
+func (q *Queries) BookingListLapsedWithSessionOverlapping(ctx context.Context, arg BookingListLapsedWithSessionOverlappingParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, bookingListLapsedWithSessionOverlapping, arg.ResourceID, arg.StartsAt, arg.EndsAt)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var checkout_session_id string
+		if err := rows.Scan(&checkout_session_id); err != nil {
+			return nil, err
+		}
+		items = append(items, checkout_session_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const bookingListProcessingSince = `-- name: BookingListProcessingSince :many
 SELECT id, checkout_session_id FROM bookings
 WHERE status = 'processing'

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -93,6 +94,48 @@ func (s *Service) Settle(ctx context.Context, sessionID string) (*stripe.Checkou
 		return nil, fmt.Errorf("apply state of session %s: %w", sessionID, err)
 	}
 	return session, nil
+}
+
+// CloseLapsed ends a lapsed hold's session: expired at Stripe first, then the
+// expired session is applied, which releases the hold. If Stripe says the
+// session completed, ExpireSession has applied that instead. It returns the
+// session's final status.
+func (s *Service) CloseLapsed(ctx context.Context, sessionID string) (stripe.CheckoutSessionStatus, error) {
+	session, err := s.ExpireSession(ctx, sessionID)
+	if err != nil {
+		return "", err
+	}
+	if session.Status == stripe.CheckoutSessionStatusExpired {
+		if _, _, err := s.processor.ApplySessionState(ctx, session.LastResponse.RawJSON); err != nil {
+			return "", fmt.Errorf("apply expiry of session %s: %w", sessionID, err)
+		}
+	}
+	return session.Status, nil
+}
+
+// Hold holds a slot like booking.Hold. When the slot is taken by holds that
+// lapsed while their sessions were open, those sessions are closed at Stripe
+// and the hold tried once more: a lapsed hold blocks nobody for longer than
+// it takes to ask Stripe.
+func (s *Service) Hold(ctx context.Context, req booking.Request, hold time.Duration) (db.Booking, error) {
+	b, err := booking.Hold(ctx, s.pool, req, hold)
+	if apperr.CodeOf(err) != apperr.SlotUnavailable {
+		return b, err
+	}
+	lapsed, listErr := db.New(s.pool).BookingListLapsedWithSessionOverlapping(ctx, db.BookingListLapsedWithSessionOverlappingParams{
+		ResourceID: req.ResourceID, StartsAt: req.Slot.StartsAt, EndsAt: req.Slot.EndsAt,
+	})
+	if listErr != nil || len(lapsed) == 0 {
+		return b, err
+	}
+	for _, sessionID := range lapsed {
+		if _, closeErr := s.CloseLapsed(ctx, sessionID); closeErr != nil {
+			s.logger.LogAttrs(ctx, slog.LevelWarn, "could not close a lapsed session in the way of a booking",
+				slog.String("checkout_session_id", sessionID), slog.String("error", closeErr.Error()))
+			return b, err
+		}
+	}
+	return booking.Hold(ctx, s.pool, req, hold)
 }
 
 // notOpen reports Stripe refusing to expire a session that is complete or

@@ -12,6 +12,7 @@ import (
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/testkit"
 )
 
 // TestInvariant1_NoOverlappingSlotHoldingBookings: SPEC §8.1. Thirty
@@ -138,17 +139,46 @@ func TestCreateBooking(t *testing.T) {
 		require.Equal(t, 1, b.db.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND to_status = 'expired' AND cause = 'hold_lapsed'", lapsed.Id))
 	})
 
-	t.Run("LapsedHoldWithSessionStillBlocks", func(t *testing.T) {
+	t.Run("LapsedHoldWithSessionIsClosedAtStripeFirst", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
-		bk, _ := b.paidBooking(t, 10)
-		// The session can still be paid until Stripe expires it: the slot
-		// is not released by a new booking.
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", bk.Id)
+		fake := testkit.NewStripeFake(t)
+		b := setup(t, withStripe(fake.URL))
+		lapsed, co := b.paidBooking(t, 10)
+		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+
+		b.hold(t, at(10), at(11))
+		require.Equal(t, "expired", fake.Session(co.CheckoutSessionId).Status)
+		require.Equal(t, "expired", b.booking(t, lapsed.Id).Status)
+	})
+
+	t.Run("LapsedHoldWhoseSessionWasPaidKeepsTheSlot", func(t *testing.T) {
+		t.Parallel()
+		fake := testkit.NewStripeFake(t)
+		b := setup(t, withStripe(fake.URL))
+		lapsed, co := b.paidBooking(t, 10)
+		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		fake.Complete(co.CheckoutSessionId, "paid")
+
 		resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, at(10), at(11)))
 		require.NoError(t, err)
 		requireError(t, http.StatusConflict, "slot_unavailable", resp.StatusCode(), resp.Body)
-		require.Equal(t, "pending_payment", b.booking(t, bk.Id).Status)
+		require.Equal(t, "confirmed", b.booking(t, lapsed.Id).Status)
+	})
+
+	t.Run("LapsedHoldWithSessionBlocksWhileStripeCannotBeAsked", func(t *testing.T) {
+		t.Parallel()
+		fake := testkit.NewStripeFake(t)
+		b := setup(t, withStripe(fake.URL))
+		lapsed, co := b.paidBooking(t, 10)
+		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		fake.FailNext("/v1/checkout/sessions/"+co.CheckoutSessionId+"/expire", 500, "")
+
+		// The session might still be paid: the slot is not released.
+		resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, at(10), at(11)))
+		require.NoError(t, err)
+		requireError(t, http.StatusConflict, "slot_unavailable", resp.StatusCode(), resp.Body)
+		require.Equal(t, "pending_payment", b.booking(t, lapsed.Id).Status)
+		require.Equal(t, "open", fake.Session(co.CheckoutSessionId).Status)
 	})
 
 	t.Run("ErrInvalidSlot", func(t *testing.T) {

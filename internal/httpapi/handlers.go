@@ -51,7 +51,7 @@ func (h *handlers) GetAvailability(ctx context.Context, req genapi.GetAvailabili
 
 func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRequestObject) (genapi.CreateBookingResponseObject, error) {
 	body := req.Body
-	b, err := booking.Hold(ctx, h.s.pool, booking.Request{
+	b, err := h.s.checkout.Hold(ctx, booking.Request{
 		ResourceID:    body.ResourceId,
 		Slot:          booking.Slot{StartsAt: body.StartsAt, EndsAt: body.EndsAt},
 		CustomerEmail: string(body.Customer.Email),

@@ -97,7 +97,7 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		return s, fmt.Errorf("list lapsed holds with a session: %w", err)
 	}
 	for _, b := range lapsed {
-		status, err := r.closeLapsedSession(ctx, *b.CheckoutSessionID)
+		status, err := r.checkouts.CloseLapsed(ctx, *b.CheckoutSessionID)
 		switch {
 		case err != nil:
 			s.Failures++
@@ -140,22 +140,6 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		s.RefundsRequested++
 	}
 	return s, nil
-}
-
-// closeLapsedSession expires a lapsed hold's session at Stripe, then
-// releases the hold by applying the expired session; if Stripe says the
-// session completed, ExpireSession has applied that instead.
-func (r *Reconciler) closeLapsedSession(ctx context.Context, sessionID string) (stripe.CheckoutSessionStatus, error) {
-	session, err := r.checkouts.ExpireSession(ctx, sessionID)
-	if err != nil {
-		return "", err
-	}
-	if session.Status == stripe.CheckoutSessionStatusExpired {
-		if _, _, err := r.processor.ApplySessionState(ctx, session.LastResponse.RawJSON); err != nil {
-			return "", err
-		}
-	}
-	return session.Status, nil
 }
 
 func (r *Reconciler) logFailure(ctx context.Context, what, bookingID string, err error) {

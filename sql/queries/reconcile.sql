@@ -42,3 +42,12 @@ WHERE id = $1 AND refund_requested_at IS NULL;
 
 -- name: PaymentEventListKnownIDs :many
 SELECT stripe_event_id FROM payment_events WHERE stripe_event_id = ANY(@ids::text[]);
+
+-- name: BookingListLapsedWithSessionOverlapping :many
+-- Lapsed holds whose session may still be open, in the way of a new booking.
+SELECT checkout_session_id::text FROM bookings
+WHERE resource_id = @resource_id
+  AND status = 'pending_payment'
+  AND checkout_session_id IS NOT NULL
+  AND hold_expires_at <= now()
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@starts_at::timestamptz, @ends_at::timestamptz, '[)');

@@ -91,7 +91,7 @@ func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *test
 	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
 }
 
-func TestLifecycle_ChargeRefunded(t *testing.T) {
+func TestLifecycle_ChargeRefundedPartial_Unchanged_ThenFull_Refunded(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	bk, co := b.paidBooking(t, 10)
@@ -108,6 +108,20 @@ func TestLifecycle_ChargeRefunded(t *testing.T) {
 	requireReceived(t, b.deliver(t, full.JSON(t)), false)
 	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
 	b.hold(t, at(10), at(12)) // a refunded booking holds no slot
+}
+
+func TestLifecycle_ChargeRefundedFull_NeedsReview_Refunded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	paid := completed(bk, co)
+	paid.Object["amount_total"] = bk.AmountTotal + 1
+	requireReceived(t, b.deliver(t, paid.JSON(t)), false)
+	require.Equal(t, "needs_review", b.booking(t, bk.Id).Status)
+
+	full := withID(testkit.ChargeRefunded(paid.Object["payment_intent"].(string), bk.AmountTotal+1, bk.AmountTotal+1, bk.Currency))
+	requireReceived(t, b.deliver(t, full.JSON(t)), false)
+	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
 }
 
 func TestLifecycle_DisputeCreated_Disputed(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -138,25 +139,26 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 	require.Contains(t, r.stderr, "usage")
 }
 
-// TestServeStopsCleanlyOnSIGTERM: the service answers, then on SIGTERM stops
-// accepting, finishes, closes the pool and exits 0 within the grace period.
-func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
-	t.Parallel()
-	tdb := testkit.NewDatabase(t)
+// startServe runs `slotpay serve` on a free port over tdb and waits until it
+// is ready. It returns the base URL, the process and its environment.
+func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.Builder, []string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = []string{
+	env := []string{
 		"DATABASE_URL=" + tdb.URL,
 		"STRIPE_API_BASE=" + testkit.StripeMock(t),
 		"STRIPE_WEBHOOK_SECRET=whsec_test",
 		"LISTEN_ADDR=" + addr,
+		"PUBLIC_BASE_URL=http://" + addr,
 	}
-	var stdout strings.Builder
-	cmd.Stdout = &stdout
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = env
+	stdout := &strings.Builder{}
+	cmd.Stdout = stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
@@ -168,6 +170,14 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond)
+	return "http://" + addr, cmd, stdout, env
+}
+
+// TestServeStopsCleanlyOnSIGTERM: the service answers, then on SIGTERM stops
+// accepting, finishes, closes the pool and exits 0 within the grace period.
+func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	_, cmd, stdout, _ := startServe(t, testkit.NewDatabase(t))
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	done := make(chan error, 1)
@@ -180,4 +190,48 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	}
 	require.Contains(t, stdout.String(), `"msg":"stopped"`)
 	require.NotContains(t, stdout.String(), "whsec_test", "no secret in the logs")
+}
+
+// TestDevPay: `slotpay dev pay` delivers the signed event Stripe would send
+// for a paid session, and the booking is confirmed through the real webhook.
+func TestDevPay(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	res := testkit.CreateResource(t, tdb, nil)
+	base, _, _, env := startServe(t, tdb)
+
+	post := func(path, body string) map[string]any {
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		require.Less(t, resp.StatusCode, 300, out)
+		return out
+	}
+	booking := post("/v1/bookings", fmt.Sprintf(`{"resource_id":%q,"starts_at":%q,"ends_at":%q,"customer":{"email":"ada@example.com","name":"Ada"}}`,
+		res.ID, testkit.TomorrowAt(10).Format(time.RFC3339), testkit.TomorrowAt(11).Format(time.RFC3339)))
+	id := booking["id"].(string)
+
+	envMap := func(extra ...string) map[string]string {
+		m := map[string]string{}
+		for _, kv := range append(env, extra...) {
+			k, v, _ := strings.Cut(kv, "=")
+			m[k] = v
+		}
+		return m
+	}
+	r := runBinary(t, envMap(), "dev", "pay", id)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "no checkout session yet")
+
+	post("/v1/bookings/"+id+"/checkout", "")
+	r = runBinary(t, envMap("STRIPE_SECRET_KEY=sk_live_123"), "dev", "pay", id)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "refuses to run with a live Stripe key")
+
+	r = runBinary(t, envMap(), "dev", "pay", id)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "200 OK")
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", id))
 }

@@ -18,6 +18,10 @@ commands:
   serve                   run the HTTP service
   migrate up|down|status  manage the database schema
   seed-demo               create the demo resources (idempotent)
+  admin create-user --email E --role readonly|ops|admin [--update]
+                          add a back-office user (password from
+                          SLOTPAY_ADMIN_PASSWORD, or prompted on a terminal);
+                          --update replaces an existing user's role and password
   reconcile               reconcile once with Stripe and print what was done
   replay-events --since D apply events Stripe sent within D that the ledger lacks
   dev setup               create the database if missing, migrate, seed (development)
@@ -56,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[1:], getenv, stdout)
 	case "seed-demo":
 		return seedDemo(ctx, getenv, stdout)
+	case "admin":
+		return adminCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "reconcile":
 		return reconcileOnce(ctx, getenv, stdout, stderr)
 	case "replay-events":

@@ -5,11 +5,29 @@
 package db
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type AdminSession struct {
+	TokenHash []byte
+	UserID    uuid.UUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt *time.Time
+}
+
+type AdminUser struct {
+	ID           uuid.UUID
+	Email        string
+	Role         string
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
 
 type Booking struct {
 	ID                uuid.UUID
@@ -49,6 +67,14 @@ type IdempotencyKey struct {
 	ResponseStatus *int32
 	ResponseBody   []byte
 	CreatedAt      time.Time
+}
+
+type LoginAttempt struct {
+	ID      int64
+	Email   string
+	Ip      netip.Addr
+	At      time.Time
+	Success bool
 }
 
 type PaymentEvent struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -25,7 +26,10 @@ type Config struct {
 	CheckoutTTL         time.Duration
 	ReconcileInterval   time.Duration
 	CookieSecure        bool
-	LogLevel            slog.Level
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed; empty means the client is whoever opened the connection.
+	TrustedProxies []netip.Prefix
+	LogLevel       slog.Level
 }
 
 // Defaults are the embedded defaults of SPEC §6.
@@ -66,6 +70,7 @@ func Parse(getenv func(string) string) (Config, error) {
 		CheckoutTTL:       p.duration("CHECKOUT_TTL", minCheckoutTTL, minCheckoutTTL, maxCheckoutTTL),
 		ReconcileInterval: p.duration("RECONCILE_INTERVAL", time.Minute, time.Second, 24*time.Hour),
 		CookieSecure:      p.boolean("COOKIE_SECURE", true),
+		TrustedProxies:    p.prefixes("TRUSTED_PROXIES"),
 		LogLevel:          p.logLevel("LOG_LEVEL"),
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
@@ -135,6 +140,28 @@ func (p *parser) boolean(name string, def bool) bool {
 		p.fail(name, "must be true or false")
 		return def
 	}
+}
+
+// prefixes reads a comma-separated list of CIDR ranges; a bare address is
+// a range of one.
+func (p *parser) prefixes(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for v := range strings.SplitSeq(p.getenv(name), ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(v)
+		if err != nil {
+			addr, addrErr := netip.ParseAddr(v)
+			if addrErr != nil {
+				p.fail(name, fmt.Sprintf("must be a comma-separated list of CIDR ranges (e.g. 10.0.0.0/8, fd00::/8), got %q", v))
+				return nil
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		out = append(out, prefix.Masked())
+	}
+	return out
 }
 
 func (p *parser) logLevel(name string) slog.Level {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ func TestParseDefaults(t *testing.T) {
 	require.Equal(t, 30*time.Minute, c.CheckoutTTL)
 	require.Equal(t, time.Minute, c.ReconcileInterval)
 	require.True(t, c.CookieSecure)
+	require.Empty(t, c.TrustedProxies, "no header is trusted unless configured")
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.False(t, c.Livemode(), "a mock runs in test mode")
 }
@@ -57,6 +59,19 @@ func TestParse(t *testing.T) {
 		var cfgErr *config.Error
 		require.ErrorAs(t, err, &cfgErr)
 		require.Equal(t, "STRIPE_WEBHOOK_SECRET", cfgErr.Variable)
+	})
+	t.Run("TrustedProxies", func(t *testing.T) {
+		c, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a",
+			"TRUSTED_PROXIES": "10.1.2.3/8, 192.0.2.7 ,fd00::/8"}))
+		require.NoError(t, err)
+		require.Equal(t, []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("fd00::/8"),
+		}, c.TrustedProxies)
+	})
+	t.Run("BadTrustedProxies", func(t *testing.T) {
+		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a",
+			"TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}))
+		require.ErrorContains(t, err, "TRUSTED_PROXIES: must be a comma-separated list of CIDR ranges")
 	})
 	t.Run("BadListenAddr", func(t *testing.T) {
 		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "LISTEN_ADDR": "8080"}))

@@ -6,7 +6,7 @@ GO_TEST_FLAGS ?= -count=1 -race -timeout 9m
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test generate check-generated fmt-check vet build
+.PHONY: help run test generate check-generated fmt-check vet build fuzz-short
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,8 +14,18 @@ help: ## list the targets
 run: ## serve on local defaults (PostgreSQL, stripe-mock, dev webhook secret)
 	scripts/dev-run
 
-test: check-generated fmt-check vet ## drift check, gofmt, vet, then every test against real PostgreSQL
+test: check-generated fmt-check vet fuzz-short ## drift check, gofmt, vet, fuzz briefly, then every test against real PostgreSQL
 	go test $(GO_TEST_FLAGS) ./...
+
+# A few seconds of each fuzz target, on top of its committed corpus
+# (testdata/fuzz). Minimizing is capped: every run of the HTTP targets goes
+# through PostgreSQL, and the default minute of minimizing each new input
+# would use the whole budget.
+FUZZ_TIME ?= 4s
+fuzz-short: ## run each fuzz target for FUZZ_TIME
+	go test -run='^$$' -fuzz='^FuzzParseHeader$$' -fuzztime=$(FUZZ_TIME) ./internal/stripehook
+	go test -run='^$$' -fuzz='^FuzzWebhook$$' -fuzztime=$(FUZZ_TIME) -fuzzminimizetime=10x ./internal/httpapi
+	go test -run='^$$' -fuzz='^FuzzCreateBooking$$' -fuzztime=$(FUZZ_TIME) -fuzzminimizetime=10x ./internal/httpapi
 
 generate: ## regenerate gen/ from api/openapi.yaml and sql/
 	go tool oapi-codegen -config oapi-codegen.yaml api/openapi.yaml

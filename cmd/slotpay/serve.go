@@ -14,6 +14,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
+	"github.com/slotpay/slotpay/internal/admin"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
@@ -56,7 +57,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Requests carry a cookie, an idempotency key and a Stripe
+		// signature at most; Go's default of 1 MiB of headers is room for
+		// abuse.
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
 		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
@@ -70,6 +75,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		a.reconciler.Loop(reconcileCtx, cfg.ReconcileInterval)
 	}()
 	defer func() { stopReconciler(); <-reconcilerDone }()
+	go pruneSessions(reconcileCtx, admin.NewSessions(pool), logger)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -120,7 +126,27 @@ func (a *app) handler() (http.Handler, error) {
 		WebhookSecrets:   a.cfg.StripeWebhookSecret,
 		WebhookTolerance: a.cfg.WebhookTolerance,
 		PendingHold:      a.cfg.PendingHold,
-	}, a.pool, a.logger, a.processor, a.checkouts)
+		CookieSecure:     a.cfg.CookieSecure,
+		TrustedProxies:   a.cfg.TrustedProxies,
+	}, a.pool, a.logger, a.processor, a.checkouts, a.reconciler)
+}
+
+// pruneSessions deletes dead sessions and old login attempts hourly, so
+// that neither table grows without bound. Every instance may do it: the
+// deletes are idempotent.
+func pruneSessions(ctx context.Context, sessions *admin.Sessions, logger *slog.Logger) {
+	ticker := time.NewTicker(time.Hour)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := sessions.Prune(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("prune admin sessions", "error", err.Error())
+			}
+		}
+	}
 }
 
 // newStripeClient returns a client of its own (never the package-global key)

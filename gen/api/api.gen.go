@@ -25,6 +25,27 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AdminRole.
+const (
+	Admin    AdminRole = "admin"
+	Ops      AdminRole = "ops"
+	Readonly AdminRole = "readonly"
+)
+
+// Valid indicates whether the value is a known member of the AdminRole enum.
+func (e AdminRole) Valid() bool {
+	switch e {
+	case Admin:
+		return true
+	case Ops:
+		return true
+	case Readonly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BookingStatus.
 const (
 	Cancelled      BookingStatus = "cancelled"
@@ -118,6 +139,138 @@ func (e ErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for EventOutcome.
+const (
+	Applied   EventOutcome = "applied"
+	Ignored   EventOutcome = "ignored"
+	Review    EventOutcome = "review"
+	Unmatched EventOutcome = "unmatched"
+)
+
+// Valid indicates whether the value is a known member of the EventOutcome enum.
+func (e EventOutcome) Valid() bool {
+	switch e {
+	case Applied:
+		return true
+	case Ignored:
+		return true
+	case Review:
+		return true
+	case Unmatched:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PaymentEventSource.
+const (
+	Reconcile PaymentEventSource = "reconcile"
+	Replay    PaymentEventSource = "replay"
+	Webhook   PaymentEventSource = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the PaymentEventSource enum.
+func (e PaymentEventSource) Valid() bool {
+	switch e {
+	case Reconcile:
+		return true
+	case Replay:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// AdminBooking A booking as operators see it, customer included.
+type AdminBooking struct {
+	// AmountTotal Example: 9000
+	AmountTotal int64 `json:"amount_total"`
+
+	// CheckoutSessionId Example: cs_test_a1b2c3
+	CheckoutSessionId *string   `json:"checkout_session_id"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency Currency `json:"currency"`
+	Customer struct {
+		// Email Example: ada@example.com
+		Email string `json:"email"`
+
+		// Name Example: Ada Lovelace
+		Name string `json:"name"`
+	} `json:"customer"`
+	Disputed      bool               `json:"disputed"`
+	EndsAt        time.Time          `json:"ends_at"`
+	HoldExpiresAt time.Time          `json:"hold_expires_at"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// PaymentIntentId Example: pi_3NG8Du2eZvKYlo2C1a2b3c4d
+	PaymentIntentId *string `json:"payment_intent_id"`
+
+	// RefundRequestedAt When Stripe accepted slotpay's request for a full refund.
+	RefundRequestedAt *time.Time         `json:"refund_requested_at"`
+	ResourceId        openapi_types.UUID `json:"resource_id"`
+	StartsAt          time.Time          `json:"starts_at"`
+	Status            BookingStatus      `json:"status"`
+	UpdatedAt         time.Time          `json:"updated_at"`
+}
+
+// AdminBookingDetail defines model for AdminBookingDetail.
+type AdminBookingDetail struct {
+	// Booking A booking as operators see it, customer included.
+	Booking AdminBooking `json:"booking"`
+
+	// PaymentEvents Oldest first.
+	PaymentEvents []PaymentEvent `json:"payment_events"`
+
+	// StatusHistory Oldest first.
+	StatusHistory []StatusChange `json:"status_history"`
+}
+
+// AdminBookingPage defines model for AdminBookingPage.
+type AdminBookingPage struct {
+	Items []AdminBooking `json:"items"`
+
+	// NextCursor `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// AdminLoginRequest defines model for AdminLoginRequest.
+type AdminLoginRequest struct {
+	// Email Example: ops@example.com
+	Email string `json:"email"`
+
+	// Password Example: correct horse Battery 9
+	Password string `json:"password"`
+}
+
+// AdminRole `readonly` < `ops` < `admin`; each includes the ones below it.
+type AdminRole string
+
+// AdminSession defines model for AdminSession.
+type AdminSession struct {
+	// ExpiresAt When the session ends (8 hours after sign-in).
+	ExpiresAt time.Time `json:"expires_at"`
+	User      AdminUser `json:"user"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// Email Example: ops@example.com
+	Email string             `json:"email"`
+	Id    openapi_types.UUID `json:"id"`
+
+	// Role `readonly` < `ops` < `admin`; each includes the ones below it.
+	Role AdminRole `json:"role"`
+}
+
 // Availability defines model for Availability.
 type Availability struct {
 	Date       openapi_types.Date `json:"date"`
@@ -203,8 +356,75 @@ type Error struct {
 // ErrorErrorCode defines model for Error.Error.Code.
 type ErrorErrorCode string
 
+// EventOutcome defines model for EventOutcome.
+type EventOutcome string
+
 // LocalTime Example: 09:00
 type LocalTime = string
+
+// PaymentEvent One entry of the payment ledger, without the event's payload.
+type PaymentEvent struct {
+	// ApiVersion Example: 2023-10-16
+	ApiVersion        string              `json:"api_version"`
+	BookingId         *openapi_types.UUID `json:"booking_id"`
+	CheckoutSessionId *string             `json:"checkout_session_id"`
+
+	// Detail Example: confirmed: paid 9000 eur as expected
+	Detail string `json:"detail"`
+
+	// Id Ledger position.
+	Id              int64        `json:"id"`
+	Livemode        bool         `json:"livemode"`
+	Outcome         EventOutcome `json:"outcome"`
+	PaymentIntentId *string      `json:"payment_intent_id"`
+	ReceivedAt      time.Time    `json:"received_at"`
+
+	// ResolvedAt When an event first recorded as `unmatched` was applied.
+	ResolvedAt      *time.Time         `json:"resolved_at"`
+	Source          PaymentEventSource `json:"source"`
+	StripeCreatedAt time.Time          `json:"stripe_created_at"`
+
+	// StripeEventId Example: evt_1NG8Du2eZvKYlo2CUI79vXWy
+	StripeEventId string `json:"stripe_event_id"`
+
+	// Type Example: checkout.session.completed
+	Type string `json:"type"`
+}
+
+// PaymentEventSource defines model for PaymentEvent.Source.
+type PaymentEventSource string
+
+// PaymentEventPage defines model for PaymentEventPage.
+type PaymentEventPage struct {
+	Items []PaymentEvent `json:"items"`
+
+	// NextCursor `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// ReconcileSummary defines model for ReconcileSummary.
+type ReconcileSummary struct {
+	// Failures Bookings left for the next run after an error.
+	Failures int `json:"failures"`
+
+	// HoldsExpired Lapsed holds that had no Checkout Session.
+	HoldsExpired int `json:"holds_expired"`
+
+	// ProcessingChecked Bookings settling for a day, read back from Stripe.
+	ProcessingChecked int `json:"processing_checked"`
+
+	// RefundsRequested Refunds of refund_pending bookings Stripe accepted.
+	RefundsRequested int `json:"refunds_requested"`
+
+	// SessionsCompleted Lapsed holds whose session Stripe reported complete.
+	SessionsCompleted int `json:"sessions_completed"`
+
+	// SessionsExpired Lapsed holds whose session Stripe expired.
+	SessionsExpired int `json:"sessions_expired"`
+
+	// Skipped Another instance was reconciling.
+	Skipped bool `json:"skipped"`
+}
 
 // Resource defines model for Resource.
 type Resource struct {
@@ -255,9 +475,80 @@ type Resource struct {
 	UnitAmount int64 `json:"unit_amount"`
 }
 
+// ResourceCreate defines model for ResourceCreate.
+type ResourceCreate struct {
+	Active *bool `json:"active,omitempty"`
+
+	// CloseTime Example: 09:00
+	CloseTime LocalTime `json:"close_time"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency    Currency `json:"currency"`
+	Description *string  `json:"description,omitempty"`
+
+	// HorizonDays Example: 60
+	HorizonDays int32 `json:"horizon_days"`
+
+	// MaxSlots Example: 4
+	MaxSlots int32 `json:"max_slots"`
+
+	// MinNoticeMinutes Example: 60
+	MinNoticeMinutes *int32 `json:"min_notice_minutes,omitempty"`
+
+	// MinSlots Example: 1
+	MinSlots int32 `json:"min_slots"`
+
+	// Name Example: Studio B
+	Name string `json:"name"`
+
+	// OpenTime Example: 09:00
+	OpenTime LocalTime `json:"open_time"`
+
+	// SlotMinutes Example: 60
+	SlotMinutes int32 `json:"slot_minutes"`
+
+	// Slug Example: studio-b
+	Slug string `json:"slug"`
+
+	// Timezone Example: Europe/Berlin
+	Timezone string `json:"timezone"`
+
+	// UnitAmount Example: 4500
+	UnitAmount int64 `json:"unit_amount"`
+}
+
 // ResourceList defines model for ResourceList.
 type ResourceList struct {
 	Items []Resource `json:"items"`
+}
+
+// ResourcePatch The fields to change; the others keep their values.
+type ResourcePatch struct {
+	// Active Example: false
+	Active *bool `json:"active,omitempty"`
+
+	// CloseTime Example: 09:00
+	CloseTime *LocalTime `json:"close_time,omitempty"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency         *Currency `json:"currency,omitempty"`
+	Description      *string   `json:"description,omitempty"`
+	HorizonDays      *int32    `json:"horizon_days,omitempty"`
+	MaxSlots         *int32    `json:"max_slots,omitempty"`
+	MinNoticeMinutes *int32    `json:"min_notice_minutes,omitempty"`
+	MinSlots         *int32    `json:"min_slots,omitempty"`
+	Name             *string   `json:"name,omitempty"`
+
+	// OpenTime Example: 09:00
+	OpenTime    *LocalTime `json:"open_time,omitempty"`
+	SlotMinutes *int32     `json:"slot_minutes,omitempty"`
+	Slug        *string    `json:"slug,omitempty"`
+	Timezone    *string    `json:"timezone,omitempty"`
+	UnitAmount  *int64     `json:"unit_amount,omitempty"`
 }
 
 // Slot defines model for Slot.
@@ -266,17 +557,39 @@ type Slot struct {
 	StartsAt time.Time `json:"starts_at"`
 }
 
+// StatusChange defines model for StatusChange.
+type StatusChange struct {
+	At time.Time `json:"at"`
+
+	// Cause Example: checkout.session.completed
+	Cause      string         `json:"cause"`
+	FromStatus *BookingStatus `json:"from_status"`
+
+	// StripeEventId Example: evt_1NG8Du2eZvKYlo2CUI79vXWy
+	StripeEventId *string       `json:"stripe_event_id"`
+	ToStatus      BookingStatus `json:"to_status"`
+}
+
 // BookingID defines model for BookingID.
 type BookingID = openapi_types.UUID
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // IdempotencyKey Example: b6f1c3f0-1d7e-4c1e-9a0e-2f6f3c8d9a11
 type IdempotencyKey = string
+
+// Limit defines model for Limit.
+type Limit = int32
 
 // ResourceID defines model for ResourceID.
 type ResourceID = openapi_types.UUID
 
 // Conflict defines model for Conflict.
 type Conflict = Error
+
+// Forbidden defines model for Forbidden.
+type Forbidden = Error
 
 // IdempotencyKeyReused defines model for IdempotencyKeyReused.
 type IdempotencyKeyReused = Error
@@ -296,8 +609,69 @@ type PayloadTooLarge = Error
 // PaymentProviderError defines model for PaymentProviderError.
 type PaymentProviderError = Error
 
+// RateLimited defines model for RateLimited.
+type RateLimited = Error
+
+// Unauthorized defines model for Unauthorized.
+type Unauthorized = Error
+
 // UnsupportedMediaType defines model for UnsupportedMediaType.
 type UnsupportedMediaType = Error
+
+// ListAdminBookingsParams defines parameters for ListAdminBookings.
+type ListAdminBookingsParams struct {
+	Status     *BookingStatus      `form:"status,omitempty" json:"status,omitempty"`
+	ResourceId *openapi_types.UUID `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
+	// From Only bookings starting at or after this instant.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only bookings starting before this instant.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page; opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CancelAdminBookingParams defines parameters for CancelAdminBooking.
+type CancelAdminBookingParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RefundAdminBookingParams defines parameters for RefundAdminBooking.
+type RefundAdminBookingParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ListAdminPaymentEventsParams defines parameters for ListAdminPaymentEvents.
+type ListAdminPaymentEventsParams struct {
+	Type      *string             `form:"type,omitempty" json:"type,omitempty"`
+	Outcome   *EventOutcome       `form:"outcome,omitempty" json:"outcome,omitempty"`
+	BookingId *openapi_types.UUID `form:"booking_id,omitempty" json:"booking_id,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page; opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// RunAdminReconcileParams defines parameters for RunAdminReconcile.
+type RunAdminReconcileParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreateAdminResourceParams defines parameters for CreateAdminResource.
+type CreateAdminResourceParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // CreateBookingParams defines parameters for CreateBooking.
 type CreateBookingParams struct {
@@ -322,6 +696,15 @@ type GetAvailabilityParams struct {
 	// Date Local date in the resource's timezone.
 	Date openapi_types.Date `form:"date" json:"date"`
 }
+
+// CreateAdminResourceJSONRequestBody defines body for CreateAdminResource for application/json ContentType.
+type CreateAdminResourceJSONRequestBody = ResourceCreate
+
+// UpdateAdminResourceJSONRequestBody defines body for UpdateAdminResource for application/json ContentType.
+type UpdateAdminResourceJSONRequestBody = ResourcePatch
+
+// AdminLoginJSONRequestBody defines body for AdminLogin for application/json ContentType.
+type AdminLoginJSONRequestBody = AdminLoginRequest
 
 // CreateBookingJSONRequestBody defines body for CreateBooking for application/json ContentType.
 type CreateBookingJSONRequestBody = CreateBookingRequest
@@ -400,6 +783,148 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// ListAdminBookings List bookings, newest first
+	//
+	// Role `readonly` or above. Bookings with their customer, newest first. Pass
+	// `next_cursor` back as `cursor` for the next page; it is `null` on the last page.
+	//
+	// Corresponds with GET /v1/admin/bookings (the `ListAdminBookings` operationId).
+	ListAdminBookings(ctx context.Context, params *ListAdminBookingsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAdminBooking A booking with its history
+	//
+	// Role `readonly` or above. The booking with its customer, every status change, and
+	// every Stripe event the ledger links to it (without the event payload).
+	//
+	// Corresponds with GET /v1/admin/bookings/{id} (the `GetAdminBooking` operationId).
+	GetAdminBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelAdminBooking Release a held slot
+	//
+	// Role `ops` or above. The customer's cancel (`POST /v1/bookings/{id}/cancel`) on an
+	// operator's behalf: only a `pending_payment` booking, its open Checkout Session
+	// expired at Stripe first.
+	//
+	// Corresponds with POST /v1/admin/bookings/{id}/cancel (the `CancelAdminBooking` operationId).
+	CancelAdminBooking(ctx context.Context, id BookingID, params *CancelAdminBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RefundAdminBooking Refund a paid booking in full
+	//
+	// Role `ops` or above. Asks Stripe for a full refund of a `confirmed` or
+	// `needs_review` booking's payment, with an idempotency key derived from the booking
+	// (so a booking is never refunded twice, whoever asks). The booking's status does
+	// not change here: it becomes `refunded` when Stripe's `charge.refunded` event
+	// arrives.
+	//
+	// Corresponds with POST /v1/admin/bookings/{id}/refund (the `RefundAdminBooking` operationId).
+	RefundAdminBooking(ctx context.Context, id BookingID, params *RefundAdminBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminMe The signed-in operator
+	//
+	// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
+	AdminMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAdminPaymentEvents The payment ledger, newest first
+	//
+	// Role `readonly` or above. Events without their payload.
+	//
+	// Corresponds with GET /v1/admin/payment-events (the `ListAdminPaymentEvents` operationId).
+	ListAdminPaymentEvents(ctx context.Context, params *ListAdminPaymentEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RunAdminReconcile Reconcile with Stripe now
+	//
+	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
+	// `skipped` is true when another instance was reconciling at that moment.
+	//
+	// Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
+	RunAdminReconcile(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminResourceWithBody Create a resource
+	//
+	// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+	// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+	CreateAdminResourceWithBody(ctx context.Context, params *CreateAdminResourceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminResource Create a resource
+	//
+	// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+	// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+	CreateAdminResource(ctx context.Context, params *CreateAdminResourceParams, body CreateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAdminResourceWithBody Change a resource
+	//
+	// Role `admin`. Changes the fields given and checks the resource as a whole
+	// afterwards. `"active": false` takes it off sale; existing bookings keep their
+	// price and slot.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+	UpdateAdminResourceWithBody(ctx context.Context, id ResourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateAdminResource Change a resource
+	//
+	// Role `admin`. Changes the fields given and checks the resource as a whole
+	// afterwards. `"active": false` takes it off sale; existing bookings keep their
+	// price and slot.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+	UpdateAdminResource(ctx context.Context, id ResourceID, body UpdateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminLogout Sign out
+	//
+	// Revokes the session named by the cookie on every instance and clears the cookie.
+	// Answers `204` whether or not the session was still valid.
+	//
+	// Corresponds with DELETE /v1/admin/session (the `AdminLogout` operationId).
+	AdminLogout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminLoginWithBody Sign in
+	//
+	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+	// email, password or combination gets the same `401`. After 5 failures for one email,
+	// or 20 from one client address, within 15 minutes, further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password; the count is
+	// kept in PostgreSQL, so it holds across instances.
+	//
+	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+	// password would keep a password verifier outside `admin_users`. A retried sign-in
+	// simply opens another session.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+	AdminLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminLogin Sign in
+	//
+	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+	// email, password or combination gets the same `401`. After 5 failures for one email,
+	// or 20 from one client address, within 15 minutes, further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password; the count is
+	// kept in PostgreSQL, so it holds across instances.
+	//
+	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+	// password would keep a password verifier outside `admin_users`. A retried sign-in
+	// simply opens another session.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+	AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CreateBookingWithBody Hold a slot
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
@@ -458,6 +983,288 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/resources/{id}/availability (the `GetAvailability` operationId).
 	GetAvailability(ctx context.Context, id ResourceID, params *GetAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListAdminBookings List bookings, newest first
+//
+// Role `readonly` or above. Bookings with their customer, newest first. Pass
+// `next_cursor` back as `cursor` for the next page; it is `null` on the last page.
+//
+// Corresponds with GET /v1/admin/bookings (the `ListAdminBookings` operationId).
+func (c *Client) ListAdminBookings(ctx context.Context, params *ListAdminBookingsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminBookingsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAdminBooking A booking with its history
+//
+// Role `readonly` or above. The booking with its customer, every status change, and
+// every Stripe event the ledger links to it (without the event payload).
+//
+// Corresponds with GET /v1/admin/bookings/{id} (the `GetAdminBooking` operationId).
+func (c *Client) GetAdminBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAdminBookingRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelAdminBooking Release a held slot
+//
+// Role `ops` or above. The customer's cancel (`POST /v1/bookings/{id}/cancel`) on an
+// operator's behalf: only a `pending_payment` booking, its open Checkout Session
+// expired at Stripe first.
+//
+// Corresponds with POST /v1/admin/bookings/{id}/cancel (the `CancelAdminBooking` operationId).
+func (c *Client) CancelAdminBooking(ctx context.Context, id BookingID, params *CancelAdminBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelAdminBookingRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RefundAdminBooking Refund a paid booking in full
+//
+// Role `ops` or above. Asks Stripe for a full refund of a `confirmed` or
+// `needs_review` booking's payment, with an idempotency key derived from the booking
+// (so a booking is never refunded twice, whoever asks). The booking's status does
+// not change here: it becomes `refunded` when Stripe's `charge.refunded` event
+// arrives.
+//
+// Corresponds with POST /v1/admin/bookings/{id}/refund (the `RefundAdminBooking` operationId).
+func (c *Client) RefundAdminBooking(ctx context.Context, id BookingID, params *RefundAdminBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRefundAdminBookingRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminMe The signed-in operator
+//
+// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
+func (c *Client) AdminMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminMeRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAdminPaymentEvents The payment ledger, newest first
+//
+// Role `readonly` or above. Events without their payload.
+//
+// Corresponds with GET /v1/admin/payment-events (the `ListAdminPaymentEvents` operationId).
+func (c *Client) ListAdminPaymentEvents(ctx context.Context, params *ListAdminPaymentEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminPaymentEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RunAdminReconcile Reconcile with Stripe now
+//
+// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
+// `skipped` is true when another instance was reconciling at that moment.
+//
+// Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
+func (c *Client) RunAdminReconcile(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRunAdminReconcileRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminResourceWithBody Create a resource
+//
+// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+func (c *Client) CreateAdminResourceWithBody(ctx context.Context, params *CreateAdminResourceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminResourceRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminResource Create a resource
+//
+// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+func (c *Client) CreateAdminResource(ctx context.Context, params *CreateAdminResourceParams, body CreateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminResourceRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAdminResourceWithBody Change a resource
+//
+// Role `admin`. Changes the fields given and checks the resource as a whole
+// afterwards. `"active": false` takes it off sale; existing bookings keep their
+// price and slot.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+func (c *Client) UpdateAdminResourceWithBody(ctx context.Context, id ResourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAdminResourceRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateAdminResource Change a resource
+//
+// Role `admin`. Changes the fields given and checks the resource as a whole
+// afterwards. `"active": false` takes it off sale; existing bookings keep their
+// price and slot.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+func (c *Client) UpdateAdminResource(ctx context.Context, id ResourceID, body UpdateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAdminResourceRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminLogout Sign out
+//
+// Revokes the session named by the cookie on every instance and clears the cookie.
+// Answers `204` whether or not the session was still valid.
+//
+// Corresponds with DELETE /v1/admin/session (the `AdminLogout` operationId).
+func (c *Client) AdminLogout(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminLogoutRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminLoginWithBody Sign in
+//
+// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+// email, password or combination gets the same `401`. After 5 failures for one email,
+// or 20 from one client address, within 15 minutes, further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password; the count is
+// kept in PostgreSQL, so it holds across instances.
+//
+// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+// password would keep a password verifier outside `admin_users`. A retried sign-in
+// simply opens another session.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminLoginRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminLogin Sign in
+//
+// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+// email, password or combination gets the same `401`. After 5 failures for one email,
+// or 20 from one client address, within 15 minutes, further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password; the count is
+// kept in PostgreSQL, so it holds across instances.
+//
+// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+// password would keep a password verifier outside `admin_users`. A retried sign-in
+// simply opens another session.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // CreateBookingWithBody Hold a slot
@@ -587,6 +1394,592 @@ func (c *Client) GetAvailability(ctx context.Context, id ResourceID, params *Get
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListAdminBookingsRequest constructs an http.Request for the ListAdminBookings method
+func NewListAdminBookingsRequest(server string, params *ListAdminBookingsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/bookings")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ResourceId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "resource_id", *params.ResourceId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAdminBookingRequest constructs an http.Request for the GetAdminBooking method
+func NewGetAdminBookingRequest(server string, id BookingID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/bookings/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelAdminBookingRequest constructs an http.Request for the CancelAdminBooking method
+func NewCancelAdminBookingRequest(server string, id BookingID, params *CancelAdminBookingParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/bookings/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewRefundAdminBookingRequest constructs an http.Request for the RefundAdminBooking method
+func NewRefundAdminBookingRequest(server string, id BookingID, params *RefundAdminBookingParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/bookings/%s/refund", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAdminMeRequest constructs an http.Request for the AdminMe method
+func NewAdminMeRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/me")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAdminPaymentEventsRequest constructs an http.Request for the ListAdminPaymentEvents method
+func NewListAdminPaymentEventsRequest(server string, params *ListAdminPaymentEventsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/payment-events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outcome != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outcome", *params.Outcome, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.BookingId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "booking_id", *params.BookingId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRunAdminReconcileRequest constructs an http.Request for the RunAdminReconcile method
+func NewRunAdminReconcileRequest(server string, params *RunAdminReconcileParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/reconcile")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateAdminResourceRequest calls the generic CreateAdminResource builder with application/json body
+func NewCreateAdminResourceRequest(server string, params *CreateAdminResourceParams, body CreateAdminResourceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAdminResourceRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateAdminResourceRequestWithBody constructs an http.Request for the CreateAdminResource method, with any body, and a specified content type
+func NewCreateAdminResourceRequestWithBody(server string, params *CreateAdminResourceParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/resources")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewUpdateAdminResourceRequest calls the generic UpdateAdminResource builder with application/json body
+func NewUpdateAdminResourceRequest(server string, id ResourceID, body UpdateAdminResourceJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateAdminResourceRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateAdminResourceRequestWithBody constructs an http.Request for the UpdateAdminResource method, with any body, and a specified content type
+func NewUpdateAdminResourceRequestWithBody(server string, id ResourceID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/resources/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAdminLogoutRequest constructs an http.Request for the AdminLogout method
+func NewAdminLogoutRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/session")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAdminLoginRequest calls the generic AdminLogin builder with application/json body
+func NewAdminLoginRequest(server string, body AdminLoginJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminLoginRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewAdminLoginRequestWithBody constructs an http.Request for the AdminLogin method, with any body, and a specified content type
+func NewAdminLoginRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/session")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
 }
 
 // NewCreateBookingRequest calls the generic CreateBooking builder with application/json body
@@ -904,6 +2297,164 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAdminBookingsWithResponse List bookings, newest first
+	//
+	// Role `readonly` or above. Bookings with their customer, newest first. Pass
+	// `next_cursor` back as `cursor` for the next page; it is `null` on the last page.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/bookings (the `ListAdminBookings` operationId).
+	ListAdminBookingsWithResponse(ctx context.Context, params *ListAdminBookingsParams, reqEditors ...RequestEditorFn) (*ListAdminBookingsResponse, error)
+
+	// GetAdminBookingWithResponse A booking with its history
+	//
+	// Role `readonly` or above. The booking with its customer, every status change, and
+	// every Stripe event the ledger links to it (without the event payload).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/bookings/{id} (the `GetAdminBooking` operationId).
+	GetAdminBookingWithResponse(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*GetAdminBookingResponse, error)
+
+	// CancelAdminBookingWithResponse Release a held slot
+	//
+	// Role `ops` or above. The customer's cancel (`POST /v1/bookings/{id}/cancel`) on an
+	// operator's behalf: only a `pending_payment` booking, its open Checkout Session
+	// expired at Stripe first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/bookings/{id}/cancel (the `CancelAdminBooking` operationId).
+	CancelAdminBookingWithResponse(ctx context.Context, id BookingID, params *CancelAdminBookingParams, reqEditors ...RequestEditorFn) (*CancelAdminBookingResponse, error)
+
+	// RefundAdminBookingWithResponse Refund a paid booking in full
+	//
+	// Role `ops` or above. Asks Stripe for a full refund of a `confirmed` or
+	// `needs_review` booking's payment, with an idempotency key derived from the booking
+	// (so a booking is never refunded twice, whoever asks). The booking's status does
+	// not change here: it becomes `refunded` when Stripe's `charge.refunded` event
+	// arrives.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/bookings/{id}/refund (the `RefundAdminBooking` operationId).
+	RefundAdminBookingWithResponse(ctx context.Context, id BookingID, params *RefundAdminBookingParams, reqEditors ...RequestEditorFn) (*RefundAdminBookingResponse, error)
+
+	// AdminMeWithResponse The signed-in operator
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
+	AdminMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminMeResponse, error)
+
+	// ListAdminPaymentEventsWithResponse The payment ledger, newest first
+	//
+	// Role `readonly` or above. Events without their payload.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/payment-events (the `ListAdminPaymentEvents` operationId).
+	ListAdminPaymentEventsWithResponse(ctx context.Context, params *ListAdminPaymentEventsParams, reqEditors ...RequestEditorFn) (*ListAdminPaymentEventsResponse, error)
+
+	// RunAdminReconcileWithResponse Reconcile with Stripe now
+	//
+	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
+	// `skipped` is true when another instance was reconciling at that moment.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
+	RunAdminReconcileWithResponse(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*RunAdminReconcileResponse, error)
+
+	// CreateAdminResourceWithBodyWithResponse Create a resource
+	//
+	// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+	// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+	CreateAdminResourceWithBodyWithResponse(ctx context.Context, params *CreateAdminResourceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminResourceResponse, error)
+
+	// CreateAdminResourceWithResponse Create a resource
+	//
+	// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+	// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+	CreateAdminResourceWithResponse(ctx context.Context, params *CreateAdminResourceParams, body CreateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminResourceResponse, error)
+
+	// UpdateAdminResourceWithBodyWithResponse Change a resource
+	//
+	// Role `admin`. Changes the fields given and checks the resource as a whole
+	// afterwards. `"active": false` takes it off sale; existing bookings keep their
+	// price and slot.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+	UpdateAdminResourceWithBodyWithResponse(ctx context.Context, id ResourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAdminResourceResponse, error)
+
+	// UpdateAdminResourceWithResponse Change a resource
+	//
+	// Role `admin`. Changes the fields given and checks the resource as a whole
+	// afterwards. `"active": false` takes it off sale; existing bookings keep their
+	// price and slot.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+	UpdateAdminResourceWithResponse(ctx context.Context, id ResourceID, body UpdateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAdminResourceResponse, error)
+
+	// AdminLogoutWithResponse Sign out
+	//
+	// Revokes the session named by the cookie on every instance and clears the cookie.
+	// Answers `204` whether or not the session was still valid.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/session (the `AdminLogout` operationId).
+	AdminLogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminLogoutResponse, error)
+
+	// AdminLoginWithBodyWithResponse Sign in
+	//
+	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+	// email, password or combination gets the same `401`. After 5 failures for one email,
+	// or 20 from one client address, within 15 minutes, further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password; the count is
+	// kept in PostgreSQL, so it holds across instances.
+	//
+	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+	// password would keep a password verifier outside `admin_users`. A retried sign-in
+	// simply opens another session.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+	AdminLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error)
+
+	// AdminLoginWithResponse Sign in
+	//
+	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+	// email, password or combination gets the same `401`. After 5 failures for one email,
+	// or 20 from one client address, within 15 minutes, further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password; the count is
+	// kept in PostgreSQL, so it holds across instances.
+	//
+	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+	// password would keep a password verifier outside `admin_users`. A retried sign-in
+	// simply opens another session.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+	AdminLoginWithResponse(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error)
+
 	// CreateBookingWithBodyWithResponse Hold a slot
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
@@ -974,6 +2525,1450 @@ type ClientWithResponsesInterface interface {
 	GetAvailabilityWithResponse(ctx context.Context, id ResourceID, params *GetAvailabilityParams, reqEditors ...RequestEditorFn) (*GetAvailabilityResponse, error)
 }
 
+// ListAdminBookingsResponse200Headers the declared response headers of an HTTP 200 response for ListAdminBookings
+type ListAdminBookingsResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminBookingsResponse400Headers the declared response headers of an HTTP 400 response for ListAdminBookings
+type ListAdminBookingsResponse400Headers struct {
+	XRequestId *string
+}
+
+// ListAdminBookingsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminBookings
+type ListAdminBookingsResponse401Headers struct {
+	XRequestId *string
+}
+
+// ListAdminBookingsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminBookings
+type ListAdminBookingsResponse500Headers struct {
+	XRequestId *string
+}
+
+type ListAdminBookingsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminBookingPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminBookingsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAdminBookingsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminBookingsResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminBookingsResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminBookingsResponse) GetJSON200() *AdminBookingPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAdminBookingsResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminBookingsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminBookingsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminBookingsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminBookingsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminBookingsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminBookingsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAdminBookingResponse200Headers the declared response headers of an HTTP 200 response for GetAdminBooking
+type GetAdminBookingResponse200Headers struct {
+	XRequestId *string
+}
+
+// GetAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for GetAdminBooking
+type GetAdminBookingResponse400Headers struct {
+	XRequestId *string
+}
+
+// GetAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for GetAdminBooking
+type GetAdminBookingResponse401Headers struct {
+	XRequestId *string
+}
+
+// GetAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for GetAdminBooking
+type GetAdminBookingResponse404Headers struct {
+	XRequestId *string
+}
+
+// GetAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for GetAdminBooking
+type GetAdminBookingResponse500Headers struct {
+	XRequestId *string
+}
+
+type GetAdminBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminBookingDetail
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAdminBookingResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetAdminBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetAdminBookingResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetAdminBookingResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetAdminBookingResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAdminBookingResponse) GetJSON200() *AdminBookingDetail {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetAdminBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAdminBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetAdminBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAdminBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAdminBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAdminBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAdminBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAdminBookingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CancelAdminBookingResponse200Headers the declared response headers of an HTTP 200 response for CancelAdminBooking
+type CancelAdminBookingResponse200Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// CancelAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelAdminBooking
+type CancelAdminBookingResponse400Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for CancelAdminBooking
+type CancelAdminBookingResponse401Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse403Headers the declared response headers of an HTTP 403 response for CancelAdminBooking
+type CancelAdminBookingResponse403Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelAdminBooking
+type CancelAdminBookingResponse404Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse409Headers the declared response headers of an HTTP 409 response for CancelAdminBooking
+type CancelAdminBookingResponse409Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse422Headers the declared response headers of an HTTP 422 response for CancelAdminBooking
+type CancelAdminBookingResponse422Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse429Headers the declared response headers of an HTTP 429 response for CancelAdminBooking
+type CancelAdminBookingResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for CancelAdminBooking
+type CancelAdminBookingResponse500Headers struct {
+	XRequestId *string
+}
+
+// CancelAdminBookingResponse502Headers the declared response headers of an HTTP 502 response for CancelAdminBooking
+type CancelAdminBookingResponse502Headers struct {
+	XRequestId *string
+}
+
+type CancelAdminBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminBooking
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *PaymentProviderError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *CancelAdminBookingResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CancelAdminBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelAdminBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CancelAdminBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CancelAdminBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelAdminBookingResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CancelAdminBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelAdminBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CancelAdminBookingResponse500Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *CancelAdminBookingResponse502Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON200() *AdminBooking {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r CancelAdminBookingResponse) GetJSON502() *PaymentProviderError {
+	return r.JSON502
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelAdminBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelAdminBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelAdminBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelAdminBookingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RefundAdminBookingResponse202Headers the declared response headers of an HTTP 202 response for RefundAdminBooking
+type RefundAdminBookingResponse202Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// RefundAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for RefundAdminBooking
+type RefundAdminBookingResponse400Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for RefundAdminBooking
+type RefundAdminBookingResponse401Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse403Headers the declared response headers of an HTTP 403 response for RefundAdminBooking
+type RefundAdminBookingResponse403Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for RefundAdminBooking
+type RefundAdminBookingResponse404Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse409Headers the declared response headers of an HTTP 409 response for RefundAdminBooking
+type RefundAdminBookingResponse409Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse422Headers the declared response headers of an HTTP 422 response for RefundAdminBooking
+type RefundAdminBookingResponse422Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse429Headers the declared response headers of an HTTP 429 response for RefundAdminBooking
+type RefundAdminBookingResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for RefundAdminBooking
+type RefundAdminBookingResponse500Headers struct {
+	XRequestId *string
+}
+
+// RefundAdminBookingResponse502Headers the declared response headers of an HTTP 502 response for RefundAdminBooking
+type RefundAdminBookingResponse502Headers struct {
+	XRequestId *string
+}
+
+type RefundAdminBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AdminBooking
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *PaymentProviderError
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RefundAdminBookingResponse202Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RefundAdminBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RefundAdminBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RefundAdminBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RefundAdminBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RefundAdminBookingResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RefundAdminBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RefundAdminBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RefundAdminBookingResponse500Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *RefundAdminBookingResponse502Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON202() *AdminBooking {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r RefundAdminBookingResponse) GetJSON502() *PaymentProviderError {
+	return r.JSON502
+}
+
+// GetBody returns the raw response body bytes
+func (r RefundAdminBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RefundAdminBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RefundAdminBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RefundAdminBookingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminMeResponse200Headers the declared response headers of an HTTP 200 response for AdminMe
+type AdminMeResponse200Headers struct {
+	XRequestId *string
+}
+
+// AdminMeResponse401Headers the declared response headers of an HTTP 401 response for AdminMe
+type AdminMeResponse401Headers struct {
+	XRequestId *string
+}
+
+// AdminMeResponse500Headers the declared response headers of an HTTP 500 response for AdminMe
+type AdminMeResponse500Headers struct {
+	XRequestId *string
+}
+
+type AdminMeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminUser
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminMeResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminMeResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminMeResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminMeResponse) GetJSON200() *AdminUser {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminMeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminMeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminMeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminMeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminMeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminMeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAdminPaymentEventsResponse200Headers the declared response headers of an HTTP 200 response for ListAdminPaymentEvents
+type ListAdminPaymentEventsResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminPaymentEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAdminPaymentEvents
+type ListAdminPaymentEventsResponse400Headers struct {
+	XRequestId *string
+}
+
+// ListAdminPaymentEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminPaymentEvents
+type ListAdminPaymentEventsResponse401Headers struct {
+	XRequestId *string
+}
+
+// ListAdminPaymentEventsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminPaymentEvents
+type ListAdminPaymentEventsResponse500Headers struct {
+	XRequestId *string
+}
+
+type ListAdminPaymentEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PaymentEventPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminPaymentEventsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAdminPaymentEventsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminPaymentEventsResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminPaymentEventsResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminPaymentEventsResponse) GetJSON200() *PaymentEventPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAdminPaymentEventsResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminPaymentEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminPaymentEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminPaymentEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminPaymentEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminPaymentEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminPaymentEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RunAdminReconcileResponse200Headers the declared response headers of an HTTP 200 response for RunAdminReconcile
+type RunAdminReconcileResponse200Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// RunAdminReconcileResponse400Headers the declared response headers of an HTTP 400 response for RunAdminReconcile
+type RunAdminReconcileResponse400Headers struct {
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse401Headers the declared response headers of an HTTP 401 response for RunAdminReconcile
+type RunAdminReconcileResponse401Headers struct {
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse403Headers the declared response headers of an HTTP 403 response for RunAdminReconcile
+type RunAdminReconcileResponse403Headers struct {
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse409Headers the declared response headers of an HTTP 409 response for RunAdminReconcile
+type RunAdminReconcileResponse409Headers struct {
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse422Headers the declared response headers of an HTTP 422 response for RunAdminReconcile
+type RunAdminReconcileResponse422Headers struct {
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse429Headers the declared response headers of an HTTP 429 response for RunAdminReconcile
+type RunAdminReconcileResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// RunAdminReconcileResponse500Headers the declared response headers of an HTTP 500 response for RunAdminReconcile
+type RunAdminReconcileResponse500Headers struct {
+	XRequestId *string
+}
+
+type RunAdminReconcileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReconcileSummary
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RunAdminReconcileResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RunAdminReconcileResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RunAdminReconcileResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RunAdminReconcileResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RunAdminReconcileResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RunAdminReconcileResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RunAdminReconcileResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RunAdminReconcileResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON200() *ReconcileSummary {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RunAdminReconcileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RunAdminReconcileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RunAdminReconcileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RunAdminReconcileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RunAdminReconcileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateAdminResourceResponse201Headers the declared response headers of an HTTP 201 response for CreateAdminResource
+type CreateAdminResourceResponse201Headers struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+// CreateAdminResourceResponse400Headers the declared response headers of an HTTP 400 response for CreateAdminResource
+type CreateAdminResourceResponse400Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse401Headers the declared response headers of an HTTP 401 response for CreateAdminResource
+type CreateAdminResourceResponse401Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse403Headers the declared response headers of an HTTP 403 response for CreateAdminResource
+type CreateAdminResourceResponse403Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse409Headers the declared response headers of an HTTP 409 response for CreateAdminResource
+type CreateAdminResourceResponse409Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse413Headers the declared response headers of an HTTP 413 response for CreateAdminResource
+type CreateAdminResourceResponse413Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse415Headers the declared response headers of an HTTP 415 response for CreateAdminResource
+type CreateAdminResourceResponse415Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse422Headers the declared response headers of an HTTP 422 response for CreateAdminResource
+type CreateAdminResourceResponse422Headers struct {
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse429Headers the declared response headers of an HTTP 429 response for CreateAdminResource
+type CreateAdminResourceResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// CreateAdminResourceResponse500Headers the declared response headers of an HTTP 500 response for CreateAdminResource
+type CreateAdminResourceResponse500Headers struct {
+	XRequestId *string
+}
+
+type CreateAdminResourceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Resource
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAdminResourceResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateAdminResourceResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateAdminResourceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateAdminResourceResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAdminResourceResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateAdminResourceResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateAdminResourceResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAdminResourceResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateAdminResourceResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateAdminResourceResponse500Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON201() *Resource {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateAdminResourceResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAdminResourceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAdminResourceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAdminResourceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAdminResourceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateAdminResourceResponse200Headers the declared response headers of an HTTP 200 response for UpdateAdminResource
+type UpdateAdminResourceResponse200Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse400Headers the declared response headers of an HTTP 400 response for UpdateAdminResource
+type UpdateAdminResourceResponse400Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse401Headers the declared response headers of an HTTP 401 response for UpdateAdminResource
+type UpdateAdminResourceResponse401Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse403Headers the declared response headers of an HTTP 403 response for UpdateAdminResource
+type UpdateAdminResourceResponse403Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse404Headers the declared response headers of an HTTP 404 response for UpdateAdminResource
+type UpdateAdminResourceResponse404Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse409Headers the declared response headers of an HTTP 409 response for UpdateAdminResource
+type UpdateAdminResourceResponse409Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse413Headers the declared response headers of an HTTP 413 response for UpdateAdminResource
+type UpdateAdminResourceResponse413Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse415Headers the declared response headers of an HTTP 415 response for UpdateAdminResource
+type UpdateAdminResourceResponse415Headers struct {
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse429Headers the declared response headers of an HTTP 429 response for UpdateAdminResource
+type UpdateAdminResourceResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// UpdateAdminResourceResponse500Headers the declared response headers of an HTTP 500 response for UpdateAdminResource
+type UpdateAdminResourceResponse500Headers struct {
+	XRequestId *string
+}
+
+type UpdateAdminResourceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Resource
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateAdminResourceResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateAdminResourceResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateAdminResourceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateAdminResourceResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateAdminResourceResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *UpdateAdminResourceResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateAdminResourceResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *UpdateAdminResourceResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateAdminResourceResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateAdminResourceResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON200() *Resource {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateAdminResourceResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateAdminResourceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateAdminResourceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateAdminResourceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateAdminResourceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminLogoutResponse204Headers the declared response headers of an HTTP 204 response for AdminLogout
+type AdminLogoutResponse204Headers struct {
+	SetCookie  *string
+	XRequestId *string
+}
+
+// AdminLogoutResponse403Headers the declared response headers of an HTTP 403 response for AdminLogout
+type AdminLogoutResponse403Headers struct {
+	XRequestId *string
+}
+
+// AdminLogoutResponse429Headers the declared response headers of an HTTP 429 response for AdminLogout
+type AdminLogoutResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// AdminLogoutResponse500Headers the declared response headers of an HTTP 500 response for AdminLogout
+type AdminLogoutResponse500Headers struct {
+	XRequestId *string
+}
+
+type AdminLogoutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *AdminLogoutResponse204Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AdminLogoutResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminLogoutResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminLogoutResponse500Headers
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminLogoutResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AdminLogoutResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminLogoutResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminLogoutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminLogoutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminLogoutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminLogoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminLoginResponse200Headers the declared response headers of an HTTP 200 response for AdminLogin
+type AdminLoginResponse200Headers struct {
+	SetCookie  *string
+	XRequestId *string
+}
+
+// AdminLoginResponse400Headers the declared response headers of an HTTP 400 response for AdminLogin
+type AdminLoginResponse400Headers struct {
+	XRequestId *string
+}
+
+// AdminLoginResponse401Headers the declared response headers of an HTTP 401 response for AdminLogin
+type AdminLoginResponse401Headers struct {
+	XRequestId *string
+}
+
+// AdminLoginResponse403Headers the declared response headers of an HTTP 403 response for AdminLogin
+type AdminLoginResponse403Headers struct {
+	XRequestId *string
+}
+
+// AdminLoginResponse413Headers the declared response headers of an HTTP 413 response for AdminLogin
+type AdminLoginResponse413Headers struct {
+	XRequestId *string
+}
+
+// AdminLoginResponse415Headers the declared response headers of an HTTP 415 response for AdminLogin
+type AdminLoginResponse415Headers struct {
+	XRequestId *string
+}
+
+// AdminLoginResponse429Headers the declared response headers of an HTTP 429 response for AdminLogin
+type AdminLoginResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+// AdminLoginResponse500Headers the declared response headers of an HTTP 500 response for AdminLogin
+type AdminLoginResponse500Headers struct {
+	XRequestId *string
+}
+
+type AdminLoginResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AdminSession
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminLoginResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AdminLoginResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminLoginResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AdminLoginResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AdminLoginResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *AdminLoginResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminLoginResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminLoginResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminLoginResponse) GetJSON200() *AdminSession {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminLoginResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminLoginResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminLoginResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AdminLoginResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r AdminLoginResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AdminLoginResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminLoginResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminLoginResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminLoginResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminLoginResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminLoginResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateBookingResponse201Headers the declared response headers of an HTTP 201 response for CreateBooking
 type CreateBookingResponse201Headers struct {
 	IdempotentReplayed *string
@@ -982,6 +3977,11 @@ type CreateBookingResponse201Headers struct {
 
 // CreateBookingResponse400Headers the declared response headers of an HTTP 400 response for CreateBooking
 type CreateBookingResponse400Headers struct {
+	XRequestId *string
+}
+
+// CreateBookingResponse403Headers the declared response headers of an HTTP 403 response for CreateBooking
+type CreateBookingResponse403Headers struct {
 	XRequestId *string
 }
 
@@ -1010,6 +4010,12 @@ type CreateBookingResponse422Headers struct {
 	XRequestId *string
 }
 
+// CreateBookingResponse429Headers the declared response headers of an HTTP 429 response for CreateBooking
+type CreateBookingResponse429Headers struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
 // CreateBookingResponse500Headers the declared response headers of an HTTP 500 response for CreateBooking
 type CreateBookingResponse500Headers struct {
 	XRequestId *string
@@ -1022,6 +4028,8 @@ type CreateBookingResponse struct {
 	JSON201 *Booking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
@@ -1032,12 +4040,16 @@ type CreateBookingResponse struct {
 	JSON415 *UnsupportedMediaType
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateBookingResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *CreateBookingResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateBookingResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CreateBookingResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -1048,6 +4060,8 @@ type CreateBookingResponse struct {
 	Headers415 *CreateBookingResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CreateBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateBookingResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateBookingResponse500Headers
 }
@@ -1060,6 +4074,11 @@ func (r CreateBookingResponse) GetJSON201() *Booking {
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r CreateBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -1085,6 +4104,11 @@ func (r CreateBookingResponse) GetJSON415() *UnsupportedMediaType {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r CreateBookingResponse) GetJSON422() *IdempotencyKeyReused {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1222,6 +4246,11 @@ type CancelBookingResponse400Headers struct {
 	XRequestId *string
 }
 
+// CancelBookingResponse403Headers the declared response headers of an HTTP 403 response for CancelBooking
+type CancelBookingResponse403Headers struct {
+	XRequestId *string
+}
+
 // CancelBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelBooking
 type CancelBookingResponse404Headers struct {
 	XRequestId *string
@@ -1234,6 +4263,12 @@ type CancelBookingResponse409Headers struct {
 
 // CancelBookingResponse422Headers the declared response headers of an HTTP 422 response for CancelBooking
 type CancelBookingResponse422Headers struct {
+	XRequestId *string
+}
+
+// CancelBookingResponse429Headers the declared response headers of an HTTP 429 response for CancelBooking
+type CancelBookingResponse429Headers struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -1254,12 +4289,16 @@ type CancelBookingResponse struct {
 	JSON200 *Booking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
@@ -1268,12 +4307,16 @@ type CancelBookingResponse struct {
 	Headers200 *CancelBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *CancelBookingResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CancelBookingResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CancelBookingResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CancelBookingResponse409Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CancelBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelBookingResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CancelBookingResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
@@ -1290,6 +4333,11 @@ func (r CancelBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
 }
 
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CancelBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CancelBookingResponse) GetJSON404() *NotFound {
 	return r.JSON404
@@ -1303,6 +4351,11 @@ func (r CancelBookingResponse) GetJSON409() *Conflict {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r CancelBookingResponse) GetJSON422() *IdempotencyKeyReused {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1355,6 +4408,11 @@ type CreateCheckoutResponse400Headers struct {
 	XRequestId *string
 }
 
+// CreateCheckoutResponse403Headers the declared response headers of an HTTP 403 response for CreateCheckout
+type CreateCheckoutResponse403Headers struct {
+	XRequestId *string
+}
+
 // CreateCheckoutResponse404Headers the declared response headers of an HTTP 404 response for CreateCheckout
 type CreateCheckoutResponse404Headers struct {
 	XRequestId *string
@@ -1367,6 +4425,12 @@ type CreateCheckoutResponse409Headers struct {
 
 // CreateCheckoutResponse422Headers the declared response headers of an HTTP 422 response for CreateCheckout
 type CreateCheckoutResponse422Headers struct {
+	XRequestId *string
+}
+
+// CreateCheckoutResponse429Headers the declared response headers of an HTTP 429 response for CreateCheckout
+type CreateCheckoutResponse429Headers struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -1387,12 +4451,16 @@ type CreateCheckoutResponse struct {
 	JSON200 *Checkout
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
 	// JSON422 the response for an HTTP 422 `application/json` response
 	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
@@ -1401,12 +4469,16 @@ type CreateCheckoutResponse struct {
 	Headers200 *CreateCheckoutResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *CreateCheckoutResponse400Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateCheckoutResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *CreateCheckoutResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *CreateCheckoutResponse409Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
 	Headers422 *CreateCheckoutResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateCheckoutResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateCheckoutResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
@@ -1423,6 +4495,11 @@ func (r CreateCheckoutResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
 }
 
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateCheckoutResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r CreateCheckoutResponse) GetJSON404() *NotFound {
 	return r.JSON404
@@ -1436,6 +4513,11 @@ func (r CreateCheckoutResponse) GetJSON409() *Conflict {
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
 func (r CreateCheckoutResponse) GetJSON422() *IdempotencyKeyReused {
 	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateCheckoutResponse) GetJSON429() *RateLimited {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -1629,6 +4711,248 @@ func (r GetAvailabilityResponse) ContentType() string {
 	return ""
 }
 
+// ListAdminBookingsWithResponse List bookings, newest first
+//
+// Role `readonly` or above. Bookings with their customer, newest first. Pass
+// `next_cursor` back as `cursor` for the next page; it is `null` on the last page.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/bookings (the `ListAdminBookings` operationId).
+func (c *ClientWithResponses) ListAdminBookingsWithResponse(ctx context.Context, params *ListAdminBookingsParams, reqEditors ...RequestEditorFn) (*ListAdminBookingsResponse, error) {
+	rsp, err := c.ListAdminBookings(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminBookingsResponse(rsp)
+}
+
+// GetAdminBookingWithResponse A booking with its history
+//
+// Role `readonly` or above. The booking with its customer, every status change, and
+// every Stripe event the ledger links to it (without the event payload).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/bookings/{id} (the `GetAdminBooking` operationId).
+func (c *ClientWithResponses) GetAdminBookingWithResponse(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*GetAdminBookingResponse, error) {
+	rsp, err := c.GetAdminBooking(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAdminBookingResponse(rsp)
+}
+
+// CancelAdminBookingWithResponse Release a held slot
+//
+// Role `ops` or above. The customer's cancel (`POST /v1/bookings/{id}/cancel`) on an
+// operator's behalf: only a `pending_payment` booking, its open Checkout Session
+// expired at Stripe first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/bookings/{id}/cancel (the `CancelAdminBooking` operationId).
+func (c *ClientWithResponses) CancelAdminBookingWithResponse(ctx context.Context, id BookingID, params *CancelAdminBookingParams, reqEditors ...RequestEditorFn) (*CancelAdminBookingResponse, error) {
+	rsp, err := c.CancelAdminBooking(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelAdminBookingResponse(rsp)
+}
+
+// RefundAdminBookingWithResponse Refund a paid booking in full
+//
+// Role `ops` or above. Asks Stripe for a full refund of a `confirmed` or
+// `needs_review` booking's payment, with an idempotency key derived from the booking
+// (so a booking is never refunded twice, whoever asks). The booking's status does
+// not change here: it becomes `refunded` when Stripe's `charge.refunded` event
+// arrives.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/bookings/{id}/refund (the `RefundAdminBooking` operationId).
+func (c *ClientWithResponses) RefundAdminBookingWithResponse(ctx context.Context, id BookingID, params *RefundAdminBookingParams, reqEditors ...RequestEditorFn) (*RefundAdminBookingResponse, error) {
+	rsp, err := c.RefundAdminBooking(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRefundAdminBookingResponse(rsp)
+}
+
+// AdminMeWithResponse The signed-in operator
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
+func (c *ClientWithResponses) AdminMeWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminMeResponse, error) {
+	rsp, err := c.AdminMe(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminMeResponse(rsp)
+}
+
+// ListAdminPaymentEventsWithResponse The payment ledger, newest first
+//
+// Role `readonly` or above. Events without their payload.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/payment-events (the `ListAdminPaymentEvents` operationId).
+func (c *ClientWithResponses) ListAdminPaymentEventsWithResponse(ctx context.Context, params *ListAdminPaymentEventsParams, reqEditors ...RequestEditorFn) (*ListAdminPaymentEventsResponse, error) {
+	rsp, err := c.ListAdminPaymentEvents(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminPaymentEventsResponse(rsp)
+}
+
+// RunAdminReconcileWithResponse Reconcile with Stripe now
+//
+// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
+// `skipped` is true when another instance was reconciling at that moment.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
+func (c *ClientWithResponses) RunAdminReconcileWithResponse(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*RunAdminReconcileResponse, error) {
+	rsp, err := c.RunAdminReconcile(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRunAdminReconcileResponse(rsp)
+}
+
+// CreateAdminResourceWithBodyWithResponse Create a resource
+//
+// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+func (c *ClientWithResponses) CreateAdminResourceWithBodyWithResponse(ctx context.Context, params *CreateAdminResourceParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminResourceResponse, error) {
+	rsp, err := c.CreateAdminResourceWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminResourceResponse(rsp)
+}
+
+// CreateAdminResourceWithResponse Create a resource
+//
+// Role `admin`. The time zone must be an IANA name; the opening hours must hold a
+// whole number of slots; `max_slots` ≥ `min_slots`. A taken `slug` is `409`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/resources (the `CreateAdminResource` operationId).
+func (c *ClientWithResponses) CreateAdminResourceWithResponse(ctx context.Context, params *CreateAdminResourceParams, body CreateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminResourceResponse, error) {
+	rsp, err := c.CreateAdminResource(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminResourceResponse(rsp)
+}
+
+// UpdateAdminResourceWithBodyWithResponse Change a resource
+//
+// Role `admin`. Changes the fields given and checks the resource as a whole
+// afterwards. `"active": false` takes it off sale; existing bookings keep their
+// price and slot.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+func (c *ClientWithResponses) UpdateAdminResourceWithBodyWithResponse(ctx context.Context, id ResourceID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAdminResourceResponse, error) {
+	rsp, err := c.UpdateAdminResourceWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAdminResourceResponse(rsp)
+}
+
+// UpdateAdminResourceWithResponse Change a resource
+//
+// Role `admin`. Changes the fields given and checks the resource as a whole
+// afterwards. `"active": false` takes it off sale; existing bookings keep their
+// price and slot.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/admin/resources/{id} (the `UpdateAdminResource` operationId).
+func (c *ClientWithResponses) UpdateAdminResourceWithResponse(ctx context.Context, id ResourceID, body UpdateAdminResourceJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAdminResourceResponse, error) {
+	rsp, err := c.UpdateAdminResource(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateAdminResourceResponse(rsp)
+}
+
+// AdminLogoutWithResponse Sign out
+//
+// Revokes the session named by the cookie on every instance and clears the cookie.
+// Answers `204` whether or not the session was still valid.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/session (the `AdminLogout` operationId).
+func (c *ClientWithResponses) AdminLogoutWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*AdminLogoutResponse, error) {
+	rsp, err := c.AdminLogout(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminLogoutResponse(rsp)
+}
+
+// AdminLoginWithBodyWithResponse Sign in
+//
+// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+// email, password or combination gets the same `401`. After 5 failures for one email,
+// or 20 from one client address, within 15 minutes, further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password; the count is
+// kept in PostgreSQL, so it holds across instances.
+//
+// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+// password would keep a password verifier outside `admin_users`. A retried sign-in
+// simply opens another session.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+func (c *ClientWithResponses) AdminLoginWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error) {
+	rsp, err := c.AdminLoginWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminLoginResponse(rsp)
+}
+
+// AdminLoginWithResponse Sign in
+//
+// Checks the email and password and opens an 8-hour session in the `slotpay_session`
+// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
+// email, password or combination gets the same `401`. After 5 failures for one email,
+// or 20 from one client address, within 15 minutes, further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password; the count is
+// kept in PostgreSQL, so it holds across instances.
+//
+// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
+// password would keep a password verifier outside `admin_users`. A retried sign-in
+// simply opens another session.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
+func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error) {
+	rsp, err := c.AdminLogin(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminLoginResponse(rsp)
+}
+
 // CreateBookingWithBodyWithResponse Hold a slot
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
@@ -1740,6 +5064,1627 @@ func (c *ClientWithResponses) GetAvailabilityWithResponse(ctx context.Context, i
 	return ParseGetAvailabilityResponse(rsp)
 }
 
+// ParseListAdminBookingsResponse parses an HTTP response from a ListAdminBookingsWithResponse call
+func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminBookingsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminBookingPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminBookingsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAdminBookingsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminBookingsResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminBookingsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAdminBookingResponse parses an HTTP response from a GetAdminBookingWithResponse call
+func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAdminBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminBookingDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAdminBookingResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetAdminBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetAdminBookingResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetAdminBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCancelAdminBookingResponse parses an HTTP response from a CancelAdminBookingWithResponse call
+func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelAdminBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminBooking
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest PaymentProviderError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers CancelAdminBookingResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers CancelAdminBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelAdminBookingResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CancelAdminBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CancelAdminBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelAdminBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers CancelAdminBookingResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelAdminBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CancelAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 502:
+		var headers CancelAdminBookingResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers502 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRefundAdminBookingResponse parses an HTTP response from a RefundAdminBookingWithResponse call
+func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RefundAdminBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AdminBooking
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest PaymentProviderError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers RefundAdminBookingResponse202Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 400:
+		var headers RefundAdminBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RefundAdminBookingResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RefundAdminBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RefundAdminBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RefundAdminBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RefundAdminBookingResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RefundAdminBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RefundAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 502:
+		var headers RefundAdminBookingResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers502 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminMeResponse parses an HTTP response from a AdminMeWithResponse call
+func ParseAdminMeResponse(rsp *http.Response) (*AdminMeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminMeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminUser
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminMeResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers AdminMeResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminMeResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAdminPaymentEventsResponse parses an HTTP response from a ListAdminPaymentEventsWithResponse call
+func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminPaymentEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PaymentEventPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminPaymentEventsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAdminPaymentEventsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminPaymentEventsResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminPaymentEventsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRunAdminReconcileResponse parses an HTTP response from a RunAdminReconcileWithResponse call
+func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RunAdminReconcileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReconcileSummary
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RunAdminReconcileResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RunAdminReconcileResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RunAdminReconcileResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RunAdminReconcileResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers RunAdminReconcileResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RunAdminReconcileResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RunAdminReconcileResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RunAdminReconcileResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateAdminResourceResponse parses an HTTP response from a CreateAdminResourceWithResponse call
+func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAdminResourceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Resource
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAdminResourceResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateAdminResourceResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateAdminResourceResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateAdminResourceResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAdminResourceResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateAdminResourceResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateAdminResourceResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAdminResourceResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateAdminResourceResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateAdminResourceResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateAdminResourceResponse parses an HTTP response from a UpdateAdminResourceWithResponse call
+func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateAdminResourceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Resource
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateAdminResourceResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers UpdateAdminResourceResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers UpdateAdminResourceResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateAdminResourceResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateAdminResourceResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers UpdateAdminResourceResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateAdminResourceResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers UpdateAdminResourceResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers UpdateAdminResourceResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateAdminResourceResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminLogoutResponse parses an HTTP response from a AdminLogoutWithResponse call
+func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminLogoutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers AdminLogoutResponse204Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 403:
+		var headers AdminLogoutResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminLogoutResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminLogoutResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminLoginResponse parses an HTTP response from a AdminLoginWithResponse call
+func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminLoginResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AdminSession
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminLoginResponse200Headers
+		if values := rsp.Header.Values("Set-Cookie"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Set-Cookie", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.SetCookie = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AdminLoginResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AdminLoginResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AdminLoginResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers AdminLoginResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers AdminLoginResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminLoginResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminLoginResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCreateBookingResponse parses an HTTP response from a CreateBookingWithResponse call
 func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -1767,6 +6712,13 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -1802,6 +6754,13 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			return nil, err
 		}
 		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -1840,6 +6799,16 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CreateBookingResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -1890,6 +6859,23 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateBookingResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -2023,6 +7009,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		}
 		response.JSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2043,6 +7036,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			return nil, err
 		}
 		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -2088,6 +7088,16 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers CancelBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CancelBookingResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -2118,6 +7128,23 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CancelBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CancelBookingResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -2171,6 +7198,13 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		}
 		response.JSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2191,6 +7225,13 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 			return nil, err
 		}
 		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -2236,6 +7277,16 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateCheckoutResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CreateCheckoutResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -2266,6 +7317,23 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 			headers.XRequestId = &value
 		}
 		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateCheckoutResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateCheckoutResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
@@ -2439,6 +7507,39 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListAdminBookings List bookings, newest first
+	// (GET /v1/admin/bookings)
+	ListAdminBookings(w http.ResponseWriter, r *http.Request, params ListAdminBookingsParams)
+	// GetAdminBooking A booking with its history
+	// (GET /v1/admin/bookings/{id})
+	GetAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID)
+	// CancelAdminBooking Release a held slot
+	// (POST /v1/admin/bookings/{id}/cancel)
+	CancelAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelAdminBookingParams)
+	// RefundAdminBooking Refund a paid booking in full
+	// (POST /v1/admin/bookings/{id}/refund)
+	RefundAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RefundAdminBookingParams)
+	// AdminMe The signed-in operator
+	// (GET /v1/admin/me)
+	AdminMe(w http.ResponseWriter, r *http.Request)
+	// ListAdminPaymentEvents The payment ledger, newest first
+	// (GET /v1/admin/payment-events)
+	ListAdminPaymentEvents(w http.ResponseWriter, r *http.Request, params ListAdminPaymentEventsParams)
+	// RunAdminReconcile Reconcile with Stripe now
+	// (POST /v1/admin/reconcile)
+	RunAdminReconcile(w http.ResponseWriter, r *http.Request, params RunAdminReconcileParams)
+	// CreateAdminResource Create a resource
+	// (POST /v1/admin/resources)
+	CreateAdminResource(w http.ResponseWriter, r *http.Request, params CreateAdminResourceParams)
+	// UpdateAdminResource Change a resource
+	// (PATCH /v1/admin/resources/{id})
+	UpdateAdminResource(w http.ResponseWriter, r *http.Request, id ResourceID)
+	// AdminLogout Sign out
+	// (DELETE /v1/admin/session)
+	AdminLogout(w http.ResponseWriter, r *http.Request)
+	// AdminLogin Sign in
+	// (POST /v1/admin/session)
+	AdminLogin(w http.ResponseWriter, r *http.Request)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(w http.ResponseWriter, r *http.Request, params CreateBookingParams)
@@ -2467,6 +7568,465 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// ListAdminBookings operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminBookings(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAdminBookingsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", r.URL.Query(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "resource_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "resource_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", r.URL.Query(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "from"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "from", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", r.URL.Query(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "to"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "to", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminBookings(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetAdminBooking operation middleware
+func (siw *ServerInterfaceWrapper) GetAdminBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetAdminBooking(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CancelAdminBooking operation middleware
+func (siw *ServerInterfaceWrapper) CancelAdminBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CancelAdminBookingParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CancelAdminBooking(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RefundAdminBooking operation middleware
+func (siw *ServerInterfaceWrapper) RefundAdminBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefundAdminBookingParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RefundAdminBooking(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminMe operation middleware
+func (siw *ServerInterfaceWrapper) AdminMe(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminMe(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListAdminPaymentEvents operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminPaymentEvents(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAdminPaymentEventsParams
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", r.URL.Query(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "outcome" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "outcome", r.URL.Query(), &params.Outcome, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "outcome"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "outcome", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "booking_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "booking_id", r.URL.Query(), &params.BookingId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "booking_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "booking_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminPaymentEvents(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RunAdminReconcile operation middleware
+func (siw *ServerInterfaceWrapper) RunAdminReconcile(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RunAdminReconcileParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RunAdminReconcile(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateAdminResource operation middleware
+func (siw *ServerInterfaceWrapper) CreateAdminResource(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAdminResourceParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateAdminResource(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateAdminResource operation middleware
+func (siw *ServerInterfaceWrapper) UpdateAdminResource(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id ResourceID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateAdminResource(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminLogout operation middleware
+func (siw *ServerInterfaceWrapper) AdminLogout(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminLogout(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminLogin operation middleware
+func (siw *ServerInterfaceWrapper) AdminLogin(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminLogin(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // CreateBooking operation middleware
 func (siw *ServerInterfaceWrapper) CreateBooking(w http.ResponseWriter, r *http.Request) {
@@ -2817,6 +8377,17 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/bookings/{id}", wrapper.GetBooking)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/checkout", wrapper.CreateCheckout)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/cancel", wrapper.CancelBooking)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogout)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogin)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/me", wrapper.AdminMe)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/bookings", wrapper.ListAdminBookings)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/bookings/{id}", wrapper.GetAdminBooking)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/bookings/{id}/refund", wrapper.RefundAdminBooking)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/bookings/{id}/cancel", wrapper.CancelAdminBooking)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/payment-events", wrapper.ListAdminPaymentEvents)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/reconcile", wrapper.RunAdminReconcile)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/resources", wrapper.CreateAdminResource)
+	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/admin/resources/{id}", wrapper.UpdateAdminResource)
 
 	return m
 }
@@ -2828,6 +8399,15 @@ type ConflictJSONResponse struct {
 	Body Error
 
 	Headers ConflictResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	XRequestId *string
+}
+type ForbiddenJSONResponse struct {
+	Body Error
+
+	Headers ForbiddenResponseHeaders
 }
 
 type IdempotencyKeyReusedResponseHeaders struct {
@@ -2884,6 +8464,25 @@ type PaymentProviderErrorJSONResponse struct {
 	Headers PaymentProviderErrorResponseHeaders
 }
 
+type RateLimitedResponseHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+type RateLimitedJSONResponse struct {
+	Body Error
+
+	Headers RateLimitedResponseHeaders
+}
+
+type UnauthorizedResponseHeaders struct {
+	XRequestId *string
+}
+type UnauthorizedJSONResponse struct {
+	Body Error
+
+	Headers UnauthorizedResponseHeaders
+}
+
 type UnsupportedMediaTypeResponseHeaders struct {
 	XRequestId *string
 }
@@ -2891,6 +8490,1520 @@ type UnsupportedMediaTypeJSONResponse struct {
 	Body Error
 
 	Headers UnsupportedMediaTypeResponseHeaders
+}
+
+type ListAdminBookingsRequestObject struct {
+	Params ListAdminBookingsParams
+}
+
+type ListAdminBookingsResponseObject interface {
+	VisitListAdminBookingsResponse(w http.ResponseWriter) error
+}
+
+type ListAdminBookings200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminBookings200JSONResponse struct {
+	Body    AdminBookingPage
+	Headers ListAdminBookings200ResponseHeaders
+}
+
+func (response ListAdminBookings200JSONResponse) VisitListAdminBookingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminBookings400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response ListAdminBookings400JSONResponse) VisitListAdminBookingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminBookings401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminBookings401JSONResponse) VisitListAdminBookingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminBookings500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminBookings500JSONResponse) VisitListAdminBookingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBookingRequestObject struct {
+	Id BookingID `json:"id"`
+}
+
+type GetAdminBookingResponseObject interface {
+	VisitGetAdminBookingResponse(w http.ResponseWriter) error
+}
+
+type GetAdminBooking200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type GetAdminBooking200JSONResponse struct {
+	Body    AdminBookingDetail
+	Headers GetAdminBooking200ResponseHeaders
+}
+
+func (response GetAdminBooking200JSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response GetAdminBooking400JSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetAdminBooking401JSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetAdminBooking404JSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetAdminBooking500JSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBookingRequestObject struct {
+	Id     BookingID `json:"id"`
+	Params CancelAdminBookingParams
+}
+
+type CancelAdminBookingResponseObject interface {
+	VisitCancelAdminBookingResponse(w http.ResponseWriter) error
+}
+
+type CancelAdminBooking200ResponseHeaders struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+type CancelAdminBooking200JSONResponse struct {
+	Body    AdminBooking
+	Headers CancelAdminBooking200ResponseHeaders
+}
+
+func (response CancelAdminBooking200JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response CancelAdminBooking400JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelAdminBooking401JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CancelAdminBooking403JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelAdminBooking404JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CancelAdminBooking409JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response CancelAdminBooking422JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CancelAdminBooking429JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CancelAdminBooking500JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBooking502JSONResponse struct {
+	PaymentProviderErrorJSONResponse
+}
+
+func (response CancelAdminBooking502JSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBookingRequestObject struct {
+	Id     BookingID `json:"id"`
+	Params RefundAdminBookingParams
+}
+
+type RefundAdminBookingResponseObject interface {
+	VisitRefundAdminBookingResponse(w http.ResponseWriter) error
+}
+
+type RefundAdminBooking202ResponseHeaders struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+type RefundAdminBooking202JSONResponse struct {
+	Body    AdminBooking
+	Headers RefundAdminBooking202ResponseHeaders
+}
+
+func (response RefundAdminBooking202JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RefundAdminBooking400JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RefundAdminBooking401JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RefundAdminBooking403JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RefundAdminBooking404JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RefundAdminBooking409JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RefundAdminBooking422JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RefundAdminBooking429JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RefundAdminBooking500JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBooking502JSONResponse struct {
+	PaymentProviderErrorJSONResponse
+}
+
+func (response RefundAdminBooking502JSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMeRequestObject struct {
+}
+
+type AdminMeResponseObject interface {
+	VisitAdminMeResponse(w http.ResponseWriter) error
+}
+
+type AdminMe200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type AdminMe200JSONResponse struct {
+	Body    AdminUser
+	Headers AdminMe200ResponseHeaders
+}
+
+func (response AdminMe200JSONResponse) VisitAdminMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMe401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminMe401JSONResponse) VisitAdminMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMe500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminMe500JSONResponse) VisitAdminMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminPaymentEventsRequestObject struct {
+	Params ListAdminPaymentEventsParams
+}
+
+type ListAdminPaymentEventsResponseObject interface {
+	VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error
+}
+
+type ListAdminPaymentEvents200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminPaymentEvents200JSONResponse struct {
+	Body    PaymentEventPage
+	Headers ListAdminPaymentEvents200ResponseHeaders
+}
+
+func (response ListAdminPaymentEvents200JSONResponse) VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminPaymentEvents400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response ListAdminPaymentEvents400JSONResponse) VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminPaymentEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminPaymentEvents401JSONResponse) VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminPaymentEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminPaymentEvents500JSONResponse) VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcileRequestObject struct {
+	Params RunAdminReconcileParams
+}
+
+type RunAdminReconcileResponseObject interface {
+	VisitRunAdminReconcileResponse(w http.ResponseWriter) error
+}
+
+type RunAdminReconcile200ResponseHeaders struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+type RunAdminReconcile200JSONResponse struct {
+	Body    ReconcileSummary
+	Headers RunAdminReconcile200ResponseHeaders
+}
+
+func (response RunAdminReconcile200JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RunAdminReconcile400JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RunAdminReconcile401JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RunAdminReconcile403JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RunAdminReconcile409JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RunAdminReconcile422JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RunAdminReconcile429JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconcile500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RunAdminReconcile500JSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResourceRequestObject struct {
+	Params CreateAdminResourceParams
+	Body   *CreateAdminResourceJSONRequestBody
+}
+
+type CreateAdminResourceResponseObject interface {
+	VisitCreateAdminResourceResponse(w http.ResponseWriter) error
+}
+
+type CreateAdminResource201ResponseHeaders struct {
+	IdempotentReplayed *string
+	XRequestId         *string
+}
+
+type CreateAdminResource201JSONResponse struct {
+	Body    Resource
+	Headers CreateAdminResource201ResponseHeaders
+}
+
+func (response CreateAdminResource201JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response CreateAdminResource400JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateAdminResource401JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CreateAdminResource403JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateAdminResource409JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response CreateAdminResource413JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateAdminResource415JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response CreateAdminResource422JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CreateAdminResource429JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResource500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateAdminResource500JSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResourceRequestObject struct {
+	Id   ResourceID `json:"id"`
+	Body *UpdateAdminResourceJSONRequestBody
+}
+
+type UpdateAdminResourceResponseObject interface {
+	VisitUpdateAdminResourceResponse(w http.ResponseWriter) error
+}
+
+type UpdateAdminResource200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type UpdateAdminResource200JSONResponse struct {
+	Body    Resource
+	Headers UpdateAdminResource200ResponseHeaders
+}
+
+func (response UpdateAdminResource200JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response UpdateAdminResource400JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateAdminResource401JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response UpdateAdminResource403JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateAdminResource404JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource409JSONResponse struct{ ConflictJSONResponse }
+
+func (response UpdateAdminResource409JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response UpdateAdminResource413JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response UpdateAdminResource415JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response UpdateAdminResource429JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResource500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateAdminResource500JSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogoutRequestObject struct {
+}
+
+type AdminLogoutResponseObject interface {
+	VisitAdminLogoutResponse(w http.ResponseWriter) error
+}
+
+type AdminLogout204ResponseHeaders struct {
+	SetCookie  *string
+	XRequestId *string
+}
+
+type AdminLogout204Response struct {
+	Headers AdminLogout204ResponseHeaders
+}
+
+func (response AdminLogout204Response) VisitAdminLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type AdminLogout403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminLogout403JSONResponse) VisitAdminLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogout429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminLogout429JSONResponse) VisitAdminLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogout500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminLogout500JSONResponse) VisitAdminLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLoginRequestObject struct {
+	Body *AdminLoginJSONRequestBody
+}
+
+type AdminLoginResponseObject interface {
+	VisitAdminLoginResponse(w http.ResponseWriter) error
+}
+
+type AdminLogin200ResponseHeaders struct {
+	SetCookie  *string
+	XRequestId *string
+}
+
+type AdminLogin200JSONResponse struct {
+	Body    AdminSession
+	Headers AdminLogin200ResponseHeaders
+}
+
+func (response AdminLogin200JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.SetCookie != nil {
+		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response AdminLogin400JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AdminLogin401JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response AdminLogin403JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response AdminLogin413JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response AdminLogin415JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response AdminLogin429JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogin500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AdminLogin500JSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateBookingRequestObject struct {
@@ -2943,6 +10056,23 @@ func (response CreateBooking400JSONResponse) VisitCreateBookingResponse(w http.R
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CreateBooking403JSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3032,6 +10162,26 @@ func (response CreateBooking422JSONResponse) VisitCreateBookingResponse(w http.R
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CreateBooking429JSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3190,6 +10340,23 @@ func (response CancelBooking400JSONResponse) VisitCancelBookingResponse(w http.R
 	return err
 }
 
+type CancelBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CancelBooking403JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CancelBooking404JSONResponse struct{ NotFoundJSONResponse }
 
 func (response CancelBooking404JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
@@ -3239,6 +10406,26 @@ func (response CancelBooking422JSONResponse) VisitCancelBookingResponse(w http.R
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CancelBooking429JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3333,6 +10520,23 @@ func (response CreateCheckout400JSONResponse) VisitCreateCheckoutResponse(w http
 	return err
 }
 
+type CreateCheckout403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CreateCheckout403JSONResponse) VisitCreateCheckoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateCheckout404JSONResponse struct{ NotFoundJSONResponse }
 
 func (response CreateCheckout404JSONResponse) VisitCreateCheckoutResponse(w http.ResponseWriter) error {
@@ -3382,6 +10586,26 @@ func (response CreateCheckout422JSONResponse) VisitCreateCheckoutResponse(w http
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckout429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CreateCheckout429JSONResponse) VisitCreateCheckoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3556,6 +10780,39 @@ func (response GetAvailability500JSONResponse) VisitGetAvailabilityResponse(w ht
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListAdminBookings List bookings, newest first
+	// (GET /v1/admin/bookings)
+	ListAdminBookings(ctx context.Context, request ListAdminBookingsRequestObject) (ListAdminBookingsResponseObject, error)
+	// GetAdminBooking A booking with its history
+	// (GET /v1/admin/bookings/{id})
+	GetAdminBooking(ctx context.Context, request GetAdminBookingRequestObject) (GetAdminBookingResponseObject, error)
+	// CancelAdminBooking Release a held slot
+	// (POST /v1/admin/bookings/{id}/cancel)
+	CancelAdminBooking(ctx context.Context, request CancelAdminBookingRequestObject) (CancelAdminBookingResponseObject, error)
+	// RefundAdminBooking Refund a paid booking in full
+	// (POST /v1/admin/bookings/{id}/refund)
+	RefundAdminBooking(ctx context.Context, request RefundAdminBookingRequestObject) (RefundAdminBookingResponseObject, error)
+	// AdminMe The signed-in operator
+	// (GET /v1/admin/me)
+	AdminMe(ctx context.Context, request AdminMeRequestObject) (AdminMeResponseObject, error)
+	// ListAdminPaymentEvents The payment ledger, newest first
+	// (GET /v1/admin/payment-events)
+	ListAdminPaymentEvents(ctx context.Context, request ListAdminPaymentEventsRequestObject) (ListAdminPaymentEventsResponseObject, error)
+	// RunAdminReconcile Reconcile with Stripe now
+	// (POST /v1/admin/reconcile)
+	RunAdminReconcile(ctx context.Context, request RunAdminReconcileRequestObject) (RunAdminReconcileResponseObject, error)
+	// CreateAdminResource Create a resource
+	// (POST /v1/admin/resources)
+	CreateAdminResource(ctx context.Context, request CreateAdminResourceRequestObject) (CreateAdminResourceResponseObject, error)
+	// UpdateAdminResource Change a resource
+	// (PATCH /v1/admin/resources/{id})
+	UpdateAdminResource(ctx context.Context, request UpdateAdminResourceRequestObject) (UpdateAdminResourceResponseObject, error)
+	// AdminLogout Sign out
+	// (DELETE /v1/admin/session)
+	AdminLogout(ctx context.Context, request AdminLogoutRequestObject) (AdminLogoutResponseObject, error)
+	// AdminLogin Sign in
+	// (POST /v1/admin/session)
+	AdminLogin(ctx context.Context, request AdminLoginRequestObject) (AdminLoginResponseObject, error)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(ctx context.Context, request CreateBookingRequestObject) (CreateBookingResponseObject, error)
@@ -3613,6 +10870,309 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// ListAdminBookings operation middleware
+func (sh *strictHandler) ListAdminBookings(w http.ResponseWriter, r *http.Request, params ListAdminBookingsParams) {
+	var request ListAdminBookingsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminBookings(ctx, request.(ListAdminBookingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminBookings")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminBookingsResponseObject); ok {
+		if err := validResponse.VisitListAdminBookingsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// GetAdminBooking operation middleware
+func (sh *strictHandler) GetAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID) {
+	var request GetAdminBookingRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAdminBooking(ctx, request.(GetAdminBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAdminBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(GetAdminBookingResponseObject); ok {
+		if err := validResponse.VisitGetAdminBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CancelAdminBooking operation middleware
+func (sh *strictHandler) CancelAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelAdminBookingParams) {
+	var request CancelAdminBookingRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelAdminBooking(ctx, request.(CancelAdminBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelAdminBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CancelAdminBookingResponseObject); ok {
+		if err := validResponse.VisitCancelAdminBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RefundAdminBooking operation middleware
+func (sh *strictHandler) RefundAdminBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RefundAdminBookingParams) {
+	var request RefundAdminBookingRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RefundAdminBooking(ctx, request.(RefundAdminBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RefundAdminBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RefundAdminBookingResponseObject); ok {
+		if err := validResponse.VisitRefundAdminBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminMe operation middleware
+func (sh *strictHandler) AdminMe(w http.ResponseWriter, r *http.Request) {
+	var request AdminMeRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminMe(ctx, request.(AdminMeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminMe")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AdminMeResponseObject); ok {
+		if err := validResponse.VisitAdminMeResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListAdminPaymentEvents operation middleware
+func (sh *strictHandler) ListAdminPaymentEvents(w http.ResponseWriter, r *http.Request, params ListAdminPaymentEventsParams) {
+	var request ListAdminPaymentEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminPaymentEvents(ctx, request.(ListAdminPaymentEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminPaymentEvents")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminPaymentEventsResponseObject); ok {
+		if err := validResponse.VisitListAdminPaymentEventsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RunAdminReconcile operation middleware
+func (sh *strictHandler) RunAdminReconcile(w http.ResponseWriter, r *http.Request, params RunAdminReconcileParams) {
+	var request RunAdminReconcileRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RunAdminReconcile(ctx, request.(RunAdminReconcileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RunAdminReconcile")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RunAdminReconcileResponseObject); ok {
+		if err := validResponse.VisitRunAdminReconcileResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateAdminResource operation middleware
+func (sh *strictHandler) CreateAdminResource(w http.ResponseWriter, r *http.Request, params CreateAdminResourceParams) {
+	var request CreateAdminResourceRequestObject
+
+	request.Params = params
+
+	var body CreateAdminResourceJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAdminResource(ctx, request.(CreateAdminResourceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAdminResource")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateAdminResourceResponseObject); ok {
+		if err := validResponse.VisitCreateAdminResourceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// UpdateAdminResource operation middleware
+func (sh *strictHandler) UpdateAdminResource(w http.ResponseWriter, r *http.Request, id ResourceID) {
+	var request UpdateAdminResourceRequestObject
+
+	request.Id = id
+
+	var body UpdateAdminResourceJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAdminResource(ctx, request.(UpdateAdminResourceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAdminResource")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(UpdateAdminResourceResponseObject); ok {
+		if err := validResponse.VisitUpdateAdminResourceResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminLogout operation middleware
+func (sh *strictHandler) AdminLogout(w http.ResponseWriter, r *http.Request) {
+	var request AdminLogoutRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminLogout(ctx, request.(AdminLogoutRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminLogout")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AdminLogoutResponseObject); ok {
+		if err := validResponse.VisitAdminLogoutResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// AdminLogin operation middleware
+func (sh *strictHandler) AdminLogin(w http.ResponseWriter, r *http.Request) {
+	var request AdminLoginRequestObject
+
+	var body AdminLoginJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.AdminLogin(ctx, request.(AdminLoginRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdminLogin")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(AdminLoginResponseObject); ok {
+		if err := validResponse.VisitAdminLoginResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // CreateBooking operation middleware
@@ -3784,64 +11344,124 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fttc9s4kv4rXbytSlKnF0q2M2Ply3k8mRnXOC8Ve2uvyvJJENEUsSYBLgDKYXz+71cA+C7KthInV7W7",
-	"3ySKABqN7qef7obuvEAkqeDItfJmd16EhKK0H88oJqnQyPXwE6YxyZGaxxRVIFmqmeDezFtqmeESbiPk",
-	"oCMEiSoVXCEwBQSUFhIpSDscRAiEAxIZM5Qg8R8ZKg23TEd2qCIJQrVokA//xHzkDTwVRJgQszTyLPFm",
-	"V55Z07seeDpP0Zt5SkvG1979/cD77+EnN+3wrEfYM4pcs5ChKmR1EjAOKhY6JfkLBbFYq/aq3VXuB15K",
-	"JElQF4r6RYgbxtdnv26vWPwEjJo5mXmUEh15A4+TxMzKqDfwjCBMGvWanTXXDoVMiPZmXpbZN7d33FDY",
-	"n5hvS/CO3HS2q0iIoAVI1DJ/AwrR/nzy8QwaQyt5nUXUEndOqH1An0mSxuat1etwEhyE/nBCf8LhYTDB",
-	"4THxcTgNX4cHwc/0mEwm3sBLyOdz5GsdebPp0dHASxgvv0/6dvsJlchkgH26Ln/7bsq+N4OdedtzPxU8",
-	"jFmgzedAcOMp5iNJ05gFxEg1/rsyojUUc+ehlEK6IdROHwu9yDjZEBaTVYxGK6gUWZsfrV/EQoPYoIxJ",
-	"qoBwoSOUsHKWVWwIlV4w6s3Ml4VPJqtpcEAP8Sh8TX5aWc3V2/yLxNCbef8xrj1/7H5V47dWOLvVjp93",
-	"xVwOYMn4hsSMLpQmGpcgJCxZbR2LG8wXjC8yhUtv0ESWrpf2SVS8Pm69e79t8Z8wUw6YHjmCb1VAd2fS",
-	"LrycWee5wRxuiQLzCFYYCokQClmdVnFGo2fVA9coOYnf1gb1fRVQrLewFvy8R+oMqXj8bf5UGmWh8pY7",
-	"IadqQTQkmdKwQiChRglKE6nN8x/mTB0ZCyMqAZoKVMCFQWrNVJjbH41CJAm08bIKFWQWo3pWo3ov9G8i",
-	"4/TbzoALvQjtNE3tyxKgzd7Kn3+MwiuBntVsP5I8FoReCnFO5Bp/gA+mbsWFFmIRmzWfez8Jcv1Rig2j",
-	"KH8UsKRu2UVarFsAzAwutGSp8YvQ4qqQEBIWI31jLCgyvCqICF8jfVYX+CtXWZoKqZG+Q8rIpaUB310L",
-	"Wb3sIjHrLgz/eMbzrdzIznTiAjmLmbaskVDKjCgk/ihFilIzQ3JCEisceGnj0Z1HicYWX7IPtvjSoHJ4",
-	"69yP8quBpUJ2BaYxUY+p8iIW2owqpiFSktx+Zwl+ERzbhPRtZvYw/gVlzHgvk66J4VVL8kG1v3LiUtI6",
-	"BRGrv2NgpSkY/6MqbZ/+ZYSQZquYBbBheGtTpZLivQGmISBSMhsWIMiUFglKoEQTY/nt0yGJyLheaKFJ",
-	"vE2SL1BuUA6NOjONFFLJDGN2yVuQSWn4zQsFCeNCQsaZ5SyVGo993x/UB8m4fn1YK9MwhDVKo4YgwuBG",
-	"ZHqhUCkmeGEC9XkEaqEN7ju0Nxw9ix3/LXj5lnUEEolxDqK3jG9ojqbPosodPWZLp+V794OSJDx9kUjE",
-	"dIGfUyaxHNhW+t9Mdkw4ZDwljIJ5HwyZd7H7aYs80YX2drmK+zx5u4btZ496Z+EHF+7lrn8VmVjTyYpp",
-	"myLVZzFom3XjYLfV3298Lft5wHEvqt2V1YYUOWV8vSjClHO4wMxs069A8JDJBM0SHJGqhUTjw3aDYcbp",
-	"opjA+lFqNTDwypjnApqZhvAAY/fZjUPaU+MYeKfF5vYE7f0dctuZyikyGbfHRlqnajYel2+MlI3co0Ak",
-	"42Ccknz8+OxtB3qKKXZsqiXeLiNorNJnBKfWRgpTaKQje0D5SYmpCjhuTHqBXL9xnN2CLxTgq8CBa+ec",
-	"CnTf83gxIaxzKISS/yq+mYNoIo17u1N+OWyVXw56jsiVUZprnFAC52KDMQmwM58JFI+Vc5rHV8pkF+k7",
-	"mwYu1wJM/enr4WQ69CeXk+nM92e+/5/+ZOb7TwbWb0LMfkH8rxDkQQLSD4mVqfRaciPytQ30XNyiDIhC",
-	"OLv4AIfTyU9g0rZWnPcwkxaltMn5vZn3P1dk+OX67uD+L306qTKFfSz2K8a49LKG5u1cvypJsTUnOpNG",
-	"0xknmY6EZF8suoZCrhilaFhgM1HtKcS1Clzme291y8F5Oy+zy/YR+p5ZXCXJ4D7RuIhZwrT92i64NIJG",
-	"O1HqjRJV1r1FAEnoSlOUqTQm+ZsCpUqCWS4KFDVhsWUoPT5TJ+13j8GyObNaoNbgbcPtgkJng7V9n4uA",
-	"xJesC0j+sXO5huW+vPIn11f+8Pj6f6dX/vDg+tXsyh8euUe95lxWkve0ThJotsGGRlZCxEi4jZ2xULjQ",
-	"hbwPEad6Y1/JX1vnfddHVyX7IviCkly1lPe6Q+0Ppp6FcJYYb5v00fwnYmZCPi+q5K5a73Dv5RLGF1xo",
-	"FuAiYdzE0D024O+acVuyyd6SbYfGC51RJuCkTx8iRb6/MViA2n/fR33yqjhbt+VVVt4h6ZO3mVJ3Wmon",
-	"70/A/AxFZvzkjNsAJNMLx+u3J/5oSZQIQfCi2PnkJPXwqDdJfegA+9ITq6LiZNte1SoFNDKR5oY6x9W0",
-	"tKY/NG2hhRK9xt5x3kEJOX0AWYLYOVP75gpV+eVJdZgKLbdqMV2t2tn6ZLWlnD3pw75Z+t6Zbkf6Pg7W",
-	"E78MKPJQ7G4Fr0hwg5yCjogGbbuzRVwHHUmRraOy7llmeiM4qYs+JttVQKzPzbnrDXIgUBLGgZlNmWdu",
-	"lhcKIqFsqYescQDELo1lccmkKVUGC4LHOazyOSdgCBTSUpRbXEVC3IzmfM7fCY657e9zKBwInNE/6KKu",
-	"0U8g3qKfc14OcEQUDOApIBLh02+ncHBwcDyCtxuUOVg+AJlCZXEB+QZjkSK8XFoKunzlNmgYTT7n1WWE",
-	"ktwsmzXRpd2Nm3f58cPF5RIiwUUmFSw7Te6iQRMyqXR9xeGlK1nYFVeC5q+MUtyVhzk3FGt6CJGdz7wh",
-	"izsUTg/LntsVM3CXKcKyxUMShAR1JKg5VR3NebnUm/oF23q0qm33GoFwdYtmM4fTKezoXlp1zfltxGJs",
-	"bbG4GWH2w+LYHGwYs3WkYXnoH8OOLu8Ijj5/Ltedc3OAto1lVTKaG+CMWYBc2UBSNOXfnV0a6JRxo45g",
-	"MNGZ80jI9bgYpMbmXRuOdFy2zlNikHeDUjk380eTkV/GWJIyb+YdjPzRgeOEkcWOMRWBGnuzu/uBN46Q",
-	"xDr6UnwrRo1yksTFI4mE5uXvm8m48Bw7UypUT+z6w/po1aUz57n8+Pb9r2fvf1/88eH81yW8nBxBAeqw",
-	"yoFiSLJYv7JXUaxRzfmyU3dajsBWicviQlXCXeXN4kIoRVLexHEatHo30Gn7FWfUm7XLHF77PstVP9rX",
-	"r4w7V07urytO/4ug+bO1SnprMfdtWDYO072WMfUnzyZDqaKehs1lebxMQYRxtwe14/bUQw2bviE9d5r2",
-	"62Yd+v6uQZXWxp3+ux12+PiwqllsBxw/PqC6MWMGTA4eH9DtsNpxR4+P6+3hmcHT6RO00XfB5H7gHT1N",
-	"lc1bGbbpliUJkXmBC0Cs1Ri6QQyGXHkVnlzfdxBmfMfovVlyjdaO2078O+qv9eD6xppz3pb3+D/Ke4pt",
-	"Pmvz9keZ+zfbwu+o6xbf061h7PoEu2PPqf3dMMStAFJxPkdHYiTKFqGVtcgRnHAw4a/inXDhKufA1JwX",
-	"rQsguuSElioMQIk60lU172J2Co5Z2AYmL7jECiEljL4BFs551eI3zlrEzGJVo9IYTYRLkDiKMnCsueTL",
-	"hoMa40QKjCuNhDo6Y2ZxLMS84hhL66pab0y0insGjxp8XQD9//HBqu20wxv/HcYeC2M/OqKYUdMnRc7t",
-	"uzxtCPrknBSI5S97hqWq1/cAFFkCZ6Cok9BWwGKvSD4CVPhZm3TbQMOc29a5Fk2ceKFgWXf1lvByefrH",
-	"29M/P/z1cnF5eb50hJiL21cj+FuR5hBdDp5zpizoDSAgcWzXXBPGQaLOJFd1mlUMcCR8d/J8GyEvUe2F",
-	"KrPoZd0YLaapwG1Z5tZgctQNqt18ver8/tOAU7WjHei0ZTD22jplEgNdVBqKsogW/waufxngutBE1iyg",
-	"KnVBw0F2o1iZF6udxPqcKf2peus7mn+rRNvjAie2ultl8moAQlKULufnJMFnpc7fTGnNNoB0ZG6cRf1s",
-	"+zBcTCGdS4nF8XQ6mLHQQ8W+WNanUW5IrECEraKH/SNPQGKgJIcltX9PsLhvaOjKAThSExZmcy54zWDX",
-	"ktGBYZOMog0MBuZtEW9ga1k2Uq7y7t8wXNnxlumIccc/G5K4Ir59oyjf92H876hbdzL3BfnGX2MMynd7",
-	"/k4Zurrr15CvbGZU/5r5R4Yyr/82U1x/3P3Hmb5bEN1rDz319e8ZWVqq3BFdQonu1NW/Zgr6W7X/ss9W",
-	"+czDXlswFjV217y82Z2d2BYgna32Wh/aYr3F7JfLhNwgyIwvX7Wqv7Px2AoRCaVnP/s/+5aAFLL0tVTI",
-	"Km6gTdneYBKaWDKqjbnezraX/CFiaimgwwIzV0py88QQVddlLKap4sr2LG835gwc73SBqTGuVF3f6rYQ",
-	"XSTnhDKOSkEqxcoAv9uX45v2fyCNOSscUd799f3/BQAA//8=",
+	"7F3rchvHcn6Vrs2pElUBSAAkZREsV4WmZVtl2VJEqXxyBAU72G0Ac7iYWc/MAoIUVeVvHiTJe+RRzpOk",
+	"5rJXDAiAhGjZlv9YBLBz6en+pu/7IYj4LOUMmZJB/0MwRRKjMP98GuMs5QqZar/ENCFLjPXHMcpI0FRR",
+	"zoJ+ECqRYQiLKTJQUwSBMuVMIlAJBKTiAmMQ5nHgYyAMkIiEogCBv2YoFSyomppHJZkhFJNGy/aPuDwM",
+	"WoGMpjgjempk2Szovwn0nMHbVqCWKQb9QCpB2ST4+LEVvEQllu2LsUKxutYrjDiLJSgOC0IVjHDMBYIS",
+	"S8omQCaEssZ878gsTTDon/RawYwyOtPzd4uJKVM4QWFmvkIpKWeXnF9T9NBJJlylZDmU9ndhH35QKn3O",
+	"kmULrsgMr6jCr6+UoJFqwRVGmUDIWIJSQnj5/PmPT58Mr55cvn755OsxSSSGLXhB1PTro3OIEiSaypyB",
+	"pBPW5plas42gsYivj3/ttb9aXHxz+e0//vN/zosRfyLv2hcT/Lr3+HGnc14s9Nyt67y54MB3FH9tv7Qn",
+	"3H7q4ZunMTJFxxSlYxvLDJSBW+MDCQmfyPpOmrN8bAUpEWSGyvHsN5r8bPL029UZ3VdAYz0m1R+lRE2D",
+	"VsDIzJxmHLQCvRAqNKdrJqvOPeZiRlTQD7LM/HJ1x5eZkNzDdyHDd2oYmW9DLQV6x6nAOeWZhJRM8Bx4",
+	"Sn7NsFjZrxmKZbk0+2yNFDPy7hmyiZoG/V6n41tORZR+xOXqsn4i1w3qSzJGLR1CS9E5SETz9cWLp1B5",
+	"tFikxYpylQ3ZXcODo0fjbnQ87rS78VfYPom62D4jHWz3xo/Gx9Hj+Ix0u0Grtr/TUyN++d9d326f0RlV",
+	"q5t8QSYIkr5fS9rEPFddaoxjkiUq6J92WuWpU6aOe3ZdFgYM1TeAwkuUPBMR+vgx/+6TMeRH/bBFYyMb",
+	"l5yNEy2tfQ36TAO7/idJ04RGRK/q6O9SL61yWh8CFMLydMTjHEKGGSNzQhMySlCTBKUkE/2lgfGEK+Bz",
+	"FAlJJRDG1RQFjKz0uQ2hVEMaB339x7BDuqNedByf4On4EflqZChXbvMvAsdBP/ino/KiOrLfyqMnZnFm",
+	"qx64rS4zbEFI2ZwkNB5KRRSGwAWEtGTZ4TUuh5QNM4lh0KpehE0k863I/fyo9luzsO+4GNE4RnY3uo+L",
+	"YeoEpxIYYuwEmScIPJV6b2TE53hv9C6WF/btZW5vmAfSronqW5dDwhctszaIBJeyLakq0Odwn0SvY99L",
+	"zKRVXjbQ/65UaLKTMBM7klzjEhZEgv4o1z3GmhhORD4JHZhCwUjypOSmT0sAN9/QsG+4360Y6XUf302Y",
+	"ciRwJK+JFLJYDomCWSa1ighEK5MgFRFKf35vEtVYo2Oi/KqOOUpgXN/Zisrx0nypCSJIpLSIFVAssgTl",
+	"XpnqZ66+4xmL73YGjKvh2AxTpb7Ib0W9t/zr+yF4saC9su0Lskw4iV9x/oyICd6DDKZ2xqHifJjoOfe9",
+	"nxky9ULwOY1R3BewpHbaYermdQDTB22BpFouxgZXuYAxoQnG55qDplrhj6aETTDeqwi8JAqNxol3lAJB",
+	"FA4TN1LtZuccZoQt3XasaUcZEKVwlip5ru1Wa7RCQpTRw+9HTqpL1qiUL9TNLs0Nv2b58tya3mHFUA9B",
+	"WsO8cUINW/6mA6r+1GN67na2rxnJ1JQL+v6uh5tVR6oersN2wBmhiSZXSqRccHF/YFddWtgHxsGuyOlt",
+	"5gwP3KE9hIXgbLK62r2K1GsmszTlQmH8E8aUvDLmzCcHlqycdjjT8w61HbVHyCwOy4x0Ec8oc64Is6U4",
+	"pnopJHkheIpCUW2sGRdPc6kXuREFRIL+LVFcSGOlU9WCKJOKz1AAZVGSxRbw0sqgHwIy4xlTQ8UVSWqs",
+	"e9bpNGzdRyfBqkXbCqIpRtc8U7kHyXBp1bqP5FBp7rU8q23ZLLF2orNfG1ZqK4gEEk18ompGbUwUthWd",
+	"YeB7JhNCK9mbjv0y/515xtJnI9XrNDNMX98jicm/uL8OIz7zLdBa8NWHLmICz/gcExKh13tUGvpv3KRu",
+	"mNLRyUd/x0jp8WMq08xdPu7LEecJEqa/dSrs9vSc8iQe4ruUCtztQXv8GzwRrSC/vakR5RWmSenw+Ofv",
+	"H3+b9fBv8x//LeG9yy7pjY6jk3gbDtJ3PysU5YKV6tLzyxRZriyQKMJU6Vup8DXmerUxyGCcJQnYYbUU",
+	"eWmxxbKsKjvckkilibE1+aUiKpObpMDBzZX98cdWkKXxjiLX4E/nmSr3Vyyluo2SEVt16KkI8Crv+UHG",
+	"x0MVMfAzQUXoazhTo4BPvKoo/S0qhwA7oMaoRPibTqZ2G1TkBOd5PKbOxM+T2DApFdZPQBXONh6/09if",
+	"6DH1JG63RAiyLJloOKVScbHc06SW2S6N6r06aYOdSudgYy0rFNl0WC+INbF2OKpiO1vtq3liTWJWXP2+",
+	"QECWJCFwGypLiFTG+3+4GU2a8meWWp9tLWme8QllFbfJ3S4/nsrG5Vfz1J9s8NTrE3Wqbl1v4EJgpGDK",
+	"hUT4Rls5Ygln9eG7nd7J5kiA7yItJl1LpZc88YXtBJKYs2QZwiDrdI4jCHkqyz+IfjQ8ByTRNFe8rCuW",
+	"M5QwwoQvgBqxyYOX+YhBS9NSQ6MewxPOdAtzgcVdT652mXuuwoqTFjRMw8FjmPJMyNzh5XT/tfffymoz",
+	"ud5Qq4nPa+nCI9WTMk+3qutee1Sv5c5a3G2UzK2Y/7YakXDstpFYhi+992/O22ao2v3mpZyNhNCEquWO",
+	"xNNUWiFbsA+NJ+Fqe+i9Srj3/tLn956zhr79JNN7OPoGRULZRoWmrsvk+8sHzlfqo+vtbLlXU4Q0GyU0",
+	"gjnFhUmNyM27c6AKIiIENS7e0rCLiSKbjbpmzoOYo2hrcmpFCVJBIwRq5T/Xwh5ImFHGBWTMYdWfyTDc",
+	"h7XkAVjCIGMpoTHo30NCUmn98Hu1rD5XI+MzMBg2AGJ9wZXsohRZTNlk6FRPK3CRHtmoqBFnYypmxugw",
+	"kdehQC3DpQ3iBihus6r1Yt2hehjCIkySiu2CsVcJuHSb2/XG21kgV4UpHyITjXtwqlQq+0dH+S8OpTGs",
+	"9Z14FB2lZHm0efTd3Q0Nnqotbx0TbNAnLg2POFbYVkduuuUcpkpgONeaEzJ17vQrDb7gwFc6RbBxTp/Q",
+	"LVUQNVcVblDVj2/jxWomId1GNV/r46rgcrmAXqf3qN3ttTvdV91ev9Ppdzr/3On2O52tgfVOiOlfSOcW",
+	"C7lRAfFDYsEqXk6u3Hx1Bn3GFygiIhGeXj2Hk173K4h4jLV7PsBMGJTSdpd+6N/fkPb7tx+OP/7FR5Mi",
+	"6rcLx97iGRtHKaF5NW5f5PTQCSMqE5rSjbBLNXOmGnT2ZDLVMoT03970IAvn9RirmdYXSfCMYrNCNO7X",
+	"g3/15InKpVEPenpviSK2tKIAkrFNM4mpTBOyPHcolSuY+aQQGz+X0VA8MlPGpD5sgmV9ZuWCag+vMm4T",
+	"FBobLPnbuK+eZyrisxpLmJiQJd+EcXvZZmxGVDR1d6u5nH00e8YjkryiTYzrnFkprgjDwZtO9+2bTvvs",
+	"7X/03nTax28f9t902qf2I6+E1Jxuu10ozxkCMiWWRaqoHQsSjCcoWiZjmmfKfGf8Yg8kOIb0mAcpHc5R",
+	"5C6EGoAdt7uddveRb/3OFlkDkpt1d7/2sfG5uHC2Vl1DTuHqg1GntU0CmAkgEvBdipGVnjUadAMLDQkh",
+	"5ZLmqaxbGDcJnePMQdFqtIWXTHljCLLKwOtiIlsEFSKk8x2tIn25JPObAiOEWU6yXl4QGHERY6xJHBbS",
+	"FJr0NSdwt4+L2IuuKsMLHE05vzbSGnEW0cTihsYrr+RadXN4GwvRPWp2u6IT41wNu41I1OunX53N//rL",
+	"0jeYcjHqCrMWGrFlfK2JpQl6WdRnIzWX5x5q1eS4wpE+WtS5pCB4Tah3ibLkDF6IZ52jfGhdhb9P7pPf",
+	"FOD4vHzyL3MWv8pmMyJ2dcZpAzITKNcWOEhIcGwDmXpHejkgMubculrQ9R176AU6bVrLYW61rqInSSVa",
+	"f4YENSUKpiQGxiG3UcE5q/2jl2b00DCfb4piExKVSiibuIhsTJYtEEhiGJHoGsaCz1w01z+XNallGQ/0",
+	"JeCbn+hbtm6454442YwX+6dy8iOHpajfTLnFlMvS+V4ksFnVEfJRNky23SF5p3KPrpngmqapb9wLl6ZM",
+	"mVSERWgugxyvKZtUhisux4aI5GM3Gc2zLS9ZvSzkO+tWKSZ+ESzvoB1Ej0SKztcoAVHCJQ4V3awHlFrn",
+	"Lf2VtWP54HNPCvqes2FMlrJ2OT3y1rPcUMGytRdyRt4NC2d+WTW383QzyoaMKxrhcEZZpnCXDXTWjbi6",
+	"su7OK1t1hVypLKYcLnz04Cmy3ZnBGKS77/vUK8ZJNmnU/pn1tolXj6mEUBp1ehc/X4D+GlwkZOsIizbD",
+	"qBpaP66nMMs4zfgYOHOJ6lsHJU5OvUGJDbVYq6qWJpE72bpU1UI/Fc9zdUON46pyWlUeqrxQQwkvszeE",
+	"t5VDzk0gZl2Yt4ayotqtpuN8FshWLC1YcTV2WnfGvbyO76vjzkZY2h7e8lG7Jyed26FdsetOa9stnPZO",
+	"H9WqEe8KhbvsYi0yfrOrg/iecHPN5naD0dGqt7TTPnvr/t9++6HTetTzO0+3i1dXKPdoc1JNA2o3QmVO",
+	"gzP3307oWQfO+4DKmmjfBIbP6M45TrvZmoXquCmnzY5201pfEBVNb5E3MKaY2C4GtrLFxpqMci7hGjHV",
+	"f1MBc5JkNuI8o6w6cnf9bVAwjpv9c7oOdr8B9gf6nwLo94rn+8Hw3wSu94PQewDjO0HuHjB2BSlMxtOO",
+	"UbZdk1l2TghpXgaeUKUP9WoJwTsqq7skAJFM3sEl2wrGgs+GZcoLSZLn46D/Zqfkl7dN3+Ed/c4bXeqK",
+	"D/eRpVPde3XQnKw+97T3uI2jKsoEVcsrPbM9R3lzi5xXlYxUjSwYw2gJ4YvnV6/gaN49MnmyR3n/nKJn",
+	"RmSHK7pmNHrclGdMUvojLm0RGGVjvr5FzIhE18hi6+JUpk1KHoNTU8GzyTR3peWOz0O4KPP0rOuNGLN5",
+	"wGw/DAYE8hh/S48moXDIPZAw5dJk55EJtoCYqbEo96ISihgYcJYsYbQcMGJSdDHOl+KCKIcDNmA/cYZL",
+	"04KJgUMYsFB1o5VtezERSFYyBgYsf8DmDoAGcwlEILz87hKOj4/PDuHJHMXSupchkyiNaY9sjglPEQ5C",
+	"kzUQPrQbRP3jASv6ReXx6LBaPxea3dhxDSOEMOXMZCmHjW4zrj4+j1+5UQ8sB5sZRzxePtREsV2pBmzM",
+	"BfRO8qxnlvepwtjSIfQ0wOqD7XeVe9dNz6oZqimP9amq6YDlU52XPzCdHwxp660egDC50FpbeNLrwZrm",
+	"EYZcA7aY0gRrW3Qdk/R+aJLogx0ndDJVEJ50zmBNZ5NDOH33Lp93wPQBmi4ChiSG2hobsG1US818eVWv",
+	"dbnnGzCNO/TDed21pdhJ5xjKTiBw8D1/IAcsnCqVHl4KLuVzQSdGGVUYKdsGi8BI8IVE8UBCeIVR+ztU",
+	"0bR9RfMeLfaZ0DZk0EIOakrlgHHz+TlECdUYZ6U135AbU4LUgsyQmmXrs0mJlA8PYc02LUlcTgakKNzw",
+	"QOJYoJTnMMIldwJqfmb+ZQmqDyM86Z1BrUR6wCxxqiXPh6DRri65JoOMq3zyw4EN9EXI7I3m8O2np6+0",
+	"fSWSSh6ehkuLLYdcTI7cQ/JI/9YoOara/itoBUVGQNA57B52cmWOpDToB8eHncNja99ODXAfxTySR0H/",
+	"w8dWcDRFkqjpe/eXe+pwSWaJ+0ggiZf59wVu5zEVPd4EPQ7BlzxBqNRb5C1sDqGICeWt4qgowLYFDBdl",
+	"eRK8IFJzXK3jlokYEQlh/kEtNmb7b1EjSeuCgeYobMkt5expHPQDbWlWi4FkUO9F9uaDt91UmfW6Vd3y",
+	"yn3tH7WRPbZ9z7KVWi9zuxQxOK3bmYJj01LERhBNyyEbBFLrmmpprFjT/quSN9dxeXN/2zplbsvl5o39",
+	"tlip4pvW+fhW6/QdaskeR7Zb2RY/dD3ltEpZa+bV63T2Vhy/UkDnqZN/ztCIAvBxQfC9lv+f2A35Hio2",
+	"ftToAWQe625+rNbR4WMrON1urmrrpKpKa4S7ocy+eauPSOYhfQMPBaHqIKUZhmggfFOWfr1rO2xu28Kg",
+	"skrsoxdFjz7Q+OMtoPRVRa00aEqVrGCpUcrA6UzWu+TUD/tNHkCeW1UYXUoaJJRdG48UVXCwkp6WJ6c9",
+	"9OHo91iD0VUU3SAgZcfHe5MRVxHskZIqebWuoanrall/t8Jy0jnZ/FDREup+pOtilYnLkuH9CNeRLdAw",
+	"riUu1wqZqQaty1cuTg8k2DHgoDRifXOED419yAYs7+rxQMIIpyQZ9629RyBsVKWEOQVaZvdaDVvJwhkw",
+	"l02h728nulZN8sjhpVnKvkRx88XW6E56b8K7TmyLepycsA2BXdMN+Sa59T1y5+5E9yv6x5sfKvtb3gYs",
+	"Tjpnmx8oOpfqB3q9Lfbva/9oHt5itmpvr1vCmX5qi2V6e6ntioUvMUEiEQhMMbEtTbYCQZ7KG/HPZlXt",
+	"iH8X8rrImltppWKrXMPCl6UfNLZaWURXwNqDwuXWyl0nVZeGcanEKOgcY+uZqDjMBuxA8rKetqzMyuvs",
+	"QC1ohC1YTLn5nMhr+bCmHD2QuRYUc5QDpu1yqw/BFAX2wbQPj/gMpVa07LCuDXrh1AujKRETPCy/N+rQ",
+	"gBGhFy59MGyTEj8nGO7dGww3u/PYfpeaHuc1fyiRzlxnfPEFpb+g9O8DpQ0CElvCUiATM/h4S7y2cVdn",
+	"AdZhxIjaT7aK4lMqVa6Vh1ejypVZW8ZEZR7c2bMl9Hna/yaYZeIzbcoKUtzFOnHXYbvsDbWj7W/qI2S1",
+	"eoyKat3YGv9mtbpiSyenK1nxudVuDMbWWv10vH4133RlfcqWzSBrlVjrRq0Vy+zkUv09+f5WCnU2+P5K",
+	"p88X79/N0t+s2tyXC7AskdtNNX+ZsfxtH24AAZxFCAdXL55cwv/97+lD47PKY5KLKVFaz4ppfD5goavd",
+	"CE0rf5Gh1XXJhqIQIMrG5WZcE8Or8WbMNjqqlP7tpvDepythpXrLIy+/mLQBTemMafJ90VFvpaP+EVXO",
+	"nbVGx23WBnYGEuOLW2qMeZxQbsIO29fOmsRF9Uf5SgQGpi5E35Qu+zRFpsXd5lKY35muR2TAFlM9Istm",
+	"IzSqoElZPIewyK8M4R//9d8QFumM4SFcmKwbBqFMsklow+qds9DrtzTlDw5BikrXPQCIYfhveLzcI3bU",
+	"KjY+1tOvXJ5YA7m6e599nbrOcFFkKH1BrHtBrO7xVtZn7f0R5rnTbfbjaaf+B4VJK1CVDLut4NF+swYg",
+	"iwBrmmfp3wSTNq1VuvQsk54/oXOjH8VgTJ5c9XJvNyESCBhkHDCTVrEgIpaHEA5cMv4g6IN90Z9LQKQK",
+	"+HgMkiR4DviOSlWrVC7z/gfM9qPSU+sd+0DztWl/fDfQrLzb7FMDpq2U2AovO/eGl9WzXOeO/OJEvJMT",
+	"8bfBx88T4mzwYQ8QJ8t+wjEmqNDXGWHO83dD5hnZWtczCdn2RVN6lcCZyxgpzD+DdwkSISu/OxywizzR",
+	"tdc5MWESYzVyYRIeq9No+9Hmsxq29oFX3tSaZ2rVv3ni6YBl06Tda1Er0nmFql0mo98km/WXu+5Bj9lZ",
+	"2H4TrqxxoCYjWJo3GO9ja40tcVnefPbdMXn+7YKL2PxhEle1PfG4rU2Hgg1clvrKW3MHzLHewd3envsw",
+	"z1Y3b7YZMLO8Vrk2bro2jigzbAcTVLJM5w5POl1tpJh0yFPIW02YgKdJeTeDDRgX0OvY6KT+uJ5IbMOa",
+	"lEH3FFwxVAvGmbB5yu4lT3pik1Ecml8PWP29SRlTNDHrWlAW84VZvx4Hte5RvFhZmKzwfG/nTjJNMYAc",
+	"sGtMTVXACy7VRODVvz5rgTSZXK6OwbyqsRBxaZLEV7Lv8+Rlm56PsQuTSsWFcQPBlMhp3uY4XrruMXaC",
+	"ASvovuBZEltlhpSnMUdBx1QDRqYkjXPFa5hJFNZcFKgELV8zNWCSztJkWfCXy1p3PucbQMXU3n4KXWa1",
+	"Ff896zO1ZvK+6KuFSco+H5T8rNWfP49ysnoN2H4fjVvAaRnVRH//tfCD6x/l+n5o2AxfPPn526c/fz/8",
+	"4fmzb0M4KEFRqxyuJcJD83pwk5YxYCsJcdZZVfTiLTqeO5XF9eItckUKV8dan9Jt8y/uyZvkbV18zz6l",
+	"DTl1tq2LNIlJfzSX0hdz6fflTioA7Afjl27myRWotYJjzVT7lfT1zzxzfYOM+rNdfyOhuqdM84IXvkdV",
+	"5gluzw0bc8NtMrW8KW/bFZya3E1pcriNsw4umD+Z2+jqa/K5jcKuKoCbpzua0WOwtaPmrSLMWdcjNJlI",
+	"50DHA1ZrQVg3+4v0DJghsUWoLau85/FtWrSENTYCkthWjDTLIjtnUH8B//os9D9cAvqfPff8S4Lib5Og",
+	"uGWS+Ea4q7yCZA3gGWVUA16jMUIBXzYb/GY4xHfKvIpMTXHATPxY8SoaPZAQli/0COEgvPzhyeWPz1+/",
+	"Gr569Sy0yj3ji4eH8Isrlycqf3jAqK2TaUFEEpucYt6eLVBlglX8O7mboFYtt9qEYTFFlmPnA5l3YwjX",
+	"Z7iFRaX3DQnglpLFS1/+MBBY7GgNBq4wjOIgMKbmrYCqUlYFin+Bxy/wuFd4vFJElBpN2Sm5IobrsbKW",
+	"VOM1Ep5RqV4Wv7qHmKVpg+cRtAsTWy58H+ZV/TEK6yVhZIZ7NQPurJ6bImrSWHPlLMrPVg/D3lyk8dZD",
+	"b8r0VcJVW9L3RoNVKOYkkXmuaz7eAwkJj0gCMVlCGGv91d4uWqUe2WsCY3359AfM9Y8w2vhE0LilNWMa",
+	"N9KkWtZhru/j0bLwURdlnfpCtCECq0tXVmJ7yZlfuJZ36yqrq9u/S4C/tfpSIUsMVbxMsLK+vKnauqYL",
+	"7v2KdT/VpnYRzeYLntzrT1pDWiXlmjtsLNCeuvxzmtPfFfvPGzsXMnOz1Dq9SB7Z/mJB/4N1QYt5zqte",
+	"7kPTWspg9kE4I9cm4zZ8WGuP0z86MouYcqn6jzuPO0bNcWvxNQAjo6SCNnkzLiqgiiWHq71XpEdKfuBJ",
+	"bMNfBgts+HOZv9XAtrWulxv4RnGFG413HrjnctJ5njPqK4mugY/HNMJDcL5716xpTWO184b9b8Ktyui6",
+	"LmYi81cc215WPHfTC55gH7Z7ZTIcmFcmF4g1YHo/0tUXEKnMaHqxYT2rIXx4CD/zMlBsXAtdqL7zKzwH",
+	"Yh4fMMU5mFcwy2ZzKouYjoguT2L1/EyvI+eqITFlKCWkgo/01Wk5w9oFSpCoeprFvmTw8e3H/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

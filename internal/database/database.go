@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,6 +113,14 @@ func IsOverlap(err error) bool {
 func IsUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation
+}
+
+// IsDataException reports whether PostgreSQL refused a value itself (SQLSTATE
+// class 22: a byte sequence that is not UTF-8, a NUL in text or jsonb, a
+// timestamp out of range). Retrying the same value fails the same way.
+func IsDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
 
 // IsNotFound reports whether err says a query found no row.

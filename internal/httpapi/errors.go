@@ -11,6 +11,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/database"
 )
 
 // statusOf maps every error code to its HTTP status (SPEC §3). It is the only
@@ -49,8 +50,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	code, message := apperr.Internal, "internal error"
 	var appErr *apperr.Error
-	if errors.As(err, &appErr) {
+	switch {
+	case errors.As(err, &appErr):
 		code, message = appErr.Code, appErr.Message
+	case database.IsDataException(err):
+		// PostgreSQL refused a value the request carried (a NUL in a
+		// name, say): the client's fault, and a retry fails the same way.
+		// Logged, because validation upstream should have said so.
+		code, message = apperr.InvalidRequest, "the request holds a value that cannot be stored"
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "value refused by the database",
+			slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
 	}
 	status, ok := statusOf[code]
 	if !ok {
@@ -58,6 +67,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if errors.Is(err, errMethodNotAllowed) {
 		status = http.StatusMethodNotAllowed
+	}
+	if wait, ok := errors.AsType[waitError](err); ok && code == apperr.RateLimited {
+		w.Header().Set("Retry-After", retryAfterSeconds(wait.RetryAfter()))
 	}
 	switch {
 	case status >= 500:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/httpapi"
 	"github.com/slotpay/slotpay/internal/payment"
+	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -57,6 +59,9 @@ type setupOptions struct {
 	stripeBase     string
 	webhookSecrets []string
 	livemode       bool
+	trustedProxies []netip.Prefix
+	writeLimit     httpapi.RateLimit
+	database       *testkit.TestDB
 }
 
 type option func(*setupOptions)
@@ -66,7 +71,21 @@ func withStripe(base string) option { return func(o *setupOptions) { o.stripeBas
 
 func withWebhookSecrets(s ...string) option { return func(o *setupOptions) { o.webhookSecrets = s } }
 
-func setup(t *testing.T, opts ...option) *testBundle {
+// withWriteLimit sets the per-client limit of state-changing requests; a
+// negative count lifts it, for tests that send many.
+func withWriteLimit(requests int, window time.Duration) option {
+	return func(o *setupOptions) { o.writeLimit = httpapi.RateLimit{Requests: requests, Window: window} }
+}
+
+func withTrustedProxies(p ...netip.Prefix) option {
+	return func(o *setupOptions) { o.trustedProxies = p }
+}
+
+// withDatabase runs this server on another test's database: a second
+// instance of one deployment.
+func withDatabase(d testkit.TestDB) option { return func(o *setupOptions) { o.database = &d } }
+
+func setup(t testing.TB, opts ...option) *testBundle {
 	t.Helper()
 	o := setupOptions{webhookSecrets: []string{webhookSecret}}
 	for _, opt := range opts {
@@ -75,7 +94,12 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	if o.stripeBase == "" {
 		o.stripeBase = testkit.StripeMock(t)
 	}
-	tdb := testkit.NewDatabase(t)
+	var tdb testkit.TestDB
+	if o.database != nil {
+		tdb = *o.database
+	} else {
+		tdb = testkit.NewDatabase(t)
+	}
 	logger := slog.New(slog.DiscardHandler)
 	sc := testkit.StripeClient(t, o.stripeBase)
 
@@ -83,12 +107,15 @@ func setup(t *testing.T, opts ...option) *testBundle {
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	require.NoError(t, err)
 	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger)
+	checkouts := checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger)
 	handler, err := httpapi.NewServer(httpapi.Config{
 		WebhookSecrets:   o.webhookSecrets,
 		WebhookTolerance: 300 * time.Second,
 		PendingHold:      pendingHold,
-	}, tdb.Pool, logger, processor,
-		checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger))
+		CookieSecure:     true,
+		TrustedProxies:   o.trustedProxies,
+		WriteLimit:       o.writeLimit,
+	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger))
 	require.NoError(t, err)
 	srv.Config.Handler = handler
 	srv.Start()
@@ -105,7 +132,7 @@ func setup(t *testing.T, opts ...option) *testBundle {
 
 // createResource is the resource factory: a bookable UTC resource, changed by
 // edit when given.
-func createResource(t *testing.T, tdb testkit.TestDB, edit func(*db.ResourceUpsertBySlugParams)) db.Resource {
+func createResource(t testing.TB, tdb testkit.TestDB, edit func(*db.ResourceUpsertBySlugParams)) db.Resource {
 	t.Helper()
 	p := db.ResourceUpsertBySlugParams{
 		ID:               uuid.Must(uuid.NewV7()),
@@ -146,7 +173,7 @@ func bookingRequest(resourceID uuid.UUID, from, to time.Time) genapi.CreateBooki
 }
 
 // hold books [from, to) on the default resource and requires a 201.
-func (b *testBundle) hold(t *testing.T, from, to time.Time) genapi.Booking {
+func (b *testBundle) hold(t testing.TB, from, to time.Time) genapi.Booking {
 	t.Helper()
 	resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, from, to))
 	require.NoError(t, err)
@@ -240,12 +267,12 @@ func requireError(t *testing.T, status int, code string, gotStatus int, body []b
 // carries X-Request-Id. Responses to paths the spec does not know must still
 // be the error envelope.
 type validatingTransport struct {
-	t      *testing.T
+	t      testing.TB
 	spec   *openapi3.T
 	router routers.Router
 }
 
-func newValidatingTransport(t *testing.T) *validatingTransport {
+func newValidatingTransport(t testing.TB) *validatingTransport {
 	// The contract file itself, not the generated code's embedded copy,
 	// which leaves out the operations excluded from generation.
 	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)
@@ -301,6 +328,32 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		v.t.Errorf("%s %s: response %d does not match api/openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}
 	return resp, nil
+}
+
+// httptestStripeFailure is a Stripe API that refuses everything, with a
+// detail that must not reach slotpay's clients.
+func httptestStripeFailure(t *testing.T) string {
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusPaymentRequired)
+		_, _ = w.Write([]byte(`{"error":{"type":"invalid_request_error","message":"secret internal detail from Stripe"}}`))
+	}))
+	t.Cleanup(failing.Close)
+	return failing.URL
+}
+
+func decodeBytes[T any](t *testing.T, body []byte) T {
+	t.Helper()
+	var v T
+	require.NoError(t, json.Unmarshal(body, &v), string(body))
+	return v
+}
+
+func netipPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	require.NoError(t, err)
+	return p
 }
 
 func dateOf(t time.Time) openapi_types.Date { return openapi_types.Date{Time: t} }

@@ -26,7 +26,12 @@ var errNoRoute = apperr.New(apperr.NotFound, "no such route")
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	clientIPKey
+	principalKey
+	sessionTokenKey
+)
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)

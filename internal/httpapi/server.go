@@ -5,6 +5,7 @@ package httpapi
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,13 +13,16 @@ import (
 
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/admin"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
 	"github.com/slotpay/slotpay/internal/payment"
+	"github.com/slotpay/slotpay/internal/reconcile"
 )
 
 // Body limits: the webhook's is Stripe's event size with room to spare
-// (SPEC §4); the API's requests are a few hundred bytes.
+// (SPEC §4); the API's requests, admin ones included, are a few hundred
+// bytes. Routes without a body never read one.
 const (
 	maxWebhookBody = 1 << 20
 	maxAPIBody     = 64 << 10
@@ -29,35 +33,79 @@ type Config struct {
 	WebhookSecrets   []string
 	WebhookTolerance time.Duration
 	PendingHold      time.Duration
+	// CookieSecure marks the session cookie Secure (COOKIE_SECURE).
+	CookieSecure bool
+	// TrustedProxies may report the client's address in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
+	// WriteLimit bounds each client's state-changing requests; the zero
+	// value means DefaultRateLimit, a negative Requests no limit (for tests
+	// that must send many).
+	WriteLimit RateLimit
 }
 
 // Server holds the HTTP layer's collaborators.
 type Server struct {
-	cfg       Config
-	pool      *pgxpool.Pool
-	logger    *slog.Logger
-	processor *payment.Processor
-	checkout  *checkout.Service
+	cfg        Config
+	pool       *pgxpool.Pool
+	logger     *slog.Logger
+	processor  *payment.Processor
+	checkout   *checkout.Service
+	reconciler *reconcile.Reconciler
+	sessions   *admin.Sessions
 }
 
 // NewServer returns slotpay's whole HTTP handler.
-func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor, checkouts *checkout.Service) (http.Handler, error) {
-	s := &Server{cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts}
+func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor,
+	checkouts *checkout.Service, reconciler *reconcile.Reconciler,
+) (http.Handler, error) {
+	s := &Server{
+		cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts,
+		reconciler: reconciler, sessions: admin.NewSessions(pool),
+	}
+	if s.cfg.WriteLimit == (RateLimit{}) {
+		s.cfg.WriteLimit = DefaultRateLimit
+	}
 	api, err := s.apiHandler()
 	if err != nil {
 		return nil, err
 	}
 
+	// The contract's routes. Admin routes name the least role that may use
+	// them (SPEC §3, and x-slotpay-role in api/openapi.yaml); the session is
+	// checked before anything reads the body.
+	v1 := http.NewServeMux()
+	v1.Handle("/v1/", api)
+	v1.Handle("POST /v1/admin/session", api) // signing in needs no session
+	v1.Handle("DELETE /v1/admin/session", withSessionToken(api))
+	v1.Handle("GET /v1/admin/me", s.requireRole(admin.RoleReadonly, api))
+	v1.Handle("GET /v1/admin/bookings", s.requireRole(admin.RoleReadonly, api))
+	v1.Handle("GET /v1/admin/bookings/{id}", s.requireRole(admin.RoleReadonly, api))
+	v1.Handle("GET /v1/admin/payment-events", s.requireRole(admin.RoleReadonly, api))
+	v1.Handle("POST /v1/admin/bookings/{id}/refund", s.requireRole(admin.RoleOps, api))
+	v1.Handle("POST /v1/admin/bookings/{id}/cancel", s.requireRole(admin.RoleOps, api))
+	v1.Handle("POST /v1/admin/reconcile", s.requireRole(admin.RoleOps, api))
+	v1.Handle("POST /v1/admin/resources", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("PATCH /v1/admin/resources/{id}", s.requireRole(admin.RoleAdmin, api))
+	// Anything else under /v1/admin/ that the contract knows needs a
+	// session too: a route added to the spec but not above stays closed.
+	v1.Handle("/v1/admin/", s.requireRole(admin.RoleAdmin, api))
+
 	mux := http.NewServeMux()
 	// The webhook is a plain handler outside request validation, so its raw
-	// body reaches the signature check byte for byte.
+	// body reaches the signature check byte for byte; and outside the rate
+	// limit, so that Stripe's retries are never refused.
 	mux.HandleFunc("POST /v1/webhooks/stripe", s.handleStripeWebhook)
-	mux.Handle("/v1/", api)
+	mux.Handle("/v1/", s.limitWrites(s.cfg.WriteLimit, v1))
 
+	docs := v5emb.New("slotpay API", "/openapi.yaml", "/docs/")
+	scriptHashes, err := inlineScriptHashes(docs)
+	if err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.HandleFunc("GET /openapi.yaml", serveSpec)
-	mux.Handle("GET /docs/", v5emb.New("slotpay API", "/openapi.yaml", "/docs/"))
+	mux.Handle("GET /docs/", docs)
 	mux.HandleFunc("GET /docs", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs/", http.StatusMovedPermanently)
 	})
@@ -65,7 +113,8 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 		s.writeError(w, r, errNoRoute)
 	})
 
-	return s.withRequestID(s.withAccessLog(s.withRecovery(mux))), nil
+	return s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
+		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(mux)))))), nil
 }
 
 // apiHandler serves the generated contract: body limit, JSON content type,
@@ -82,8 +131,17 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	generated := genapi.HandlerWithOptions(strict, genapi.StdHTTPServerOptions{
 		ErrorHandlerFunc: s.writeBadRequest,
 	})
-	keys := idempotency.Middleware(s.pool, s.logger, s.writeError)
-	return s.limitBody(maxAPIBody, requireJSON(s.writeError, validate(keys(generated)))), nil
+	withKeys := idempotency.Middleware(s.pool, s.logger, s.writeError)(generated)
+	keys := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Signing in is not stored under an Idempotency-Key: the stored
+		// request hash would be an unsalted hash of the password.
+		if r.URL.Path == "/v1/admin/session" {
+			generated.ServeHTTP(w, r)
+			return
+		}
+		withKeys.ServeHTTP(w, r)
+	})
+	return s.limitBody(maxAPIBody, requireJSON(s.writeError, validate(keys))), nil
 }
 
 func serveSpec(w http.ResponseWriter, _ *http.Request) {

@@ -1,13 +1,16 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/stripehook"
 )
@@ -38,7 +41,23 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// Stripe sends UTF-8 JSON. A signed body that is not cannot be a
+	// Stripe event, and PostgreSQL could not store it in the ledger.
+	if !utf8.Valid(body) || !json.Valid(body) {
+		s.writeError(w, r, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event"))
+		return
+	}
+
 	res, err := s.processor.Process(ctx, body, payment.SourceWebhook)
+	if database.IsDataException(err) {
+		// A value PostgreSQL refuses (a NUL in a string, a date out of
+		// range) fails again on every retry, so it is not a server fault;
+		// but it is a signed event, so an operator must hear of it.
+		s.logger.LogAttrs(ctx, slog.LevelError, "signed webhook body cannot be stored",
+			slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
+		s.writeError(w, r, apperr.Wrap(err, apperr.InvalidRequest, "the event holds values that cannot be stored"))
+		return
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

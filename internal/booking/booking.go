@@ -7,6 +7,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -117,13 +119,19 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 func normalizeCustomer(email, name string) (string, string, error) {
 	email, name = strings.TrimSpace(email), strings.TrimSpace(name)
 	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email {
+	if err != nil || addr.Address != email || !printable(email) {
 		return "", "", apperr.New(apperr.InvalidRequest, "customer.email must be a plain e-mail address")
 	}
-	if name == "" || len(name) > 200 {
-		return "", "", apperr.New(apperr.InvalidRequest, "customer.name must be 1 to 200 characters")
+	// The name reaches Stripe's page and operators' screens: no control
+	// characters, valid UTF-8, and the length the database allows.
+	if name == "" || utf8.RuneCountInString(name) > 200 || !printable(name) {
+		return "", "", apperr.New(apperr.InvalidRequest, "customer.name must be 1 to 200 printable characters")
 	}
 	return email, name, nil
+}
+
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // Get loads a booking, or a not_found error.

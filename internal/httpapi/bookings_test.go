@@ -224,13 +224,14 @@ func TestCreateBooking(t *testing.T) {
 		valid := `"resource_id":"` + b.resource.ID.String() + `","starts_at":"` + at(10).Format(time.RFC3339) +
 			`","ends_at":"` + at(11).Format(time.RFC3339) + `"`
 		cases := map[string]string{
-			"NotJSON":          `{"resource_id":`,
-			"ClientSentAPrice": `{` + valid + `,"customer":{"email":"a@example.com","name":"A"},"amount_total":1}`,
-			"MissingCustomer":  `{` + valid + `}`,
-			"BadEmail":         `{` + valid + `,"customer":{"email":"not an email","name":"A"}}`,
-			"EmptyName":        `{` + valid + `,"customer":{"email":"a@example.com","name":""}}`,
-			"BadTime":          `{"resource_id":"` + b.resource.ID.String() + `","starts_at":"tomorrow","ends_at":"later","customer":{"email":"a@example.com","name":"A"}}`,
-			"BadUUID":          `{"resource_id":"studio-a","starts_at":"` + at(10).Format(time.RFC3339) + `","ends_at":"` + at(11).Format(time.RFC3339) + `","customer":{"email":"a@example.com","name":"A"}}`,
+			"NotJSON":           `{"resource_id":`,
+			"ClientSentAPrice":  `{` + valid + `,"customer":{"email":"a@example.com","name":"A"},"amount_total":1}`,
+			"MissingCustomer":   `{` + valid + `}`,
+			"BadEmail":          `{` + valid + `,"customer":{"email":"not an email","name":"A"}}`,
+			"EmptyName":         `{` + valid + `,"customer":{"email":"a@example.com","name":""}}`,
+			"ControlCharInName": `{` + valid + `,"customer":{"email":"a@example.com","name":"A\u0007B"}}`,
+			"BadTime":           `{"resource_id":"` + b.resource.ID.String() + `","starts_at":"tomorrow","ends_at":"later","customer":{"email":"a@example.com","name":"A"}}`,
+			"BadUUID":           `{"resource_id":"studio-a","starts_at":"` + at(10).Format(time.RFC3339) + `","ends_at":"` + at(11).Format(time.RFC3339) + `","customer":{"email":"a@example.com","name":"A"}}`,
 		}
 		for name, body := range cases {
 			t.Run(name, func(t *testing.T) {

@@ -412,6 +412,14 @@ func TestWebhookBadInput(t *testing.T) {
 			requireWebhookError(t, b.deliver(t, []byte(body)), http.StatusBadRequest, "invalid_request")
 		}
 	})
+	t.Run("SignedButMalformedEnvelope", func(t *testing.T) {
+		for _, ev := range []testkit.Event{
+			{ID: "evt 1", Type: "customer.created", Object: map[string]any{}},
+			{ID: "evt_1", Type: "customer.created", Created: time.Unix(1, 0), Object: map[string]any{}},
+		} {
+			requireWebhookError(t, b.deliver(t, ev.JSON(t)), http.StatusBadRequest, "invalid_request")
+		}
+	})
 	t.Run("SignedButUnreadableObject", func(t *testing.T) {
 		ev := testkit.Event{Type: "checkout.session.completed", Object: map[string]any{"id": "cs_test_x", "payment_status": "sort_of"}}
 		requireWebhookError(t, b.deliver(t, ev.JSON(t)), http.StatusBadRequest, "invalid_request")

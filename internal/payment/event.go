@@ -26,6 +26,26 @@ var HandledEventTypes = []string{
 	"charge.dispute.created",
 }
 
+// Bounds of an event's created time: Stripe's launch, and a date far
+// enough ahead that no clock skew reaches it, yet inside timestamptz.
+const (
+	stripeEpoch = 1262304000  // 2010-01-01
+	maxCreated  = 32503680000 // 3000-01-01
+)
+
+// stripeToken reports whether s looks like a Stripe id or event type.
+func stripeToken(s string) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // event is a Stripe event reduced to what slotpay acts on.
 type event struct {
 	ID         string
@@ -54,6 +74,11 @@ func parseEvent(raw []byte) (event, error) {
 	}
 	if e.ID == "" || e.Type == "" || e.Data == nil || len(e.Data.Raw) == 0 {
 		return event{}, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event: id, type and data.object are required")
+	}
+	// Stripe's ids and types are short printable ASCII, and its events were
+	// created after Stripe existed; anything else is not from Stripe.
+	if !stripeToken(e.ID) || !stripeToken(string(e.Type)) || e.Created < stripeEpoch || e.Created > maxCreated {
+		return event{}, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event: malformed id, type or created")
 	}
 	ev := event{
 		ID:         e.ID,

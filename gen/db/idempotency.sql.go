@@ -11,9 +11,9 @@ import (
 )
 
 const idempotencyKeyClaim = `-- name: IdempotencyKeyClaim :one
-INSERT INTO idempotency_keys (key, request_hash, locked_until)
-VALUES ($1, $2, $3)
-ON CONFLICT (key) DO UPDATE
+INSERT INTO idempotency_keys (scope, key, request_hash, locked_until)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (scope, key) DO UPDATE
 SET request_hash = EXCLUDED.request_hash,
     locked_until = EXCLUDED.locked_until,
     response_status = NULL,
@@ -27,6 +27,7 @@ RETURNING key
 `
 
 type IdempotencyKeyClaimParams struct {
+	Scope       string
 	Key         string
 	RequestHash []byte
 	LockedUntil *time.Time
@@ -36,18 +37,28 @@ type IdempotencyKeyClaimParams struct {
 // life is over, or whose in-flight lease lapsed because its instance died.
 // No row back means the key is live: the caller reads it to decide.
 func (q *Queries) IdempotencyKeyClaim(ctx context.Context, arg IdempotencyKeyClaimParams) (string, error) {
-	row := q.db.QueryRow(ctx, idempotencyKeyClaim, arg.Key, arg.RequestHash, arg.LockedUntil)
+	row := q.db.QueryRow(ctx, idempotencyKeyClaim,
+		arg.Scope,
+		arg.Key,
+		arg.RequestHash,
+		arg.LockedUntil,
+	)
 	var key string
 	err := row.Scan(&key)
 	return key, err
 }
 
 const idempotencyKeyGet = `-- name: IdempotencyKeyGet :one
-SELECT key, request_hash, locked_until, response_status, response_body, created_at FROM idempotency_keys WHERE key = $1
+SELECT key, request_hash, locked_until, response_status, response_body, created_at, scope FROM idempotency_keys WHERE scope = $1 AND key = $2
 `
 
-func (q *Queries) IdempotencyKeyGet(ctx context.Context, key string) (IdempotencyKey, error) {
-	row := q.db.QueryRow(ctx, idempotencyKeyGet, key)
+type IdempotencyKeyGetParams struct {
+	Scope string
+	Key   string
+}
+
+func (q *Queries) IdempotencyKeyGet(ctx context.Context, arg IdempotencyKeyGetParams) (IdempotencyKey, error) {
+	row := q.db.QueryRow(ctx, idempotencyKeyGet, arg.Scope, arg.Key)
 	var i IdempotencyKey
 	err := row.Scan(
 		&i.Key,
@@ -56,35 +67,38 @@ func (q *Queries) IdempotencyKeyGet(ctx context.Context, key string) (Idempotenc
 		&i.ResponseStatus,
 		&i.ResponseBody,
 		&i.CreatedAt,
+		&i.Scope,
 	)
 	return i, err
 }
 
 const idempotencyKeyRelease = `-- name: IdempotencyKeyRelease :exec
 DELETE FROM idempotency_keys
-WHERE key = $1 AND request_hash = $2 AND response_status IS NULL
+WHERE scope = $1 AND key = $2 AND request_hash = $3 AND response_status IS NULL
 `
 
 type IdempotencyKeyReleaseParams struct {
+	Scope       string
 	Key         string
 	RequestHash []byte
 }
 
 // A 5xx is not stored: the key is freed so that a retry runs afresh.
 func (q *Queries) IdempotencyKeyRelease(ctx context.Context, arg IdempotencyKeyReleaseParams) error {
-	_, err := q.db.Exec(ctx, idempotencyKeyRelease, arg.Key, arg.RequestHash)
+	_, err := q.db.Exec(ctx, idempotencyKeyRelease, arg.Scope, arg.Key, arg.RequestHash)
 	return err
 }
 
 const idempotencyKeyStoreResponse = `-- name: IdempotencyKeyStoreResponse :exec
 UPDATE idempotency_keys
 SET response_status = $1, response_body = $2, locked_until = NULL
-WHERE key = $3 AND request_hash = $4
+WHERE scope = $3 AND key = $4 AND request_hash = $5
 `
 
 type IdempotencyKeyStoreResponseParams struct {
 	ResponseStatus *int32
 	ResponseBody   []byte
+	Scope          string
 	Key            string
 	RequestHash    []byte
 }
@@ -93,6 +107,7 @@ func (q *Queries) IdempotencyKeyStoreResponse(ctx context.Context, arg Idempoten
 	_, err := q.db.Exec(ctx, idempotencyKeyStoreResponse,
 		arg.ResponseStatus,
 		arg.ResponseBody,
+		arg.Scope,
 		arg.Key,
 		arg.RequestHash,
 	)

@@ -47,6 +47,7 @@ type Booking struct {
 	Disputed          bool
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// When Stripe accepted a full refund of this booking, requested automatically (refund_pending) or by an operator. NULL on a refund_pending booking means the reconciler still has to request it.
 	RefundRequestedAt *time.Time
 }
 
@@ -67,6 +68,7 @@ type IdempotencyKey struct {
 	ResponseStatus *int32
 	ResponseBody   []byte
 	CreatedAt      time.Time
+	Scope          string
 }
 
 type LoginAttempt struct {

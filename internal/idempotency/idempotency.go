@@ -28,10 +28,28 @@ const Header = "Idempotency-Key"
 // before answering; longer than any request may take.
 const lease = time.Minute
 
+// Option configures Middleware.
+type Option func(*options)
+
+type options struct {
+	scope func(*http.Request) string
+}
+
+// ScopeBy gives each key the scope scope(r) returns: keys of different
+// scopes (the back office's operators) never meet. The default scope is
+// the empty string.
+func ScopeBy(scope func(*http.Request) string) Option {
+	return func(o *options) { o.scope = scope }
+}
+
 // Middleware applies Idempotency-Key to POST requests. The body must already
 // be readable again (the caller buffers it); writeError renders refusals.
-func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.ResponseWriter, *http.Request, error)) func(http.Handler) http.Handler {
+func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.ResponseWriter, *http.Request, error), opts ...Option) func(http.Handler) http.Handler {
 	q := db.New(pool)
+	o := options{scope: func(*http.Request) string { return "" }}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key := r.Header.Get(Header)
@@ -50,17 +68,18 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			hash := requestHash(r.Method, r.URL.Path, body)
+			k := scopedKey{scope: o.scope(r), key: key}
 			// Storing or freeing the key must happen even if the client
 			// has gone away meanwhile.
 			ctx := context.WithoutCancel(r.Context())
 
-			claimed, err := claim(r, q, key, hash)
+			claimed, err := claim(r, q, k, hash)
 			if err != nil {
 				writeError(w, r, err)
 				return
 			}
 			if !claimed {
-				replayOrRefuse(w, r, q, key, hash, writeError)
+				replayOrRefuse(w, r, q, k, hash, writeError)
 				return
 			}
 
@@ -69,7 +88,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			defer func() {
 				// A 5xx or a panic frees the key, so that a retry runs afresh.
 				if !stored {
-					if err := q.IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Key: key, RequestHash: hash}); err != nil {
+					if err := q.IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Scope: k.scope, Key: k.key, RequestHash: hash}); err != nil {
 						logger.LogAttrs(ctx, slog.LevelError, "release idempotency key", slog.String("error", err.Error()))
 					}
 				}
@@ -80,7 +99,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			}
 			status := int32(rec.status)
 			err = q.IdempotencyKeyStoreResponse(ctx, db.IdempotencyKeyStoreResponseParams{
-				Key: key, RequestHash: hash, ResponseStatus: &status, ResponseBody: rec.body.Bytes(),
+				Scope: k.scope, Key: k.key, RequestHash: hash, ResponseStatus: &status, ResponseBody: rec.body.Bytes(),
 			})
 			if err != nil {
 				// The client has its answer; a retry within the lease is
@@ -93,10 +112,12 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 	}
 }
 
+type scopedKey struct{ scope, key string }
+
 // claim takes the key for this request, or reports that it is taken.
-func claim(r *http.Request, q *db.Queries, key string, hash []byte) (bool, error) {
+func claim(r *http.Request, q *db.Queries, k scopedKey, hash []byte) (bool, error) {
 	_, err := q.IdempotencyKeyClaim(r.Context(), db.IdempotencyKeyClaimParams{
-		Key: key, RequestHash: hash, LockedUntil: new(time.Now().Add(lease)),
+		Scope: k.scope, Key: k.key, RequestHash: hash, LockedUntil: new(time.Now().Add(lease)),
 	})
 	if database.IsNotFound(err) {
 		return false, nil
@@ -107,8 +128,8 @@ func claim(r *http.Request, q *db.Queries, key string, hash []byte) (bool, error
 	return true, nil
 }
 
-func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, key string, hash []byte, writeError func(http.ResponseWriter, *http.Request, error)) {
-	row, err := q.IdempotencyKeyGet(r.Context(), key)
+func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k scopedKey, hash []byte, writeError func(http.ResponseWriter, *http.Request, error)) {
+	row, err := q.IdempotencyKeyGet(r.Context(), db.IdempotencyKeyGetParams{Scope: k.scope, Key: k.key})
 	switch {
 	case database.IsNotFound(err):
 		// The first request failed and freed the key between our claim and

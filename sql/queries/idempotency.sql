@@ -2,9 +2,9 @@
 -- Claims a key for a first request. ON CONFLICT takes over a key whose 24 h
 -- life is over, or whose in-flight lease lapsed because its instance died.
 -- No row back means the key is live: the caller reads it to decide.
-INSERT INTO idempotency_keys (key, request_hash, locked_until)
-VALUES (@key, @request_hash, @locked_until)
-ON CONFLICT (key) DO UPDATE
+INSERT INTO idempotency_keys (scope, key, request_hash, locked_until)
+VALUES (@scope, @key, @request_hash, @locked_until)
+ON CONFLICT (scope, key) DO UPDATE
 SET request_hash = EXCLUDED.request_hash,
     locked_until = EXCLUDED.locked_until,
     response_status = NULL,
@@ -17,14 +17,14 @@ WHERE idempotency_keys.created_at < now() - interval '24 hours'
 RETURNING key;
 
 -- name: IdempotencyKeyGet :one
-SELECT * FROM idempotency_keys WHERE key = $1;
+SELECT * FROM idempotency_keys WHERE scope = @scope AND key = @key;
 
 -- name: IdempotencyKeyStoreResponse :exec
 UPDATE idempotency_keys
 SET response_status = @response_status, response_body = @response_body, locked_until = NULL
-WHERE key = @key AND request_hash = @request_hash;
+WHERE scope = @scope AND key = @key AND request_hash = @request_hash;
 
 -- name: IdempotencyKeyRelease :exec
 -- A 5xx is not stored: the key is freed so that a retry runs afresh.
 DELETE FROM idempotency_keys
-WHERE key = @key AND request_hash = @request_hash AND response_status IS NULL;
+WHERE scope = @scope AND key = @key AND request_hash = @request_hash AND response_status IS NULL;

@@ -18,6 +18,7 @@ import (
 	"github.com/slotpay/slotpay/internal/idempotency"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
+	"github.com/slotpay/slotpay/web"
 )
 
 // Body limits: the webhook's is Stripe's event size with room to spare
@@ -109,6 +110,13 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	mux.HandleFunc("GET /docs", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs/", http.StatusMovedPermanently)
 	})
+	// The demo pages and their assets, each at its exact path so that any
+	// other path still gets the JSON 404. A page replaces apiCSP with its
+	// own policy (scripts and styles from this origin, API calls to it).
+	pages := web.Handler()
+	for _, path := range web.Paths() {
+		mux.Handle("GET "+path, pages)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute)
 	})

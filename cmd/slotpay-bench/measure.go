@@ -1,0 +1,463 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+type dataset struct {
+	name    string
+	history bool
+}
+
+// load is the outcome of one phase of requests.
+type load struct {
+	n        int
+	elapsed  time.Duration
+	lat      []time.Duration // sorted
+	statuses map[int]int
+	errors   int
+}
+
+func (l load) perSecond() float64 { return float64(l.n) / l.elapsed.Seconds() }
+
+func (l load) pct(p float64) time.Duration {
+	if len(l.lat) == 0 {
+		return 0
+	}
+	return l.lat[min(len(l.lat)-1, int(float64(len(l.lat))*p))]
+}
+
+type result struct {
+	dataset    dataset
+	unique     map[int]load // by concurrency
+	duplicates load
+	pgbenchTPS float64
+	pgbenchLat float64 // pgbench's own average latency, ms
+	distinct   load
+	contended  load
+	avail      load
+	peakRSS    int64
+	// notes are answers other than the expected ones: reported, not hidden.
+	notes []string
+}
+
+// concurrencies of the unique-event phases; the last is the one compared
+// with pgbench.
+var concurrencies = []int{1, 8, 32}
+
+const topConcurrency = 32
+
+func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) {
+	label := "empty"
+	if ds.history {
+		label = "history"
+	}
+	fmt.Fprintf(e.log, "bench: %s: preparing the database\n", ds.name)
+	pool, dbURL, err := e.createDatabase(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	if err := seedResources(ctx, pool); err != nil {
+		return nil, err
+	}
+	if ds.history {
+		start := time.Now()
+		if err := loadHistory(ctx, pool); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(e.log, "bench: %s: history loaded in %s\n", ds.name, time.Since(start).Round(time.Second))
+	}
+	n := e.o.events
+	pgbenchTx := (n + topConcurrency - 1) / topConcurrency
+	if err := seedPendingBookings(ctx, pool, eventsResource, "cs_bench_", 1, n*len(concurrencies)); err != nil {
+		return nil, err
+	}
+	if err := seedPendingBookings(ctx, pool, pgbenchResource, "cs_pgbench_", 1, pgbenchTx*topConcurrency); err != nil {
+		return nil, err
+	}
+	availDay := time.Now().UTC().AddDate(0, 0, 3).Truncate(24 * time.Hour)
+	if err := seedAvailabilityDay(ctx, pool, availDay); err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+		return nil, err
+	}
+
+	srv, err := e.startServer(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	r := &result{dataset: ds, unique: map[int]load{}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * topConcurrency}, Timeout: 30 * time.Second}
+
+	var top [][]byte
+	for i, c := range concurrencies {
+		events, err := completions(ctx, pool, "cs_bench_", 1+i*n, n)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(e.log, "bench: %s: %d unique events at concurrency %d\n", ds.name, len(events), c)
+		l := e.webhooks(ctx, client, srv.base, events, c)
+		if err := expect(l, map[int]int{http.StatusOK: n}); err != nil {
+			return nil, fmt.Errorf("unique events at c=%d: %w", c, err)
+		}
+		r.unique[c] = l
+		e.progress(ds, fmt.Sprintf("unique c=%d", c), l)
+		top = events
+	}
+	if err := countConfirmed(ctx, pool, eventsResource, n*len(concurrencies)); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.log, "bench: %s: the c=%d events again (duplicates)\n", ds.name, topConcurrency)
+	r.duplicates = e.webhooks(ctx, client, srv.base, top, topConcurrency)
+	if err := expect(r.duplicates, map[int]int{http.StatusOK: n}); err != nil {
+		return nil, fmt.Errorf("duplicates: %w", err)
+	}
+
+	e.progress(ds, "duplicates", r.duplicates)
+	fmt.Fprintf(e.log, "bench: %s: pgbench, the same transaction, %d clients × %d\n", ds.name, topConcurrency, pgbenchTx)
+	if r.pgbenchTPS, r.pgbenchLat, err = e.pgbench(ctx, pool, pgbenchTx, top[0]); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(e.log, "bench: %s: pgbench: %.0f tps\n", ds.name, r.pgbenchTPS)
+	if err := countConfirmed(ctx, pool, pgbenchResource, pgbenchTx*topConcurrency); err != nil {
+		return nil, fmt.Errorf("pgbench: %w", err)
+	}
+
+	fmt.Fprintf(e.log, "bench: %s: booking creation\n", ds.name)
+	if r.distinct, err = e.bookDistinct(ctx, client, pool, srv.base); err != nil {
+		return nil, err
+	}
+	e.progress(ds, "distinct slots", r.distinct)
+	if r.distinct.statuses[http.StatusCreated] != e.o.bookings {
+		r.notes = append(r.notes, fmt.Sprintf("distinct slots: answers %v, want %d×201", r.distinct.statuses, e.o.bookings))
+	}
+	if r.contended, err = e.bookContended(ctx, client, pool, srv.base); err != nil {
+		return nil, err
+	}
+	e.progress(ds, "contended slot", r.contended)
+	// More than one winner would break SPEC §8.1: no number is worth that.
+	if wins := r.contended.statuses[http.StatusCreated]; wins > 1 {
+		return nil, fmt.Errorf("contended slot: %d winners", wins)
+	}
+	if r.contended.statuses[http.StatusCreated] != 1 || r.contended.statuses[http.StatusConflict] != e.o.contended-1 {
+		r.notes = append(r.notes, fmt.Sprintf("contended slot: answers %v, want 1×201 and %d×409", r.contended.statuses, e.o.contended-1))
+	}
+
+	fmt.Fprintf(e.log, "bench: %s: availability of one day\n", ds.name)
+	if r.avail, err = e.availability(ctx, client, pool, srv.base, availDay); err != nil {
+		return nil, err
+	}
+	e.progress(ds, "availability", r.avail)
+	if err := expect(r.avail, map[int]int{http.StatusOK: e.o.bookings}); err != nil {
+		return nil, fmt.Errorf("availability: %w", err)
+	}
+	if r.peakRSS, err = srv.peakRSS(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// progress prints a phase's numbers as soon as they are known.
+func (e *environment) progress(ds dataset, phase string, l load) {
+	fmt.Fprintf(e.log, "bench: %s: %s: %.0f/s p50 %s p99 %s answers %v errors %d\n",
+		ds.name, phase, l.perSecond(), l.pct(0.5), l.pct(0.99), l.statuses, l.errors)
+}
+
+// webhooks delivers signed events as Stripe does, c at a time. Signing
+// happens before the clock starts: it is Stripe's work, not slotpay's.
+func (e *environment) webhooks(ctx context.Context, client *http.Client, base string, events [][]byte, c int) load {
+	now := time.Now()
+	reqs := make([]request, len(events))
+	for i, ev := range events {
+		reqs[i] = request{method: http.MethodPost, url: base + "/v1/webhooks/stripe", body: ev, header: http.Header{
+			"Content-Type":     {"application/json; charset=utf-8"},
+			"Stripe-Signature": {testkit.SignatureHeader(ev, webhookSecret, now)},
+		}}
+	}
+	return drive(ctx, client, reqs, c)
+}
+
+func (e *environment) bookDistinct(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string) (load, error) {
+	ids := make([]string, distinctResources)
+	for i := range ids {
+		id, err := resourceID(ctx, pool, fmt.Sprintf("bench-distinct-%d", i+1))
+		if err != nil {
+			return load{}, err
+		}
+		ids[i] = id.String()
+	}
+	first := time.Now().UTC().AddDate(0, 0, 2).Truncate(24 * time.Hour)
+	reqs := make([]request, e.o.bookings)
+	for i := range reqs {
+		slot := i / distinctResources
+		start := first.AddDate(0, 0, slot/23).Add(time.Duration(slot%23) * time.Hour)
+		reqs[i] = bookingRequest(base, ids[i%distinctResources], start)
+	}
+	return drive(ctx, client, reqs, topConcurrency), nil
+}
+
+func (e *environment) bookContended(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string) (load, error) {
+	id, err := resourceID(ctx, pool, contendedResource)
+	if err != nil {
+		return load{}, err
+	}
+	start := time.Now().UTC().AddDate(0, 0, 2).Truncate(24 * time.Hour).Add(10 * time.Hour)
+	reqs := make([]request, e.o.contended)
+	for i := range reqs {
+		reqs[i] = bookingRequest(base, id.String(), start)
+	}
+	return drive(ctx, client, reqs, topConcurrency), nil
+}
+
+func bookingRequest(base, resourceID string, start time.Time) request {
+	body := fmt.Sprintf(`{"resource_id":%q,"starts_at":%q,"ends_at":%q,"customer":{"email":"ada@example.com","name":"Ada"}}`,
+		resourceID, start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339))
+	return request{method: http.MethodPost, url: base + "/v1/bookings", body: []byte(body),
+		header: http.Header{"Content-Type": {"application/json"}}}
+}
+
+func (e *environment) availability(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string, day time.Time) (load, error) {
+	id, err := resourceID(ctx, pool, availResource)
+	if err != nil {
+		return load{}, err
+	}
+	req := request{method: http.MethodGet, url: fmt.Sprintf("%s/v1/resources/%s/availability?date=%s", base, id, day.Format(time.DateOnly))}
+	reqs := make([]request, e.o.bookings)
+	for i := range reqs {
+		reqs[i] = req
+	}
+	return drive(ctx, client, reqs, 8), nil
+}
+
+type request struct {
+	method, url string
+	body        []byte
+	header      http.Header
+}
+
+// drive sends reqs with c workers and measures each request's latency.
+func drive(ctx context.Context, client *http.Client, reqs []request, c int) load {
+	lat := make([]time.Duration, len(reqs))
+	status := make([]int, len(reqs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(reqs) {
+					return
+				}
+				r := reqs[i]
+				req, err := http.NewRequestWithContext(ctx, r.method, r.url, bytes.NewReader(r.body))
+				if err != nil {
+					continue
+				}
+				req.Header = r.header.Clone()
+				t := time.Now()
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status[i] = resp.StatusCode
+				}
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	l := load{n: len(reqs), elapsed: time.Since(start), lat: lat, statuses: map[int]int{}}
+	slices.Sort(l.lat)
+	for _, s := range status {
+		if s == 0 {
+			l.errors++
+		} else {
+			l.statuses[s]++
+		}
+	}
+	return l
+}
+
+// expect fails a phase whose answers are not what correctness demands: a
+// fast wrong answer is not a result.
+func expect(l load, want map[int]int) error {
+	if l.errors > 0 || !mapsEqual(l.statuses, want) {
+		return fmt.Errorf("answers %v (%d connection errors), want %v", l.statuses, l.errors, want)
+	}
+	return nil
+}
+
+func mapsEqual(a, b map[int]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func countConfirmed(ctx context.Context, pool *pgxpool.Pool, resource string, want int) error {
+	var got int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM bookings b JOIN resources r ON r.id = b.resource_id
+		WHERE r.slug = $1 AND b.status = 'confirmed'`, resource).Scan(&got)
+	if err == nil && got != want {
+		err = fmt.Errorf("%d bookings of %s confirmed, want %d", got, resource, want)
+	}
+	return err
+}
+
+// pgbenchScript is, statement for statement, what slotpay's processor runs
+// for a checkout.session.completed that confirms a booking (payment.Process,
+// sql/queries/ledger.sql and bookings.sql), as prepared statements like
+// pgx's: record the event, find and lock the booking, link the payment
+// intent, change the status, record the change and the outcome, look for
+// events waiting on the intent. Each transaction confirms its own booking.
+const pgbenchScript = `BEGIN;
+INSERT INTO payment_events (stripe_event_id, type, api_version, livemode, stripe_created_at, source, checkout_session_id, payment_intent_id, outcome, payload) VALUES ('evt_pgbench_' || nextval('pgbench_seq'), 'checkout.session.completed', '2023-10-16', false, now(), 'webhook', NULL, NULL, 'ignored', :payload) ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id AS event_row, substr(stripe_event_id, 13) AS n \gset
+SELECT id AS booking FROM bookings WHERE checkout_session_id = 'cs_pgbench_' || :n \gset
+SELECT * FROM bookings WHERE id = :booking FOR UPDATE;
+UPDATE bookings SET payment_intent_id = 'pi_pgbench_' || :n, updated_at = now() WHERE id = :booking AND payment_intent_id IS NULL;
+UPDATE bookings SET status = 'confirmed', updated_at = now() WHERE id = :booking AND status = 'pending_payment' RETURNING *;
+INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id) VALUES (:booking, 'pending_payment', 'confirmed', 'checkout.session.completed', 'evt_pgbench_' || :n);
+UPDATE payment_events SET outcome = 'applied', detail = '', booking_id = :booking, resolved_at = CASE WHEN outcome = 'unmatched' AND 'applied' <> 'unmatched' THEN now() ELSE resolved_at END WHERE id = :event_row;
+SELECT * FROM payment_events WHERE outcome = 'unmatched' AND payment_intent_id = 'pi_pgbench_' || :n ORDER BY stripe_created_at, id;
+COMMIT;
+`
+
+var (
+	tpsLine     = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	latencyLine = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
+)
+
+// pgbench runs the script at the top concurrency and returns its tps and
+// average latency in milliseconds. The
+// ledger row carries a real event's payload, as slotpay's does.
+func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, perClient int, payload []byte) (tps, latency float64, err error) {
+	if _, err := pool.Exec(ctx, "CREATE SEQUENCE pgbench_seq"); err != nil {
+		return 0, 0, err
+	}
+	script := filepath.Join(e.tmp, "confirm.sql")
+	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
+		return 0, 0, err
+	}
+	cfg := pool.Config().ConnConfig
+	cmd := exec.CommandContext(ctx, e.o.pgbench, "-n", "-M", "prepared", "-f", script,
+		"-c", strconv.Itoa(topConcurrency), "-j", "2", "-t", strconv.Itoa(perClient),
+		"-D", "payload="+string(payload),
+		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("pgbench: %w\n%s", err, out)
+	}
+	m, l := tpsLine.FindSubmatch(out), latencyLine.FindSubmatch(out)
+	if m == nil || l == nil {
+		return 0, 0, fmt.Errorf("pgbench printed no tps or latency:\n%s", out)
+	}
+	tps, _ = strconv.ParseFloat(string(m[1]), 64)
+	latency, _ = strconv.ParseFloat(string(l[1]), 64)
+	return tps, latency, nil
+}
+
+func printTable(w io.Writer, results []*result) {
+	var b strings.Builder
+	row := func(name string, cell func(*result) string) {
+		fmt.Fprintf(&b, "| %-46s |", name)
+		for _, r := range results {
+			fmt.Fprintf(&b, " %24s |", cell(r))
+		}
+		b.WriteString("\n")
+	}
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) }
+	fmt.Fprintf(&b, "| %-46s |", "measurement")
+	for _, r := range results {
+		fmt.Fprintf(&b, " %24s |", r.dataset.name)
+	}
+	b.WriteString("\n|" + strings.Repeat("-", 48) + "|")
+	for range results {
+		b.WriteString(strings.Repeat("-", 25) + ":|")
+	}
+	b.WriteString("\n")
+	for _, c := range concurrencies {
+		row(fmt.Sprintf("webhook unique, c=%d: events/s", c), func(r *result) string { return fmt.Sprintf("%.0f", r.unique[c].perSecond()) })
+		row(fmt.Sprintf("webhook unique, c=%d: p50 / p99 ms", c), func(r *result) string {
+			return ms(r.unique[c].pct(0.50)) + " / " + ms(r.unique[c].pct(0.99))
+		})
+	}
+	row(fmt.Sprintf("webhook duplicates, c=%d: events/s", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.duplicates.perSecond()) })
+	row(fmt.Sprintf("webhook duplicates, c=%d: p50 / p99 ms", topConcurrency), func(r *result) string {
+		return ms(r.duplicates.pct(0.50)) + " / " + ms(r.duplicates.pct(0.99))
+	})
+	row(fmt.Sprintf("pgbench same SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.pgbenchTPS) })
+	row(fmt.Sprintf("pgbench same SQL, -c %d: latency average ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.pgbenchLat) })
+	row(fmt.Sprintf("ratio webhook c=%d ÷ pgbench (target ≥ 0.70)", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.pgbenchTPS)
+	})
+	outcomes := func(l load) string {
+		var parts []string
+		for _, code := range slices.Sorted(mapKeys(l.statuses)) {
+			parts = append(parts, fmt.Sprintf("%d×%d", l.statuses[code], code))
+		}
+		return strings.Join(parts, " ")
+	}
+	for _, p := range []struct {
+		name string
+		l    func(*result) load
+	}{
+		{"book distinct slots", func(r *result) load { return r.distinct }},
+		{"book one contended slot", func(r *result) load { return r.contended }},
+	} {
+		row(fmt.Sprintf("%s, c=%d: requests/s", p.name, topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", p.l(r).perSecond()) })
+		row(fmt.Sprintf("%s, c=%d: p99 ms", p.name, topConcurrency), func(r *result) string { return ms(p.l(r).pct(0.99)) })
+		row(fmt.Sprintf("%s, c=%d: outcomes", p.name, topConcurrency), func(r *result) string { return outcomes(p.l(r)) })
+	}
+	row("availability of one day, c=8: p50 / p99 ms", func(r *result) string { return ms(r.avail.pct(0.50)) + " / " + ms(r.avail.pct(0.99)) })
+	row("server peak RSS (VmHWM), MB", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20)) })
+	if len(results) == 2 {
+		row("throughput at c=32 vs empty (target ≥ -10%)", func(r *result) string {
+			base := results[0].unique[topConcurrency].perSecond()
+			return fmt.Sprintf("%+.1f%%", 100*(r.unique[topConcurrency].perSecond()-base)/base)
+		})
+	}
+	for _, r := range results {
+		for _, n := range r.notes {
+			fmt.Fprintf(&b, "\nnote (%s): %s", r.dataset.name, n)
+		}
+	}
+	_, _ = io.WriteString(w, b.String()+"\n")
+}
+
+func mapKeys(m map[int]int) func(func(int) bool) {
+	return func(yield func(int) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

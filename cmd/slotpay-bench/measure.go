@@ -212,7 +212,7 @@ func (e *environment) bookDistinct(ctx context.Context, client *http.Client, poo
 	for i := range reqs {
 		slot := i / distinctResources
 		start := first.AddDate(0, 0, slot/23).Add(time.Duration(slot%23) * time.Hour)
-		reqs[i] = bookingRequest(base, ids[i%distinctResources], start)
+		reqs[i] = bookingRequest(base, ids[i%distinctResources], start, i)
 	}
 	return drive(ctx, client, reqs, topConcurrency), nil
 }
@@ -225,16 +225,22 @@ func (e *environment) bookContended(ctx context.Context, client *http.Client, po
 	start := time.Now().UTC().AddDate(0, 0, 2).Truncate(24 * time.Hour).Add(10 * time.Hour)
 	reqs := make([]request, e.o.contended)
 	for i := range reqs {
-		reqs[i] = bookingRequest(base, id.String(), start)
+		reqs[i] = bookingRequest(base, id.String(), start, i)
 	}
 	return drive(ctx, client, reqs, topConcurrency), nil
 }
 
-func bookingRequest(base, resourceID string, start time.Time) request {
+// bookingRequest is customer n's request for a slot. Each customer has an
+// address of their own, forwarded by the proxy the bench plays, as in a
+// deployment where many people book at once.
+func bookingRequest(base, resourceID string, start time.Time, n int) request {
 	body := fmt.Sprintf(`{"resource_id":%q,"starts_at":%q,"ends_at":%q,"customer":{"email":"ada@example.com","name":"Ada"}}`,
 		resourceID, start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339))
 	return request{method: http.MethodPost, url: base + "/v1/bookings", body: []byte(body),
-		header: http.Header{"Content-Type": {"application/json"}}}
+		header: http.Header{
+			"Content-Type":    {"application/json"},
+			"X-Forwarded-For": {fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)},
+		}}
 }
 
 func (e *environment) availability(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string, day time.Time) (load, error) {

@@ -50,3 +50,22 @@ vet: ## go vet
 
 build: ## build bin/slotpay
 	go build -o bin/slotpay ./cmd/slotpay
+
+# Operations and proof (issue 5). None of these run in `make test`.
+
+SPECTRAL := npx --yes @stoplight/spectral-cli@6.16.3
+
+.PHONY: bench test-faults lint-api api-breaking
+
+bench: ## load-test a fresh server and database, compare with pgbench, print one table (BENCH_FLAGS=-h for options)
+	go run ./cmd/slotpay-bench $(BENCH_FLAGS)
+
+test-faults: ## PostgreSQL restart, SIGKILL and three instances under webhook streams (real binary, private cluster)
+	go vet -tags faults ./internal/faults
+	go test -tags faults $(GO_TEST_FLAGS) ./internal/faults
+
+lint-api: ## lint api/openapi.yaml with spectral's spectral:oas rules; warnings fail
+	$(SPECTRAL) lint --fail-severity=warn api/openapi.yaml
+
+api-breaking: ## fail on a breaking change to api/openapi.yaml since the last release (scripts/api-breaking)
+	scripts/api-breaking

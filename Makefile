@@ -6,7 +6,7 @@ GO_TEST_FLAGS ?= -count=1 -race -timeout 9m
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test generate check-generated fmt-check vet build fuzz-short
+.PHONY: help run test generate check-generated fmt-check vet build fuzz-short chromium
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,7 +14,7 @@ help: ## list the targets
 run: ## serve on local defaults (PostgreSQL, stripe-mock, dev webhook secret)
 	scripts/dev-run
 
-test: check-generated fmt-check vet fuzz-short ## drift check, gofmt, vet, fuzz briefly, then every test against real PostgreSQL
+test: check-generated fmt-check vet fuzz-short chromium ## drift check, gofmt, vet, fuzz briefly, then every test against real PostgreSQL and in Chromium
 	go test $(GO_TEST_FLAGS) ./...
 
 # A few seconds of each fuzz target, on top of its committed corpus
@@ -47,6 +47,19 @@ fmt-check: ## fail if hand-written Go code is not gofmt-formatted
 
 vet: ## go vet
 	go vet ./...
+
+# The browser test (cmd/slotpay/browser_test.go) drives Debian's Chromium. As
+# root with apt-get (CI, the project's machines) it is installed when missing;
+# elsewhere install it yourself, or the test skips itself outside CI.
+chromium: ## install Debian's Chromium for the browser test, only when it is missing
+	@if command -v chromium >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: missing; installing it for the browser test: apt-get update && apt-get install -y chromium"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "chromium: missing, and installing it needs root and apt-get; the browser test will skip itself" >&2; \
+	fi
 
 build: ## build bin/slotpay
 	go build -o bin/slotpay ./cmd/slotpay

@@ -173,6 +173,17 @@ func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.B
 	return "http://" + addr, cmd, stdout, env
 }
 
+// envOf turns startServe's environment, with extra KEY=VALUE pairs on top,
+// into runBinary's map: a command run beside serve sees the same settings.
+func envOf(env []string, extra ...string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range append(env, extra...) {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
 // TestServeStopsCleanlyOnSIGTERM: the service answers, then on SIGTERM stops
 // accepting, finishes, closes the pool and exits 0 within the grace period.
 func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
@@ -213,14 +224,7 @@ func TestDevPay(t *testing.T) {
 		res.ID, testkit.TomorrowAt(10).Format(time.RFC3339), testkit.TomorrowAt(11).Format(time.RFC3339)))
 	id := booking["id"].(string)
 
-	envMap := func(extra ...string) map[string]string {
-		m := map[string]string{}
-		for _, kv := range append(env, extra...) {
-			k, v, _ := strings.Cut(kv, "=")
-			m[k] = v
-		}
-		return m
-	}
+	envMap := func(extra ...string) map[string]string { return envOf(env, extra...) }
 	r := runBinary(t, envMap(), "dev", "pay", id)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "no checkout session yet")

@@ -438,3 +438,16 @@ func (q *Queries) BookingSetStatus(ctx context.Context, arg BookingSetStatusPara
 	)
 	return i, err
 }
+
+const resourceLockForBooking = `-- name: ResourceLockForBooking :exec
+SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))
+`
+
+// Orders concurrent holds of one resource. Without it, two transactions that
+// insert overlapping rows at once can each wait on the other inside the
+// exclusion constraint's check, and PostgreSQL aborts one as a deadlock a
+// second later. The constraint stays the last word on overlaps.
+func (q *Queries) ResourceLockForBooking(ctx context.Context, resourceID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, resourceLockForBooking, resourceID)
+	return err
+}

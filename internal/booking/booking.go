@@ -73,8 +73,11 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 	}
 
 	var created db.Booking
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	insert := func(tx pgx.Tx) error {
 		q := db.New(tx)
+		if err := q.ResourceLockForBooking(ctx, req.ResourceID); err != nil {
+			return fmt.Errorf("lock resource: %w", err)
+		}
 		// A hold that lapsed before any Checkout Session existed cannot be
 		// paid: release it here rather than make this customer wait for the
 		// reconciler.
@@ -106,7 +109,15 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		return q.StatusChangeInsert(ctx, db.StatusChangeInsertParams{
 			BookingID: id, ToStatus: string(PendingPayment), Cause: CauseCreated,
 		})
-	})
+	}
+	// A deadlock can still involve a transaction of another kind (a late
+	// payment retaking its slot); the hold is simply run again.
+	for attempt := 1; ; attempt++ {
+		err = pgx.BeginFunc(ctx, pool, insert)
+		if !database.IsDeadlock(err) || attempt == 3 {
+			break
+		}
+	}
 	if database.IsOverlap(err) {
 		return db.Booking{}, apperr.Wrap(err, apperr.SlotUnavailable, "the slot overlaps another booking")
 	}

@@ -100,7 +100,15 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 const (
 	codeUniqueViolation    = "23505"
 	codeExclusionViolation = "23P01"
+	codeDeadlockDetected   = "40P01"
 )
+
+// IsDeadlock reports whether PostgreSQL aborted the transaction to break a
+// deadlock; running it again is safe and usually succeeds.
+func IsDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == codeDeadlockDetected
+}
 
 // IsOverlap reports whether err is the bookings_no_overlap exclusion
 // constraint refusing a second slot-holding booking.

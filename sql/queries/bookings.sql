@@ -102,3 +102,10 @@ RETURNING *;
 
 -- name: BookingMarkDisputed :exec
 UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1;
+
+-- name: ResourceLockForBooking :exec
+-- Orders concurrent holds of one resource. Without it, two transactions that
+-- insert overlapping rows at once can each wait on the other inside the
+-- exclusion constraint's check, and PostgreSQL aborts one as a deadlock a
+-- second later. The constraint stays the last word on overlaps.
+SELECT pg_advisory_xact_lock(hashtextextended(sqlc.arg(resource_id)::uuid::text, 0));

@@ -27,15 +27,15 @@ var pages = map[string]string{
 	"/{$}":             "pages/index.html",
 	"/booking/success": "pages/success.html",
 	"/booking/cancel":  "pages/cancel.html",
-	"/admin/{$}":       "pages/admin.html",
+	"/admin":           "pages/admin.html",
 }
 
 // Paths are the ServeMux patterns (without a method) that Handler serves:
-// the pages, /admin (a redirect to /admin/) and every static asset by its
+// the pages, /admin/ (a redirect to /admin) and every static asset by its
 // exact path, so that the server's own answer for unknown paths stays in
 // charge of everything else.
 func Paths() []string {
-	paths := []string{"/admin"}
+	paths := []string{"/admin/{$}"}
 	for p := range pages {
 		paths = append(paths, p)
 	}
@@ -56,8 +56,8 @@ func Handler() http.Handler {
 	for pattern, file := range pages {
 		mux.HandleFunc("GET "+pattern, servePage(file))
 	}
-	mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)
+	mux.HandleFunc("GET /admin/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/admin", http.StatusMovedPermanently)
 	})
 	assets := http.FileServerFS(files)
 	mux.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {

@@ -120,7 +120,7 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 	const email, password = "ops-lead@example.com", "Browser test 42 password"
 	r = runBinary(t, envMap(passwordEnv+"="+password), "admin", "create-user", "--email", email, "--role", "admin")
 	require.Equal(t, 0, r.code, r.stderr)
-	b.do(chromedp.Navigate(base+"/admin/"),
+	b.do(chromedp.Navigate(base+"/admin"),
 		chromedp.WaitVisible(chromedp.CSS("#login-email")),
 		chromedp.SendKeys(chromedp.CSS("#login-email"), email),
 		chromedp.SendKeys(chromedp.CSS("#login-password"), password),

@@ -344,7 +344,7 @@ async function logout() {
     return;
   }
   me = null;
-  history.replaceState(null, '', '/admin/');
+  history.replaceState(null, '', '/admin');
   showLogin('Signed out.');
 }
 

@@ -4,12 +4,12 @@
 package payment
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/stripe/stripe-go/v76"
 
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
@@ -33,19 +33,6 @@ const (
 	maxCreated  = 32503680000 // 3000-01-01
 )
 
-// stripeToken reports whether s looks like a Stripe id or event type.
-func stripeToken(s string) bool {
-	if len(s) == 0 || len(s) > 255 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // event is a Stripe event reduced to what slotpay acts on.
 type event struct {
 	ID         string
@@ -65,37 +52,100 @@ type event struct {
 	Handled bool
 }
 
-// parseEvent decodes a verified event. Only the fields slotpay reads are
-// decoded, so an event of any API version parses as long as they hold.
+// The wire shapes below hold only the fields slotpay reads, so an event of
+// any API version decodes as long as those fields keep their meaning, and a
+// payload is decoded once.
+
+type envelope struct {
+	ID         string  `json:"id"`
+	Type       string  `json:"type"`
+	APIVersion *string `json:"api_version"`
+	Livemode   bool    `json:"livemode"`
+	Created    int64   `json:"created"`
+	Data       struct {
+		Object json.RawMessage `json:"object"`
+	} `json:"data"`
+}
+
+type sessionObject struct {
+	ID                string            `json:"id"`
+	Status            string            `json:"status"`
+	PaymentStatus     string            `json:"payment_status"`
+	AmountTotal       int64             `json:"amount_total"`
+	Currency          string            `json:"currency"`
+	ClientReferenceID string            `json:"client_reference_id"`
+	Metadata          map[string]string `json:"metadata"`
+	PaymentIntent     expandable        `json:"payment_intent"`
+	Livemode          bool              `json:"livemode"`
+}
+
+type chargeObject struct {
+	PaymentIntent  expandable `json:"payment_intent"`
+	Amount         int64      `json:"amount"`
+	AmountRefunded int64      `json:"amount_refunded"`
+	Refunded       bool       `json:"refunded"`
+}
+
+type disputeObject struct {
+	PaymentIntent expandable `json:"payment_intent"`
+}
+
+// expandable is a Stripe reference: an id, an expanded object, or null.
+type expandable struct {
+	ID     string
+	Status string // of an expanded payment intent
+}
+
+func (e *expandable) UnmarshalJSON(b []byte) error {
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		return json.Unmarshal(b, &e.ID)
+	}
+	var obj struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return err
+	}
+	e.ID, e.Status = obj.ID, obj.Status
+	return nil
+}
+
+// parseEvent decodes a verified event.
 func parseEvent(raw []byte) (event, error) {
-	var e stripe.Event
+	var e envelope
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return event{}, apperr.Wrap(err, apperr.InvalidRequest, "the body is not a Stripe event")
 	}
-	if e.ID == "" || e.Type == "" || e.Data == nil || len(e.Data.Raw) == 0 {
+	if e.ID == "" || e.Type == "" || len(e.Data.Object) == 0 || bytes.Equal(e.Data.Object, []byte("null")) {
 		return event{}, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event: id, type and data.object are required")
 	}
 	// Stripe's ids and types are short printable ASCII, and its events were
 	// created after Stripe existed; anything else is not from Stripe.
-	if !stripeToken(e.ID) || !stripeToken(string(e.Type)) || e.Created < stripeEpoch || e.Created > maxCreated {
+	if !stripeToken(e.ID) || !stripeToken(e.Type) || e.Created < stripeEpoch || e.Created > maxCreated {
 		return event{}, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event: malformed id, type or created")
 	}
 	ev := event{
-		ID:         e.ID,
-		Type:       string(e.Type),
-		APIVersion: e.APIVersion,
-		Livemode:   e.Livemode,
-		Created:    time.Unix(e.Created, 0).UTC(),
+		ID:       e.ID,
+		Type:     e.Type,
+		Livemode: e.Livemode,
+		Created:  time.Unix(e.Created, 0).UTC(),
+	}
+	if e.APIVersion != nil {
+		ev.APIVersion = *e.APIVersion
 	}
 	var err error
 	switch ev.Type {
 	case "checkout.session.completed", "checkout.session.async_payment_succeeded",
 		"checkout.session.async_payment_failed", "checkout.session.expired":
-		err = ev.readSession(e.Data.Raw)
+		err = ev.readSession(e.Data.Object)
 	case "charge.refunded":
-		err = ev.readCharge(e.Data.Raw)
+		err = ev.readCharge(e.Data.Object)
 	case "charge.dispute.created":
-		err = ev.readDispute(e.Data.Raw)
+		err = ev.readDispute(e.Data.Object)
 	}
 	if err != nil {
 		return event{}, apperr.Wrap(err, apperr.InvalidRequest, "the %s event's data.object cannot be read", ev.Type)
@@ -103,18 +153,29 @@ func parseEvent(raw []byte) (event, error) {
 	return ev, nil
 }
 
+// stripeToken reports whether s looks like a Stripe id or event type.
+func stripeToken(s string) bool {
+	if len(s) == 0 || len(s) > 255 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 func (ev *event) readSession(raw json.RawMessage) error {
-	var s stripe.CheckoutSession
+	var s sessionObject
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
 	}
-	if s.ID == "" {
-		return fmt.Errorf("checkout session without id")
+	if !stripeToken(s.ID) {
+		return fmt.Errorf("checkout session without a valid id")
 	}
 	ev.SessionID = s.ID
-	if s.PaymentIntent != nil {
-		ev.PaymentIntentID = s.PaymentIntent.ID
-	}
+	ev.PaymentIntentID = s.PaymentIntent.ID
 	// client_reference_id comes first: slotpay sets both, and metadata can be
 	// edited on the session afterwards.
 	for _, ref := range []string{s.ClientReferenceID, s.Metadata["booking_id"]} {
@@ -124,18 +185,19 @@ func (ev *event) readSession(raw json.RawMessage) error {
 		}
 	}
 	ev.Handled = true
+	paid := booking.Fact{Kind: booking.SessionPaid, AmountTotal: s.AmountTotal, Currency: s.Currency}
 	switch ev.Type {
 	case "checkout.session.completed":
 		switch s.PaymentStatus {
-		case stripe.CheckoutSessionPaymentStatusPaid, stripe.CheckoutSessionPaymentStatusNoPaymentRequired:
-			ev.Fact = booking.Fact{Kind: booking.SessionPaid, AmountTotal: s.AmountTotal, Currency: string(s.Currency)}
-		case stripe.CheckoutSessionPaymentStatusUnpaid:
+		case "paid", "no_payment_required":
+			ev.Fact = paid
+		case "unpaid":
 			ev.Fact = booking.Fact{Kind: booking.SessionUnpaid}
 		default:
 			return fmt.Errorf("unknown payment_status %q", s.PaymentStatus)
 		}
 	case "checkout.session.async_payment_succeeded":
-		ev.Fact = booking.Fact{Kind: booking.SessionPaid, AmountTotal: s.AmountTotal, Currency: string(s.Currency)}
+		ev.Fact = paid
 	case "checkout.session.async_payment_failed":
 		ev.Fact = booking.Fact{Kind: booking.AsyncPaymentFailed}
 	case "checkout.session.expired":
@@ -145,11 +207,11 @@ func (ev *event) readSession(raw json.RawMessage) error {
 }
 
 func (ev *event) readCharge(raw json.RawMessage) error {
-	var c stripe.Charge
+	var c chargeObject
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return err
 	}
-	if c.PaymentIntent == nil || c.PaymentIntent.ID == "" {
+	if c.PaymentIntent.ID == "" {
 		return nil // not a Checkout payment: nothing of slotpay's
 	}
 	ev.PaymentIntentID = c.PaymentIntent.ID
@@ -159,11 +221,11 @@ func (ev *event) readCharge(raw json.RawMessage) error {
 }
 
 func (ev *event) readDispute(raw json.RawMessage) error {
-	var d stripe.Dispute
+	var d disputeObject
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
-	if d.PaymentIntent == nil || d.PaymentIntent.ID == "" {
+	if d.PaymentIntent.ID == "" {
 		return nil
 	}
 	ev.PaymentIntentID = d.PaymentIntent.ID

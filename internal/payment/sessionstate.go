@@ -17,11 +17,11 @@ import (
 // changes nothing. An open session, or one still settling, says nothing new
 // and is not recorded.
 func (p *Processor) ApplySessionState(ctx context.Context, rawSession []byte) (Result, bool, error) {
-	var s stripe.CheckoutSession
+	var s sessionObject
 	if err := json.Unmarshal(rawSession, &s); err != nil {
 		return Result{}, false, fmt.Errorf("read checkout session: %w", err)
 	}
-	eventType, state := sessionEventType(&s)
+	eventType, state := sessionEventType(s)
 	if eventType == "" {
 		return Result{}, false, nil
 	}
@@ -43,17 +43,17 @@ func (p *Processor) ApplySessionState(ctx context.Context, rawSession []byte) (R
 
 // sessionEventType names the event Stripe sends for the state a session is
 // in, and a short name of that state for the synthetic event id.
-func sessionEventType(s *stripe.CheckoutSession) (eventType, state string) {
+func sessionEventType(s sessionObject) (eventType, state string) {
 	switch s.Status {
-	case stripe.CheckoutSessionStatusExpired:
+	case "expired":
 		return "checkout.session.expired", "expired"
-	case stripe.CheckoutSessionStatusComplete:
+	case "complete":
 		switch s.PaymentStatus {
-		case stripe.CheckoutSessionPaymentStatusPaid, stripe.CheckoutSessionPaymentStatusNoPaymentRequired:
+		case "paid", "no_payment_required":
 			return "checkout.session.completed", "paid"
-		case stripe.CheckoutSessionPaymentStatusUnpaid:
-			// An async payment: its intent says whether it failed.
-			if pi := s.PaymentIntent; pi != nil && (pi.Status == stripe.PaymentIntentStatusRequiresPaymentMethod || pi.Status == stripe.PaymentIntentStatusCanceled) {
+		case "unpaid":
+			// An async payment: its (expanded) intent says whether it failed.
+			if st := s.PaymentIntent.Status; st == "requires_payment_method" || st == "canceled" {
 				return "checkout.session.async_payment_failed", "payment_failed"
 			}
 			return "checkout.session.completed", "unpaid"

@@ -164,28 +164,6 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 	return i, err
 }
 
-const bookingIDByCheckoutSession = `-- name: BookingIDByCheckoutSession :one
-SELECT id FROM bookings WHERE checkout_session_id = $1
-`
-
-func (q *Queries) BookingIDByCheckoutSession(ctx context.Context, checkoutSessionID *string) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, bookingIDByCheckoutSession, checkoutSessionID)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
-}
-
-const bookingIDByPaymentIntent = `-- name: BookingIDByPaymentIntent :one
-SELECT id FROM bookings WHERE payment_intent_id = $1
-`
-
-func (q *Queries) BookingIDByPaymentIntent(ctx context.Context, paymentIntentID *string) (uuid.UUID, error) {
-	row := q.db.QueryRow(ctx, bookingIDByPaymentIntent, paymentIntentID)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
-}
-
 const bookingInsert = `-- name: BookingInsert :one
 INSERT INTO bookings (
     id, resource_id, customer_email, customer_name, starts_at, ends_at,
@@ -262,20 +240,58 @@ func (q *Queries) BookingLinkCheckoutSession(ctx context.Context, arg BookingLin
 	return err
 }
 
-const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :exec
-UPDATE bookings
-SET payment_intent_id = $1, updated_at = now()
-WHERE id = $2 AND payment_intent_id IS NULL
+const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :many
+WITH linked AS (
+    UPDATE bookings
+    SET payment_intent_id = $1::text, updated_at = now()
+    WHERE bookings.id = $2::uuid AND bookings.payment_intent_id IS NULL
+)
+SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
+WHERE outcome = 'unmatched' AND payment_intent_id = $1::text
+ORDER BY stripe_created_at, id
 `
 
 type BookingLinkPaymentIntentParams struct {
-	PaymentIntentID *string
-	ID              uuid.UUID
+	PaymentIntentID string
+	BookingID       uuid.UUID
 }
 
-func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) error {
-	_, err := q.db.Exec(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.ID)
-	return err
+// Links the booking's payment intent and returns, in the same round trip,
+// the events that arrived before the link and waited for it (SPEC §2.1).
+func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) ([]PaymentEvent, error) {
+	rows, err := q.db.Query(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PaymentEvent{}
+	for rows.Next() {
+		var i PaymentEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.StripeEventID,
+			&i.Type,
+			&i.APIVersion,
+			&i.Livemode,
+			&i.StripeCreatedAt,
+			&i.ReceivedAt,
+			&i.Source,
+			&i.BookingID,
+			&i.CheckoutSessionID,
+			&i.PaymentIntentID,
+			&i.Outcome,
+			&i.Detail,
+			&i.Payload,
+			&i.ResolvedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const bookingListHoldingBetween = `-- name: BookingListHoldingBetween :many
@@ -320,6 +336,79 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 		return nil, err
 	}
 	return items, nil
+}
+
+const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+`
+
+func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
+	row := q.db.QueryRow(ctx, bookingLockForPaymentIntent, paymentIntentID)
+	var i Booking
+	err := row.Scan(
+		&i.ID,
+		&i.ResourceID,
+		&i.CustomerEmail,
+		&i.CustomerName,
+		&i.StartsAt,
+		&i.EndsAt,
+		&i.Status,
+		&i.AmountTotal,
+		&i.Currency,
+		&i.HoldExpiresAt,
+		&i.CheckoutExpiresAt,
+		&i.CheckoutSessionID,
+		&i.CheckoutURL,
+		&i.PaymentIntentID,
+		&i.Disputed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.RefundRequestedAt,
+	)
+	return i, err
+}
+
+const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+WHERE id = COALESCE(
+    (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
+    $2::uuid)
+FOR UPDATE
+`
+
+type BookingLockForSessionEventParams struct {
+	CheckoutSessionID string
+	ReferenceID       *uuid.UUID
+}
+
+// Finds and locks the booking a Checkout Session event concerns: the one
+// holding the session, else the one slotpay named in client_reference_id /
+// metadata.booking_id (the webhook can overtake the checkout response that
+// stores the session).
+func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (Booking, error) {
+	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID)
+	var i Booking
+	err := row.Scan(
+		&i.ID,
+		&i.ResourceID,
+		&i.CustomerEmail,
+		&i.CustomerName,
+		&i.StartsAt,
+		&i.EndsAt,
+		&i.Status,
+		&i.AmountTotal,
+		&i.Currency,
+		&i.HoldExpiresAt,
+		&i.CheckoutExpiresAt,
+		&i.CheckoutSessionID,
+		&i.CheckoutURL,
+		&i.PaymentIntentID,
+		&i.Disputed,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.RefundRequestedAt,
+	)
+	return i, err
 }
 
 const bookingMarkDisputed = `-- name: BookingMarkDisputed :exec
@@ -398,24 +487,61 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 	return i, err
 }
 
-const bookingSetStatus = `-- name: BookingSetStatus :one
-UPDATE bookings
-SET status = $1, updated_at = now()
-WHERE id = $2 AND status = $3
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+const bookingTransition = `-- name: BookingTransition :one
+WITH moved AS (
+    UPDATE bookings
+    SET status = $1::text, updated_at = now()
+    WHERE bookings.id = $2::uuid AND bookings.status = $3::text
+    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+), recorded AS (
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
+    SELECT moved.id, $3::text, $1::text, $4::text, $5::text
+    FROM moved
+)
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM moved
 `
 
-type BookingSetStatusParams struct {
-	ToStatus   string
-	ID         uuid.UUID
-	FromStatus string
+type BookingTransitionParams struct {
+	ToStatus      string
+	ID            uuid.UUID
+	FromStatus    string
+	Cause         string
+	StripeEventID *string
+}
+
+type BookingTransitionRow struct {
+	ID                uuid.UUID
+	ResourceID        uuid.UUID
+	CustomerEmail     string
+	CustomerName      string
+	StartsAt          time.Time
+	EndsAt            time.Time
+	Status            string
+	AmountTotal       int64
+	Currency          string
+	HoldExpiresAt     time.Time
+	CheckoutExpiresAt *time.Time
+	CheckoutSessionID *string
+	CheckoutURL       *string
+	PaymentIntentID   *string
+	Disputed          bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	RefundRequestedAt *time.Time
 }
 
 // The one way a booking's status changes: conditional on the status the
-// caller read under its row lock.
-func (q *Queries) BookingSetStatus(ctx context.Context, arg BookingSetStatusParams) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingSetStatus, arg.ToStatus, arg.ID, arg.FromStatus)
-	var i Booking
+// caller read under its row lock, and recorded with its cause, in one
+// statement.
+func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionParams) (BookingTransitionRow, error) {
+	row := q.db.QueryRow(ctx, bookingTransition,
+		arg.ToStatus,
+		arg.ID,
+		arg.FromStatus,
+		arg.Cause,
+		arg.StripeEventID,
+	)
+	var i BookingTransitionRow
 	err := row.Scan(
 		&i.ID,
 		&i.ResourceID,

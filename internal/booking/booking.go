@@ -194,17 +194,18 @@ var ErrStatusChanged = errors.New("booking status changed under a row lock")
 // Transition moves a booking, locked by the caller, from its current status to
 // to, and records why. It is the only way a status changes.
 func Transition(ctx context.Context, q *db.Queries, b db.Booking, to Status, cause string, stripeEventID *string) (db.Booking, error) {
-	updated, err := q.BookingSetStatus(ctx, db.BookingSetStatusParams{ID: b.ID, FromStatus: b.Status, ToStatus: string(to)})
+	updated, err := q.BookingTransition(ctx, db.BookingTransitionParams{
+		ID: b.ID, FromStatus: b.Status, ToStatus: string(to), Cause: cause, StripeEventID: stripeEventID,
+	})
 	if database.IsNotFound(err) {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, ErrStatusChanged)
 	}
 	if err != nil {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, err)
 	}
-	if err := recordChange(ctx, q, b.ID, Status(b.Status), to, cause, stripeEventID); err != nil {
-		return db.Booking{}, err
-	}
-	return updated, nil
+	// The statement returns the row through a CTE; its columns are the
+	// booking's.
+	return db.Booking(updated), nil
 }
 
 func recordChange(ctx context.Context, q *db.Queries, id uuid.UUID, from, to Status, cause string, stripeEventID *string) error {

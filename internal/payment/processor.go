@@ -145,7 +145,7 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 		return record(booking.Unmatched, "no booking matches yet; applied when one does", nil)
 	}
 
-	var linkedSession, linkedIntent bool
+	var linkedSession bool
 	if ev.SessionID != "" {
 		switch {
 		case b.CheckoutSessionID == nil:
@@ -163,12 +163,13 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 			return record(booking.Ignored, detail, &b.ID)
 		}
 	}
+	var waitingForIntent []db.PaymentEvent
 	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
-		if err := a.q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{ID: b.ID, PaymentIntentID: &ev.PaymentIntentID}); err != nil {
+		waitingForIntent, err = a.q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: b.ID, PaymentIntentID: ev.PaymentIntentID})
+		if err != nil {
 			return Result{}, fmt.Errorf("link payment intent: %w", err)
 		}
 		b.PaymentIntentID = &ev.PaymentIntentID
-		linkedIntent = true
 	}
 
 	d := booking.Decide(booking.Booking{Status: booking.Status(b.Status), AmountTotal: b.AmountTotal, Currency: b.Currency}, ev.Fact)
@@ -188,51 +189,44 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 	}
 
 	// Events that arrived before this link existed were kept as unmatched;
-	// they are applied now, in this transaction, in the order Stripe
-	// created them.
+	// they are applied now, in this transaction.
 	if linkedSession {
-		if err := a.applyWaiting(ctx, a.q.PaymentEventListUnmatchedBySession, ev.SessionID); err != nil {
+		waiting, err := a.q.PaymentEventListUnmatchedBySession(ctx, &ev.SessionID)
+		if err != nil {
+			return Result{}, fmt.Errorf("list events waiting for %s: %w", ev.SessionID, err)
+		}
+		if err := a.applyWaiting(ctx, waiting); err != nil {
 			return Result{}, err
 		}
 	}
-	if linkedIntent {
-		if err := a.applyWaiting(ctx, a.q.PaymentEventListUnmatchedByPaymentIntent, ev.PaymentIntentID); err != nil {
-			return Result{}, err
-		}
+	if err := a.applyWaiting(ctx, waitingForIntent); err != nil {
+		return Result{}, err
 	}
 	return res, nil
 }
 
-// lockBooking finds the event's booking (SPEC §2.1, matching) and locks it.
+// lockBooking finds the event's booking (SPEC §2.1, matching) and locks it,
+// in one round trip.
 func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, error) {
 	var (
-		id    uuid.UUID
-		err   error
-		found bool
+		b   db.Booking
+		err error
 	)
 	switch {
 	case ev.SessionID != "":
-		id, err = a.q.BookingIDByCheckoutSession(ctx, &ev.SessionID)
-		found = err == nil
-		if !found && database.IsNotFound(err) && ev.ReferenceID != nil {
-			id, found, err = *ev.ReferenceID, true, nil
-		}
+		b, err = a.q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
+			CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID,
+		})
 	case ev.PaymentIntentID != "":
-		id, err = a.q.BookingIDByPaymentIntent(ctx, &ev.PaymentIntentID)
-		found = err == nil
-	}
-	if err != nil && !database.IsNotFound(err) {
-		return db.Booking{}, false, fmt.Errorf("match booking: %w", err)
-	}
-	if !found {
+		b, err = a.q.BookingLockForPaymentIntent(ctx, &ev.PaymentIntentID)
+	default:
 		return db.Booking{}, false, nil
 	}
-	b, err := a.q.BookingGetByIDForUpdate(ctx, id)
 	if database.IsNotFound(err) {
 		return db.Booking{}, false, nil
 	}
 	if err != nil {
-		return db.Booking{}, false, fmt.Errorf("lock booking %s: %w", id, err)
+		return db.Booking{}, false, fmt.Errorf("match and lock booking: %w", err)
 	}
 	return b, true, nil
 }
@@ -263,13 +257,9 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	return d, nil
 }
 
-type waitingEvents func(ctx context.Context, key *string) ([]db.PaymentEvent, error)
-
-func (a *applier) applyWaiting(ctx context.Context, list waitingEvents, key string) error {
-	rows, err := list(ctx, &key)
-	if err != nil {
-		return fmt.Errorf("list events waiting for %s: %w", key, err)
-	}
+// applyWaiting applies events that were recorded unmatched, now that their
+// booking is known, in the order Stripe created them.
+func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) error {
 	for _, row := range rows {
 		ev, err := parseEvent(row.Payload)
 		if err != nil {

@@ -14,11 +14,19 @@ SELECT * FROM bookings WHERE id = $1;
 -- name: BookingGetByIDForUpdate :one
 SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 
--- name: BookingIDByCheckoutSession :one
-SELECT id FROM bookings WHERE checkout_session_id = $1;
+-- name: BookingLockForSessionEvent :one
+-- Finds and locks the booking a Checkout Session event concerns: the one
+-- holding the session, else the one slotpay named in client_reference_id /
+-- metadata.booking_id (the webhook can overtake the checkout response that
+-- stores the session).
+SELECT * FROM bookings
+WHERE id = COALESCE(
+    (SELECT s.id FROM bookings s WHERE s.checkout_session_id = @checkout_session_id::text),
+    sqlc.narg(reference_id)::uuid)
+FOR UPDATE;
 
--- name: BookingIDByPaymentIntent :one
-SELECT id FROM bookings WHERE payment_intent_id = $1;
+-- name: BookingLockForPaymentIntent :one
+SELECT * FROM bookings WHERE payment_intent_id = $1 FOR UPDATE;
 
 -- name: BookingExpireLapsedHoldsOverlapping :many
 -- Releases holds that lapsed before any Checkout Session was created for them:
@@ -87,18 +95,33 @@ UPDATE bookings
 SET checkout_session_id = @checkout_session_id, updated_at = now()
 WHERE id = @id AND checkout_session_id IS NULL;
 
--- name: BookingLinkPaymentIntent :exec
-UPDATE bookings
-SET payment_intent_id = @payment_intent_id, updated_at = now()
-WHERE id = @id AND payment_intent_id IS NULL;
+-- name: BookingLinkPaymentIntent :many
+-- Links the booking's payment intent and returns, in the same round trip,
+-- the events that arrived before the link and waited for it (SPEC §2.1).
+WITH linked AS (
+    UPDATE bookings
+    SET payment_intent_id = @payment_intent_id::text, updated_at = now()
+    WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL
+)
+SELECT * FROM payment_events
+WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
+ORDER BY stripe_created_at, id;
 
--- name: BookingSetStatus :one
+-- name: BookingTransition :one
 -- The one way a booking's status changes: conditional on the status the
--- caller read under its row lock.
-UPDATE bookings
-SET status = @to_status, updated_at = now()
-WHERE id = @id AND status = @from_status
-RETURNING *;
+-- caller read under its row lock, and recorded with its cause, in one
+-- statement.
+WITH moved AS (
+    UPDATE bookings
+    SET status = @to_status::text, updated_at = now()
+    WHERE bookings.id = sqlc.arg(id)::uuid AND bookings.status = @from_status::text
+    RETURNING *
+), recorded AS (
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
+    SELECT moved.id, @from_status::text, @to_status::text, @cause::text, sqlc.narg(stripe_event_id)::text
+    FROM moved
+)
+SELECT * FROM moved;
 
 -- name: BookingMarkDisputed :exec
 UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1;

@@ -22,11 +22,6 @@ SET outcome = @outcome,
     resolved_at = CASE WHEN outcome = 'unmatched' AND @outcome <> 'unmatched' THEN now() ELSE resolved_at END
 WHERE id = @id;
 
--- name: PaymentEventListUnmatchedByPaymentIntent :many
-SELECT * FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = $1
-ORDER BY stripe_created_at, id;
-
 -- name: PaymentEventListUnmatchedBySession :many
 SELECT * FROM payment_events
 WHERE outcome = 'unmatched' AND checkout_session_id = $1

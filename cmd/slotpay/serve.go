@@ -19,6 +19,7 @@ import (
 	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 )
@@ -107,17 +108,20 @@ type app struct {
 	processor  *payment.Processor
 	checkouts  *checkout.Service
 	reconciler *reconcile.Reconciler
+	metrics    *metrics.Metrics
 }
 
 func newApp(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) *app {
 	sc := newStripeClient(cfg)
-	processor := payment.NewProcessor(pool, sc, cfg.Livemode(), logger)
-	checkouts := checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger)
+	m := metrics.New(pool)
+	processor := payment.NewProcessor(pool, sc, cfg.Livemode(), logger, m)
+	checkouts := checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger, m)
 	return &app{
 		cfg: cfg, pool: pool, logger: logger,
 		processor:  processor,
 		checkouts:  checkouts,
-		reconciler: reconcile.New(pool, sc, checkouts, processor, logger),
+		reconciler: reconcile.New(pool, sc, checkouts, processor, logger, m),
+		metrics:    m,
 	}
 }
 
@@ -128,6 +132,7 @@ func (a *app) handler() (http.Handler, error) {
 		PendingHold:      a.cfg.PendingHold,
 		CookieSecure:     a.cfg.CookieSecure,
 		TrustedProxies:   a.cfg.TrustedProxies,
+		Metrics:          a.metrics,
 	}, a.pool, a.logger, a.processor, a.checkouts, a.reconciler)
 }
 

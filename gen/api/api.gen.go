@@ -821,6 +821,8 @@ type ClientInterface interface {
 
 	// AdminMe The signed-in operator
 	//
+	// The operator whose session cookie came with the request, and their role.
+	//
 	// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
 	AdminMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -947,6 +949,10 @@ type ClientInterface interface {
 
 	// GetBooking Get a booking
 	//
+	// The booking's public view: its status, slot, price and hold, without customer data.
+	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
+	// Stripe's signed webhook has landed.
+	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -971,6 +977,8 @@ type ClientInterface interface {
 	CreateCheckout(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListResources List active resources
+	//
+	// Every resource that can be booked now, with its booking rules and price of one slot.
 	//
 	// Corresponds with GET /v1/resources (the `ListResources` operationId).
 	ListResources(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1062,6 +1070,8 @@ func (c *Client) RefundAdminBooking(ctx context.Context, id BookingID, params *R
 }
 
 // AdminMe The signed-in operator
+//
+// The operator whose session cookie came with the request, and their role.
 //
 // Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
 func (c *Client) AdminMe(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1309,6 +1319,10 @@ func (c *Client) CreateBooking(ctx context.Context, params *CreateBookingParams,
 
 // GetBooking Get a booking
 //
+// The booking's public view: its status, slot, price and hold, without customer data.
+// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
+// Stripe's signed webhook has landed.
+//
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBookingRequest(c.Server, id)
@@ -1363,6 +1377,8 @@ func (c *Client) CreateCheckout(ctx context.Context, id BookingID, params *Creat
 }
 
 // ListResources List active resources
+//
+// Every resource that can be booked now, with its booking rules and price of one slot.
 //
 // Corresponds with GET /v1/resources (the `ListResources` operationId).
 func (c *Client) ListResources(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2343,6 +2359,8 @@ type ClientWithResponsesInterface interface {
 
 	// AdminMeWithResponse The signed-in operator
 	//
+	// The operator whose session cookie came with the request, and their role.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
@@ -2477,6 +2495,10 @@ type ClientWithResponsesInterface interface {
 
 	// GetBookingWithResponse Get a booking
 	//
+	// The booking's public view: its status, slot, price and hold, without customer data.
+	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
+	// Stripe's signed webhook has landed.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
@@ -2507,6 +2529,8 @@ type ClientWithResponsesInterface interface {
 	CreateCheckoutWithResponse(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*CreateCheckoutResponse, error)
 
 	// ListResourcesWithResponse List active resources
+	//
+	// Every resource that can be booked now, with its booking rules and price of one slot.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4781,6 +4805,8 @@ func (c *ClientWithResponses) RefundAdminBookingWithResponse(ctx context.Context
 
 // AdminMeWithResponse The signed-in operator
 //
+// The operator whose session cookie came with the request, and their role.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/admin/me (the `AdminMe` operationId).
@@ -4987,6 +5013,10 @@ func (c *ClientWithResponses) CreateBookingWithResponse(ctx context.Context, par
 
 // GetBookingWithResponse Get a booking
 //
+// The booking's public view: its status, slot, price and hold, without customer data.
+// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
+// Stripe's signed webhook has landed.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
@@ -5035,6 +5065,8 @@ func (c *ClientWithResponses) CreateCheckoutWithResponse(ctx context.Context, id
 }
 
 // ListResourcesWithResponse List active resources
+//
+// Every resource that can be booked now, with its booking rules and price of one slot.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11344,127 +11376,130 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rbhvHtuarLPRswBKGlEhdHItCgFEUJzHixBrLRvZs08Mudi+StdWs6lRVk2Y8AubveZBzznucR9lP",
-	"clC3vrEpkhKtOInzJxbJrsuqtb5a9/4YRHyacoZMyaD3MZggiVGYf76IcZpyhUy1X2OakAXG+uMYZSRo",
-	"qihnQS8IlcgwhPkEGagJgkCZciYRqAQCUnGBMQjzOPAREAZIREJRgMBfM5QK5lRNzKOSTBHySaNF+0dc",
-	"HAStQEYTnBI9NbJsGvTeBXrO4H0rUIsUg14glaBsHNzetoLXqMSifTFSKJbXeo0RZ7EExWFOqIIhjrhA",
-	"UGJB2RjImFBWm+8DmaYJBr2To1YwpYxO9fzdfGLKFI5RmJmvUUrK2SXnNxQb6CQTrlKyGEj7u7AHPyiV",
-	"vmLJogXXZIrXVOHX10rQSLXgGqNMIGQsQSkhvHz16scXzwfXzy/fvn7+9YgkEsMWXBE1+frwHKIEiaYy",
-	"ZyDpmLV5plZsI6gt4uvjX4/aX80vvrn89l///z/O8xF/Ih/aF2P8+ujZs07nPF/ouVvXeX3BQdNR/L39",
-	"2p5w+0UD37yIkSk6oigd21hmoAzcGp9ISPhYVndSn+W2FaREkCkqx7PfaPKz8Ytvl2d0XwGN9ZhUf5QS",
-	"NQlaASNTc5px0Ar0QqjQnK6ZrDz3iIspUUEvyDLzy+UdX2ZC8ga+Cxl+UIPIfBtqKdA7TgXOKM8kpGSM",
-	"58BT8muG+cp+zVAsiqXZZyukmJIPL5GN1SToHXU6TcspidKPuFhe1k/kpkZ9SUaopUNoKToHiWi+vrh6",
-	"AaVH80VarChWWZPdFTw4fDrqRsejTrsbf4Xtk6iL7TPSwfbR6OnoOHoWn5FuN2hV9nd6asTP/91t2u1L",
-	"OqVqeZNXZIwg6W8rSZuY58pLjXFEskQFvdNOqzh1ytTxkV2XhQFD9TWg8Bolz0SETfzov/tkDHmrH7Zo",
-	"bGTjkrNRoqW1p0GfaWDX/yRpmtCI6FUd/lPqpZVO62OAQliejnjsIWSQMTIjNCHDBDVJUEoy1l8aGE+4",
-	"Aj5DkZBUAmFcTVDA0Eqf2xBKNaBx0NN/DDqkOzyKjuMTPB09JV8NDeWKbf5N4CjoBf/jsLioDu238vC5",
-	"WZzZagPclpcZtiCkbEYSGg+kIgpD4AJCWrDs4AYXA8oGmcQwaJUvwjqSNa3I/fyw8luzsO+4GNI4RvYw",
-	"uo/yYaoEpxIYYuwEmScIPJV6b2TIZ/ho9M6XF/bsZW5vmCfSronqW5dDwuctszaIBJeyLanK0edgl0Sv",
-	"Yt9rzKRVXtbQ/6FUqLOTMBM7ktzgAuZEgv7I6x4jTQwnIp+EDkyhYCR5XnDTpyWAm29g2Dfc7VaM9LqP",
-	"HyZMHgkcySsihSyWA6JgmkmtIgLRyiRIRYTSnz+aRNXW6JjIX9UxRwmM6ztbUTlamC81QQSJlBaxHIpF",
-	"lqDcKVP9zNV3PGPxw86AcTUYmWHK1Bf+VtR7818/DsHzBe2Uba/IIuEkfsP5SyLG+AgymNoZB4rzQaLn",
-	"3PV+psjUleAzGqN4LGBJ7bSD1M3rAKYH2gJJtVyMDK5yASNCE4zPNQdNtMIfTQgbY7xTEXhNFBqNEx8o",
-	"BYIoHCRupMrNzjlMCVu47VjTjjIgSuE0VfJc263WaIWEKKOHP46clJesUckv1M0uzQ2/Yvny3JreYclQ",
-	"D0Faw7x2QjVb/q4DKv+0wfTc7mzfMpKpCRf0t4ceblYeqXy4DtsBp4QmmlwpkXLOxeOBXXlpYQ8YB7si",
-	"p7eZM9xzh7YPc8HZeHm1OxWpt0xmacqFwvgnjCl5Y8yZTw4sWTHtYKrnHWg7aoeQmR+WGekinlLmXBFm",
-	"S3FM9VJIciV4ikJRbawZF099qRfeiAIiQf+WKC6ksdKpakGUScWnKICyKMliC3hpadCPAZnyjKmB4ook",
-	"FdY963Rqtu7Tk2DZom0F0QSjG54p70EyXFq27iM5UJp7Lc9qWzZLrJ3o7NealdoKIoFEE5+oilEbE4Vt",
-	"RacYND2TCaGV7HXHful/Z56x9FlL9SrNDNNX90hi8r/cXwcRnzYt0Frw5YcuYgIv+QwTEmGj96gw9N+5",
-	"Sd0whaOTD/+JkdLjx1Smmbt83JdDzhMkTH/rVNjN6TnhSTzADykVuN2D9vjXeCJagb+9qRHlJaZJ6eD4",
-	"5++ffZsd4T9mP/6fhB9ddsnR8Dg6iTfhIH33s1xRzlmpKj2/TJB5ZYFEEaZK30q5r9Hr1cYgg1GWJGCH",
-	"1VLUSIsNlmVV2cGGRCpMjI3JLxVRmVwnBQ5uru2Pb1tBlsZbilyNP51nqthfvpTyNgpGbFWhpyTAy7zX",
-	"DDJNPFQSg2YmKAl9BWcqFGgSrzJKf4vKIcAWqDEsEP6uk6ncBiU5wZmPx1SZ+FUSGyalwvoJqMLp2uN3",
-	"GvtzPaaexO2WCEEWBRMNJlQqLhY7mtQy26VRvZcnrbFT4RysrWWJIusO64pYE2uLo8q3s9G+6idWJ2bJ",
-	"1d8UCMiSJARuQ2UJkcp4/w/Wo0ld/sxSq7OtJM1LPqas5DZ52OXHU1m7/Cqe+pM1nnp9ok7VreoNXAiM",
-	"FEy4kAjfaCtHLOCsOny3c3SyPhLQdJHmk66k0mueNIXtBJKYs2QRQj/rdI4jCHkqiz+IfjQ8ByTRxCte",
-	"1hXLGUoYYsLnQI3Y+OClHzFoaVpqaNRjNIQz3cJcYHHbk6tc5g1XYclJCxqmYe8ZTHgmpHd4Od1/5f23",
-	"tNpMrjbUKuLzVrrwSPmkzNOt8rpXHtVbubUWdx8lcyPmv69GJBy7rSWW4cvG+9fzthmqcr81Us5GQmhC",
-	"1WJL4mkqLZEt2IXGk3C1OfReJ7zx/tLn9xtnNX37eab3cPgNioSytQpNVZfx+/MD+5U20fV+ttybCUKa",
-	"DRMawYzi3KRGePPuHKiCiAhBjYu3MOxiosh6o66e8yBmKNqanFpRglTQCIFa+fda2BMJU8q4gIw5rPor",
-	"GYa7sJYaAJYwyFhKaAz695CQVFo//E4tq8/VyPgMDIY1gFhdcCm7KEUWUzYeONXTClykRzYqasTZiIqp",
-	"MTpM5HUgUMtwYYO4AfLbrGy9WHeoHoawCJOkZLtg3KgEXLrNbXvjbS2Qy8Lkh8hE7R6cKJXK3uGh/8WB",
-	"NIa1vhMPo8OULA7Xj769u6HGU5XlrWKCNfrEpeERxwqb6sh1t5zDVAkMZ1pzQqbOnX6lwRcc+EqnCNbO",
-	"6RO6pXKielXhDlX9+D5erHoS0n1U85U+rhIuFws46hw9bXeP2p3um+5Rr9PpdTr/s9PtdTobA+uDELN5",
-	"IZ17LOROBaQZEnNWaeTk0s1XZdCXfI4iIhLhxfUrODnqfgURj7FyzweYCYNS2u7SD/3fd6T92/uPx7d/",
-	"a6JJHvXbhmPv8YyNoxTQvBy3z3N66JgRlQlN6VrYpZw5Uw46N2QyVTKE9N+N6UEWzqsxVjNtUyShYRSb",
-	"FaJxvxr8qyZPlC6NatCz8ZbIY0tLCiAZ2TSTmMo0IYtzh1JewfSTQmz8XEZDaZCZIib1cR0s6zMrFlR5",
-	"eJlx66BQ22DB38Z99SpTEZ9WWMLEhCz5xozbyzZjU6KiibtbzeXcRLOXPCLJG1rHuM6ZleKSMOy963Tf",
-	"v+u0z97/v6N3nfbx+/3eu0771H7UKCEVp9t2F8orhoBMiUWeKmrHggTjMYqWyZjmmTLfGb/YEwmOIRvM",
-	"g5QOZii8C6ECYMftbqfdfdq0fmeLrADJ9bp7s/ax9rk4d7aWXUNO4eqBUae1TQKYCSAS8EOKkZWeFRp0",
-	"DQsNCSHlkvpU1g2Mm4TOcOqgaDnawgumvDMEWWbgVTGRDYIKEdLZllaRvlyS2V2BEcIsJ1kvLwiMuIgx",
-	"1iQOc2kKTfqaE7j7x0XsRVeW4TkOJ5zfGGmNOItoYnFD41Wj5Fp1c3AfC9E9ana7pBPjTA26tUjU2xdf",
-	"nc3+/suiaTDlYtQlZs01Ysv4WhNLE2xk0SYbqb4891CrIscljmyiRZVLcoJXhHqbKItn8Fw8qxzVhNZl",
-	"+PvkPvl1AY7Pyyf/2rP4dTadErGtM04bkJlAubLAQUKCIxvI1DvSywGRMefW1YKu79iDRqDTprUceKt1",
-	"GT1JKtH6MySoCVEwITEwDt5GBeesbh69MKMHhvmapsg3IVGphLKxi8jGZNECgSSGIYluYCT41EVzm+ey",
-	"JrUs4oFNCfjmJ/qWrRru3hEn6/Hi5qmc/MhBIep3U24+4bJwvucJbFZ1BD/Kmsk2O6TGqdyjKya4oWna",
-	"NO6FS1OmTCrCIjSXgcdrysal4fLLsSYifuw6ozVsq5GsjSzUdNatQkyaRbC4g7YQPRIpOluhBEQJlzhQ",
-	"dL0eUGid9/RXVo7lY5N7UtDfOBvEZCErl9PTxnqWOypYNvZCTsmHQe7ML6rmtp5uStmAcUUjHEwpyxRu",
-	"s4HOqhGXV9bdemXLrpBrlcWUw0UTPXiKbHtmMAbp9vs+bRTjJBvXav/MetukUY8phVBqdXoXP1+A/hpc",
-	"JGTjCIs2w6gaWD9uQ2GWcZrxEXDmEtU3DkqcnDYGJdbUYi2rWppE7mSrUlUJ/ZQ8z+UN1Y6rzGlleSjz",
-	"QgUlGpm9JrwtDzl3gZh1Yd4byvJqt4qO81kgW760YMnV2Gk9GPd8Hd9Xx521sLQ5vPlRuycnnfuhXb7r",
-	"TmvTLZwenT6tVCM+FAq32cVKZPxmWwfxI+Hmis1tB6PDZW9pp3323v2//f5jp/X0qNl5ulm8ukS5p+uT",
-	"ampQuxYqPQ3O3H9boWcVOB8DKiuifRcYvqRb5zhtZ2vmquO6nDY72l1rvSIqmtwjb2BEMbFdDGxli401",
-	"GeVcwg1iqv+mAmYkyWzEeUpZeeTu6tsgZxw3++d0HWx/A+wO9D8F0O8Uz3eD4b8LXO8GoXcAxg+C3B1g",
-	"7BJSmIynLaNs2yazbJ0QUr8MGkKVTahXSQjeUlndJgGIZPIBLtlWMBJ8OihSXkiSvBoFvXdbJb+8r/sO",
-	"H+h3XutSV3ywiyyd8t7Lg3qyNrmnG4/bOKqiTFC1uNYz23OUd7fIeVPKSNXIgjEMFxBevbp+A4ez7qHJ",
-	"kz30/XPynhmRHS7vmlHrcVOcMUnpj7iwRWCUjfjqFjFDEt0gi62LU5k2KT4GpyaCZ+OJd6V5x+cBXBR5",
-	"etb1RozZ3Ge2HwYDAj7G39KjScgdck8kTLg02XlkjC0gZmrMy72ohDwGBpwlCxgu+oyYFF2M/VJcEOWg",
-	"z/rsJ85wYVowMXAIAxaq7rSybS8mAslSxkCf+Qds7gBoMJdABMLr7y7h+Pj47ACez1AsrHsZMonSmPbI",
-	"ZpjwFGEvNFkD4b7dIOof91neL8rHo8Ny/VxodmPHNYwQwoQzk6Uc1rrNuPp4H79yo+5ZDjYzDnm82NdE",
-	"sV2p+mzEBRyd+Kxn5vtUYWzpEDY0wOqB7XflveumZ9UU1YTH+lTVpM/8VOfFD0znB0PaaqsHIEzOtdYW",
-	"nhwdwYrmEYZcfTaf0AQrW3Qdk/R+aJLogx0ldDxREJ50zmBFZ5MDOP3wwc/bZ/oATRcBQxJDbY0N2Daq",
-	"pWY+X9VrXe5+A6Zxh37Y111bip10jqHoBAJ73/Mnss/CiVLpwaXgUr4SdGyUUYWRsm2wCAwFn0sUTySE",
-	"1xi1v0MVTdrX1Pdosc+EtiGDFnJQEyr7jJvPzyFKqMY4K61+Q25MCVILMkNqlq3PJiVS7h/Aim1akric",
-	"DEhRuOGBxLFAKc9hiAvuBNT8zPzLElQfRnhydAaVEuk+s8QplzwfgEa7quSaDDKu/OQHfRvoi5DZG83h",
-	"208v3mj7SiSlPDwNlxZbDrgYH7qH5KH+rVFyVLn9V9AK8oyAoHPQPeh4ZY6kNOgFxwedg2Nr304McB8G",
-	"vY+3rcAisPu3A6dDm8dY+1BmUYRSuk9jHkk/xARJoia/ub/cnAcLMvVDCCTxwn+vpZdGhx9HNMFb91l+",
-	"E/gojV7hGBtcjK95glCq4PBNcQ4gjzL55nNU5PDdAobzouAJrojUPFzp4WViUERC6D+oRNtsRy9qZHNV",
-	"eNEcri3ipZy9iINeoG3XcnmRDKrdzd59bGxgVeTRblQJvaQBNI9ay0fbvAvaUvWYua/yqJ7WFk0Js2lS",
-	"YmOSpomRDSupVW26NPqsaChWysTruEy8f2ychLfhcn2rwA1Wqvi6dT671zqbDrVgj0Pb/2yDH7oudVpJ",
-	"rbQHO+p0dlZuv1SS11B5/4qhEQXgo5zgO20ocGI31PRQvvHDWlch81h3/WOVHhG3reB0s7nKzZjKSrIR",
-	"7pp6/O69PiLpkwQMPOSEqoKUZhiigfBdUUz2oe3Qvm1LjYq6s9tGFD38SOPbe0Dpm5KiatCUKlnCUqPm",
-	"gdPCrL/KKTT2Gx+SnlnlGl2SGySU3RgfF1Wwt5Tw5tPd9ptw9HuswOgyiq4RkKKH5KPJiKsxbpCSMnm1",
-	"9qKp66pj/7DCctI5Wf9Q3mTqcaTrYpmJiyLk3QhXoSoFKZcrhczUl1bly4vTEwl2DNgrzOKmOcJ9Y3Gy",
-	"PvN9Qp5IGOKEJKOetSAJhLU6l9BToGV2r1WzpbyePnP5Gfr+dqJr1aQGObw0S9mVKK6/2Gr9Th9NeFeJ",
-	"bV7h4wlbE9gV/ZXvktumRx7c7+hxRf94/UNFx8z7gMVJ52z9A3kvVP3A0dEG+29qKGke3mC2crewe8KZ",
-	"fmqDZTZ2Z9sWC19jgkQiEJhgYpukbASCPJV34p/N09oS/y7kTZ6Ht9ScxdbNhrl3TD9obLWiLC+HtSe5",
-	"E6/lnTFlJ4lx0sQo6Axj6+soueD6bE/yokK3qPXylXug5jTCFswn3HxO5I3cryhHT6TXgmKOss+0pW/1",
-	"IZigwB6YhuQRn6LUipYd1jVWz92EYTQhYowHxfdGHeozIvTCZRMM2zTHzwmGjx4Nhuv9fmwHTU2P84qH",
-	"lUhnrjM+/4LSX1D6j4HSBgGJLYrJkYkZfLwnXttIrrMAqzBiRO0nW5fxKZUq1xykUaPyyqwtjKLSh4t2",
-	"bAl9nva/CY+ZiE+bspwUD7FO3HXYLrpNbWn7m4oLWa5Ho6JcibbCv1mu19jQyemKYJrcaneGdyvNgzqN",
-	"frWm6YqKlw3bS1Zqu1aNWim/2cql+kfy/S2V/qzx/RVOny/ev7ulv14HuisXYFF0t51q/jpj/v0hbgAB",
-	"nEUIe9dXzy/hv/7zdN/4rHyUcz4hSutZMY3P+yx01SCheTmAyNDqumRNmQkQZSN9U66J0ajxZsy2TioV",
-	"E26n8D6mK2GpHqxBXn4xiQia0hnT5Puio95LR/0zqpxba42O26wN7Awkxuf31Bh9nFCuww7bKc+axHk9",
-	"SfGSBQam0kTflC6fNUWmxd1mZ5jfmT5KpM/mEz0iy6ZDNKqgSYI8hzDP2AzhX//27xDmCZLhAVyYPB4G",
-	"oUyycWgD9Z2zsNFvaQoqHILktbM7ABDD8N/weLFD7KjUgNxWE7pc5lkNubo7n32Vus5wnuc8fUGsR0Gs",
-	"7vFG1mfljRTmudNN9tPQoP1PCpNWoEo5exvBo/1mBUDmAdbU5/3fBZM2UVa6hC+T8D+mM6MfxWBMHq96",
-	"ufelEAkEDDL2mUmrmBMRywMI+y69vx/0wL460KU0UgV8NAJJEjwH/EClqtQ+F5UEfWY7XOmp9Y6bQPOt",
-	"aaj8MNAsvS3tUwOmrb3YCC87j4aX5bNc5Y784kR8kBPx98HHzxPibPBhBxAniw7FMSaosKnXwoz7t036",
-	"HG+t65kUb/vqKr1K4MxljOTmn8G7BImQpd8d9NmFT5096pyYMImxGrkwKZTlabT9aDNkDVs3gZdvk80z",
-	"tezfPGnoqWUTr92LVkvSeY2qXaS33yWb1dfF7kCP2VrYfheurHCgJiNYmtcY77a1wpa4LG4++zYan9E7",
-	"5yI2f5hUWG1PPGtr0yFnA5f3vvQe3j5zrLf3sPfx7vv8d/OunD4zy2sVa+OmD+SQMsN2MEYliwTx8KTT",
-	"1UaKSYc8Bd+8wgQ8TRK9GazPuICjjo1O6o+rqck2rEkZdE/BlVe1YJQJm/nsXhulJzY5yqH5dZ9V38SU",
-	"MUUTs645ZTGfm/XrcVDrHvmrmoXJM/d7O3eSacoLZJ/dYGrqDK64VGOB1//7ZQukyeRylRHm5Y+5iEuT",
-	"dr6Uz+/ToW3CP8YuTCoVF8YNBBMiJ75xcrxw/WjsBH2W033OsyS2ygwpTmOGgo6oBoxMSRp7xWuQSRTW",
-	"XBSoBC1eXNVnkk7TZJHzl8uDdz7nO0DFVPN+Cl1mubn/I+szlfb0TdFXC5OUfT4o+VmrP38d5WT5GrAd",
-	"RGq3gNMyyon+zdfCD64jleskomEzvHr+87cvfv5+8MOrl9+GsFeAolY5XJOFffPCcZOW0WdLCXHWWZV3",
-	"9817qDuVxXX3zXNFclfHSp/SffMvHsmb1NgM+ZF9Smty6myjGGkSk/5sLqUv5tIfy52UA9gPxi9dz5PL",
-	"UWsJx+qp9kvp65955voaGW3Odv2dhOqRMs1zXvgeVZEnuDk3rM0Nt8nU8q68bVfCanI3pcnhNs46uGDN",
-	"ydxGV1+Rz20UdlUCXJ/uaEaPwVajmveUMGddD9FkIp0DHfVZpalh1ezP0zNgisSWtbas8u7j2zRvMmts",
-	"BCSxrRipF1p2zqD6Sv/VWeh/ugT0v3ru+ZcExd8nQXHDJPG1cFd6qckKwDPKqAa8WquFHL5sNvjdcIgf",
-	"lHm5mZpgn5n4seJlNHoiISxeERLCXnj5w/PLH1+9fTN48+ZlaJV7xuf7B/CLK8Anyj/cZ9TWybQgIolN",
-	"TjHv4xaoMsFK/h3vJqhUyy23dZhPkHnsfCJ9f4dwdYZbmNeO35EAbimZv0bmTwOB+Y5WYOASwygOAmNq",
-	"3jOoSmVVoPgXePwCjzuFx2tFRKHRFL2XS2K4GisrSTWNRsJLKtXr/FePELM0jfUaBO3CxJZz34d5+X+M",
-	"wnpJGJniTs2AB6vnpoia1NZcOovis+XDsDcXqb1HsTFl+jrhqi3pb0aDVShmJJE+19WP90RCwiOSQEwW",
-	"EMZaf7W3i1aph/aawFhfPr0+c/0jjDY+FjRuac2YxrU0qZZ1mOv7eLjIfdR5Wae+EG2IwOrSpZXY7nTm",
-	"F66J3qrK6vL2HxLgby2/psgSQ+WvJyytz7dpW9V0wb2xseqnWtcuot58oSH3+pPWkJZJueIOGwm0py7/",
-	"mub0d/n+favoXGbullqnF8lD27Es6H20Lmgx87zayH1omlUZzN4Lp+TGZNyG+5WGO73DQ7OICZeq96zz",
-	"rGPUHLeWppZiZJiU0Ma396ICylhysNx7RTZIyQ88iW34y2CBDX8u/HsSbKPsarlB0yiucKP2FgX3nCdd",
-	"w3NGfSXRDfDRiEZ4AM5379o/rWjVdl6z/024VRld18VMpH9psu2Oxb2bXvAEe7DZS5hhz7yEOUesPtP7",
-	"ka6+gEhlRtOLDatZDeH+AfzMi0CxcS10ofwWsfAciHm8zxTnYF7qLOvtrixiOiK6PInl8zP9j5yrhsSU",
-	"oZSQCj7UV6flDGsXKEGi8mnm+1p1LjFOuTYHTGGFbNnwRLmUlTIiFsYEWZg2Wb5vlruXLq5e2MR+SOgN",
-	"9hlhC3cee6p67MYwkWuPfb9lM3b1NWRqaFNBZzTBMcZ2qyJjkLEYtRl3aRG1fe2CRO0rntDIRXVJkvC5",
-	"BLtjK0BSLRKUfea2pw0x0w7MGFKVkzDkCG7f3/53AAAA//8=",
+	"7H3rbhvHtuarLPRswDKGpEhJdiwKAUZRnMSIE2ssG9mzTQ+72L1I1lazqlNVTZrxCJi/50HOOe9xHmU/",
+	"yUHd+samSEq04iTOn1gkuy6r1vpq3ftjEPFZyhkyJYP+x2CKJEZh/vkixlnKFTLVfo1pQpYY649jlJGg",
+	"qaKcBf0gVCLDEBZTZKCmCAJlyplEoBIISMUFxiDM48DHQBggEQlFAQJ/zVAqWFA1NY9KMkPIJ42W7R9x",
+	"2QlagYymOCN6amTZLOi/C/ScwftWoJYpBv1AKkHZJLi5aQWvUYll+3ysUKyu9QojzmIJisOCUAUjHHOB",
+	"oMSSsgmQCaGsNt8HMksTDPonR61gRhmd6fl7+cSUKZygMDNfoZSUswvOryk20EkmXKVkOZT2d2EfflAq",
+	"fcWSZQuuyAyvqMKvr5SgkWrBFUaZQMhYglJCePHq1Y8vng+vnl+8ff386zFJJIYtuCRq+vXhGUQJEk1l",
+	"zkDSCWvzTK3ZRlBbxNfHvx61v1qcf3Px7b/+/3+c5SP+RD60zyf49dGzZ93uWb7QM7eus/qCg6aj+Hv7",
+	"tT3h9osGvnkRI1N0TFE6trHMQBm4NT6SkPCJrO6kPstNK0iJIDNUjme/0eRnkxffrs7ovgIa6zGp/igl",
+	"ahq0AkZm5jTjoBXohVChOV0zWXnuMRczooJ+kGXml6s7vsiE5A18FzL8oIaR+TbUUqB3nAqcU55JSMkE",
+	"z4Cn5NcM85X9mqFYFkuzz1ZIMSMfXiKbqGnQP+p2m5ZTEqUfcbm6rJ/IdY36koxRS4fQUnQGEtF8fX75",
+	"AkqP5ou0WFGssia7a3hw9HTci47H3XYv/grbJ1EP26eki+2j8dPxcfQsPiW9XtCq7O/JEyN+/u9e025f",
+	"0hlVq5u8JBMESX9bS9rEPFdeaoxjkiUq6D/ptopTp0wdH9l1WRgwVN8ACq9R8kxE2MSP/rtPxpA3+mGL",
+	"xkY2LjgbJ1pa+xr0mQZ2/U+SpgmNiF7V4T+lXlrptD4GKITl6YjHHkKGGSNzQhMySlCTBKUkE/2lgfGE",
+	"K+BzFAlJJRDG1RQFjKz0uQ2hVEMaB339x7BLeqOj6Dg+wSfjp+SrkaFcsc2/CRwH/eB/HBYX1aH9Vh4+",
+	"N4szW22A2/IywxaElM1JQuOhVERhCFxASAuWHV7jckjZMJMYBq3yRVhHsqYVuZ8fVn5rFvYdFyMax8ju",
+	"R/dxPkyV4FQCQ4ydIPMEgadS742M+BwfjN758sK+vcztDfNI2jVRfetySPiiZdYGkeBStiVVOfp09kn0",
+	"Kva9xkxa5WUD/e9LhTo7CTOxI8k1LmFBJOiPvO4x1sRwIvJJ6MAUCkaS5wU3fVoCuPmGhn3D/W7FSK/7",
+	"+H7C5JHAkbwiUshiOSQKZpnUKiIQrUyCVEQo/fmDSVRtjY6J/FUdc5TAuL6zFZXjpflSE0SQSGkRy6FY",
+	"ZAnKvTLVz1x9xzMW3+8MGFfDsRmmTH3hb0W9N//1wxA8X9Be2faSLBNO4jecvyRigg8gg6mdcag4HyZ6",
+	"zn3vZ4ZMXQo+pzGKhwKW1E47TN28DmD6oC2QVMvF2OAqFzAmNMH4THPQVCv80ZSwCcZ7FYHXRKHROPGe",
+	"UiCIwmHiRqrc7JzDjLCl24417SgDohTOUiXPtN1qjVZIiDJ6+MPISXnJGpX8Qt3s0tzwa5Yvz6zpHZYM",
+	"9RCkNcxrJ1Sz5W87oPJPG0zP3c72LSOZmnJBf7vv4WblkcqH67AdcEZoosmVEikXXDwc2JWXFvaBcbAr",
+	"cnqbOcMDd2iPYSE4m6yudq8i9ZbJLE25UBj/hDElb4w588mBJSumHc70vENtR+0RMvPDMiOdxzPKnCvC",
+	"bCmOqV4KSS4FT1Eoqo014+KpL/XcG1FAJOjfEsWFNFY6VS2IMqn4DAVQFiVZbAEvLQ36MSAznjE1VFyR",
+	"pMK6p91uzdZ9ehKsWrStIJpidM0z5T1IhkvL1n0kh0pzr+VZbctmibUTnf1as1JbQSSQaOITVTFqY6Kw",
+	"regMg6ZnMiG0kr3p2C/878wzlj4bqV6lmWH66h5JTP6X+6sT8VnTAq0FX37oPCbwks8xIRE2eo8KQ/+d",
+	"m9QNUzg6+eifGCk9fkxlmrnLx3054jxBwvS3ToXdnp5TnsRD/JBSgbs9aI9/gyeiFfjbmxpRXmGalA6P",
+	"f/7+2bfZEf5j/uP/SfjRRY8cjY6jk3gbDtJ3P8sV5ZyVqtLzyxSZVxZIFGGq9K2U+xq9Xm0MMhhnSQJ2",
+	"WC1FjbTYYllWlR1uSaTCxNia/FIRlclNUuDg5sr++KYVZGm8o8jV+NN5por95Uspb6NgxFYVekoCvMp7",
+	"zSDTxEMlMWhmgpLQV3CmQoEm8Sqj9LeoHALsgBqjAuFvO5nKbVCSE5z7eEyViV8lsWFSKqyfgCqcbTx+",
+	"p7E/12PqSdxuiRBkWTDRcEql4mK5p0kts10Y1Xt10ho7Fc7B2lpWKLLpsC6JNbF2OKp8O1vtq35idWKW",
+	"XP1NgYAsSULgNlSWEKmM97+zGU3q8meWWp1tLWle8gllJbfJ/S4/nsra5Vfx1J9s8NTrE3WqblVv4EJg",
+	"pGDKhUT4Rls5Ygmn1eF73aOTzZGApos0n3QtlV7zpClsJ5DEnCXLEAZZt3scQchTWfxB9KPhGSCJpl7x",
+	"sq5YzlDCCBO+AGrExgcv/YhBS9NSQ6MeoyGc6RbmAou7nlzlMm+4CktOWtAwDQfPYMozIb3Dy+n+a++/",
+	"ldVmcr2hVhGft9KFR8onZZ5ulde99qjeyp21uLsomVsx/101IuHYbSOxDF823r+et81QlfutkXI2EkIT",
+	"qpY7Ek9TaYVswT40noSr7aH3KuGN95c+v984q+nbzzO9h8NvUCSUbVRoqrqM358f2K+0ia53s+XeTBHS",
+	"bJTQCOYUFyY1wpt3Z0AVREQIaly8hWEXE0U2G3X1nAcxR9HW5NSKEqSCRgjUyr/Xwh5JmFHGBWTMYdVf",
+	"yTDch7XUALCEQcZSQmPQv4eEpNL64fdqWX2uRsZnYDBsAMTqgkvZRSmymLLJ0KmeVuAiPbJRUSPOxlTM",
+	"jNFhIq9DgVqGCxvEDZDfZmXrxbpD9TCERZgkJdsF40Yl4MJtbtcbb2eBXBUmP0QmavfgVKlU9g8P/S86",
+	"0hjW+k48jA5TsjzcPPru7oYaT1WWt44JNugTF4ZHHCtsqyPX3XIOUyUwnGvNCZk6c/qVBl9w4CudIlg7",
+	"p0/olsqJ6lWFW1T147t4sepJSHdRzdf6uEq4XCzgqHv0tN07and7b3pH/W633+3+z26v3+1uDaz3Qszm",
+	"hXTvsJBbFZBmSMxZpZGTSzdflUFf8gWKiEiEF1ev4OSo9xVEPMbKPR9gJgxKabtLP/R/35H2b+8/Ht/8",
+	"rYkmedRvF469wzM2jlJA82rcPs/poRNGVCY0pWthl3LmTDno3JDJVMkQ0n83pgdZOK/GWM20TZGEhlFs",
+	"VojG/Wrwr5o8Ubo0qkHPxlsijy2tKIBkbNNMYirThCzPHEp5BdNPCrHxcxkNpUFmipjUx02wrM+sWFDl",
+	"4VXGrYNCbYMFfxv31atMRXxWYQkTE7LkmzBuL9uMzYiKpu5uNZdzE81e8ogkb2gd47qnVopLwnDwrtt7",
+	"/67bPn3//47eddvH7x/333XbT+xHjRJScbrtdqG8YgjIlFjmqaJ2LEgwnqBomYxpninznfGLPZLgGLLB",
+	"PEjpcI7CuxAqAHbc7nXbvadN63e2yBqQ3Ky7N2sfG5+Lc2dr2TXkFK4+GHVa2ySAmQAiAT+kGFnpWaNB",
+	"17DQkBBSLqlPZd3CuEnoHGcOilajLbxgyltDkGUGXhcT2SKoECGd72gV6cslmd8WGCHMcpL18oLAiIsY",
+	"Y03iMJem0KSvOYG7e1zEXnRlGV7gaMr5tZHWiLOIJhY3NF41Sq5VN4d3sRDdo2a3KzoxztWwV4tEvX3x",
+	"1en8778smwZTLkZdYtZcI7aMrzWxNMFGFm2ykerLcw+1KnJc4sgmWlS5JCd4Rah3ibJ4Bs/Fs8pRTWhd",
+	"hr9P7pPfFOD4vHzyrz2LX2WzGRG7OuO0AZkJlGsLHCQkOLaBTL0jvRwQGXNuXS3o+o7tNAKdNq3l0Fut",
+	"q+hJUonWnyFBTYmCKYmBcfA2KjhndfPohRk9NMzXNEW+CYlKJZRNXEQ2JssWCCQxjEh0DWPBZy6a2zyX",
+	"NallEQ9sSsA3P9G3bNVw9444WY8XN0/l5EcOC1G/nXKLKZeF8z1PYLOqI/hRNky23SE1TuUeXTPBNU3T",
+	"pnHPXZoyZVIRFqG5DDxeUzYpDZdfjjUR8WPXGa1hW41kbWShprNuFWLSLILFHbSD6JFI0fkaJSBKuMSh",
+	"opv1gELrvKO/snIsH5vck4L+xtkwJktZuZyeNtaz3FLBsrUXckY+DHNnflE1t/N0M8qGjCsa4XBGWaZw",
+	"lw101424urLezitbdYVcqSymHM6b6MFTZLszgzFId9/3k0YxTrJJrfbPrLdNGvWYUgilVqd3/vM56K/B",
+	"RUK2jrBoM4yqofXjNhRmGacZHwNnLlF966DEyZPGoMSGWqxVVUuTyJ1sVaoqoZ+S57m8odpxlTmtLA9l",
+	"XqigRCOz14S35SHnNhCzLsw7Q1le7VbRcT4LZMuXFqy4Grute+Oer+P76ri7EZa2hzc/au/kpHs3tMt3",
+	"3W1tu4UnR0+eVqoR7wuFu+xiLTJ+s6uD+IFwc83mdoPR0aq3tNs+fe/+337/sdt6etTsPN0uXl2i3NPN",
+	"STU1qN0IlZ4Gp+6/ndCzCpwPAZUV0b4NDF/SnXOcdrM1c9VxU06bHe22tV4SFU3vkDcwppjYLga2ssXG",
+	"moxyLuEaMdV/UwFzkmQ24jyjrDxyb/1tkDOOm/1zug52vwH2B/qfAuj3iuf7wfDfBa73g9B7AON7Qe4e",
+	"MHYFKUzG045Rtl2TWXZOCKlfBg2hyibUqyQE76is7pIARDJ5D5dsKxgLPhsWKS8kSV6Ng/67nZJf3td9",
+	"h/f0O290qSs+3EeWTnnv5UE9WZvc043HbRxVUSaoWl7pme05yttb5LwpZaRqZMEYRksIL19dvYHDee/Q",
+	"5Mke+v45ec+MyA6Xd82o9bgpzpik9Edc2iIwysbcF5cR2xKj+jjMCGWKUIZC799kwORpLxOqptnIZLu4",
+	"n/v/r1xbeduZEYmukcXWbapM6xUf11NTwbPJ1LvnvDO1A+dF7p915xFjig+Y7bHBgIDPG2jp0STkTr5H",
+	"EqZcmow/MsEWEDM15iVkVEIeVwPOkiWMlgNGTNovxn4pLjDTGbAB+4kzXJq2TgwcaoGFv1std9vfiUCy",
+	"koUwYP4Bm48A+oKQQATC6+8u4Pj4+LQDz+coltZlDZlEadwFyOaY8BThIDSZCOFju0HUPx6wvAeVj3GH",
+	"5Zq80OzGjmuYK4QpZybzOax1sHE19z4m5kY9sFJhZhzxePlYE8V2uhqwMRdwdOIzqZnvfYWxpUPY0FSr",
+	"D7aHlvfYmz5YM1RTHutTVdMB81OdFT8w3SQMaavtI4AwudCaYHhydARrGlIYcg3YYkoTrGzRdWHS+6FJ",
+	"og92nNDJVEF40j2FNd1SOvDkwwc/74DpAzSdCQxJDLU13mDbqKua+XylsHXj+w2YZiD6YV/LbSl20j2G",
+	"orsIHHzPH8kBC7Usdi4El/KVoBOj4CqMlG2tRWAk+EKieCQhvMKo/R2qaNq+or7vi30mtE0etOSDmlI5",
+	"YNx8fgZRQjVuWmn1G3JjSpBakBlSs2x9NimR8nEH1mzTksTleUCKwg0PJI4FSnkGI1xyJ6DmZ+ZflqD6",
+	"MMKTo1OolF0PmCVOuYy6AxpBq5JrstK48pN3BjZ4GCGzt6QDvZ9evFkBOQ3BFls6XEwO3UPyUP/WKE6q",
+	"3FIsaAV5lkHQ7fQ6Xa8gkpQG/eC40+0cW5t5ai6Dw6D/8aYVWFR3/3bgdGhzI2sfyiyKUEr3acwj6YeY",
+	"IknU9Df31wyVoJH/nVtBZ0lmfkCBJF76X2tZptHhxzFN8MZ9lt81Pg6k1zvBBifma54glGpEfNudDuRx",
+	"LN/ejooczFvAcFGUVMElkZqjK13CTJSLSAj9B5V4nu0ZRo2krgtgmqO2ZcKUsxdx0A+0dVwuYJJBtX/a",
+	"u4+NLbKKTN2taq1XdIzmUWsZb9v3WVupTzO3Vx431PqoKZI2bVBs1NO0SbKBK7WuEZjGojUty0q5fl2X",
+	"6/ePrdP8tlyub0a4xUoV37TOZ3daZ9OhFuxxaDusbfFD1wdPq8GVBmRH3e7eCvpXiv4aavtfMTSiAHyc",
+	"E3yvLQtO7IaaHso3fljrW2Qe621+rNKF4qYVPNlurnK7p7IaboS7poC/e6+PSPo0BAMPOaGqIKUZhmgg",
+	"fFeUq31oO+xv22KmorLtphFFDz/S+OYOUPqmpLYaNKVKlrDUKH3gdDLrEXPqjf3GB73nVtVGl0YHCWXX",
+	"xotGFRyspNT5hLrHTTj6PVZgdBVFNwhI0aXywWTEVTE3SEmZvFqX0dR19bd/WGE56Z5sfihvY/Uw0nW+",
+	"ysRFmfN+hKtQnIKUy7VCZipYq/LlxemRBDsGHBSGd9Mc4WNjf7IB851IHkkY4ZQk4761JwmEtUqa0FOg",
+	"ZXavVbOVzKEBcxkg+v52omvVpAY5vDBL2Zcobr7Yah1VH0x414ltXkPkCVsT2DUdnG+T26ZH7t1R6WFF",
+	"/3jzQ0VPzruAxUn3dPMDebdV/cDR0Rb7b2pZaR7eYrZyP7I7wpl+aotlNvZ/2xULX2OCRCIQmGJi27Bs",
+	"BYI8lbfin80E2xH/zuV1num30v7FVuaGua9MP2hstaLwL4e1R7lLr+VdM2WXiXHZxCjoHGPr+Sg55Abs",
+	"QPKiBrioJvO1gaAWNMIWLKbcfE7ktXxcUY4eSa8FxRzlgGm73+pDMEWBfTAtzyM+Q6kVLTusa92eOw3D",
+	"aErEBDvF90YdGjAi9MJlEwzbRMrPCYaPHgyG6x2FbI9OTY+zir+VSGeuM774gtJfUPqPgdIGAYktu8mR",
+	"iRl8vCNe21hxowWoocwrk7XEZRvjgYjMsHhfhHOv5rENKkyv6c4KPhkZ/smWlHxKbc31NWlU1fKNmZou",
+	"Kv3W9mxifZ6OBRPZM4GlNmU5Ke5j9rh7tl00ytrRqWCKRWS5lI6KchHdGsdpudRkS++pq99p8tfdGpmu",
+	"9D3qNjrsmqYrinW27IxZKUtbN2qlcmgnX+0fyam4UrW0walYeJO+uBVvl/56Ceu+fItFveBuOv/rjPlX",
+	"n7gBBHAWIRxcXT6/gP/6zyePzbXig6mLKVFagYtpfDZgoStkCc17DUSGVokmGypkgCgbUJxxTYxGVTpj",
+	"tutTqQ5yN036IX0UK6VsDfLyi8l30JTOmCbfF+X3Tsrvn1GX3VkdddxmVUBneTG+uKMq6gOQchN22CZ/",
+	"1tbOS2GK90MwMEUy+qZ0qbgpMi3uNgnE/M60gCIDtpjqEVk2G6FRBU3+5hmEebJpCP/6t3+HMM/tDDtw",
+	"btKFGIQyySahzQfonoaNDlFTC+IQJC/73QOAGIb/hsfLPWJHpXzlppqL5pLmasjV2/vs69R1hos8teoL",
+	"Yj0IYvWOtzJrKy/TMM892WY/Db3l/6QwaQWqlBq4FTzab9YAZB65TX3Jwm0waXN8pcsrM7UKEzo3+lEM",
+	"xuTxqpd71QuRQMAg44CZfI0FEbHsQDhwlQmDoA/2rYcuc5Iq4OMxSJLgGeAHKlWlbLsoghgw25xLT613",
+	"3ASab00v6PuBZulFb58aMG3ZyFZ42X0wvCyf5To/5xfv5L28k78PPn6eEGejGnuAOFk0V44xQYVNbSLm",
+	"3L8o0/sjta5nstPtW7eMc5Izl4qSm38G7xIkQpZ+1xmwc5+he9Q9MfEXYzVyYTI1y9No+9Em4hq2bgIv",
+	"3+GbZ2rVv3nS0A7M5ne7d8SWpPMKVbvIzL9NNqtvut2DHrOzsP0uXFnhQE1GsDSvMd5Na40tcVHcfPZF",
+	"Oj5xeMFFbP4wGbfannjW1qZDzgYuvX7lFcID5ljv4H6vEn7s0+zNa34GzCyvVayNmxaWI8oM28EElSzy",
+	"0MOTbk8bKSbP8gn4vhsmkmpy9c1gA8YFHHVt2FN/XM2AtvFSyqD3BFxlWAvGmbAJ1u6NV3pikwodml8P",
+	"WPUlUhlTNDHrWlAW84VZvx4Hte5RRA1MOrvf25mTTFPFIAfsGlNTznDJpZoIvPrfL1sgTYqYK8Aw763M",
+	"RVya7PaVsgGfdW3rCjB28VepuDBuIJgSOfU9n+Ola6VjJxiwnO4LniWxVWZIcRpzFHRMNWBkStLYK17D",
+	"TKKw5qJAJWjxzq0Bk3SWJsucv1y6vfM53wIqphD5U+gyq+8leGB9ptJZvymsa2GSss8HJT9r9eevo5ys",
+	"XgO2+UntFnBaRrmCoPla+ME103JNUDRshpfPf/72xc/fD3949fLbEA4KUNQqh+sP8di8K93kewzYSqad",
+	"dVbljYnz9u9OZXGNifMklNzVsdandNfEjgfyJjX2cX5gn9KGZD3b40aajKc/m0vpi7n0x3In5QD2g/FL",
+	"1xPwctRawbHbc/iryWil91v0TcKvRauWma0FhWNGaz5FV9vq6y4G7JIniVbAfCVPkaysFZ1MMFdG6DOJ",
+	"+/U610ryHtN6EItwwPKUN1fy6ivmpkRCQliM8ZrU/888638DDDVnCv9OuPFAWfo5u3+Pqsix3J7hN+bV",
+	"20R0eVvOuysGNnmv0opDwlUHzllzIrwxR9bkwhubRJXuFJ8qakaPwdb1mrfIMOdAGKHJ4joDOvas71pO",
+	"Vj0beQYKzJDYAuGWtU98CJ/mLYCNGYQkttU29ZLV7ilU2qmH6zP4/3TJ+3/1vP0vyZ2/T3Lnlgn2G+Gu",
+	"9MqZNYBn9G0NeLWmFTl82Uz62+EQPyjz6jk1xQEzIXLFy2j0SEJYvMAlhIPw4ofnFz++evtm+ObNy9De",
+	"+4wvHnfgF9fKgCj/8IBRW2PUgogkNv/GvC3daw25C8t7QiqVhqsNMhZTZKtqQ7g+iS/MdYpbkuctJfOX",
+	"/PxpIDDf0RoMXGEYxUFgTM1bICtanuJf4PELPO4VHq8UEYVGU3TGLonheqys5A012kHWm57HRA0qaVVs",
+	"ZOEFYw1araIO1GOOyBK0XWPSenfc5pzk1/lSHiD2a3orNkjzuYnR59uVLeAiRmG9TYzMcK+2xr1tAFPl",
+	"TmprLh148dnqidvrkdRepdnIA1cJV21JfzNqskIxJ4n0OcN+vEcSEh6RBGKyhDDWSvIaZukPmGvwYVT+",
+	"iaBxS6vfNK6lm7Vs4EFf+qNl7uvP6241b9lQi1XYSyuxDQqdQW76KK4rfS9v/z6JEq3VN1VZYqj8DZWl",
+	"9flOfeu6YriXdlb9fZv6edS7YzTksH/SIt8yKddclGOB9tTlX9Nm/y7fv8fDXGZul1qnfMlD27Qu6H+0",
+	"rnwx97zayH1oeouZi+EgnJFrk7kcPq70R+ofHppFTLlU/WfdZ12jS7m1NL3SgoySEtqUKpbKWNJZbY4j",
+	"G6TkB57ENoxosMCGkZf+VRm2V3q1bKNpFFcAU3uRhnvOk67hOaMjk+ga+HhMI+yAi4G4bl1ruvWd1ZwM",
+	"JmytjELtYk/SvzfbNjPjPtwheIJ92O493HBg3sOdI9aA6f1IV6dBpDKj6cWG1eyQ8HEHfuZFwN34L3pQ",
+	"fpFceAbEPD5ginMw7/WW9e5kFjEdEV2+yer5mXZVzh9EYspQSkgFH+mr03KGNT6UIFH5NPN9rTuXGGdc",
+	"2xymQEW2bJinXGtMGRFLY+csTVcz3+bM3Uvnly9sgQQk9BoHjLClO48DVT12Y/3Ijcf+uGUzn/U1ZIqc",
+	"U0HnNMEJxnarImOQsRi1rXhhEbV95YJt7Uue0MhFx0mS8IUEu2MrQFItE5QD5ranrT3Tvc1Ya5WTMOQI",
+	"bt7f/HcAAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -49,30 +49,34 @@ func ActiveResource(ctx context.Context, q *db.Queries, id uuid.UUID) (db.Resour
 // Hold creates a pending_payment booking that holds the slot for hold. The
 // price comes from the resource, never from the client. Overlap with any
 // slot-holding booking is refused by the bookings_no_overlap constraint, so
-// concurrent requests for one slot have exactly one winner.
-func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Duration) (db.Booking, error) {
+// concurrent requests for one slot have exactly one winner. It also reports
+// how many lapsed holds it released on the way.
+func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Duration) (db.Booking, int, error) {
 	email, name, err := normalizeCustomer(req.CustomerEmail, req.CustomerName)
 	if err != nil {
-		return db.Booking{}, err
+		return db.Booking{}, 0, err
 	}
 	resource, err := ActiveResource(ctx, db.New(pool), req.ResourceID)
 	if err != nil {
-		return db.Booking{}, err
+		return db.Booking{}, 0, err
 	}
 	rules, err := RulesOf(resource)
 	if err != nil {
-		return db.Booking{}, err
+		return db.Booking{}, 0, err
 	}
 	now := time.Now()
 	if err := rules.Validate(req.Slot, now); err != nil {
-		return db.Booking{}, err
+		return db.Booking{}, 0, err
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return db.Booking{}, fmt.Errorf("new booking id: %w", err)
+		return db.Booking{}, 0, fmt.Errorf("new booking id: %w", err)
 	}
 
-	var created db.Booking
+	var (
+		created  db.Booking
+		released int
+	)
 	insert := func(tx pgx.Tx) error {
 		q := db.New(tx)
 		if err := q.ResourceLockForBooking(ctx, req.ResourceID); err != nil {
@@ -87,6 +91,7 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		if err != nil {
 			return fmt.Errorf("release lapsed holds: %w", err)
 		}
+		released = len(lapsed)
 		for _, lapsedID := range lapsed {
 			if err := recordChange(ctx, q, lapsedID, PendingPayment, Expired, CauseHoldLapsed, nil); err != nil {
 				return err
@@ -119,12 +124,12 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		}
 	}
 	if database.IsOverlap(err) {
-		return db.Booking{}, apperr.Wrap(err, apperr.SlotUnavailable, "the slot overlaps another booking")
+		return db.Booking{}, 0, apperr.Wrap(err, apperr.SlotUnavailable, "the slot overlaps another booking")
 	}
 	if err != nil {
-		return db.Booking{}, fmt.Errorf("hold slot: %w", err)
+		return db.Booking{}, 0, fmt.Errorf("hold slot: %w", err)
 	}
-	return created, nil
+	return created, released, nil
 }
 
 func normalizeCustomer(email, name string) (string, string, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 )
 
@@ -38,13 +39,15 @@ type Service struct {
 	publicBase *url.URL
 	ttl        time.Duration
 	logger     *slog.Logger
+	metrics    *metrics.Metrics
 }
 
 // NewService returns a Service whose sessions live for ttl and return the
 // customer to pages under publicBase. What Stripe reports about a session is
-// applied through processor, like a webhook.
-func NewService(pool *pgxpool.Pool, stripe *client.API, processor *payment.Processor, publicBase *url.URL, ttl time.Duration, logger *slog.Logger) *Service {
-	return &Service{pool: pool, stripe: stripe, processor: processor, publicBase: publicBase, ttl: ttl, logger: logger}
+// applied through processor, like a webhook. m (which may be nil) counts
+// the transitions the Service makes itself.
+func NewService(pool *pgxpool.Pool, stripe *client.API, processor *payment.Processor, publicBase *url.URL, ttl time.Duration, logger *slog.Logger, m *metrics.Metrics) *Service {
+	return &Service{pool: pool, stripe: stripe, processor: processor, publicBase: publicBase, ttl: ttl, logger: logger, metrics: m}
 }
 
 // Start returns the booking's Checkout Session, creating it on first call.

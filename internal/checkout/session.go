@@ -58,6 +58,7 @@ func (s *Service) Cancel(ctx context.Context, bookingID uuid.UUID) (db.Booking, 
 	if err != nil {
 		return db.Booking{}, err
 	}
+	s.metrics.Transition(string(booking.PendingPayment), cancelled.Status)
 	return cancelled, nil
 }
 
@@ -118,7 +119,7 @@ func (s *Service) CloseLapsed(ctx context.Context, sessionID string) (stripe.Che
 // and the hold tried once more: a lapsed hold blocks nobody for longer than
 // it takes to ask Stripe.
 func (s *Service) Hold(ctx context.Context, req booking.Request, hold time.Duration) (db.Booking, error) {
-	b, err := booking.Hold(ctx, s.pool, req, hold)
+	b, err := s.hold(ctx, req, hold)
 	if apperr.CodeOf(err) != apperr.SlotUnavailable {
 		return b, err
 	}
@@ -135,7 +136,19 @@ func (s *Service) Hold(ctx context.Context, req booking.Request, hold time.Durat
 			return b, err
 		}
 	}
-	return booking.Hold(ctx, s.pool, req, hold)
+	return s.hold(ctx, req, hold)
+}
+
+// hold is booking.Hold, counted.
+func (s *Service) hold(ctx context.Context, req booking.Request, hold time.Duration) (db.Booking, error) {
+	b, released, err := booking.Hold(ctx, s.pool, req, hold)
+	for range released {
+		s.metrics.Transition(string(booking.PendingPayment), string(booking.Expired))
+	}
+	if err == nil {
+		s.metrics.Transition("", string(booking.PendingPayment))
+	}
+	return b, err
 }
 
 // notOpen reports Stripe refusing to expire a session that is complete or

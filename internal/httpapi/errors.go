@@ -77,7 +77,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("request_id", requestID(ctx)), slog.String("code", string(code)), slog.String("error", err.Error()))
 	case code == apperr.InvalidSignature:
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "webhook refused",
-			slog.String("request_id", requestID(ctx)), slog.String("reason", errors.Unwrap(err).Error()))
+			slog.String("request_id", requestID(ctx)), slog.String("reason", err.Error()))
 	}
 	writeJSON(w, status, envelope{Error: envelopeBody{Code: code, Message: message, RequestID: requestID(ctx)}})
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/stretchr/testify/require"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
@@ -106,8 +106,9 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	srv := httptest.NewUnstartedServer(nil)
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	require.NoError(t, err)
-	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger)
-	checkouts := checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger)
+	m := metrics.New(tdb.Pool)
+	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger, m)
+	checkouts := checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger, m)
 	handler, err := httpapi.NewServer(httpapi.Config{
 		WebhookSecrets:   o.webhookSecrets,
 		WebhookTolerance: 300 * time.Second,
@@ -115,7 +116,8 @@ func setup(t testing.TB, opts ...option) *testBundle {
 		CookieSecure:     true,
 		TrustedProxies:   o.trustedProxies,
 		WriteLimit:       o.writeLimit,
-	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger))
+		Metrics:          m,
+	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger, m))
 	require.NoError(t, err)
 	srv.Config.Handler = handler
 	srv.Start()
@@ -130,40 +132,12 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	}
 }
 
-// createResource is the resource factory: a bookable UTC resource, changed by
-// edit when given.
-func createResource(t testing.TB, tdb testkit.TestDB, edit func(*db.ResourceUpsertBySlugParams)) db.Resource {
-	t.Helper()
-	p := db.ResourceUpsertBySlugParams{
-		ID:               uuid.Must(uuid.NewV7()),
-		Slug:             "studio-" + uuid.NewString()[:8],
-		Name:             "Studio",
-		Timezone:         "UTC",
-		Currency:         "eur",
-		UnitAmount:       4500,
-		SlotMinutes:      60,
-		MinSlots:         1,
-		MaxSlots:         4,
-		OpenTime:         pgtype.Time{Microseconds: 9 * 3600 * 1e6, Valid: true},
-		CloseTime:        pgtype.Time{Microseconds: 21 * 3600 * 1e6, Valid: true},
-		MinNoticeMinutes: 0,
-		HorizonDays:      30,
-		Active:           true,
-	}
-	if edit != nil {
-		edit(&p)
-	}
-	r, err := db.New(tdb.Pool).ResourceUpsertBySlug(t.Context(), p)
-	require.NoError(t, err)
-	return r
-}
-
-// at returns tomorrow (UTC) at hour:00, always bookable on the default
-// resource.
-func at(hour int) time.Time {
-	d := time.Now().UTC().AddDate(0, 0, 1)
-	return time.Date(d.Year(), d.Month(), d.Day(), hour, 0, 0, 0, time.UTC)
-}
+// createResource and at are testkit's resource factory and its bookable
+// times, under the names these tests read best with.
+var (
+	createResource = testkit.CreateResource
+	at             = testkit.TomorrowAt
+)
 
 func bookingRequest(resourceID uuid.UUID, from, to time.Time) genapi.CreateBookingRequest {
 	r := genapi.CreateBookingRequest{ResourceId: resourceID, StartsAt: from, EndsAt: to}

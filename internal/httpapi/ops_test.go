@@ -80,3 +80,33 @@ func TestReadyzFailsWhileTheDatabaseIsUnreachable(t *testing.T) {
 	resp, _ = b.get(t, "/healthz")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "liveness does not depend on the database")
 }
+
+// TestMetrics: what happened is counted, by route pattern (never raw path),
+// event type and outcome, and transition.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	payload := completed(bk, co).JSON(t)
+	requireReceived(t, b.deliver(t, payload), false)
+	requireReceived(t, b.deliver(t, payload), true)
+	requireWebhookError(t, b.deliverSigned(t, payload, "t=1,v1=00"), http.StatusBadRequest, "invalid_signature")
+
+	resp, body := b.get(t, "/metrics")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, series := range []string{
+		`slotpay_webhook_events_total{outcome="applied",type="checkout.session.completed"} 1`,
+		`slotpay_webhook_duplicates_total 1`,
+		`slotpay_webhook_rejected_total{reason="invalid_signature"} 1`,
+		`slotpay_booking_transitions_total{from="",to="pending_payment"} 1`,
+		`slotpay_booking_transitions_total{from="pending_payment",to="confirmed"} 1`,
+		`slotpay_http_request_duration_seconds_count{code="201",route="POST /v1/bookings"} 1`,
+		`slotpay_http_request_duration_seconds_count{code="200",route="POST /v1/bookings/{id}/checkout"} 1`,
+		`slotpay_http_request_duration_seconds_count{code="200",route="POST /v1/webhooks/stripe"} 2`,
+		`slotpay_db_pool_`,
+		`slotpay_build_info`,
+	} {
+		require.Contains(t, body, series)
+	}
+	require.NotContains(t, body, bk.Id.String(), "routes are labelled by pattern, not path")
+}

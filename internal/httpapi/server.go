@@ -16,6 +16,7 @@ import (
 	"github.com/slotpay/slotpay/internal/admin"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/web"
@@ -42,6 +43,9 @@ type Config struct {
 	// value means DefaultRateLimit, a negative Requests no limit (for tests
 	// that must send many).
 	WriteLimit RateLimit
+	// Metrics, when set, is served at /metrics and counts requests and
+	// webhook deliveries.
+	Metrics *metrics.Metrics
 }
 
 // Server holds the HTTP layer's collaborators.
@@ -106,6 +110,9 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.HandleFunc("GET /openapi.yaml", serveSpec)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
 	mux.Handle("GET /docs/", docs)
 	mux.HandleFunc("GET /docs", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/docs/", http.StatusMovedPermanently)
@@ -121,8 +128,15 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 		s.writeError(w, r, errNoRoute)
 	})
 
-	return s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
-		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(mux)))))), nil
+	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
+		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
+	if cfg.Metrics != nil {
+		// Outermost, so that the duration is the whole request's; Route
+		// (here around the mux, and around each generated handler) tells
+		// it which route pattern served the request.
+		handler = cfg.Metrics.Middleware(handler)
+	}
+	return handler, nil
 }
 
 // apiHandler serves the generated contract: body limit, JSON content type,
@@ -139,7 +153,16 @@ func (s *Server) apiHandler() (http.Handler, error) {
 	generated := genapi.HandlerWithOptions(strict, genapi.StdHTTPServerOptions{
 		ErrorHandlerFunc: s.writeBadRequest,
 	})
-	withKeys := idempotency.Middleware(s.pool, s.logger, s.writeError)(generated)
+	generated = metrics.Route(generated)
+	// An operator's keys are their own: two operators who choose the same
+	// key never see each other's stored responses.
+	byOperator := idempotency.ScopeBy(func(r *http.Request) string {
+		if p, ok := principalFrom(r.Context()); ok {
+			return "admin:" + p.user.ID.String()
+		}
+		return ""
+	})
+	withKeys := idempotency.Middleware(s.pool, s.logger, s.writeError, byOperator)(generated)
 	keys := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Signing in is not stored under an Idempotency-Key: the stored
 		// request hash would be an unsalted hash of the password.

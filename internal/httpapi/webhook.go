@@ -11,6 +11,7 @@ import (
 
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/stripehook"
 )
@@ -29,14 +30,17 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.cfg.Metrics.WebhookRejected(metrics.RejectPayloadTooLarge)
 			s.writeError(w, r, apperr.New(apperr.PayloadTooLarge, "the event exceeds %d bytes", maxWebhookBody))
 			return
 		}
+		s.cfg.Metrics.WebhookRejected(metrics.RejectUnreadableBody)
 		s.writeError(w, r, apperr.Wrap(err, apperr.InvalidRequest, "the request body could not be read"))
 		return
 	}
 	err = stripehook.Verify(body, r.Header.Get("Stripe-Signature"), s.cfg.WebhookSecrets, s.cfg.WebhookTolerance, time.Now())
 	if err != nil {
+		s.cfg.Metrics.WebhookRejected(metrics.RejectInvalidSignature)
 		s.writeError(w, r, apperr.Wrap(err, apperr.InvalidSignature, "invalid signature"))
 		return
 	}
@@ -44,11 +48,15 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 	// Stripe sends UTF-8 JSON. A signed body that is not cannot be a
 	// Stripe event, and PostgreSQL could not store it in the ledger.
 	if !utf8.Valid(body) || !json.Valid(body) {
+		s.cfg.Metrics.WebhookRejected(metrics.RejectUnreadableBody)
 		s.writeError(w, r, apperr.New(apperr.InvalidRequest, "the body is not a Stripe event"))
 		return
 	}
 
 	res, err := s.processor.Process(ctx, body, payment.SourceWebhook)
+	if err != nil {
+		s.cfg.Metrics.WebhookRejected(metrics.RejectProcessingError)
+	}
 	if database.IsDataException(err) {
 		// A value PostgreSQL refuses (a NUL in a string, a date out of
 		// range) fails again on every retry, so it is not a server fault;
@@ -68,8 +76,10 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		slog.String("type", res.Type),
 	}
 	if res.Duplicate {
+		s.cfg.Metrics.WebhookDuplicate()
 		attrs = append(attrs, slog.Bool("duplicate", true))
 	} else {
+		s.cfg.Metrics.WebhookEvent(res.Type, string(res.Outcome))
 		attrs = append(attrs, slog.String("outcome", string(res.Outcome)), slog.String("detail", res.Detail))
 	}
 	if res.BookingID != nil {

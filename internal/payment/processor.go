@@ -14,6 +14,7 @@ import (
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/metrics"
 )
 
 // Source says how an event reached slotpay.
@@ -41,12 +42,14 @@ type Processor struct {
 	stripe   *client.API
 	livemode bool
 	logger   *slog.Logger
+	metrics  *metrics.Metrics
 }
 
 // NewProcessor returns a Processor for a deployment in livemode (from the
-// secret key). stripe is used after commit to request refunds.
-func NewProcessor(pool *pgxpool.Pool, stripe *client.API, livemode bool, logger *slog.Logger) *Processor {
-	return &Processor{pool: pool, stripe: stripe, livemode: livemode, logger: logger}
+// secret key). stripe is used after commit to request refunds; m (which may
+// be nil) counts committed transitions.
+func NewProcessor(pool *pgxpool.Pool, stripe *client.API, livemode bool, logger *slog.Logger, m *metrics.Metrics) *Processor {
+	return &Processor{pool: pool, stripe: stripe, livemode: livemode, logger: logger, metrics: m}
 }
 
 // Process records a verified event in the ledger and applies it, in one
@@ -59,8 +62,9 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 		return Result{}, err
 	}
 	var (
-		res     Result
-		refunds []refundRequest
+		res         Result
+		refunds     []refundRequest
+		transitions []transition
 	)
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		q := db.New(tx)
@@ -87,11 +91,14 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 		}
 		a := applier{tx: tx, q: q, livemode: p.livemode}
 		res, err = a.apply(ctx, rowID, ev)
-		refunds = a.refunds
+		refunds, transitions = a.refunds, a.transitions
 		return err
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
+	}
+	for _, t := range transitions {
+		p.metrics.Transition(string(t.from), string(t.to))
 	}
 	// The event is committed; its refund must not depend on the webhook
 	// caller waiting for the answer.
@@ -113,7 +120,12 @@ type applier struct {
 	// refunds are requested at Stripe after commit: never hold a
 	// transaction open across a network call.
 	refunds []refundRequest
+	// transitions are counted after commit: a rolled-back one never
+	// happened.
+	transitions []transition
 }
+
+type transition struct{ from, to booking.Status }
 
 type refundRequest struct {
 	BookingID       uuid.UUID
@@ -235,8 +247,10 @@ func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, 
 // retake a slot someone else holds by now falls back to IfSlotTaken
 // (refund_pending), decided by the exclusion constraint itself.
 func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event) (booking.Decision, error) {
+	from := booking.Status(b.Status)
 	if d.IfSlotTaken == "" {
 		_, err := booking.Transition(ctx, a.q, b, d.To, ev.Type, &ev.ID)
+		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
 	}
 	err := pgx.BeginFunc(ctx, a.tx, func(savepoint pgx.Tx) error {
@@ -244,6 +258,7 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 		return err
 	})
 	if !database.IsOverlap(err) {
+		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
 	}
 	if _, err := booking.Transition(ctx, a.q, b, d.IfSlotTaken, ev.Type, &ev.ID); err != nil {
@@ -251,6 +266,7 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	}
 	d.Reason += "; the slot is taken by another booking, so the payment is refunded in full"
 	d.To = d.IfSlotTaken
+	a.transitions = append(a.transitions, transition{from, d.To})
 	if d.To == booking.RefundPending && b.PaymentIntentID != nil {
 		a.refunds = append(a.refunds, refundRequest{BookingID: b.ID, PaymentIntentID: *b.PaymentIntentID})
 	}

@@ -16,7 +16,9 @@ import (
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 )
 
@@ -38,11 +40,12 @@ type Reconciler struct {
 	checkouts *checkout.Service
 	processor *payment.Processor
 	logger    *slog.Logger
+	metrics   *metrics.Metrics
 }
 
-// New returns a Reconciler.
-func New(pool *pgxpool.Pool, stripe *client.API, checkouts *checkout.Service, processor *payment.Processor, logger *slog.Logger) *Reconciler {
-	return &Reconciler{pool: pool, stripe: stripe, checkouts: checkouts, processor: processor, logger: logger}
+// New returns a Reconciler; m (which may be nil) counts its runs.
+func New(pool *pgxpool.Pool, stripe *client.API, checkouts *checkout.Service, processor *payment.Processor, logger *slog.Logger, m *metrics.Metrics) *Reconciler {
+	return &Reconciler{pool: pool, stripe: stripe, checkouts: checkouts, processor: processor, logger: logger, metrics: m}
 }
 
 // Summary counts what one run did.
@@ -65,6 +68,12 @@ type Summary struct {
 
 // Run reconciles once, unless another instance is doing so.
 func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
+	s, err := r.run(ctx)
+	r.metrics.ReconcileRun(metrics.ReconcileSummary(s), err)
+	return s, err
+}
+
+func (r *Reconciler) run(ctx context.Context) (Summary, error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return Summary{}, fmt.Errorf("acquire connection: %w", err)
@@ -91,6 +100,9 @@ func (r *Reconciler) Run(ctx context.Context) (Summary, error) {
 		return s, fmt.Errorf("expire lapsed holds: %w", err)
 	}
 	s.HoldsExpired = len(expired)
+	for range expired {
+		r.metrics.Transition(string(booking.PendingPayment), string(booking.Expired))
+	}
 
 	lapsed, err := q.BookingListLapsedWithSession(ctx, batch)
 	if err != nil {

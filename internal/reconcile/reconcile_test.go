@@ -45,16 +45,16 @@ func setup(t *testing.T) *testBundle {
 func wire(t *testing.T, pool *pgxpool.Pool, fake *testkit.StripeFake) (*payment.Processor, *checkout.Service, *reconcile.Reconciler) {
 	logger := slog.New(slog.DiscardHandler)
 	sc := testkit.StripeClient(t, fake.URL)
-	processor := payment.NewProcessor(pool, sc, false, logger)
+	processor := payment.NewProcessor(pool, sc, false, logger, nil)
 	public, err := url.Parse("http://localhost:8080")
 	require.NoError(t, err)
-	checkouts := checkout.NewService(pool, sc, processor, public, 30*time.Minute, logger)
-	return processor, checkouts, reconcile.New(pool, sc, checkouts, processor, logger)
+	checkouts := checkout.NewService(pool, sc, processor, public, 30*time.Minute, logger, nil)
+	return processor, checkouts, reconcile.New(pool, sc, checkouts, processor, logger, nil)
 }
 
 func (b *testBundle) hold(t *testing.T, hour int) db.Booking {
 	t.Helper()
-	bk, err := booking.Hold(t.Context(), b.db.Pool, booking.Request{
+	bk, _, err := booking.Hold(t.Context(), b.db.Pool, booking.Request{
 		ResourceID:    b.resource.ID,
 		Slot:          booking.Slot{StartsAt: testkit.TomorrowAt(hour), EndsAt: testkit.TomorrowAt(hour + 1)},
 		CustomerEmail: "ada@example.com",

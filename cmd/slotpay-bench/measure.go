@@ -340,18 +340,16 @@ func countConfirmed(ctx context.Context, pool *pgxpool.Pool, resource string, wa
 // pgbenchScript is, statement for statement, what slotpay's processor runs
 // for a checkout.session.completed that confirms a booking (payment.Process,
 // sql/queries/ledger.sql and bookings.sql), as prepared statements like
-// pgx's: record the event, find and lock the booking, link the payment
-// intent, change the status, record the change and the outcome, look for
-// events waiting on the intent. Each transaction confirms its own booking.
+// pgx's: record the event; find and lock the booking; link the payment
+// intent, reading the events that waited for it; change the status and
+// record the change; record the outcome. Each transaction confirms its own
+// booking.
 const pgbenchScript = `BEGIN;
 INSERT INTO payment_events (stripe_event_id, type, api_version, livemode, stripe_created_at, source, checkout_session_id, payment_intent_id, outcome, payload) VALUES ('evt_pgbench_' || nextval('pgbench_seq'), 'checkout.session.completed', '2023-10-16', false, now(), 'webhook', NULL, NULL, 'ignored', :payload) ON CONFLICT (stripe_event_id) DO NOTHING RETURNING id AS event_row, substr(stripe_event_id, 13) AS n \gset
-SELECT id AS booking FROM bookings WHERE checkout_session_id = 'cs_pgbench_' || :n \gset
-SELECT * FROM bookings WHERE id = :booking FOR UPDATE;
-UPDATE bookings SET payment_intent_id = 'pi_pgbench_' || :n, updated_at = now() WHERE id = :booking AND payment_intent_id IS NULL;
-UPDATE bookings SET status = 'confirmed', updated_at = now() WHERE id = :booking AND status = 'pending_payment' RETURNING *;
-INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id) VALUES (:booking, 'pending_payment', 'confirmed', 'checkout.session.completed', 'evt_pgbench_' || :n);
+SELECT id AS booking, status FROM bookings WHERE id = COALESCE((SELECT s.id FROM bookings s WHERE s.checkout_session_id = 'cs_pgbench_' || :n), NULL::uuid) FOR UPDATE \gset
+WITH linked AS (UPDATE bookings SET payment_intent_id = 'pi_pgbench_' || :n, updated_at = now() WHERE bookings.id = :booking AND bookings.payment_intent_id IS NULL) SELECT * FROM payment_events WHERE outcome = 'unmatched' AND payment_intent_id = 'pi_pgbench_' || :n ORDER BY stripe_created_at, id;
+WITH moved AS (UPDATE bookings SET status = 'confirmed', updated_at = now() WHERE bookings.id = :booking AND bookings.status = 'pending_payment' RETURNING *), recorded AS (INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id) SELECT moved.id, 'pending_payment', 'confirmed', 'checkout.session.completed', 'evt_pgbench_' || :n FROM moved) SELECT * FROM moved;
 UPDATE payment_events SET outcome = 'applied', detail = '', booking_id = :booking, resolved_at = CASE WHEN outcome = 'unmatched' AND 'applied' <> 'unmatched' THEN now() ELSE resolved_at END WHERE id = :event_row;
-SELECT * FROM payment_events WHERE outcome = 'unmatched' AND payment_intent_id = 'pi_pgbench_' || :n ORDER BY stripe_created_at, id;
 COMMIT;
 `
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/admin"
 )
 
 func withKey(key string) *genapi.CreateBookingParams {
@@ -126,4 +127,27 @@ func TestIdempotencyKey(t *testing.T) {
 		require.NoError(t, err)
 		requireError(t, http.StatusBadRequest, "invalid_request", resp.StatusCode(), resp.Body)
 	})
+}
+
+// TestIdempotencyKeyIsPerOperator: two operators who choose the same key
+// each get their own first response, never the other's.
+func TestIdempotencyKeyIsPerOperator(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	key := "shared-key"
+	params := &genapi.RunAdminReconcileParams{IdempotencyKey: &key}
+	alice, bob := b.as(t, admin.RoleOps), b.as(t, admin.RoleOps)
+
+	first, err := b.client.RunAdminReconcileWithResponse(t.Context(), params, alice)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, first.StatusCode(), string(first.Body))
+	again, err := b.client.RunAdminReconcileWithResponse(t.Context(), params, alice)
+	require.NoError(t, err)
+	require.Equal(t, "true", again.HTTPResponse.Header.Get("Idempotent-Replayed"))
+
+	other, err := b.client.RunAdminReconcileWithResponse(t.Context(), params, bob)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, other.StatusCode(), string(other.Body))
+	require.Empty(t, other.HTTPResponse.Header.Get("Idempotent-Replayed"), "bob's request ran: the key is his own")
+	require.Equal(t, 2, b.db.Count(t, "SELECT count(*) FROM idempotency_keys WHERE key = $1", key))
 }

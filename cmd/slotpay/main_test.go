@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,18 +22,7 @@ var binary string
 
 // TestMain builds the real binary once: these tests run it as an operator
 // would and read its exit code and output.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "slotpay-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "slotpay")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("build slotpay: %v\n%s", err, out))
-	}
-	defer os.RemoveAll(dir)
-	testkit.Main(m)
-}
+func TestMain(m *testing.M) { testkit.MainWithBinary(m, &binary) }
 
 type result struct {
 	code   int

@@ -6,13 +6,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,19 +28,9 @@ const webhookSecret = "whsec_faults"
 
 var binary string
 
-// TestMain builds the real binary once, as an operator would run it.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "slotpay-faults-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "slotpay")
-	if out, err := exec.Command("go", "build", "-o", binary, "github.com/slotpay/slotpay/cmd/slotpay").CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("build slotpay: %v\n%s", err, out))
-	}
-	defer os.RemoveAll(dir)
-	testkit.Main(m)
-}
+// TestMain builds the real binary once: these tests run it as an operator
+// would and read its exit code and output.
+func TestMain(m *testing.M) { testkit.MainWithBinary(m, &binary) }
 
 // instance is one `slotpay serve` process on a fixed address, so that a
 // restarted one is reached at the same URL.

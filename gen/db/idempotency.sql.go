@@ -8,6 +8,8 @@ package db
 import (
 	"context"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const idempotencyKeyClaim = `-- name: IdempotencyKeyClaim :one
@@ -18,12 +20,17 @@ SET request_hash = EXCLUDED.request_hash,
     locked_until = EXCLUDED.locked_until,
     response_status = NULL,
     response_body = NULL,
-    created_at = now()
+    -- A lapsed first run keeps its recovery point; an expired key starts
+    -- afresh.
+    booking_id = CASE WHEN idempotency_keys.created_at < now() - interval '24 hours'
+                      THEN NULL ELSE idempotency_keys.booking_id END,
+    created_at = CASE WHEN idempotency_keys.created_at < now() - interval '24 hours'
+                      THEN now() ELSE idempotency_keys.created_at END
 WHERE idempotency_keys.created_at < now() - interval '24 hours'
    OR (idempotency_keys.response_status IS NULL
        AND idempotency_keys.locked_until < now()
        AND idempotency_keys.request_hash = EXCLUDED.request_hash)
-RETURNING key
+RETURNING booking_id
 `
 
 type IdempotencyKeyClaimParams struct {
@@ -36,20 +43,20 @@ type IdempotencyKeyClaimParams struct {
 // Claims a key for a first request. ON CONFLICT takes over a key whose 24 h
 // life is over, or whose in-flight lease lapsed because its instance died.
 // No row back means the key is live: the caller reads it to decide.
-func (q *Queries) IdempotencyKeyClaim(ctx context.Context, arg IdempotencyKeyClaimParams) (string, error) {
+func (q *Queries) IdempotencyKeyClaim(ctx context.Context, arg IdempotencyKeyClaimParams) (*uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, idempotencyKeyClaim,
 		arg.Scope,
 		arg.Key,
 		arg.RequestHash,
 		arg.LockedUntil,
 	)
-	var key string
-	err := row.Scan(&key)
-	return key, err
+	var booking_id *uuid.UUID
+	err := row.Scan(&booking_id)
+	return booking_id, err
 }
 
 const idempotencyKeyGet = `-- name: IdempotencyKeyGet :one
-SELECT key, request_hash, locked_until, response_status, response_body, created_at, scope FROM idempotency_keys WHERE scope = $1 AND key = $2
+SELECT key, request_hash, locked_until, response_status, response_body, created_at, scope, booking_id FROM idempotency_keys WHERE scope = $1 AND key = $2
 `
 
 type IdempotencyKeyGetParams struct {
@@ -68,8 +75,32 @@ func (q *Queries) IdempotencyKeyGet(ctx context.Context, arg IdempotencyKeyGetPa
 		&i.ResponseBody,
 		&i.CreatedAt,
 		&i.Scope,
+		&i.BookingID,
 	)
 	return i, err
+}
+
+const idempotencyKeyRecordBooking = `-- name: IdempotencyKeyRecordBooking :exec
+UPDATE idempotency_keys SET booking_id = $1
+WHERE scope = $2 AND key = $3 AND request_hash = $4
+`
+
+type IdempotencyKeyRecordBookingParams struct {
+	BookingID   *uuid.UUID
+	Scope       string
+	Key         string
+	RequestHash []byte
+}
+
+// Runs in the booking's own transaction: the recovery point.
+func (q *Queries) IdempotencyKeyRecordBooking(ctx context.Context, arg IdempotencyKeyRecordBookingParams) error {
+	_, err := q.db.Exec(ctx, idempotencyKeyRecordBooking,
+		arg.BookingID,
+		arg.Scope,
+		arg.Key,
+		arg.RequestHash,
+	)
+	return err
 }
 
 const idempotencyKeyRelease = `-- name: IdempotencyKeyRelease :exec

@@ -69,6 +69,7 @@ type IdempotencyKey struct {
 	ResponseBody   []byte
 	CreatedAt      time.Time
 	Scope          string
+	BookingID      *uuid.UUID
 }
 
 type LoginAttempt struct {

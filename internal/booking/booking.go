@@ -25,6 +25,10 @@ type Request struct {
 	Slot          Slot
 	CustomerEmail string
 	CustomerName  string
+	// Record, when set, runs in the transaction that creates the booking:
+	// the HTTP layer notes the new booking under the request's
+	// Idempotency-Key, so that the two commit together.
+	Record func(ctx context.Context, q *db.Queries, bookingID uuid.UUID) error
 }
 
 // Causes recorded in booking_status_changes for transitions slotpay makes
@@ -111,9 +115,13 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		if err != nil {
 			return err
 		}
-		return q.StatusChangeInsert(ctx, db.StatusChangeInsertParams{
+		err = q.StatusChangeInsert(ctx, db.StatusChangeInsertParams{
 			BookingID: id, ToStatus: string(PendingPayment), Cause: CauseCreated,
 		})
+		if err != nil || req.Record == nil {
+			return err
+		}
+		return req.Record(ctx, q, id)
 	}
 	// A deadlock can still involve a transaction of another kind (a late
 	// payment retaking its slot); the hold is simply run again.

@@ -10,6 +10,7 @@ import (
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/idempotency"
 )
 
 // handlers implements the generated strict server. Expected failures are
@@ -50,12 +51,22 @@ func (h *handlers) GetAvailability(ctx context.Context, req genapi.GetAvailabili
 }
 
 func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRequestObject) (genapi.CreateBookingResponseObject, error) {
+	// A first run of this request that created its booking and then died
+	// before answering: answer with that booking, never hold twice.
+	if id, ok := idempotency.RecoveredBooking(ctx); ok {
+		b, err := booking.Get(ctx, db.New(h.s.pool), id)
+		if err != nil {
+			return nil, err
+		}
+		return genapi.CreateBooking201JSONResponse{Body: bookingOut(b)}, nil
+	}
 	body := req.Body
 	b, err := h.s.checkout.Hold(ctx, booking.Request{
 		ResourceID:    body.ResourceId,
 		Slot:          booking.Slot{StartsAt: body.StartsAt, EndsAt: body.EndsAt},
 		CustomerEmail: string(body.Customer.Email),
 		CustomerName:  body.Customer.Name,
+		Record:        idempotency.RecordBooking,
 	}, h.s.cfg.PendingHold)
 	if err != nil {
 		return nil, err

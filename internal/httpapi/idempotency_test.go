@@ -83,13 +83,22 @@ func TestIdempotencyKey(t *testing.T) {
 		require.NoError(t, err)
 		requireError(t, http.StatusConflict, "idempotency_key_in_use", again.StatusCode(), again.Body)
 
-		// If the instance serving it died, the lease lapses and a retry
-		// runs afresh (here: the slot is held by the first run).
+		// If the instance serving it died after creating the booking, the
+		// lease lapses and the retry answers with that booking, from the
+		// recovery point written in the booking's own transaction: it never
+		// holds a second slot, and never answers its own hold with a 409.
 		b.db.Exec(t, "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE key = 'key-3'")
 		retry, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
 		require.NoError(t, err)
-		require.Equal(t, http.StatusConflict, retry.StatusCode())
-		require.Empty(t, retry.HTTPResponse.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, http.StatusCreated, retry.StatusCode(), string(retry.Body))
+		require.Equal(t, first.JSON201.Id, retry.JSON201.Id)
+		require.Equal(t, 1, b.db.Count(t, "SELECT count(*) FROM bookings"))
+
+		// That answer is now the stored one.
+		replay, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
+		require.NoError(t, err)
+		require.Equal(t, "true", replay.HTTPResponse.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, first.JSON201.Id, replay.JSON201.Id)
 	})
 
 	t.Run("ServerErrorsAreNotStored", func(t *testing.T) {

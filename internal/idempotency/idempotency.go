@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slotpay/slotpay/gen/db"
@@ -73,7 +74,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			// has gone away meanwhile.
 			ctx := context.WithoutCancel(r.Context())
 
-			claimed, err := claim(r, q, k, hash)
+			claimed, recovered, err := claim(r, q, k, hash)
 			if err != nil {
 				writeError(w, r, err)
 				return
@@ -82,6 +83,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 				replayOrRefuse(w, r, q, k, hash, writeError)
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), claimKey{}, heldKey{key: k, hash: hash, recovered: recovered}))
 
 			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 			stored := false
@@ -114,18 +116,57 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 
 type scopedKey struct{ scope, key string }
 
-// claim takes the key for this request, or reports that it is taken.
-func claim(r *http.Request, q *db.Queries, k scopedKey, hash []byte) (bool, error) {
-	_, err := q.IdempotencyKeyClaim(r.Context(), db.IdempotencyKeyClaimParams{
+// claim takes the key for this request, or reports that it is taken. When
+// it takes over from a first run that died after creating a booking, it
+// returns that booking.
+func claim(r *http.Request, q *db.Queries, k scopedKey, hash []byte) (bool, *uuid.UUID, error) {
+	recovered, err := q.IdempotencyKeyClaim(r.Context(), db.IdempotencyKeyClaimParams{
 		Scope: k.scope, Key: k.key, RequestHash: hash, LockedUntil: new(time.Now().Add(lease)),
 	})
 	if database.IsNotFound(err) {
-		return false, nil
+		return false, nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("claim idempotency key: %w", err)
+		return false, nil, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	return true, nil
+	return true, recovered, nil
+}
+
+// heldKey is the key a request holds, kept in its context.
+type heldKey struct {
+	key       scopedKey
+	hash      []byte
+	recovered *uuid.UUID
+}
+
+type claimKey struct{}
+
+// RecordBooking notes, in the transaction tx that creates it, the booking a
+// request under an Idempotency-Key created: the key's recovery point. It
+// does nothing for a request without a key.
+func RecordBooking(ctx context.Context, q *db.Queries, bookingID uuid.UUID) error {
+	c, ok := ctx.Value(claimKey{}).(heldKey)
+	if !ok {
+		return nil
+	}
+	err := q.IdempotencyKeyRecordBooking(ctx, db.IdempotencyKeyRecordBookingParams{
+		Scope: c.key.scope, Key: c.key.key, RequestHash: c.hash, BookingID: &bookingID,
+	})
+	if err != nil {
+		return fmt.Errorf("record booking under idempotency key: %w", err)
+	}
+	return nil
+}
+
+// RecoveredBooking is the booking an earlier run of this very request
+// created before its instance died without storing the response: the
+// handler answers with it instead of creating another.
+func RecoveredBooking(ctx context.Context) (uuid.UUID, bool) {
+	c, ok := ctx.Value(claimKey{}).(heldKey)
+	if !ok || c.recovered == nil {
+		return uuid.UUID{}, false
+	}
+	return *c.recovered, true
 }
 
 func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k scopedKey, hash []byte, writeError func(http.ResponseWriter, *http.Request, error)) {

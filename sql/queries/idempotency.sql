@@ -9,12 +9,17 @@ SET request_hash = EXCLUDED.request_hash,
     locked_until = EXCLUDED.locked_until,
     response_status = NULL,
     response_body = NULL,
-    created_at = now()
+    -- A lapsed first run keeps its recovery point; an expired key starts
+    -- afresh.
+    booking_id = CASE WHEN idempotency_keys.created_at < now() - interval '24 hours'
+                      THEN NULL ELSE idempotency_keys.booking_id END,
+    created_at = CASE WHEN idempotency_keys.created_at < now() - interval '24 hours'
+                      THEN now() ELSE idempotency_keys.created_at END
 WHERE idempotency_keys.created_at < now() - interval '24 hours'
    OR (idempotency_keys.response_status IS NULL
        AND idempotency_keys.locked_until < now()
        AND idempotency_keys.request_hash = EXCLUDED.request_hash)
-RETURNING key;
+RETURNING booking_id;
 
 -- name: IdempotencyKeyGet :one
 SELECT * FROM idempotency_keys WHERE scope = @scope AND key = @key;
@@ -28,3 +33,8 @@ WHERE scope = @scope AND key = @key AND request_hash = @request_hash;
 -- A 5xx is not stored: the key is freed so that a retry runs afresh.
 DELETE FROM idempotency_keys
 WHERE scope = @scope AND key = @key AND request_hash = @request_hash AND response_status IS NULL;
+
+-- name: IdempotencyKeyRecordBooking :exec
+-- Runs in the booking's own transaction: the recovery point.
+UPDATE idempotency_keys SET booking_id = @booking_id
+WHERE scope = @scope AND key = @key AND request_hash = @request_hash;

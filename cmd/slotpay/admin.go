@@ -130,7 +130,7 @@ func seedDemo(ctx context.Context, getenv func(string) string, stdout io.Writer)
 }
 
 func seed(ctx context.Context, pool *pgxpool.Pool, stdout io.Writer) error {
-	q := db.New(pool)
+	q := database.New(pool)
 	for _, r := range demoResources {
 		got, err := q.ResourceUpsertBySlug(ctx, r)
 		if err != nil {

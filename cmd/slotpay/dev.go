@@ -113,7 +113,7 @@ func devPay(ctx context.Context, bookingArg string, getenv func(string) string, 
 		return err
 	}
 	defer pool.Close()
-	b, err := db.New(pool).BookingGetByID(ctx, bookingID)
+	b, err := database.New(pool).BookingGetByID(ctx, bookingID)
 	if database.IsNotFound(err) {
 		return fmt.Errorf("booking %s not found", bookingID)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/audit"
 )
 
 // passwordEnv carries an operator's password to `admin create-user` without
@@ -51,9 +52,9 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 	defer pool.Close()
 	var user admin.User
 	if *update {
-		user, err = admin.UpdateUser(ctx, pool, *email, role, password)
+		user, err = admin.UpdateUser(ctx, pool, *email, role, password, audit.CommandLine)
 	} else {
-		user, err = admin.CreateUser(ctx, pool, *email, role, password)
+		user, err = admin.CreateUser(ctx, pool, *email, role, password, audit.CommandLine)
 	}
 	if errors.Is(err, admin.ErrUserExists) {
 		return fmt.Errorf("%w; pass --update to replace its role and password", err)

@@ -46,6 +46,75 @@ func (e AdminRole) Valid() bool {
 	}
 }
 
+// Defines values for AuditEntryAction.
+const (
+	AuditEntryActionAdminUserCreate AuditEntryAction = "admin_user.create"
+	AuditEntryActionAdminUserUpdate AuditEntryAction = "admin_user.update"
+	AuditEntryActionBookingCancel   AuditEntryAction = "booking.cancel"
+	AuditEntryActionBookingRefund   AuditEntryAction = "booking.refund"
+	AuditEntryActionResourceCreate  AuditEntryAction = "resource.create"
+	AuditEntryActionResourceUpdate  AuditEntryAction = "resource.update"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryAction enum.
+func (e AuditEntryAction) Valid() bool {
+	switch e {
+	case AuditEntryActionAdminUserCreate:
+		return true
+	case AuditEntryActionAdminUserUpdate:
+		return true
+	case AuditEntryActionBookingCancel:
+		return true
+	case AuditEntryActionBookingRefund:
+		return true
+	case AuditEntryActionResourceCreate:
+		return true
+	case AuditEntryActionResourceUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryTargetType.
+const (
+	AuditEntryTargetTypeAdminUser AuditEntryTargetType = "admin_user"
+	AuditEntryTargetTypeBooking   AuditEntryTargetType = "booking"
+	AuditEntryTargetTypeResource  AuditEntryTargetType = "resource"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryTargetType enum.
+func (e AuditEntryTargetType) Valid() bool {
+	switch e {
+	case AuditEntryTargetTypeAdminUser:
+		return true
+	case AuditEntryTargetTypeBooking:
+		return true
+	case AuditEntryTargetTypeResource:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEntryVia.
+const (
+	Api AuditEntryVia = "api"
+	Cli AuditEntryVia = "cli"
+)
+
+// Valid indicates whether the value is a known member of the AuditEntryVia enum.
+func (e AuditEntryVia) Valid() bool {
+	switch e {
+	case Api:
+		return true
+	case Cli:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BookingStatus.
 const (
 	Cancelled      BookingStatus = "cancelled"
@@ -269,6 +338,39 @@ type AdminUser struct {
 
 	// Role `readonly` < `ops` < `admin`; each includes the ones below it.
 	Role AdminRole `json:"role"`
+}
+
+// AuditEntry defines model for AuditEntry.
+type AuditEntry struct {
+	Action AuditEntryAction `json:"action"`
+	At     time.Time        `json:"at"`
+	Id     int64            `json:"id"`
+
+	// OperatorId The operator who acted; `null` for `via` `cli`.
+	OperatorId *openapi_types.UUID `json:"operator_id"`
+
+	// RequestId The `X-Request-Id` of the request that acted; `null` for `via` `cli`.
+	RequestId  *string              `json:"request_id"`
+	TargetId   openapi_types.UUID   `json:"target_id"`
+	TargetType AuditEntryTargetType `json:"target_type"`
+	Via        AuditEntryVia        `json:"via"`
+}
+
+// AuditEntryAction defines model for AuditEntry.Action.
+type AuditEntryAction string
+
+// AuditEntryTargetType defines model for AuditEntry.TargetType.
+type AuditEntryTargetType string
+
+// AuditEntryVia defines model for AuditEntry.Via.
+type AuditEntryVia string
+
+// AuditEntryPage defines model for AuditEntryPage.
+type AuditEntryPage struct {
+	Items []AuditEntry `json:"items"`
+
+	// NextCursor `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
 }
 
 // Availability defines model for Availability.
@@ -565,6 +667,9 @@ type StatusChange struct {
 	Cause      string         `json:"cause"`
 	FromStatus *BookingStatus `json:"from_status"`
 
+	// OperatorId The operator who made the change (cause `operator_cancel`), else `null`.
+	OperatorId *openapi_types.UUID `json:"operator_id"`
+
 	// StripeEventId Example: evt_1NG8Du2eZvKYlo2CUI79vXWy
 	StripeEventId *string       `json:"stripe_event_id"`
 	ToStatus      BookingStatus `json:"to_status"`
@@ -617,6 +722,15 @@ type Unauthorized = Error
 
 // UnsupportedMediaType defines model for UnsupportedMediaType.
 type UnsupportedMediaType = Error
+
+// ListAdminAuditParams defines parameters for ListAdminAudit.
+type ListAdminAuditParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page; opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
 
 // ListAdminBookingsParams defines parameters for ListAdminBookings.
 type ListAdminBookingsParams struct {
@@ -782,6 +896,16 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// ListAdminAudit The operators' audit trail, newest first
+	//
+	// Role `admin`. One entry per operator action that took effect (refund, cancel,
+	// resource create or change, operator account created or changed), written in the
+	// transaction of the action itself; an action that failed left none. Entries made by
+	// `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+	//
+	// Corresponds with GET /v1/admin/audit (the `ListAdminAudit` operationId).
+	ListAdminAudit(ctx context.Context, params *ListAdminAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAdminBookings List bookings, newest first
 	//
@@ -991,6 +1115,26 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/resources/{id}/availability (the `GetAvailability` operationId).
 	GetAvailability(ctx context.Context, id ResourceID, params *GetAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListAdminAudit The operators' audit trail, newest first
+//
+// Role `admin`. One entry per operator action that took effect (refund, cancel,
+// resource create or change, operator account created or changed), written in the
+// transaction of the action itself; an action that failed left none. Entries made by
+// `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+//
+// Corresponds with GET /v1/admin/audit (the `ListAdminAudit` operationId).
+func (c *Client) ListAdminAudit(ctx context.Context, params *ListAdminAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminAuditRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListAdminBookings List bookings, newest first
@@ -1410,6 +1554,72 @@ func (c *Client) GetAvailability(ctx context.Context, id ResourceID, params *Get
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListAdminAuditRequest constructs an http.Request for the ListAdminAudit method
+func NewListAdminAuditRequest(server string, params *ListAdminAuditParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/audit")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListAdminBookingsRequest constructs an http.Request for the ListAdminBookings method
@@ -2313,6 +2523,18 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAdminAuditWithResponse The operators' audit trail, newest first
+	//
+	// Role `admin`. One entry per operator action that took effect (refund, cancel,
+	// resource create or change, operator account created or changed), written in the
+	// transaction of the action itself; an action that failed left none. Entries made by
+	// `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/audit (the `ListAdminAudit` operationId).
+	ListAdminAuditWithResponse(ctx context.Context, params *ListAdminAuditParams, reqEditors ...RequestEditorFn) (*ListAdminAuditResponse, error)
+
 	// ListAdminBookingsWithResponse List bookings, newest first
 	//
 	// Role `readonly` or above. Bookings with their customer, newest first. Pass
@@ -2547,6 +2769,110 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/resources/{id}/availability (the `GetAvailability` operationId).
 	GetAvailabilityWithResponse(ctx context.Context, id ResourceID, params *GetAvailabilityParams, reqEditors ...RequestEditorFn) (*GetAvailabilityResponse, error)
+}
+
+// ListAdminAuditResponse200Headers the declared response headers of an HTTP 200 response for ListAdminAudit
+type ListAdminAuditResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminAuditResponse400Headers the declared response headers of an HTTP 400 response for ListAdminAudit
+type ListAdminAuditResponse400Headers struct {
+	XRequestId *string
+}
+
+// ListAdminAuditResponse401Headers the declared response headers of an HTTP 401 response for ListAdminAudit
+type ListAdminAuditResponse401Headers struct {
+	XRequestId *string
+}
+
+// ListAdminAuditResponse403Headers the declared response headers of an HTTP 403 response for ListAdminAudit
+type ListAdminAuditResponse403Headers struct {
+	XRequestId *string
+}
+
+// ListAdminAuditResponse500Headers the declared response headers of an HTTP 500 response for ListAdminAudit
+type ListAdminAuditResponse500Headers struct {
+	XRequestId *string
+}
+
+type ListAdminAuditResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AuditEntryPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminAuditResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAdminAuditResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminAuditResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAdminAuditResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminAuditResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminAuditResponse) GetJSON200() *AuditEntryPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAdminAuditResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminAuditResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListAdminAuditResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminAuditResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminAuditResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminAuditResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminAuditResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminAuditResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // ListAdminBookingsResponse200Headers the declared response headers of an HTTP 200 response for ListAdminBookings
@@ -4735,6 +5061,24 @@ func (r GetAvailabilityResponse) ContentType() string {
 	return ""
 }
 
+// ListAdminAuditWithResponse The operators' audit trail, newest first
+//
+// Role `admin`. One entry per operator action that took effect (refund, cancel,
+// resource create or change, operator account created or changed), written in the
+// transaction of the action itself; an action that failed left none. Entries made by
+// `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/audit (the `ListAdminAudit` operationId).
+func (c *ClientWithResponses) ListAdminAuditWithResponse(ctx context.Context, params *ListAdminAuditParams, reqEditors ...RequestEditorFn) (*ListAdminAuditResponse, error) {
+	rsp, err := c.ListAdminAudit(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminAuditResponse(rsp)
+}
+
 // ListAdminBookingsWithResponse List bookings, newest first
 //
 // Role `readonly` or above. Bookings with their customer, newest first. Pass
@@ -5094,6 +5438,113 @@ func (c *ClientWithResponses) GetAvailabilityWithResponse(ctx context.Context, i
 		return nil, err
 	}
 	return ParseGetAvailabilityResponse(rsp)
+}
+
+// ParseListAdminAuditResponse parses an HTTP response from a ListAdminAuditWithResponse call
+func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminAuditResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AuditEntryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminAuditResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAdminAuditResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminAuditResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAdminAuditResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminAuditResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListAdminBookingsResponse parses an HTTP response from a ListAdminBookingsWithResponse call
@@ -7539,6 +7990,9 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListAdminAudit The operators' audit trail, newest first
+	// (GET /v1/admin/audit)
+	ListAdminAudit(w http.ResponseWriter, r *http.Request, params ListAdminAuditParams)
 	// ListAdminBookings List bookings, newest first
 	// (GET /v1/admin/bookings)
 	ListAdminBookings(w http.ResponseWriter, r *http.Request, params ListAdminBookingsParams)
@@ -7600,6 +8054,52 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// ListAdminAudit operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminAudit(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAdminAuditParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminAudit(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListAdminBookings operation middleware
 func (siw *ServerInterfaceWrapper) ListAdminBookings(w http.ResponseWriter, r *http.Request) {
@@ -8417,6 +8917,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/bookings/{id}/refund", wrapper.RefundAdminBooking)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/bookings/{id}/cancel", wrapper.CancelAdminBooking)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/payment-events", wrapper.ListAdminPaymentEvents)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/audit", wrapper.ListAdminAudit)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/reconcile", wrapper.RunAdminReconcile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/resources", wrapper.CreateAdminResource)
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/admin/resources/{id}", wrapper.UpdateAdminResource)
@@ -8522,6 +9023,106 @@ type UnsupportedMediaTypeJSONResponse struct {
 	Body Error
 
 	Headers UnsupportedMediaTypeResponseHeaders
+}
+
+type ListAdminAuditRequestObject struct {
+	Params ListAdminAuditParams
+}
+
+type ListAdminAuditResponseObject interface {
+	VisitListAdminAuditResponse(w http.ResponseWriter) error
+}
+
+type ListAdminAudit200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminAudit200JSONResponse struct {
+	Body    AuditEntryPage
+	Headers ListAdminAudit200ResponseHeaders
+}
+
+func (response ListAdminAudit200JSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminAudit400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response ListAdminAudit400JSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminAudit401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminAudit401JSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminAudit403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ListAdminAudit403JSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminAudit500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminAudit500JSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type ListAdminBookingsRequestObject struct {
@@ -10812,6 +11413,9 @@ func (response GetAvailability500JSONResponse) VisitGetAvailabilityResponse(w ht
 
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListAdminAudit The operators' audit trail, newest first
+	// (GET /v1/admin/audit)
+	ListAdminAudit(ctx context.Context, request ListAdminAuditRequestObject) (ListAdminAuditResponseObject, error)
 	// ListAdminBookings List bookings, newest first
 	// (GET /v1/admin/bookings)
 	ListAdminBookings(ctx context.Context, request ListAdminBookingsRequestObject) (ListAdminBookingsResponseObject, error)
@@ -10902,6 +11506,32 @@ type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
 	options     StrictHTTPServerOptions
+}
+
+// ListAdminAudit operation middleware
+func (sh *strictHandler) ListAdminAudit(w http.ResponseWriter, r *http.Request, params ListAdminAuditParams) {
+	var request ListAdminAuditRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminAudit(ctx, request.(ListAdminAuditRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminAudit")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminAuditResponseObject); ok {
+		if err := validResponse.VisitListAdminAuditResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
 }
 
 // ListAdminBookings operation middleware
@@ -11376,130 +12006,137 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rbhvHtuarLPRswDKGpEhJdiwKAUZRnMSIE2ssG9mzTQ+72L1I1lazqlNVTZrxCJi/50HOOe9xHmU/",
-	"yUHd+samSEq04iTOn1gkuy6r1vpq3ftjEPFZyhkyJYP+x2CKJEZh/vkixlnKFTLVfo1pQpYY649jlJGg",
-	"qaKcBf0gVCLDEBZTZKCmCAJlyplEoBIISMUFxiDM48DHQBggEQlFAQJ/zVAqWFA1NY9KMkPIJ42W7R9x",
-	"2QlagYymOCN6amTZLOi/C/ScwftWoJYpBv1AKkHZJLi5aQWvUYll+3ysUKyu9QojzmIJisOCUAUjHHOB",
-	"oMSSsgmQCaGsNt8HMksTDPonR61gRhmd6fl7+cSUKZygMDNfoZSUswvOryk20EkmXKVkOZT2d2EfflAq",
-	"fcWSZQuuyAyvqMKvr5SgkWrBFUaZQMhYglJCePHq1Y8vng+vnl+8ff386zFJJIYtuCRq+vXhGUQJEk1l",
-	"zkDSCWvzTK3ZRlBbxNfHvx61v1qcf3Px7b/+/3+c5SP+RD60zyf49dGzZ93uWb7QM7eus/qCg6aj+Hv7",
-	"tT3h9osGvnkRI1N0TFE6trHMQBm4NT6SkPCJrO6kPstNK0iJIDNUjme/0eRnkxffrs7ovgIa6zGp/igl",
-	"ahq0AkZm5jTjoBXohVChOV0zWXnuMRczooJ+kGXml6s7vsiE5A18FzL8oIaR+TbUUqB3nAqcU55JSMkE",
-	"z4Cn5NcM85X9mqFYFkuzz1ZIMSMfXiKbqGnQP+p2m5ZTEqUfcbm6rJ/IdY36koxRS4fQUnQGEtF8fX75",
-	"AkqP5ou0WFGssia7a3hw9HTci47H3XYv/grbJ1EP26eki+2j8dPxcfQsPiW9XtCq7O/JEyN+/u9e025f",
-	"0hlVq5u8JBMESX9bS9rEPFdeaoxjkiUq6D/ptopTp0wdH9l1WRgwVN8ACq9R8kxE2MSP/rtPxpA3+mGL",
-	"xkY2LjgbJ1pa+xr0mQZ2/U+SpgmNiF7V4T+lXlrptD4GKITl6YjHHkKGGSNzQhMySlCTBKUkE/2lgfGE",
-	"K+BzFAlJJRDG1RQFjKz0uQ2hVEMaB339x7BLeqOj6Dg+wSfjp+SrkaFcsc2/CRwH/eB/HBYX1aH9Vh4+",
-	"N4szW22A2/IywxaElM1JQuOhVERhCFxASAuWHV7jckjZMJMYBq3yRVhHsqYVuZ8fVn5rFvYdFyMax8ju",
-	"R/dxPkyV4FQCQ4ydIPMEgadS742M+BwfjN758sK+vcztDfNI2jVRfetySPiiZdYGkeBStiVVOfp09kn0",
-	"Kva9xkxa5WUD/e9LhTo7CTOxI8k1LmFBJOiPvO4x1sRwIvJJ6MAUCkaS5wU3fVoCuPmGhn3D/W7FSK/7",
-	"+H7C5JHAkbwiUshiOSQKZpnUKiIQrUyCVEQo/fmDSVRtjY6J/FUdc5TAuL6zFZXjpflSE0SQSGkRy6FY",
-	"ZAnKvTLVz1x9xzMW3+8MGFfDsRmmTH3hb0W9N//1wxA8X9Be2faSLBNO4jecvyRigg8gg6mdcag4HyZ6",
-	"zn3vZ4ZMXQo+pzGKhwKW1E47TN28DmD6oC2QVMvF2OAqFzAmNMH4THPQVCv80ZSwCcZ7FYHXRKHROPGe",
-	"UiCIwmHiRqrc7JzDjLCl24417SgDohTOUiXPtN1qjVZIiDJ6+MPISXnJGpX8Qt3s0tzwa5Yvz6zpHZYM",
-	"9RCkNcxrJ1Sz5W87oPJPG0zP3c72LSOZmnJBf7vv4WblkcqH67AdcEZoosmVEikXXDwc2JWXFvaBcbAr",
-	"cnqbOcMDd2iPYSE4m6yudq8i9ZbJLE25UBj/hDElb4w588mBJSumHc70vENtR+0RMvPDMiOdxzPKnCvC",
-	"bCmOqV4KSS4FT1Eoqo014+KpL/XcG1FAJOjfEsWFNFY6VS2IMqn4DAVQFiVZbAEvLQ36MSAznjE1VFyR",
-	"pMK6p91uzdZ9ehKsWrStIJpidM0z5T1IhkvL1n0kh0pzr+VZbctmibUTnf1as1JbQSSQaOITVTFqY6Kw",
-	"regMg6ZnMiG0kr3p2C/878wzlj4bqV6lmWH66h5JTP6X+6sT8VnTAq0FX37oPCbwks8xIRE2eo8KQ/+d",
-	"m9QNUzg6+eifGCk9fkxlmrnLx3054jxBwvS3ToXdnp5TnsRD/JBSgbs9aI9/gyeiFfjbmxpRXmGalA6P",
-	"f/7+2bfZEf5j/uP/SfjRRY8cjY6jk3gbDtJ3P8sV5ZyVqtLzyxSZVxZIFGGq9K2U+xq9Xm0MMhhnSQJ2",
-	"WC1FjbTYYllWlR1uSaTCxNia/FIRlclNUuDg5sr++KYVZGm8o8jV+NN5por95Uspb6NgxFYVekoCvMp7",
-	"zSDTxEMlMWhmgpLQV3CmQoEm8Sqj9LeoHALsgBqjAuFvO5nKbVCSE5z7eEyViV8lsWFSKqyfgCqcbTx+",
-	"p7E/12PqSdxuiRBkWTDRcEql4mK5p0kts10Y1Xt10ho7Fc7B2lpWKLLpsC6JNbF2OKp8O1vtq35idWKW",
-	"XP1NgYAsSULgNlSWEKmM97+zGU3q8meWWp1tLWle8gllJbfJ/S4/nsra5Vfx1J9s8NTrE3WqblVv4EJg",
-	"pGDKhUT4Rls5Ygmn1eF73aOTzZGApos0n3QtlV7zpClsJ5DEnCXLEAZZt3scQchTWfxB9KPhGSCJpl7x",
-	"sq5YzlDCCBO+AGrExgcv/YhBS9NSQ6MeoyGc6RbmAou7nlzlMm+4CktOWtAwDQfPYMozIb3Dy+n+a++/",
-	"ldVmcr2hVhGft9KFR8onZZ5ulde99qjeyp21uLsomVsx/101IuHYbSOxDF823r+et81QlfutkXI2EkIT",
-	"qpY7Ek9TaYVswT40noSr7aH3KuGN95c+v984q+nbzzO9h8NvUCSUbVRoqrqM358f2K+0ia53s+XeTBHS",
-	"bJTQCOYUFyY1wpt3Z0AVREQIaly8hWEXE0U2G3X1nAcxR9HW5NSKEqSCRgjUyr/Xwh5JmFHGBWTMYdVf",
-	"yTDch7XUALCEQcZSQmPQv4eEpNL64fdqWX2uRsZnYDBsAMTqgkvZRSmymLLJ0KmeVuAiPbJRUSPOxlTM",
-	"jNFhIq9DgVqGCxvEDZDfZmXrxbpD9TCERZgkJdsF40Yl4MJtbtcbb2eBXBUmP0QmavfgVKlU9g8P/S86",
-	"0hjW+k48jA5TsjzcPPru7oYaT1WWt44JNugTF4ZHHCtsqyPX3XIOUyUwnGvNCZk6c/qVBl9w4CudIlg7",
-	"p0/olsqJ6lWFW1T147t4sepJSHdRzdf6uEq4XCzgqHv0tN07and7b3pH/W633+3+z26v3+1uDaz3Qszm",
-	"hXTvsJBbFZBmSMxZpZGTSzdflUFf8gWKiEiEF1ev4OSo9xVEPMbKPR9gJgxKabtLP/R/35H2b+8/Ht/8",
-	"rYkmedRvF469wzM2jlJA82rcPs/poRNGVCY0pWthl3LmTDno3JDJVMkQ0n83pgdZOK/GWM20TZGEhlFs",
-	"VojG/Wrwr5o8Ubo0qkHPxlsijy2tKIBkbNNMYirThCzPHEp5BdNPCrHxcxkNpUFmipjUx02wrM+sWFDl",
-	"4VXGrYNCbYMFfxv31atMRXxWYQkTE7LkmzBuL9uMzYiKpu5uNZdzE81e8ogkb2gd47qnVopLwnDwrtt7",
-	"/67bPn3//47eddvH7x/333XbT+xHjRJScbrtdqG8YgjIlFjmqaJ2LEgwnqBomYxpninznfGLPZLgGLLB",
-	"PEjpcI7CuxAqAHbc7nXbvadN63e2yBqQ3Ky7N2sfG5+Lc2dr2TXkFK4+GHVa2ySAmQAiAT+kGFnpWaNB",
-	"17DQkBBSLqlPZd3CuEnoHGcOilajLbxgyltDkGUGXhcT2SKoECGd72gV6cslmd8WGCHMcpL18oLAiIsY",
-	"Y03iMJem0KSvOYG7e1zEXnRlGV7gaMr5tZHWiLOIJhY3NF41Sq5VN4d3sRDdo2a3KzoxztWwV4tEvX3x",
-	"1en8778smwZTLkZdYtZcI7aMrzWxNMFGFm2ykerLcw+1KnJc4sgmWlS5JCd4Rah3ibJ4Bs/Fs8pRTWhd",
-	"hr9P7pPfFOD4vHzyrz2LX2WzGRG7OuO0AZkJlGsLHCQkOLaBTL0jvRwQGXNuXS3o+o7tNAKdNq3l0Fut",
-	"q+hJUonWnyFBTYmCKYmBcfA2KjhndfPohRk9NMzXNEW+CYlKJZRNXEQ2JssWCCQxjEh0DWPBZy6a2zyX",
-	"NallEQ9sSsA3P9G3bNVw9444WY8XN0/l5EcOC1G/nXKLKZeF8z1PYLOqI/hRNky23SE1TuUeXTPBNU3T",
-	"pnHPXZoyZVIRFqG5DDxeUzYpDZdfjjUR8WPXGa1hW41kbWShprNuFWLSLILFHbSD6JFI0fkaJSBKuMSh",
-	"opv1gELrvKO/snIsH5vck4L+xtkwJktZuZyeNtaz3FLBsrUXckY+DHNnflE1t/N0M8qGjCsa4XBGWaZw",
-	"lw101424urLezitbdYVcqSymHM6b6MFTZLszgzFId9/3k0YxTrJJrfbPrLdNGvWYUgilVqd3/vM56K/B",
-	"RUK2jrBoM4yqofXjNhRmGacZHwNnLlF966DEyZPGoMSGWqxVVUuTyJ1sVaoqoZ+S57m8odpxlTmtLA9l",
-	"XqigRCOz14S35SHnNhCzLsw7Q1le7VbRcT4LZMuXFqy4Grute+Oer+P76ri7EZa2hzc/au/kpHs3tMt3",
-	"3W1tu4UnR0+eVqoR7wuFu+xiLTJ+s6uD+IFwc83mdoPR0aq3tNs+fe/+337/sdt6etTsPN0uXl2i3NPN",
-	"STU1qN0IlZ4Gp+6/ndCzCpwPAZUV0b4NDF/SnXOcdrM1c9VxU06bHe22tV4SFU3vkDcwppjYLga2ssXG",
-	"moxyLuEaMdV/UwFzkmQ24jyjrDxyb/1tkDOOm/1zug52vwH2B/qfAuj3iuf7wfDfBa73g9B7AON7Qe4e",
-	"MHYFKUzG045Rtl2TWXZOCKlfBg2hyibUqyQE76is7pIARDJ5D5dsKxgLPhsWKS8kSV6Ng/67nZJf3td9",
-	"h/f0O290qSs+3EeWTnnv5UE9WZvc043HbRxVUSaoWl7pme05yttb5LwpZaRqZMEYRksIL19dvYHDee/Q",
-	"5Mke+v45ec+MyA6Xd82o9bgpzpik9Edc2iIwysbcF5cR2xKj+jjMCGWKUIZC799kwORpLxOqptnIZLu4",
-	"n/v/r1xbeduZEYmukcXWbapM6xUf11NTwbPJ1LvnvDO1A+dF7p915xFjig+Y7bHBgIDPG2jp0STkTr5H",
-	"EqZcmow/MsEWEDM15iVkVEIeVwPOkiWMlgNGTNovxn4pLjDTGbAB+4kzXJq2TgwcaoGFv1std9vfiUCy",
-	"koUwYP4Bm48A+oKQQATC6+8u4Pj4+LQDz+coltZlDZlEadwFyOaY8BThIDSZCOFju0HUPx6wvAeVj3GH",
-	"5Zq80OzGjmuYK4QpZybzOax1sHE19z4m5kY9sFJhZhzxePlYE8V2uhqwMRdwdOIzqZnvfYWxpUPY0FSr",
-	"D7aHlvfYmz5YM1RTHutTVdMB81OdFT8w3SQMaavtI4AwudCaYHhydARrGlIYcg3YYkoTrGzRdWHS+6FJ",
-	"og92nNDJVEF40j2FNd1SOvDkwwc/74DpAzSdCQxJDLU13mDbqKua+XylsHXj+w2YZiD6YV/LbSl20j2G",
-	"orsIHHzPH8kBC7Usdi4El/KVoBOj4CqMlG2tRWAk+EKieCQhvMKo/R2qaNq+or7vi30mtE0etOSDmlI5",
-	"YNx8fgZRQjVuWmn1G3JjSpBakBlSs2x9NimR8nEH1mzTksTleUCKwg0PJI4FSnkGI1xyJ6DmZ+ZflqD6",
-	"MMKTo1OolF0PmCVOuYy6AxpBq5JrstK48pN3BjZ4GCGzt6QDvZ9evFkBOQ3BFls6XEwO3UPyUP/WKE6q",
-	"3FIsaAV5lkHQ7fQ6Xa8gkpQG/eC40+0cW5t5ai6Dw6D/8aYVWFR3/3bgdGhzI2sfyiyKUEr3acwj6YeY",
-	"IknU9Df31wyVoJH/nVtBZ0lmfkCBJF76X2tZptHhxzFN8MZ9lt81Pg6k1zvBBifma54glGpEfNudDuRx",
-	"LN/ejooczFvAcFGUVMElkZqjK13CTJSLSAj9B5V4nu0ZRo2krgtgmqO2ZcKUsxdx0A+0dVwuYJJBtX/a",
-	"u4+NLbKKTN2taq1XdIzmUWsZb9v3WVupTzO3Vx431PqoKZI2bVBs1NO0SbKBK7WuEZjGojUty0q5fl2X",
-	"6/ePrdP8tlyub0a4xUoV37TOZ3daZ9OhFuxxaDusbfFD1wdPq8GVBmRH3e7eCvpXiv4aavtfMTSiAHyc",
-	"E3yvLQtO7IaaHso3fljrW2Qe621+rNKF4qYVPNlurnK7p7IaboS7poC/e6+PSPo0BAMPOaGqIKUZhmgg",
-	"fFeUq31oO+xv22KmorLtphFFDz/S+OYOUPqmpLYaNKVKlrDUKH3gdDLrEXPqjf3GB73nVtVGl0YHCWXX",
-	"xotGFRyspNT5hLrHTTj6PVZgdBVFNwhI0aXywWTEVTE3SEmZvFqX0dR19bd/WGE56Z5sfihvY/Uw0nW+",
-	"ysRFmfN+hKtQnIKUy7VCZipYq/LlxemRBDsGHBSGd9Mc4WNjf7IB851IHkkY4ZQk4761JwmEtUqa0FOg",
-	"ZXavVbOVzKEBcxkg+v52omvVpAY5vDBL2Zcobr7Yah1VH0x414ltXkPkCVsT2DUdnG+T26ZH7t1R6WFF",
-	"/3jzQ0VPzruAxUn3dPMDebdV/cDR0Rb7b2pZaR7eYrZyP7I7wpl+aotlNvZ/2xULX2OCRCIQmGJi27Bs",
-	"BYI8lbfin80E2xH/zuV1num30v7FVuaGua9MP2hstaLwL4e1R7lLr+VdM2WXiXHZxCjoHGPr+Sg55Abs",
-	"QPKiBrioJvO1gaAWNMIWLKbcfE7ktXxcUY4eSa8FxRzlgGm73+pDMEWBfTAtzyM+Q6kVLTusa92eOw3D",
-	"aErEBDvF90YdGjAi9MJlEwzbRMrPCYaPHgyG6x2FbI9OTY+zir+VSGeuM774gtJfUPqPgdIGAYktu8mR",
-	"iRl8vCNe21hxowWoocwrk7XEZRvjgYjMsHhfhHOv5rENKkyv6c4KPhkZ/smWlHxKbc31NWlU1fKNmZou",
-	"Kv3W9mxifZ6OBRPZM4GlNmU5Ke5j9rh7tl00ytrRqWCKRWS5lI6KchHdGsdpudRkS++pq99p8tfdGpmu",
-	"9D3qNjrsmqYrinW27IxZKUtbN2qlcmgnX+0fyam4UrW0walYeJO+uBVvl/56Ceu+fItFveBuOv/rjPlX",
-	"n7gBBHAWIRxcXT6/gP/6zyePzbXig6mLKVFagYtpfDZgoStkCc17DUSGVokmGypkgCgbUJxxTYxGVTpj",
-	"tutTqQ5yN036IX0UK6VsDfLyi8l30JTOmCbfF+X3Tsrvn1GX3VkdddxmVUBneTG+uKMq6gOQchN22CZ/",
-	"1tbOS2GK90MwMEUy+qZ0qbgpMi3uNgnE/M60gCIDtpjqEVk2G6FRBU3+5hmEebJpCP/6t3+HMM/tDDtw",
-	"btKFGIQyySahzQfonoaNDlFTC+IQJC/73QOAGIb/hsfLPWJHpXzlppqL5pLmasjV2/vs69R1hos8teoL",
-	"Yj0IYvWOtzJrKy/TMM892WY/Db3l/6QwaQWqlBq4FTzab9YAZB65TX3Jwm0waXN8pcsrM7UKEzo3+lEM",
-	"xuTxqpd71QuRQMAg44CZfI0FEbHsQDhwlQmDoA/2rYcuc5Iq4OMxSJLgGeAHKlWlbLsoghgw25xLT613",
-	"3ASab00v6PuBZulFb58aMG3ZyFZ42X0wvCyf5To/5xfv5L28k78PPn6eEGejGnuAOFk0V44xQYVNbSLm",
-	"3L8o0/sjta5nstPtW7eMc5Izl4qSm38G7xIkQpZ+1xmwc5+he9Q9MfEXYzVyYTI1y9No+9Em4hq2bgIv",
-	"3+GbZ2rVv3nS0A7M5ne7d8SWpPMKVbvIzL9NNqtvut2DHrOzsP0uXFnhQE1GsDSvMd5Na40tcVHcfPZF",
-	"Oj5xeMFFbP4wGbfannjW1qZDzgYuvX7lFcID5ljv4H6vEn7s0+zNa34GzCyvVayNmxaWI8oM28EElSzy",
-	"0MOTbk8bKSbP8gn4vhsmkmpy9c1gA8YFHHVt2FN/XM2AtvFSyqD3BFxlWAvGmbAJ1u6NV3pikwodml8P",
-	"WPUlUhlTNDHrWlAW84VZvx4Hte5RRA1MOrvf25mTTFPFIAfsGlNTznDJpZoIvPrfL1sgTYqYK8Aw763M",
-	"RVya7PaVsgGfdW3rCjB28VepuDBuIJgSOfU9n+Ola6VjJxiwnO4LniWxVWZIcRpzFHRMNWBkStLYK17D",
-	"TKKw5qJAJWjxzq0Bk3SWJsucv1y6vfM53wIqphD5U+gyq+8leGB9ptJZvymsa2GSss8HJT9r9eevo5ys",
-	"XgO2+UntFnBaRrmCoPla+ME103JNUDRshpfPf/72xc/fD3949fLbEA4KUNQqh+sP8di8K93kewzYSqad",
-	"dVbljYnz9u9OZXGNifMklNzVsdandNfEjgfyJjX2cX5gn9KGZD3b40aajKc/m0vpi7n0x3In5QD2g/FL",
-	"1xPwctRawbHbc/iryWil91v0TcKvRauWma0FhWNGaz5FV9vq6y4G7JIniVbAfCVPkaysFZ1MMFdG6DOJ",
-	"+/U610ryHtN6EItwwPKUN1fy6ivmpkRCQliM8ZrU/888638DDDVnCv9OuPFAWfo5u3+Pqsix3J7hN+bV",
-	"20R0eVvOuysGNnmv0opDwlUHzllzIrwxR9bkwhubRJXuFJ8qakaPwdb1mrfIMOdAGKHJ4joDOvas71pO",
-	"Vj0beQYKzJDYAuGWtU98CJ/mLYCNGYQkttU29ZLV7ilU2qmH6zP4/3TJ+3/1vP0vyZ2/T3Lnlgn2G+Gu",
-	"9MqZNYBn9G0NeLWmFTl82Uz62+EQPyjz6jk1xQEzIXLFy2j0SEJYvMAlhIPw4ofnFz++evtm+ObNy9De",
-	"+4wvHnfgF9fKgCj/8IBRW2PUgogkNv/GvC3daw25C8t7QiqVhqsNMhZTZKtqQ7g+iS/MdYpbkuctJfOX",
-	"/PxpIDDf0RoMXGEYxUFgTM1bICtanuJf4PELPO4VHq8UEYVGU3TGLonheqys5A012kHWm57HRA0qaVVs",
-	"ZOEFYw1araIO1GOOyBK0XWPSenfc5pzk1/lSHiD2a3orNkjzuYnR59uVLeAiRmG9TYzMcK+2xr1tAFPl",
-	"TmprLh148dnqidvrkdRepdnIA1cJV21JfzNqskIxJ4n0OcN+vEcSEh6RBGKyhDDWSvIaZukPmGvwYVT+",
-	"iaBxS6vfNK6lm7Vs4EFf+qNl7uvP6241b9lQi1XYSyuxDQqdQW76KK4rfS9v/z6JEq3VN1VZYqj8DZWl",
-	"9flOfeu6YriXdlb9fZv6edS7YzTksH/SIt8yKddclGOB9tTlX9Nm/y7fv8fDXGZul1qnfMlD27Qu6H+0",
-	"rnwx97zayH1oeouZi+EgnJFrk7kcPq70R+ofHppFTLlU/WfdZ12jS7m1NL3SgoySEtqUKpbKWNJZbY4j",
-	"G6TkB57ENoxosMCGkZf+VRm2V3q1bKNpFFcAU3uRhnvOk67hOaMjk+ga+HhMI+yAi4G4bl1ruvWd1ZwM",
-	"JmytjELtYk/SvzfbNjPjPtwheIJ92O493HBg3sOdI9aA6f1IV6dBpDKj6cWG1eyQ8HEHfuZFwN34L3pQ",
-	"fpFceAbEPD5ginMw7/WW9e5kFjEdEV2+yer5mXZVzh9EYspQSkgFH+mr03KGNT6UIFH5NPN9rTuXGGdc",
-	"2xymQEW2bJinXGtMGRFLY+csTVcz3+bM3Uvnly9sgQQk9BoHjLClO48DVT12Y/3Ijcf+uGUzn/U1ZIqc",
-	"U0HnNMEJxnarImOQsRi1rXhhEbV95YJt7Uue0MhFx0mS8IUEu2MrQFItE5QD5ranrT3Tvc1Ya5WTMOQI",
-	"bt7f/HcAAAD//w==",
+	"7H37cttGuN+rfIOeGctTkKIudmxqMlNFcRJPnFi17MnpMV1iCXwk9wjcRXYXpBlXM/23D9L2Pfoo50k6",
+	"e8ONoEhKtOIkzj+xCGCv3/fb776fgpjPMs6QKRn0PwVTJAkK88+XCc4yrpCpzhvMUrLERP+coIwFzRTl",
+	"LOgHkRI5RrCYIgM1RRAoM84kApVAQCouMAFhPgc+BsIAiUgpChD4e45SwYKqqflUkhlC0Wm87PyMy24Q",
+	"BjKe4ozorpHls6D/PtB9Bh/CQC0zDPqBVIKySXBzEwZvUIll53ysUKyO9QpjzhIJisOCUAUjHHOBoMSS",
+	"sgmQCaGs0d9HMstSDPqnx2Ewo4zOdP9HRceUKZygMD1foZSUswvOrym2rJNMucrIcijte1EfflIqe83S",
+	"ZQhXZIZXVOG3V0rQWIVwhXEuEHKWopQQXbx+/fPLF8OrFxfv3rz4dkxSiVEIl0RNvz08gzhFoleZM5B0",
+	"wjo8V2umETQG8e3J78edbxbn3118/x//8/+cFS3+Qj52zif47fGzZ73eWTHQMzeus+aAg7at+NfOG7vD",
+	"nZctdPMyQabomKJ0ZGOJgTJwY3wkIeUTWZ9Js5ebMMiIIDNUjma/08vPJi+/X+3RPQKa6Dap/ikjahqE",
+	"ASMzs5tJEAZ6IFRoStdEVu17zMWMqKAf5Ll5c3XGF7mQvIXuIoYf1TA2TyPNBXrGmcA55bmEjEzwDHhG",
+	"fs+xGNnvOYplOTT7bW0pZuTjK2QTNQ36x71e23AqrPQzLleH9Qu5bqy+JGPU3CE0F52BRDSPzy9fQuXT",
+	"YpAWK8pRNnh3DQ2Ono6P4pNxr3OUfIOd0/gIO89JDzvH46fjk/hZ8pwcHQVhbX5Pnhj2838ftc32FZ1R",
+	"tTrJSzJBkPSPtUubmu+qQ01wTPJUBf0nvbDcdcrUybEdl4UBs+obQOENSp6LGNvo0T/7bAR5oz+2aGx4",
+	"44Kzcaq5ta9Bn2lg1/8kWZbSmOhRHf671EOr7NanAIWwNB3zxEPIMGdkTmhKRinqJUEpyUQ/NDCecgV8",
+	"jiIlmQTCuJqigJHlPjchlGpIk6Cv/xj2yNHoOD5JTvHJ+Cn5ZmRWrpzmvwgcB/3gPx2WB9WhfSoPX5jB",
+	"mam2wG11mFEIEWVzktJkKBVRGAEXENGSZIfXuBxSNswlRkFYPQibSNY2Ivf6Ye1dM7AfuBjRJEF2v3Uf",
+	"F83UF5xKYIiJY2SeIvBM6rmREZ/jg613Mbyobw9ze8I8knZMVJ+6HFK+CM3YIBZcyo6kqkCf7j4XvY59",
+	"bzCXVnjZsP73XYUmOQnTsVuSa1zCgkjQP3nZY6wXw7HIZ1kHplAwkr4oqenzLoDrb2jIN9rvVAz3up/v",
+	"x0weCdyS11gKWSKHRMEsl1pEBKKFSZCKCKV/fzCOaozREZE/qhOOEhjXZ7aicrw0D/WCCBIrzWIFFIs8",
+	"RblXovqVqx94zpL77QHjajg2zVRXX/hTUc/NP36YBS8GtFeyvSTLlJPkLeeviJjgA/BgZnscKs6Hqe5z",
+	"3/OZIVOXgs9pguKhgCWz3Q4z168DmD5oDSTTfDE2uMoFjAlNMTnTFDTVAn88JWyCyV5Z4A1RaCROvCcX",
+	"CKJwmLqWaic75zAjbOmmY1U7yoAohbNMyTOtt1qlFVKijBz+MHxSHbJGJT9Q17s0J/ya4cszq3pHFUU9",
+	"AmkV88YONXT52zao+mqL6rnb3r5jJFdTLugf993cvNpSdXMdtgPOCE31cmVEygUXDwd21aFFfWAc7Iic",
+	"3Gb28MBt2mNYCM4mq6PdK0u9YzLPMi4UJr9gQslbo858dmDJy26HM93vUOtRe4TMYrNMS+fJjDJnijBT",
+	"ShKqh0LSS8EzFIpqZc2YeJpDPfdKFBAJ+l2iuJBGS6cqhDiXis9QAGVxmicW8LJKo58CMuM5U0PFFUlr",
+	"pPu812vouk9Pg1WNNgziKcbXPFfegmSotKrdx3KoNPVamtW6bJ5aPdHprw0tNQxigUQvPlE1pTYhCjuK",
+	"zjBo+yYXQgvZm7b9wr9nvrHrs3HV62tmiL4+R5KQ/+L+6sZ81jZAq8FXPzpPCLzic0xJjK3Wo1LRf+86",
+	"dc2Uhk4++neMlW4/oTLL3eHjHo44T5Ew/dSJsNuv55SnyRA/ZlTgbh/a7d9giQgDf3pTw8orRJPR4cmv",
+	"Pz77Pj/Gf5v//N9SfnxxRI5HJ/Fpsg0F6bOfFYJyQUp17vltiswLCySOMVP6VCpsjV6uNgoZjPM0Bdus",
+	"5qLWtdhiWFaUHW65SKWKsfXyS0VULjdxgYObK/vyTRjkWbIjyzXo01mmyvkVQ6lOoyTEsA49FQZepb12",
+	"kGmjoQobtBNBhelrOFNbgTb2qqL096gcAuyAGqMS4W/bmdppUOETnHt/TJ2IX6eJIVIqrJ2AKpxt3H4n",
+	"sb/QbepO3GyJEGRZEtFwSqXiYrmnTi2xXRjRe7XTBjmVxsHGWFZWZNNmXRKrYu2wVcV0tppXc8eai1kx",
+	"9bc5AvI0jYBbV1lKpDLW/+5mNGnynxlqvbe1S/OKTyirmE3ud/jxTDYOv5ql/nSDpV7vqBN163IDFwJj",
+	"BVMuJMJ3WssRS3heb/6od3y62RPQdpAWna5dpTc8bXPbCSQJZ+kygkHe653EEPFMln8Q/Wl0BkjiqRe8",
+	"rCmWM5QwwpQvgBq28c5L32IQ6rXU0KjbaHFnuoE5x+KuO1c7zFuOwoqRFjRMw8EzmPJcSG/wcrL/2vNv",
+	"ZbS5XK+o1djnnXTukepOma/D6rjXbtU7ubMUdxchcyviv6tEJBy5bVwsQ5et56+nbdNU7XxrXbk8oeoF",
+	"Uxbhd1g6EitHfp6CHVx37ZEbhMUPMWExphXRoGsHVf3Fnrye7Id628u3Kr+599rY4h4C6nrNxitUTlqr",
+	"c8xbzdDuBVhMOZBYYXIGDtC10BjNKYkgilMa1VjGEcAW0mKp9rd1H1X1ysKL7MVWNSVq86A2DkIRMUG1",
+	"rcDq3lZOUW+QR2XTazvbuqVzWgvwIBnVFJ3S9iiPFVaobp5tLPR0Wx9mdYq1NTdUdTvffH7ZomTRL1+y",
+	"sI5VmlK1K6AYvm4ycLAPBSrlavvVvkp5qziskeQPzhrq+4tcz+HwOxQpZRv1o7pq5OfnG/YjbVvXu5mG",
+	"NEBk+SilMcwpLkyklbcWnQFVEBMhqPEYlXaihCiy2UbUDKEScxQdvZxa74JM0BiBWrLzSt0jCTPKuICc",
+	"OdHnn2Rn2ofxpUVeIwxylhGagH4fUpJJ69bbq6HmS7VZfAH2hw3yVX3AlbMsQ5ZQNhk6TdYyXKxbNmdk",
+	"zNmYipmxYZhAjqFAzcOlScM1UAjHVWOI9a7oZozolVZMIZi0nrQXbnK7CtA7M+QqM/kmctEQq6dKZbJ/",
+	"eOjf6Epjp9Mi9mF8mJHl4ebWd7deNmiqNrx1RLBBPbkwNOJIYVuVu2nld5gqgeFcK2LI1JlT1zT4ggNf",
+	"6fTKxj59Rit3sahe87hF8z+5i1G8GdN4F01/rcm8gsvlAI57x087R8ed3tHbo+N+r9fv9f5z76jf620N",
+	"rPdCzPaB9O4wkFsFkHZILEillZIrJ1+dQF/xBYqYSISXV6/h9PjoG4h5grVzPsBcGJRSCoX+6L+/J50/",
+	"Pnw6ufmXtjUpggh2odg7fGPdsiU0r4YBFSGCdMKIyoVe6YYXtxqIV41haQmMrAUc6r9bow0tnNdDNky3",
+	"bY7JllZskJnG/XosQT0Wq3Jo1GMoWk+JwlW9IgCSsY1aS6jMUrI8cyjlBUzfKSTGbG4klA267gZY1ntW",
+	"Dqj28SrhNkGhMcGSvo01/HWuYj7DuuaZpdQu34Rxe9jmbEZUPHVnqzmc29bsFY9J+pY2Ma733HJxhRkO",
+	"3veOPrzvdZ5/+B/H73udkw+P++97nSf2p1YOqdnwdztQXjME1EplEXlu24IUkwmK0CRg8FyZZ8bM/kiC",
+	"I8gW9SCjwzkKb5GsAdhJ56jXOXraNn6ni6wByc2ye7v0sfG7pPDdVC3NTuDqgxGntU4CmAsgEvBjhrHl",
+	"njUSdAMLzRJCxiX1kfFbKDcpnePMQdGq85aXRHlrREOVgNe5WLewOsVI5ztqRfpwSee3+VkJs5RknUYg",
+	"MOYiwUQvcVRwU2SiYR3D3d3N6kxMFR5e4GjK+bXh1pizmKYWNzRetXKuFTeHd9EQ3admtisyMc7V8Kjh",
+	"2H738pvn83/9bdlqUPOWtJJYC4nYEr6WxLIUW0m0TUdqDs99FNb4uEKRbWtRp5JiwWtMvYvT1hN4wZ51",
+	"impD6yr8fXYz3CZ/6ZdliHvjSfwqn83IztZ9rUDmAuXafCkJKY5tXISekR4OiJw5L5FmdH3GdluBTqvW",
+	"cui11lX0JJlEa8+Q1oI9JQkwDl5HBef7am+9VKOHhvjauigmIVGplLKJC/BIyDIEgSSBEYmvYSz4zAWH",
+	"tPdlVWpZhhe05fOYV/QpW1fcvSFONsNP2rty/COHJavfvnKLKZelL6+Ih7WiI/hWNnS23Sa1duU+XdPB",
+	"Nc2ytnbPXdYDZVIRFqM5DDxeUzapNFccjg0W8W03Ca1lWq3L2kpCbXsdlmzSzoLlGbSjY22+RgiIUy5x",
+	"qOhmOaCUOu9or6xty6c286Sgf3A2TMhS1g6np63pcbckxG1thZyRj8PCmF8m4e7c3YyyIeOKxjicUZYr",
+	"3GUCvXUtro7saOeRrZpCrlSeUA7nbevBM2S7E4NRSHef95NWNk7zSSOV2Iy3Q1rlmIoLpZH2e/7rOejH",
+	"4DwhW3tYtBpG1dDacVvyPI3RjI+BM5f3srVT4vRJq1NiQ2rnqqill8jtbJ2raq6fiuW5OqHGdlUprcoP",
+	"VVqooUQrsTeYN/SQcxuIWRPmnaGsSJ6tyThfBLIVQwtWTI298N6459OCvznpbYSl7eHNt3p0etq7G9oV",
+	"s+6F207hyfGTp7Xk5vtC4S6zWIuM3+1qIH4g3Fwzud1gdLRqLe11nn9w/+98+NQLnx63G0+381dXVu7p",
+	"5hi9BtRuhEq/Bs/dfzuhZx04HwIqa6x9Gxi+ojuHTO6maxai46YQWdvabWO9JCqe3iFuYEwxtUVRbKKc",
+	"9TUZ4VzCNWKm/6YC5iTNrcd5Rlm15aP1p0FBOK73L+k42P0E2B/ofw6g3yue7wfD/xS43g9C7wGM7wW5",
+	"e8DYFaQwEU87etl2DWbZOSCkeRi0uCrbUK+WX7CjsLpLABDJ5T1MsmEwFnw2LENeSJq+Hgf99zsFv3xo",
+	"2g53DledkcSW8rEQDwdmXhAVrdjwkehxCJjqB8aKeac41vsYxDfHp/LhPsKHqptSbdTvd5vdvB5i2kqV",
+	"xp4W54Kq5ZUehyU3eXthsLeVOHwNgJjAaAnR5eurt3A4Pzo0gbOHvmpYUSkots0VtYIalb1KUiQZ/RmX",
+	"NvWVsjH3KbXEFgKqfw4zQpkilKHQq2ECdYronAlV03xkgnLc6/7/K6drUWxrROJrZIm17ipTcMq7H9VU",
+	"8Hwy9VZEb/PtwnkZomitjsRYDAbMVhZiQMCHN4S6NQmFLfKRhCmXJjCRTDAEYrrGInGWSijcf8BZuoTR",
+	"csCISXbAxA/F+Y+6AzZgv3CGS1PMjoEDV7AofauBwVa1I5CuBEsMmP/Ahk2APsckEIHw5ocLODk5ed6F",
+	"F3MUS2tZh1yiNFYNZHNMeYZwEJmACc2teoKoXx6wovKed8XXI8bNbGy7hrgimHJm8j2iRt0uV2nEu+5c",
+	"qweWR0yPI54sH+tFsfX9BmzMBRyf+vwR5iv+YWLXIWopJdgHWznQOxZM9b8ZqilP9K6q6YD5rs7KF0wN",
+	"HbO09aI5QJhcaIE1Oj0+hjVleMxyDdhiSlOsTdHVntPzoWmqN3ac0slUQXTaew5rakR14cnHj77fAdMb",
+	"aOqxmCUxq63RBzsGcjXx+foI1tvgJ2BKIOmPfQULu2KnvRMoayrBwY/8kRywSPNi90JwKV8LOjFyuEIT",
+	"6B71gcBI8IVE8UhCdIVx5wdU8bRzRX21K/tNZEvbaM4HNaVywLj5/QzilGoUddkEbkKuTQlSMzJDaoat",
+	"9yYjUj7uwppp2iVx4SiQoXDNA0kSgVKewQiX3DGoec38yy6o3ozo9Pg51IpNDJhdnGrxiC5oBK1zrgme",
+	"48p33h1YH2eMzB7mDvR+efl2BeQ0BLtMFS4mh+4jeajfNfKdqhZSDMKgCIYIet2jbs/LsSSjQT846fa6",
+	"J1a1n5rD4DDof7oJA4vq7t8OnA5d9kz9R5nHMUrpfk14LH0TUySpmv7h/pqhEjT277kRdJdk5hsUSJKl",
+	"f1vzMo0PP41pijfut+KsIXliK+lNsMXQ+oan6PPeulAGl+gNLmQOm3vhUF9vCI7HGCs4sL6VEOxcQ4Na",
+	"tt6PdThrMrUySlhtLTaA63zS5TvJ4xAWgiqFzKHxgClBmHT9u4AX9xdVEtPxmUby6vhcgRLj5WScYRde",
+	"MGUA1EhN+oDwxTvBTNuNo5NLFJE9j1xk5pTMsZpzY7iE8XImvKzyZWjSPqCcvUyCfvCKSmVyvkwiSFCv",
+	"bblGZCxfObQVEG/CjS+6OpVarqwVCDzu9fZWcKORNtNSeUOTjj6li13SX4AShKZ7rStyamfV9lEx+8NG",
+	"cTHz2dHmz2qlYsxHJ5s/KgsC3oTBk+1GV63iVpUzDV00JMz3H/TOSh8OUNMG5KPqOofAcFHkdpvkqIk0",
+	"UXA+JfVjx5F+xyYsuic3NcDw/u0NmFGm0vrqhF0o/PO+CjAVhfRXH10XLonUR2CtmKrx3hMJkf+hFqdg",
+	"S6tSc7SvC8y4jQ/96FZZsa2SaJmBsBWHrKgo7a02Inm3L0e7ksZvxN0iHkLr2aaWjKkWZ6M5TDVJ65BX",
+	"6+qlauFlTWXXSgxzz8Uw/9vW4ctbDtfXbN5ipIpvGuezO43zLwXDzdoIG4DYL/hfFoEfAE81PBQLdQcI",
+	"LQoAtKPo4Sea3NwBSt9W9FyDplTJCpYaLRGcEudFLKMP2Sc+mGdudXN04cGQUnZtvANUwcFKqLAPFH7c",
+	"hqM/Yg1GdxZoymLeD8YjrthLC5dUl1eLdXp1XZmSv7C4crr5o6La58Nw1/kqEZfVYPbDXKWmFWRcrmUy",
+	"U+ijzl+enR5Jp8HAQWmpa+sjemwUBDZgXgJ7JGGEU5KO+9YARSBqZAhGfgVCM3uty61ERA6Yi2zT57dj",
+	"XSsmtfDhhRnKvlhx88HWKDz/YMy7jm2L3Ei/sA2GXXPRxW182/bJvQtPftmays5gcdp7vvmDoii9/uD4",
+	"eIv5t1X2Nh9v0Vu1bOsd4Ux/tcUwW8vk7oqFbzBFIhEITDG11eq2AkGeyVvxzxVu2Q3/zuV1EcG8UiXP",
+	"VhyICuO6/tDoamVCcwFrjwofQOhtuVUbq7HxJijoHBNrKq1Y8AfsQPKytkGZJetznkEtaIwhLKbc/E7k",
+	"tXxcE44eSS8FJRzlgDGuvFtsigL7YG6GifkMpRa0bLPuhpvCyxDFUyIm2C2fG3FowIjQA5dtMGwDxL8k",
+	"GD5+MBhuFl60tWv0epzVHDREOnWd8cVXlP6K0n8NlDYISGw6YYFMzODjHfHaxsC0aoBN534lIcM6hSEm",
+	"Myyv1XIG58IZSoW5kqO7gk+Gh39xxbo+o7Tmyr+1imqlpXxsbTyyzADao4r1ZRoWTCiA8UR3KCuW4j5q",
+	"jztnO2U90R2NCiYJTlZThKmoJgevMZxWU+i2tJ66vMQ2e92tETe18pC9VoNdW3dlEuKWBcRr6bbrWq1l",
+	"RO5kq/0rGRVXsjG38O5Ya9JXs+Lt3N9Mzd+XbbHMg95N5n+TM39DnGtAAGcxwsHV5YsL+H//98ljc6z4",
+	"6IvFlCgtwCU0ORuwyCXoReb6J5GjFaLJhsw/IK6e4YzrxWgVpXNmi2NW8rt3k6Qf0kaxkqLbwi+/GVe5",
+	"Xumc6eX7KvzeSfj9O8qyO4ujjtqsCOg0L8YXdxRFvQNSbsIOHxOigaxI8Suv0WJgkv/0SelSDDJkmt1t",
+	"1Jh5z5S2IwO2mOoWWT4boREFTVz6GURFEH0E//G//jdERcx61IVzE1/IIJJpPolsAFHvedRqEDUBHA5B",
+	"inIGewAQQ/Df8WS5R+yopeXd1ENZXTBwA7mO9t77OnGd4aKIxfyKWA+CWEcnW6m1tTvHzHdPtplPyxU8",
+	"f1OYtAxViSW+c/hLAZCF5zbzqVi3waTNXZAuENXkYE3o3MhHCRiVx4teLkKOSCBgkHHATLzGgohEdiEa",
+	"uIyrQdAHezm0C7WmCvh4DJKkeAb4kUpVK0dRJncNmC06qLvWM24DzXemIPf9QLNyH+7nBkybDrcVXvYe",
+	"DC+re7nOzvnVOnkv6+Sfg49fJsRZr8YeIE6Wd1AkmKLCtvI3c+7vE/f2SC3rmXQWezmpMU5y5kJRCvXP",
+	"4F2KRMjKe90BO/ch/ce9U+N/MVojFya0u9qN1h9t5L4h6zbw8heh8Fyt2jdPW8oc2oQQd5V+hTuvUHXK",
+	"VJ7bePOqtjl7kGN2ZrY/hSprFKiXEeyaNwjvJlyjS1yUJ5+9b9BnGiy4SMwfJkRf6xPPOlp1KMjA5eNE",
+	"jVSoaMAc6R38pFT2mqXLEK7IDK+owm+1ehSrEK70DBBylqKUEF28fv3zyxfDqxcX7968+NYeqo99Xo65",
+	"DXHAzPDCcmzclOYdUWbIDiaoZJm4Ep32jrSSYuIsn4CvJ2Q8qSa5xzQ2YFzAcc+6PfXP9ZQJ6y+lDI6e",
+	"gMt4DWGcC5uR4S4G1R2b3InIvD1g9bs2c6Zoasa1oCzhCzN+3Q5q2aP0Gpj8Fz+3M8eZJu1JDtg1Zib/",
+	"6ZJLNRF49V9fhSBNiJjL2DLXexcsLk06zEqekU/TsIlImDj/q1RcGDMQTImc+lr2ydKVCLMdDFix7gue",
+	"p4kVZki5G3MUdEw1YORK0sQLXuYKCqsuClSClleTDpiksyxdFvTl8nOczfkWUDEFFj6HLLN6fdMDyzO1",
+	"C4ja3LoWJin7clDyixZ//jnCyeoxYIs6NU4BJ2VUMwjaj4WfXJFAV9zJXG5z+eLX71/++uPwp9evvo/g",
+	"oARFLXK4ujePNUzZeI8BW4m0s8aqouB6ca2FE1lcWk8RhFKYOtbalO4a2PFA1qTW+vQPbFPaEKxna3dJ",
+	"E/H0dzMpfVWX/lrmpALAfjJ26WYAXoFaKzh2ewx/PRitcm9P3wT8WrQKTW8hlIYZLfmU1brr1/gM2CVP",
+	"Uy2A+UyeMlhZCzq5YC7v2EcS95uJ8bXgPablIBbjgBUhby5H3qfYTomElLAEkzWh/1941P8GGGqPFP6T",
+	"cOOBovQLcv8RVRljuT3Bb4yrt4Ho8raYd1c9wMS9SssOKVddOGftgfBGHVkTC290ElU5U3yoqGk9AVsI",
+	"wNyOxZwBYYQmiusM6NiTviulW7dsFBEoMENiKwqEVj/xLnxalDY3ahCSxGbbNHPce8+hdk1EtD6C/28X",
+	"vP9Pj9v/Gtz55wR3bhlgvxHuKldprQE8I29rwGtUuSngy0bS3w6H+FGZG3pNfQPjIle8ikaPJETlxVQR",
+	"HEQXP724+Pn1u7fDt29fRfbcZ3zxuAu/udonRPmPB4zaHKMQYpLa+JsJoayQGgoTlreE1DINVyvqLKbI",
+	"VsWGaH0QX1TIFLcEz9uVLC4v+9tAYDGjNRi4QjCKg8CEmsuya1Ke4l/h8Ss87hUerxQRpURTVvyvsOF6",
+	"rKzFDbXqQdaaXvhEDSppUWxk4QUTDVphmQfqMUfkKdoyU1mz6nd7TPKbYigP4Ps1NWNbuPnc+OiL6coQ",
+	"uEhQWGsTIzPcq65xbx3AZLmTxpgrG17+trrj9ngkjSuCW2ngKuWqI+kfRkxWKOYkleXl1ra9RxJSHpMU",
+	"ErKEKNFC8hpi6Q+YK/BhRP6JoEmoxW+aNMLNQut40If+aFnY+ou8W01b1tViBfbKSGzhVaeQm/qw61Lf",
+	"q9O/T6BEuHoDn10MVdy8Wxmfr0C6ripG4u9jr9r7NtXzaFbHaIlh/6xJvtWlXHNQjgXaXZf/TJ39h2L+",
+	"Hg8Lnrmda53wJQ9tzcug/8ma8sXc02or9aEpRmgOhoNoRq5N5HL0uFZQrX94aAYx5VL1n/We9Yws5cbS",
+	"dlUPGaUVtKlkLFWxpLtaHEe2cMlPPE2sG9FggXUjL/0VQPYOiHraRlsrLgGmcUGQ+84vXct3RkYm8TXw",
+	"8ZjG2AXnA3Hl/daU9zxrGBmM21oZgdr5nqQLsXDVD7l3dwieYr+awzPIe72T2EX0+z9s7BkcIImnUCDW",
+	"gOn5SJenQaQyrenBRvXokOhxF37lpcPd2C+OoHpBZnQGxHw+YIpzSPnCvVYtZ2gR0y2iizdZ3T9T387Z",
+	"g0hCGUoJmeAjfXRayrDKhxIkru5mMa91+5LgjGudwySoyNC6eaq5xpQRsTR6ztKUQfR1Ed25dH750iZI",
+	"QEqvccAIW7r9OFD1bTfaj9y47Y9DG/msjyGT5JwJOqcpTjCxUxU5g5wlqHXFC4uonSvnbOtc8pTGzjtO",
+	"0pQvJNgZWwaSapmiHDA3Pa3tmXKPRlur7YRZjuDmw83/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -64,46 +64,6 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 	return i, err
 }
 
-const bookingExpireLapsedHoldsOverlapping = `-- name: BookingExpireLapsedHoldsOverlapping :many
-UPDATE bookings
-SET status = 'expired', updated_at = now()
-WHERE resource_id = $1
-  AND status = 'pending_payment'
-  AND checkout_session_id IS NULL
-  AND hold_expires_at <= now()
-  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2::timestamptz, $3::timestamptz, '[)')
-RETURNING id
-`
-
-type BookingExpireLapsedHoldsOverlappingParams struct {
-	ResourceID uuid.UUID
-	StartsAt   time.Time
-	EndsAt     time.Time
-}
-
-// Releases holds that lapsed before any Checkout Session was created for them:
-// nobody can pay them, so they must not block a new booking. Runs in the
-// transaction that inserts the new booking.
-func (q *Queries) BookingExpireLapsedHoldsOverlapping(ctx context.Context, arg BookingExpireLapsedHoldsOverlappingParams) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, bookingExpireLapsedHoldsOverlapping, arg.ResourceID, arg.StartsAt, arg.EndsAt)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []uuid.UUID{}
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		items = append(items, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const bookingGetByID = `-- name: BookingGetByID :one
 SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE id = $1
 `
@@ -167,10 +127,10 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 const bookingInsert = `-- name: BookingInsert :one
 INSERT INTO bookings (
     id, resource_id, customer_email, customer_name, starts_at, ends_at,
-    status, amount_total, currency, hold_expires_at
+    amount_total, currency, hold_expires_at
 ) VALUES (
     $1, $2, $3, $4, $5, $6,
-    'pending_payment', $7, $8, $9
+    $7, $8, $9
 )
 RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
 `
@@ -187,6 +147,8 @@ type BookingInsertParams struct {
 	HoldExpiresAt time.Time
 }
 
+// Names no status: a booking is born pending_payment (the column's default),
+// and BookingTransition is the one statement that changes it.
 func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (Booking, error) {
 	row := q.db.QueryRow(ctx, bookingInsert,
 		arg.ID,
@@ -294,19 +256,88 @@ func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkP
 	return items, nil
 }
 
+const bookingListForAdmin = `-- name: BookingListForAdmin :many
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+WHERE ($1::text IS NULL OR status = $1::text)
+  AND ($2::uuid IS NULL OR resource_id = $2::uuid)
+  AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
+  AND ($4::timestamptz IS NULL OR starts_at < $4::timestamptz)
+  AND ($5::uuid IS NULL OR id < $5::uuid)
+ORDER BY id DESC
+LIMIT $6
+`
+
+type BookingListForAdminParams struct {
+	Status       *string
+	ResourceID   *uuid.UUID
+	StartsFrom   *time.Time
+	StartsBefore *time.Time
+	AfterID      *uuid.UUID
+	MaxRows      int32
+}
+
+// Newest first: booking ids are UUIDv7, so id order is creation order, and
+// the id of the last row seen is the cursor.
+func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdminParams) ([]Booking, error) {
+	rows, err := q.db.Query(ctx, bookingListForAdmin,
+		arg.Status,
+		arg.ResourceID,
+		arg.StartsFrom,
+		arg.StartsBefore,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Booking{}
+	for rows.Next() {
+		var i Booking
+		if err := rows.Scan(
+			&i.ID,
+			&i.ResourceID,
+			&i.CustomerEmail,
+			&i.CustomerName,
+			&i.StartsAt,
+			&i.EndsAt,
+			&i.Status,
+			&i.AmountTotal,
+			&i.Currency,
+			&i.HoldExpiresAt,
+			&i.CheckoutExpiresAt,
+			&i.CheckoutSessionID,
+			&i.CheckoutURL,
+			&i.PaymentIntentID,
+			&i.Disputed,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.RefundRequestedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const bookingListHoldingBetween = `-- name: BookingListHoldingBetween :many
 SELECT starts_at, ends_at FROM bookings
 WHERE resource_id = $1
-  AND status IN ('pending_payment', 'processing', 'confirmed', 'needs_review')
-  AND NOT (status = 'pending_payment' AND checkout_session_id IS NULL AND hold_expires_at <= now())
-  -- Written as the bookings_no_overlap expression so that the planner uses
-  -- the constraint's GiST index.
-  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2::timestamptz, $3::timestamptz, '[)')
+  AND booking_holds_slot(status)
+  AND NOT booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
+  -- Written as the bookings_no_overlap expression and predicate so that the
+  -- planner uses the constraint's GiST index.
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
 ORDER BY starts_at
 `
 
 type BookingListHoldingBetweenParams struct {
 	ResourceID uuid.UUID
+	At         time.Time
 	Since      time.Time
 	Until      time.Time
 }
@@ -319,7 +350,12 @@ type BookingListHoldingBetweenRow struct {
 // Intervals that are not free on a resource: slot-holding bookings, except
 // lapsed holds without a session (the next booking releases those).
 func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingListHoldingBetweenParams) ([]BookingListHoldingBetweenRow, error) {
-	rows, err := q.db.Query(ctx, bookingListHoldingBetween, arg.ResourceID, arg.Since, arg.Until)
+	rows, err := q.db.Query(ctx, bookingListHoldingBetween,
+		arg.ResourceID,
+		arg.At,
+		arg.Since,
+		arg.Until,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +364,262 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 	for rows.Next() {
 		var i BookingListHoldingBetweenRow
 		if err := rows.Scan(&i.StartsAt, &i.EndsAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListLapsedForUpdate = `-- name: BookingListLapsedForUpdate :many
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $1::timestamptz)
+ORDER BY hold_expires_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+`
+
+type BookingListLapsedForUpdateParams struct {
+	At      time.Time
+	MaxRows int32
+}
+
+// A batch of holds that lapsed with no Checkout Session, locked for the
+// reconciler to expire. Rows another transaction holds (a booking releasing
+// them right now) are skipped, not waited for.
+func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingListLapsedForUpdateParams) ([]Booking, error) {
+	rows, err := q.db.Query(ctx, bookingListLapsedForUpdate, arg.At, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Booking{}
+	for rows.Next() {
+		var i Booking
+		if err := rows.Scan(
+			&i.ID,
+			&i.ResourceID,
+			&i.CustomerEmail,
+			&i.CustomerName,
+			&i.StartsAt,
+			&i.EndsAt,
+			&i.Status,
+			&i.AmountTotal,
+			&i.Currency,
+			&i.HoldExpiresAt,
+			&i.CheckoutExpiresAt,
+			&i.CheckoutSessionID,
+			&i.CheckoutURL,
+			&i.PaymentIntentID,
+			&i.Disputed,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.RefundRequestedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListLapsedOverlappingForUpdate = `-- name: BookingListLapsedOverlappingForUpdate :many
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+WHERE resource_id = $1
+  AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
+ORDER BY id
+FOR UPDATE
+`
+
+type BookingListLapsedOverlappingForUpdateParams struct {
+	ResourceID uuid.UUID
+	At         time.Time
+	StartsAt   time.Time
+	EndsAt     time.Time
+}
+
+// Holds that lapsed before any Checkout Session was created for them, in the
+// way of a new booking: nobody can pay them, so the transaction that inserts
+// the new booking expires them (through booking.Decide) rather than make its
+// customer wait for the reconciler.
+func (q *Queries) BookingListLapsedOverlappingForUpdate(ctx context.Context, arg BookingListLapsedOverlappingForUpdateParams) ([]Booking, error) {
+	rows, err := q.db.Query(ctx, bookingListLapsedOverlappingForUpdate,
+		arg.ResourceID,
+		arg.At,
+		arg.StartsAt,
+		arg.EndsAt,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Booking{}
+	for rows.Next() {
+		var i Booking
+		if err := rows.Scan(
+			&i.ID,
+			&i.ResourceID,
+			&i.CustomerEmail,
+			&i.CustomerName,
+			&i.StartsAt,
+			&i.EndsAt,
+			&i.Status,
+			&i.AmountTotal,
+			&i.Currency,
+			&i.HoldExpiresAt,
+			&i.CheckoutExpiresAt,
+			&i.CheckoutSessionID,
+			&i.CheckoutURL,
+			&i.PaymentIntentID,
+			&i.Disputed,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.RefundRequestedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListLapsedWithSession = `-- name: BookingListLapsedWithSession :many
+SELECT id, checkout_session_id FROM bookings
+WHERE booking_session_lapsed(status, checkout_session_id, hold_expires_at, now())
+ORDER BY hold_expires_at
+LIMIT $1
+`
+
+type BookingListLapsedWithSessionRow struct {
+	ID                uuid.UUID
+	CheckoutSessionID *string
+}
+
+func (q *Queries) BookingListLapsedWithSession(ctx context.Context, maxRows int32) ([]BookingListLapsedWithSessionRow, error) {
+	rows, err := q.db.Query(ctx, bookingListLapsedWithSession, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BookingListLapsedWithSessionRow{}
+	for rows.Next() {
+		var i BookingListLapsedWithSessionRow
+		if err := rows.Scan(&i.ID, &i.CheckoutSessionID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListLapsedWithSessionOverlapping = `-- name: BookingListLapsedWithSessionOverlapping :many
+SELECT checkout_session_id::text FROM bookings
+WHERE resource_id = $1
+  AND booking_session_lapsed(status, checkout_session_id, hold_expires_at, now())
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange($2::timestamptz, $3::timestamptz, '[)')
+`
+
+type BookingListLapsedWithSessionOverlappingParams struct {
+	ResourceID uuid.UUID
+	StartsAt   time.Time
+	EndsAt     time.Time
+}
+
+// Lapsed holds whose session may still be open, in the way of a new booking.
+func (q *Queries) BookingListLapsedWithSessionOverlapping(ctx context.Context, arg BookingListLapsedWithSessionOverlappingParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, bookingListLapsedWithSessionOverlapping, arg.ResourceID, arg.StartsAt, arg.EndsAt)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var checkout_session_id string
+		if err := rows.Scan(&checkout_session_id); err != nil {
+			return nil, err
+		}
+		items = append(items, checkout_session_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListProcessingSince = `-- name: BookingListProcessingSince :many
+SELECT id, checkout_session_id FROM bookings
+WHERE status = 'processing'
+  AND updated_at <= $1
+ORDER BY updated_at
+LIMIT $2
+`
+
+type BookingListProcessingSinceParams struct {
+	Before  time.Time
+	MaxRows int32
+}
+
+type BookingListProcessingSinceRow struct {
+	ID                uuid.UUID
+	CheckoutSessionID *string
+}
+
+func (q *Queries) BookingListProcessingSince(ctx context.Context, arg BookingListProcessingSinceParams) ([]BookingListProcessingSinceRow, error) {
+	rows, err := q.db.Query(ctx, bookingListProcessingSince, arg.Before, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BookingListProcessingSinceRow{}
+	for rows.Next() {
+		var i BookingListProcessingSinceRow
+		if err := rows.Scan(&i.ID, &i.CheckoutSessionID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const bookingListRefundsDue = `-- name: BookingListRefundsDue :many
+SELECT id, payment_intent_id FROM bookings
+WHERE status = 'refund_pending'
+  AND refund_requested_at IS NULL
+ORDER BY updated_at
+LIMIT $1
+`
+
+type BookingListRefundsDueRow struct {
+	ID              uuid.UUID
+	PaymentIntentID *string
+}
+
+func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]BookingListRefundsDueRow, error) {
+	rows, err := q.db.Query(ctx, bookingListRefundsDue, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []BookingListRefundsDueRow{}
+	for rows.Next() {
+		var i BookingListRefundsDueRow
+		if err := rows.Scan(&i.ID, &i.PaymentIntentID); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -420,6 +712,16 @@ func (q *Queries) BookingMarkDisputed(ctx context.Context, id uuid.UUID) error {
 	return err
 }
 
+const bookingMarkRefundRequested = `-- name: BookingMarkRefundRequested :exec
+UPDATE bookings SET refund_requested_at = now(), updated_at = now()
+WHERE id = $1 AND refund_requested_at IS NULL
+`
+
+func (q *Queries) BookingMarkRefundRequested(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, bookingMarkRefundRequested, id)
+	return err
+}
+
 const bookingReleaseCheckoutReservation = `-- name: BookingReleaseCheckoutReservation :exec
 UPDATE bookings
 SET checkout_expires_at = NULL, hold_expires_at = $1, updated_at = now()
@@ -494,8 +796,9 @@ WITH moved AS (
     WHERE bookings.id = $2::uuid AND bookings.status = $3::text
     RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
 ), recorded AS (
-    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
-    SELECT moved.id, $3::text, $1::text, $4::text, $5::text
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
+    SELECT moved.id, $3::text, $1::text, $4::text,
+           $5::text, $6::uuid
     FROM moved
 )
 SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM moved
@@ -507,6 +810,7 @@ type BookingTransitionParams struct {
 	FromStatus    string
 	Cause         string
 	StripeEventID *string
+	OperatorID    *uuid.UUID
 }
 
 type BookingTransitionRow struct {
@@ -530,9 +834,10 @@ type BookingTransitionRow struct {
 	RefundRequestedAt *time.Time
 }
 
-// The one way a booking's status changes: conditional on the status the
-// caller read under its row lock, and recorded with its cause, in one
-// statement.
+// The one statement that changes a booking's status (booking.Transition, after
+// booking.Decide): conditional on the status the caller read under its row
+// lock, and recorded with its cause (the Stripe event, or the operator) in
+// the same statement.
 func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionParams) (BookingTransitionRow, error) {
 	row := q.db.QueryRow(ctx, bookingTransition,
 		arg.ToStatus,
@@ -540,6 +845,7 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		arg.FromStatus,
 		arg.Cause,
 		arg.StripeEventID,
+		arg.OperatorID,
 	)
 	var i BookingTransitionRow
 	err := row.Scan(
@@ -563,17 +869,4 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.RefundRequestedAt,
 	)
 	return i, err
-}
-
-const resourceLockForBooking = `-- name: ResourceLockForBooking :exec
-SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))
-`
-
-// Orders concurrent holds of one resource. Without it, two transactions that
-// insert overlapping rows at once can each wait on the other inside the
-// exclusion constraint's check, and PostgreSQL aborts one as a deadlock a
-// second later. The constraint stays the last word on overlaps.
-func (q *Queries) ResourceLockForBooking(ctx context.Context, resourceID uuid.UUID) error {
-	_, err := q.db.Exec(ctx, resourceLockForBooking, resourceID)
-	return err
 }

@@ -12,6 +12,17 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type AdminAudit struct {
+	ID         int64
+	OperatorID *uuid.UUID
+	Via        string
+	Action     string
+	TargetType string
+	TargetID   uuid.UUID
+	RequestID  *string
+	At         time.Time
+}
+
 type AdminSession struct {
 	TokenHash []byte
 	UserID    uuid.UUID
@@ -59,6 +70,7 @@ type BookingStatusChange struct {
 	Cause         string
 	StripeEventID *string
 	At            time.Time
+	OperatorID    *uuid.UUID
 }
 
 type IdempotencyKey struct {

@@ -41,6 +41,105 @@ func (q *Queries) ResourceGetByID(ctx context.Context, id uuid.UUID) (Resource, 
 	return i, err
 }
 
+const resourceGetByIDForUpdate = `-- name: ResourceGetByIDForUpdate :one
+SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at FROM resources WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) ResourceGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Resource, error) {
+	row := q.db.QueryRow(ctx, resourceGetByIDForUpdate, id)
+	var i Resource
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Description,
+		&i.Timezone,
+		&i.Currency,
+		&i.UnitAmount,
+		&i.SlotMinutes,
+		&i.MinSlots,
+		&i.MaxSlots,
+		&i.OpenTime,
+		&i.CloseTime,
+		&i.MinNoticeMinutes,
+		&i.HorizonDays,
+		&i.Active,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const resourceInsert = `-- name: ResourceInsert :one
+INSERT INTO resources (
+    id, slug, name, description, timezone, currency, unit_amount, slot_minutes,
+    min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8,
+    $9, $10, $11, $12, $13, $14, $15
+)
+RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at
+`
+
+type ResourceInsertParams struct {
+	ID               uuid.UUID
+	Slug             string
+	Name             string
+	Description      string
+	Timezone         string
+	Currency         string
+	UnitAmount       int64
+	SlotMinutes      int32
+	MinSlots         int32
+	MaxSlots         int32
+	OpenTime         pgtype.Time
+	CloseTime        pgtype.Time
+	MinNoticeMinutes int32
+	HorizonDays      int32
+	Active           bool
+}
+
+func (q *Queries) ResourceInsert(ctx context.Context, arg ResourceInsertParams) (Resource, error) {
+	row := q.db.QueryRow(ctx, resourceInsert,
+		arg.ID,
+		arg.Slug,
+		arg.Name,
+		arg.Description,
+		arg.Timezone,
+		arg.Currency,
+		arg.UnitAmount,
+		arg.SlotMinutes,
+		arg.MinSlots,
+		arg.MaxSlots,
+		arg.OpenTime,
+		arg.CloseTime,
+		arg.MinNoticeMinutes,
+		arg.HorizonDays,
+		arg.Active,
+	)
+	var i Resource
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Description,
+		&i.Timezone,
+		&i.Currency,
+		&i.UnitAmount,
+		&i.SlotMinutes,
+		&i.MinSlots,
+		&i.MaxSlots,
+		&i.OpenTime,
+		&i.CloseTime,
+		&i.MinNoticeMinutes,
+		&i.HorizonDays,
+		&i.Active,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const resourceListActive = `-- name: ResourceListActive :many
 SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at FROM resources WHERE active ORDER BY name, id
 `
@@ -81,6 +180,89 @@ func (q *Queries) ResourceListActive(ctx context.Context) ([]Resource, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const resourceLockForBooking = `-- name: ResourceLockForBooking :exec
+SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))
+`
+
+// Orders concurrent holds of one resource. Without it, two transactions that
+// insert overlapping rows at once can each wait on the other inside the
+// exclusion constraint's check, and PostgreSQL aborts one as a deadlock a
+// second later. The constraint stays the last word on overlaps.
+func (q *Queries) ResourceLockForBooking(ctx context.Context, resourceID uuid.UUID) error {
+	_, err := q.db.Exec(ctx, resourceLockForBooking, resourceID)
+	return err
+}
+
+const resourceUpdate = `-- name: ResourceUpdate :one
+UPDATE resources
+SET slug = $1, name = $2, description = $3, timezone = $4,
+    currency = $5, unit_amount = $6, slot_minutes = $7,
+    min_slots = $8, max_slots = $9, open_time = $10,
+    close_time = $11, min_notice_minutes = $12,
+    horizon_days = $13, active = $14, updated_at = now()
+WHERE id = $15
+RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at
+`
+
+type ResourceUpdateParams struct {
+	Slug             string
+	Name             string
+	Description      string
+	Timezone         string
+	Currency         string
+	UnitAmount       int64
+	SlotMinutes      int32
+	MinSlots         int32
+	MaxSlots         int32
+	OpenTime         pgtype.Time
+	CloseTime        pgtype.Time
+	MinNoticeMinutes int32
+	HorizonDays      int32
+	Active           bool
+	ID               uuid.UUID
+}
+
+func (q *Queries) ResourceUpdate(ctx context.Context, arg ResourceUpdateParams) (Resource, error) {
+	row := q.db.QueryRow(ctx, resourceUpdate,
+		arg.Slug,
+		arg.Name,
+		arg.Description,
+		arg.Timezone,
+		arg.Currency,
+		arg.UnitAmount,
+		arg.SlotMinutes,
+		arg.MinSlots,
+		arg.MaxSlots,
+		arg.OpenTime,
+		arg.CloseTime,
+		arg.MinNoticeMinutes,
+		arg.HorizonDays,
+		arg.Active,
+		arg.ID,
+	)
+	var i Resource
+	err := row.Scan(
+		&i.ID,
+		&i.Slug,
+		&i.Name,
+		&i.Description,
+		&i.Timezone,
+		&i.Currency,
+		&i.UnitAmount,
+		&i.SlotMinutes,
+		&i.MinSlots,
+		&i.MaxSlots,
+		&i.OpenTime,
+		&i.CloseTime,
+		&i.MinNoticeMinutes,
+		&i.HorizonDays,
+		&i.Active,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const resourceUpsertBySlug = `-- name: ResourceUpsertBySlug :one

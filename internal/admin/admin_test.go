@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -82,16 +83,16 @@ func TestUsers(t *testing.T) {
 	tdb := testkit.NewDatabase(t)
 	ctx := t.Context()
 
-	u, err := CreateUser(ctx, tdb.Pool, " Ops@Example.com ", RoleOps, goodPassword)
+	u, err := CreateUser(ctx, tdb.Pool, " Ops@Example.com ", RoleOps, goodPassword, audit.CommandLine)
 	require.NoError(t, err)
 	require.Equal(t, "ops@example.com", u.Email)
 
-	_, err = CreateUser(ctx, tdb.Pool, "OPS@example.com", RoleAdmin, goodPassword)
+	_, err = CreateUser(ctx, tdb.Pool, "OPS@example.com", RoleAdmin, goodPassword, audit.CommandLine)
 	require.ErrorIs(t, err, ErrUserExists, "one account per address, whatever its case")
 
-	_, err = CreateUser(ctx, tdb.Pool, "weak@example.com", RoleOps, "password")
+	_, err = CreateUser(ctx, tdb.Pool, "weak@example.com", RoleOps, "password", audit.CommandLine)
 	require.Error(t, err)
-	_, err = CreateUser(ctx, tdb.Pool, "not an email", RoleOps, goodPassword)
+	_, err = CreateUser(ctx, tdb.Pool, "not an email", RoleOps, goodPassword, audit.CommandLine)
 	require.Error(t, err)
 
 	sessions := NewSessions(tdb.Pool)
@@ -100,7 +101,7 @@ func TestUsers(t *testing.T) {
 	require.NoError(t, err)
 
 	// A new password ends the sessions opened with the old one.
-	updated, err := UpdateUser(ctx, tdb.Pool, "ops@example.com", RoleAdmin, goodPassword+"!")
+	updated, err := UpdateUser(ctx, tdb.Pool, "ops@example.com", RoleAdmin, goodPassword+"!", audit.CommandLine)
 	require.NoError(t, err)
 	require.Equal(t, RoleAdmin, updated.Role)
 	_, err = sessions.Authenticate(ctx, s.Token)
@@ -108,7 +109,7 @@ func TestUsers(t *testing.T) {
 	_, err = sessions.Login(ctx, "ops@example.com", goodPassword+"!", ip)
 	require.NoError(t, err)
 
-	_, err = UpdateUser(ctx, tdb.Pool, "nobody@example.com", RoleAdmin, goodPassword)
+	_, err = UpdateUser(ctx, tdb.Pool, "nobody@example.com", RoleAdmin, goodPassword, audit.CommandLine)
 	require.Error(t, err)
 }
 
@@ -116,7 +117,7 @@ func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
 	ctx := t.Context()
-	_, err := CreateUser(ctx, tdb.Pool, "ops@example.com", RoleOps, goodPassword)
+	_, err := CreateUser(ctx, tdb.Pool, "ops@example.com", RoleOps, goodPassword, audit.CommandLine)
 	require.NoError(t, err)
 	sessions := NewSessions(tdb.Pool)
 

@@ -69,10 +69,10 @@ func (s *Sessions) Login(ctx context.Context, email, password string, ip netip.A
 		return Session{}, errLoginFailed
 	}
 	// A cheap check first, so that a throttled caller cannot make us hash.
-	if err := checkThrottle(ctx, db.New(s.pool), email, ip); err != nil {
+	if err := checkThrottle(ctx, database.New(s.pool), email, ip); err != nil {
 		return Session{}, err
 	}
-	user, err := db.New(s.pool).AdminUserGetByEmail(ctx, email)
+	user, err := database.New(s.pool).AdminUserGetByEmail(ctx, email)
 	known := err == nil
 	if err != nil && !database.IsNotFound(err) {
 		return Session{}, fmt.Errorf("load admin user: %w", err)
@@ -92,7 +92,7 @@ func (s *Sessions) Login(ctx context.Context, email, password string, ip netip.A
 
 	var session Session
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
 		// Check and record under locks on the email and the address, always
 		// taken in that order, so that concurrent attempts on any instance
 		// cannot all pass the check before any is recorded. The locks are
@@ -159,7 +159,7 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (User, error)
 	if !ok {
 		return User{}, errNoSession
 	}
-	row, err := db.New(s.pool).AdminSessionGetUser(ctx, hash)
+	row, err := database.New(s.pool).AdminSessionGetUser(ctx, hash)
 	if database.IsNotFound(err) {
 		return User{}, errNoSession
 	}
@@ -176,7 +176,7 @@ func (s *Sessions) Logout(ctx context.Context, token string) error {
 	if !ok {
 		return nil
 	}
-	if err := db.New(s.pool).AdminSessionRevoke(ctx, hash); err != nil {
+	if err := database.New(s.pool).AdminSessionRevoke(ctx, hash); err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	return nil
@@ -185,7 +185,7 @@ func (s *Sessions) Logout(ctx context.Context, token string) error {
 // Prune deletes sessions long past their end and login attempts past their
 // use for audit.
 func (s *Sessions) Prune(ctx context.Context) error {
-	q := db.New(s.pool)
+	q := database.New(s.pool)
 	if _, err := q.AdminSessionDeleteOld(ctx); err != nil {
 		return fmt.Errorf("prune sessions: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/database"
 )
 
@@ -70,28 +71,9 @@ func validEmail(email string) error {
 	return nil
 }
 
-// CreateUser adds an operator. The password must pass CheckPasswordStrength.
-func CreateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string) (User, error) {
-	email = normalizeEmail(email)
-	hash, err := prepare(email, role, password)
-	if err != nil {
-		return User{}, err
-	}
-	row, err := db.New(pool).AdminUserInsert(ctx, db.AdminUserInsertParams{
-		ID: uuid.Must(uuid.NewV7()), Email: email, Role: string(role), PasswordHash: hash,
-	})
-	if database.IsUniqueViolation(err) {
-		return User{}, ErrUserExists
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("create admin user: %w", err)
-	}
-	return userOf(row), nil
-}
-
-// UpdateUser sets an existing operator's role and password, and ends every
-// session of theirs: whoever held one may be why the password changes.
-func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string) (User, error) {
+// CreateUser adds an operator, recorded in the audit trail as done by by in
+// the same transaction. The password must pass CheckPasswordStrength.
+func CreateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string, by audit.Actor) (User, error) {
 	email = normalizeEmail(email)
 	hash, err := prepare(email, role, password)
 	if err != nil {
@@ -99,7 +81,34 @@ func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role
 	}
 	var user User
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
+		row, err := q.AdminUserInsert(ctx, db.AdminUserInsertParams{
+			ID: uuid.Must(uuid.NewV7()), Email: email, Role: string(role), PasswordHash: hash,
+		})
+		if database.IsUniqueViolation(err) {
+			return ErrUserExists
+		}
+		if err != nil {
+			return fmt.Errorf("create admin user: %w", err)
+		}
+		user = userOf(row)
+		return audit.Record(ctx, q, by, audit.AdminUserCreate, row.ID)
+	})
+	return user, err
+}
+
+// UpdateUser sets an existing operator's role and password, and ends every
+// session of theirs: whoever held one may be why the password changes. It
+// is recorded in the audit trail in the same transaction.
+func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string, by audit.Actor) (User, error) {
+	email = normalizeEmail(email)
+	hash, err := prepare(email, role, password)
+	if err != nil {
+		return User{}, err
+	}
+	var user User
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		q := database.New(tx)
 		row, err := q.AdminUserUpdate(ctx, db.AdminUserUpdateParams{Email: email, Role: string(role), PasswordHash: hash})
 		if database.IsNotFound(err) {
 			return fmt.Errorf("no admin user has the email %s", email)
@@ -108,7 +117,10 @@ func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role
 			return fmt.Errorf("update admin user: %w", err)
 		}
 		user = userOf(row)
-		return q.AdminSessionRevokeAllOfUser(ctx, row.ID)
+		if err := q.AdminSessionRevokeAllOfUser(ctx, row.ID); err != nil {
+			return fmt.Errorf("end sessions of admin user %s: %w", row.ID, err)
+		}
+		return audit.Record(ctx, q, by, audit.AdminUserUpdate, row.ID)
 	})
 	return user, err
 }

@@ -32,11 +32,43 @@ type Request struct {
 }
 
 // Causes recorded in booking_status_changes for transitions slotpay makes
-// itself; Stripe-caused transitions record the event type.
+// itself; Stripe-caused transitions record the event type (EventCause).
 const (
-	CauseCreated    = "created"
-	CauseHoldLapsed = "hold_lapsed"
+	CauseCreated        = "created"
+	CauseHoldLapsed     = "hold_lapsed"
+	CauseCustomerCancel = "customer_cancel"
+	CauseOperatorCancel = "operator_cancel"
 )
+
+// Cause is who or what made a transition, as booking_status_changes records
+// it: a name, and the Stripe event or the operator behind it.
+type Cause struct {
+	Name          string
+	StripeEventID *string
+	OperatorID    *uuid.UUID
+}
+
+// EventCause is the cause of a transition a Stripe event made.
+func EventCause(eventType, eventID string) Cause {
+	return Cause{Name: eventType, StripeEventID: &eventID}
+}
+
+// ByOperator is the cause of an operator's cancel.
+func ByOperator(operatorID uuid.UUID) Cause {
+	return Cause{Name: CauseOperatorCancel, OperatorID: &operatorID}
+}
+
+// Of is the part of a booking row that Decide reads.
+func Of(b db.Booking) Booking {
+	return Booking{
+		Status:           Status(b.Status),
+		AmountTotal:      b.AmountTotal,
+		Currency:         b.Currency,
+		HoldExpiresAt:    b.HoldExpiresAt,
+		HasSession:       b.CheckoutSessionID != nil,
+		HasPaymentIntent: b.PaymentIntentID != nil,
+	}
+}
 
 // ActiveResource loads a resource that can be booked, or a not_found error.
 func ActiveResource(ctx context.Context, q *db.Queries, id uuid.UUID) (db.Resource, error) {
@@ -60,7 +92,7 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 	if err != nil {
 		return db.Booking{}, 0, err
 	}
-	resource, err := ActiveResource(ctx, db.New(pool), req.ResourceID)
+	resource, err := ActiveResource(ctx, database.New(pool), req.ResourceID)
 	if err != nil {
 		return db.Booking{}, 0, err
 	}
@@ -82,25 +114,24 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		released int
 	)
 	insert := func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
 		if err := q.ResourceLockForBooking(ctx, req.ResourceID); err != nil {
 			return fmt.Errorf("lock resource: %w", err)
 		}
 		// A hold that lapsed before any Checkout Session existed cannot be
 		// paid: release it here rather than make this customer wait for the
 		// reconciler.
-		lapsed, err := q.BookingExpireLapsedHoldsOverlapping(ctx, db.BookingExpireLapsedHoldsOverlappingParams{
-			ResourceID: req.ResourceID, StartsAt: req.Slot.StartsAt, EndsAt: req.Slot.EndsAt,
+		lapsed, err := q.BookingListLapsedOverlappingForUpdate(ctx, db.BookingListLapsedOverlappingForUpdateParams{
+			ResourceID: req.ResourceID, At: now, StartsAt: req.Slot.StartsAt, EndsAt: req.Slot.EndsAt,
 		})
 		if err != nil {
-			return fmt.Errorf("release lapsed holds: %w", err)
+			return fmt.Errorf("find lapsed holds: %w", err)
 		}
-		released = len(lapsed)
-		for _, lapsedID := range lapsed {
-			if err := recordChange(ctx, q, lapsedID, PendingPayment, Expired, CauseHoldLapsed, nil); err != nil {
-				return err
-			}
+		expired, err := expireLapsed(ctx, q, lapsed, now)
+		if err != nil {
+			return err
 		}
+		released = len(expired)
 		created, err = q.BookingInsert(ctx, db.BookingInsertParams{
 			ID:            id,
 			ResourceID:    req.ResourceID,
@@ -187,8 +218,9 @@ func FreeSlots(ctx context.Context, q *db.Queries, resourceID uuid.UUID, year in
 		return Availability{}, err
 	}
 	hours := rules.openingHours(year, month, day)
+	now := time.Now()
 	rows, err := q.BookingListHoldingBetween(ctx, db.BookingListHoldingBetweenParams{
-		ResourceID: resourceID, Since: hours.StartsAt, Until: hours.EndsAt,
+		ResourceID: resourceID, At: now, Since: hours.StartsAt, Until: hours.EndsAt,
 	})
 	if err != nil {
 		return Availability{}, fmt.Errorf("list busy intervals: %w", err)
@@ -197,7 +229,7 @@ func FreeSlots(ctx context.Context, q *db.Queries, resourceID uuid.UUID, year in
 	for i, r := range rows {
 		busy[i] = Slot{StartsAt: r.StartsAt, EndsAt: r.EndsAt}
 	}
-	return Availability{Resource: resource, Slots: rules.FreeSlots(year, month, day, busy, time.Now())}, nil
+	return Availability{Resource: resource, Slots: rules.FreeSlots(year, month, day, busy, now)}, nil
 }
 
 // ErrStatusChanged means a conditional status update found another status
@@ -205,10 +237,12 @@ func FreeSlots(ctx context.Context, q *db.Queries, resourceID uuid.UUID, year in
 var ErrStatusChanged = errors.New("booking status changed under a row lock")
 
 // Transition moves a booking, locked by the caller, from its current status to
-// to, and records why. It is the only way a status changes.
-func Transition(ctx context.Context, q *db.Queries, b db.Booking, to Status, cause string, stripeEventID *string) (db.Booking, error) {
+// to, and records the cause. It runs BookingTransition, the one statement
+// that changes a status; callers decide to with Decide first.
+func Transition(ctx context.Context, q *db.Queries, b db.Booking, to Status, c Cause) (db.Booking, error) {
 	updated, err := q.BookingTransition(ctx, db.BookingTransitionParams{
-		ID: b.ID, FromStatus: b.Status, ToStatus: string(to), Cause: cause, StripeEventID: stripeEventID,
+		ID: b.ID, FromStatus: b.Status, ToStatus: string(to), Cause: c.Name,
+		StripeEventID: c.StripeEventID, OperatorID: c.OperatorID,
 	})
 	if database.IsNotFound(err) {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, ErrStatusChanged)
@@ -221,13 +255,64 @@ func Transition(ctx context.Context, q *db.Queries, b db.Booking, to Status, cau
 	return db.Booking(updated), nil
 }
 
-func recordChange(ctx context.Context, q *db.Queries, id uuid.UUID, from, to Status, cause string, stripeEventID *string) error {
-	fromStatus := string(from)
-	err := q.StatusChangeInsert(ctx, db.StatusChangeInsertParams{
-		BookingID: id, FromStatus: &fromStatus, ToStatus: string(to), Cause: cause, StripeEventID: stripeEventID,
-	})
-	if err != nil {
-		return fmt.Errorf("record booking %s %s -> %s: %w", id, from, to, err)
+// Apply decides what f does to b, locked by the caller, and makes the
+// transition if there is one. The returned booking is b when nothing
+// changed.
+func Apply(ctx context.Context, q *db.Queries, b db.Booking, f Fact, c Cause) (db.Booking, Decision, error) {
+	d := Decide(Of(b), f)
+	if d.To == Status(b.Status) {
+		return b, d, nil
 	}
-	return nil
+	moved, err := Transition(ctx, q, b, d.To, c)
+	return moved, d, err
+}
+
+// lapsedBatch bounds one transaction of ExpireLapsedHolds.
+const lapsedBatch = 100
+
+// ExpireLapsedHolds expires every hold that lapsed by at with no Checkout
+// Session (SPEC §5), each through Decide and Transition like any other
+// change, in transactions of a batch each. It returns the expired bookings.
+func ExpireLapsedHolds(ctx context.Context, pool *pgxpool.Pool, at time.Time) ([]uuid.UUID, error) {
+	var all []uuid.UUID
+	for {
+		var (
+			expired []uuid.UUID
+			found   int
+		)
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			q := database.New(tx)
+			lapsed, err := q.BookingListLapsedForUpdate(ctx, db.BookingListLapsedForUpdateParams{At: at, MaxRows: lapsedBatch})
+			if err != nil {
+				return fmt.Errorf("find lapsed holds: %w", err)
+			}
+			found = len(lapsed)
+			expired, err = expireLapsed(ctx, q, lapsed, at)
+			return err
+		})
+		if err != nil {
+			return all, fmt.Errorf("expire lapsed holds: %w", err)
+		}
+		all = append(all, expired...)
+		// A full batch may have more behind it; one that expired nothing
+		// would only find itself again.
+		if found < lapsedBatch || len(expired) == 0 {
+			return all, nil
+		}
+	}
+}
+
+// expireLapsed applies HoldLapsed to bookings the caller locked.
+func expireLapsed(ctx context.Context, q *db.Queries, lapsed []db.Booking, at time.Time) ([]uuid.UUID, error) {
+	var expired []uuid.UUID
+	for _, b := range lapsed {
+		moved, _, err := Apply(ctx, q, b, Fact{Kind: HoldLapsed, At: at}, Cause{Name: CauseHoldLapsed})
+		if err != nil {
+			return nil, err
+		}
+		if moved.Status != b.Status {
+			expired = append(expired, b.ID)
+		}
+	}
+	return expired, nil
 }

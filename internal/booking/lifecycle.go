@@ -1,6 +1,11 @@
 package booking
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"github.com/slotpay/slotpay/internal/apperr"
+)
 
 // This file is slotpay's state machine (SPEC §2.1), in one place: Decide says,
 // for a booking's current status and a verified fact, what happens. It is pure:
@@ -21,8 +26,14 @@ const (
 	Refunded       Status = "refunded"
 )
 
+// Statuses lists every status, in the order of SPEC §2.1.
+var Statuses = []Status{
+	PendingPayment, Processing, Confirmed, NeedsReview, RefundPending, Expired, PaymentFailed, Cancelled, Refunded,
+}
+
 // HoldsSlot reports whether a booking in this status keeps its slot from
-// others. The bookings_no_overlap constraint lists the same statuses.
+// others. It is SQL's booking_holds_slot (migration 00006), which the
+// bookings_no_overlap constraint uses; a test holds the two equal.
 func (s Status) HoldsSlot() bool {
 	switch s {
 	case PendingPayment, Processing, Confirmed, NeedsReview:
@@ -48,6 +59,7 @@ const (
 	// HoldLapsed: the hold ran out with no Checkout Session to pay it.
 	HoldLapsed     FactKind = "hold_lapsed"
 	CustomerCancel FactKind = "customer_cancel"
+	OperatorCancel FactKind = "operator_cancel"
 )
 
 // Fact is a verified statement about one booking's payment.
@@ -58,6 +70,8 @@ type Fact struct {
 	Currency    string
 	// FullRefund is true when the charge is refunded in full (ChargeRefunded).
 	FullRefund bool
+	// At is when the fact holds (HoldLapsed: the moment the hold is judged).
+	At time.Time
 }
 
 // Outcome is how the payment ledger records an event's effect.
@@ -85,9 +99,45 @@ type Decision struct {
 
 // Booking is the part of a booking Decide reads.
 type Booking struct {
-	Status      Status
-	AmountTotal int64
-	Currency    string
+	Status        Status
+	AmountTotal   int64
+	Currency      string
+	HoldExpiresAt time.Time
+	// HasSession is true once a Checkout Session exists for the booking.
+	HasSession bool
+	// HasPaymentIntent is true once Stripe named the payment.
+	HasPaymentIntent bool
+}
+
+// HoldLapsed reports whether the booking is a hold that ran out at at with
+// no Checkout Session: nobody can pay it, so it can be expired and its slot
+// released. It is SQL's booking_hold_lapsed (migration 00006); a test holds
+// the two equal.
+func (b Booking) HoldLapsed(at time.Time) bool {
+	return b.Status == PendingPayment && !b.HasSession && !b.HoldExpiresAt.After(at)
+}
+
+// SessionLapsed reports whether the booking is a hold that ran out at at
+// while its Checkout Session may still be paid: Stripe must expire the
+// session before the slot is released. It is SQL's booking_session_lapsed.
+func (b Booking) SessionLapsed(at time.Time) bool {
+	return b.Status == PendingPayment && b.HasSession && !b.HoldExpiresAt.After(at)
+}
+
+// Refundable says whether an operator may refund the booking in full now
+// (SPEC §3): it is paid, through a payment intent, and no refund is under
+// way. A refund_pending booking is refunded automatically; a refunded one
+// has nothing left.
+func Refundable(b Booking) error {
+	switch b.Status {
+	case Confirmed, NeedsReview:
+	default:
+		return apperr.New(apperr.InvalidState, "the booking is %s; only a confirmed or needs_review booking can be refunded", b.Status)
+	}
+	if !b.HasPaymentIntent {
+		return apperr.New(apperr.InvalidState, "the booking has no payment to refund")
+	}
+	return nil
 }
 
 // Decide applies SPEC §2.1 to one booking and one fact.
@@ -161,14 +211,23 @@ func Decide(b Booking, f Fact) Decision {
 		return d
 
 	case HoldLapsed:
-		if b.Status == PendingPayment {
+		switch {
+		case b.HoldLapsed(f.At):
 			return move(Expired, Applied, "hold lapsed")
+		case b.Status != PendingPayment:
+			return stay(Ignored, "hold lapse does not apply to a "+string(b.Status)+" booking")
+		case b.HasSession:
+			return stay(Ignored, "the hold has a checkout session: Stripe must expire it first")
 		}
-		return stay(Ignored, "hold lapse does not apply to a "+string(b.Status)+" booking")
+		return stay(Ignored, "the hold runs until "+b.HoldExpiresAt.UTC().Format(time.RFC3339))
 
-	case CustomerCancel:
+	case CustomerCancel, OperatorCancel:
 		if b.Status == PendingPayment {
-			return move(Cancelled, Applied, "cancelled by the customer")
+			by := "the customer"
+			if f.Kind == OperatorCancel {
+				by = "an operator"
+			}
+			return move(Cancelled, Applied, "cancelled by "+by)
 		}
 		return stay(Ignored, "only a pending_payment booking can be cancelled")
 	}

@@ -53,7 +53,7 @@ func NewService(pool *pgxpool.Pool, stripe *client.API, processor *payment.Proce
 // Start returns the booking's Checkout Session, creating it on first call.
 // While the session is open every call returns the same one.
 func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, error) {
-	q := db.New(s.pool)
+	q := database.New(s.pool)
 	b, err := booking.Get(ctx, q, bookingID)
 	if err != nil {
 		return Session{}, err

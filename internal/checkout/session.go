@@ -14,24 +14,46 @@ import (
 
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/database"
 )
-
-// CauseCustomerCancel is the cause recorded for a customer's cancellation.
-const CauseCustomerCancel = "customer_cancel"
 
 // Cancel releases a pending_payment booking at the customer's request. Its
 // open Checkout Session is expired at Stripe first, so the slot is never
 // released while the session can still be paid; if Stripe says the session
 // was completed meanwhile, that is applied instead and the cancel refused.
 func (s *Service) Cancel(ctx context.Context, bookingID uuid.UUID) (db.Booking, error) {
-	q := db.New(s.pool)
+	return s.cancel(ctx, bookingID, booking.Fact{Kind: booking.CustomerCancel}, booking.Cause{Name: booking.CauseCustomerCancel}, nil)
+}
+
+// CancelByOperator is Cancel done by an operator: recorded with cause
+// operator_cancel and the operator in the booking's history, and in the
+// audit trail, in the transaction of the change.
+func (s *Service) CancelByOperator(ctx context.Context, bookingID uuid.UUID, by audit.Actor) (db.Booking, error) {
+	if by.OperatorID == nil {
+		return db.Booking{}, errors.New("an operator cancel needs the operator")
+	}
+	record := func(ctx context.Context, q *db.Queries) error {
+		return audit.Record(ctx, q, by, audit.BookingCancel, bookingID)
+	}
+	return s.cancel(ctx, bookingID, booking.Fact{Kind: booking.OperatorCancel}, booking.ByOperator(*by.OperatorID), record)
+}
+
+// cancel applies a cancel fact to a booking, closing its session at Stripe
+// first; record, when set, runs in the transaction of the change.
+func (s *Service) cancel(ctx context.Context, bookingID uuid.UUID, f booking.Fact, c booking.Cause,
+	record func(context.Context, *db.Queries) error,
+) (db.Booking, error) {
+	q := database.New(s.pool)
 	b, err := booking.Get(ctx, q, bookingID)
 	if err != nil {
 		return db.Booking{}, err
 	}
-	if booking.Status(b.Status) != booking.PendingPayment {
-		return db.Booking{}, apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment booking can be cancelled", b.Status)
+	// Decided once before Stripe is asked, so that a booking that cannot
+	// be cancelled leaves its session alone, and again under the lock.
+	if d := booking.Decide(booking.Of(b), f); d.To == booking.Status(b.Status) {
+		return db.Booking{}, apperr.New(apperr.InvalidState, "the booking is %s; %s", b.Status, d.Reason)
 	}
 	if b.CheckoutSessionID != nil {
 		if _, err := s.ExpireSession(ctx, *b.CheckoutSessionID); err != nil {
@@ -41,19 +63,23 @@ func (s *Service) Cancel(ctx context.Context, bookingID uuid.UUID) (db.Booking, 
 
 	var cancelled db.Booking
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
 		locked, err := q.BookingGetByIDForUpdate(ctx, bookingID)
 		if err != nil {
 			return fmt.Errorf("lock booking %s: %w", bookingID, err)
 		}
-		current := booking.Status(locked.Status)
-		d := booking.Decide(booking.Booking{Status: current, AmountTotal: locked.AmountTotal, Currency: locked.Currency},
-			booking.Fact{Kind: booking.CustomerCancel})
-		if d.To == current {
-			return apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment booking can be cancelled", current)
+		var d booking.Decision
+		cancelled, d, err = booking.Apply(ctx, q, locked, f, c)
+		if err != nil {
+			return err
 		}
-		cancelled, err = booking.Transition(ctx, q, locked, d.To, CauseCustomerCancel, nil)
-		return err
+		if cancelled.Status == locked.Status {
+			return apperr.New(apperr.InvalidState, "the booking is %s; %s", locked.Status, d.Reason)
+		}
+		if record == nil {
+			return nil
+		}
+		return record(ctx, q)
 	})
 	if err != nil {
 		return db.Booking{}, err
@@ -123,7 +149,7 @@ func (s *Service) Hold(ctx context.Context, req booking.Request, hold time.Durat
 	if apperr.CodeOf(err) != apperr.SlotUnavailable {
 		return b, err
 	}
-	lapsed, listErr := db.New(s.pool).BookingListLapsedWithSessionOverlapping(ctx, db.BookingListLapsedWithSessionOverlappingParams{
+	lapsed, listErr := database.New(s.pool).BookingListLapsedWithSessionOverlapping(ctx, db.BookingListLapsedWithSessionOverlappingParams{
 		ResourceID: req.ResourceID, StartsAt: req.Slot.StartsAt, EndsAt: req.Slot.EndsAt,
 	})
 	if listErr != nil || len(lapsed) == 0 {

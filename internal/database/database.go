@@ -9,11 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -95,41 +92,3 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return nil
 }
-
-// SQLSTATE codes slotpay acts on.
-const (
-	codeUniqueViolation    = "23505"
-	codeExclusionViolation = "23P01"
-	codeDeadlockDetected   = "40P01"
-)
-
-// IsDeadlock reports whether PostgreSQL aborted the transaction to break a
-// deadlock; running it again is safe and usually succeeds.
-func IsDeadlock(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == codeDeadlockDetected
-}
-
-// IsOverlap reports whether err is the bookings_no_overlap exclusion
-// constraint refusing a second slot-holding booking.
-func IsOverlap(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == codeExclusionViolation
-}
-
-// IsUniqueViolation reports whether err is a unique constraint refusing a row.
-func IsUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation
-}
-
-// IsDataException reports whether PostgreSQL refused a value itself (SQLSTATE
-// class 22: a byte sequence that is not UTF-8, a NUL in text or jsonb, a
-// timestamp out of range). Retrying the same value fails the same way.
-func IsDataException(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
-}
-
-// IsNotFound reports whether err says a query found no row.
-func IsNotFound(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

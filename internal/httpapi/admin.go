@@ -6,20 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/stripe/stripe-go/v76"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/admin"
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/resource"
 )
 
@@ -81,23 +81,17 @@ func (h *handlers) ListAdminBookings(ctx context.Context, req genapi.ListAdminBo
 		}
 		params.AfterID = &id
 	}
-	rows, err := db.New(h.s.pool).BookingListForAdmin(ctx, params)
+	rows, err := database.New(h.s.pool).BookingListForAdmin(ctx, params)
 	if err != nil {
 		return nil, fmt.Errorf("list bookings: %w", err)
 	}
-	page := genapi.AdminBookingPage{Items: make([]genapi.AdminBooking, 0, len(rows))}
-	for i, b := range rows {
-		if i == int(limit) {
-			page.NextCursor = new(encodeCursor(cursorBookings, rows[i-1].ID.String()))
-			break
-		}
-		page.Items = append(page.Items, adminBookingOut(b))
-	}
+	var page genapi.AdminBookingPage
+	page.Items, page.NextCursor = paginate(rows, limit, cursorBookings, func(b db.Booking) string { return b.ID.String() }, adminBookingOut)
 	return genapi.ListAdminBookings200JSONResponse{Body: page}, nil
 }
 
 func (h *handlers) GetAdminBooking(ctx context.Context, req genapi.GetAdminBookingRequestObject) (genapi.GetAdminBookingResponseObject, error) {
-	q := db.New(h.s.pool)
+	q := database.New(h.s.pool)
 	b, err := booking.Get(ctx, q, req.Id)
 	if err != nil {
 		return nil, err
@@ -121,6 +115,7 @@ func (h *handlers) GetAdminBooking(ctx context.Context, req genapi.GetAdminBooki
 			ToStatus:      genapi.BookingStatus(c.ToStatus),
 			Cause:         c.Cause,
 			StripeEventId: c.StripeEventID,
+			OperatorId:    c.OperatorID,
 			At:            c.At.UTC(),
 		}
 	}
@@ -139,79 +134,68 @@ func (h *handlers) ListAdminPaymentEvents(ctx context.Context, req genapi.ListAd
 		BookingID: p.BookingId,
 		MaxRows:   limit + 1,
 	}
-	if p.Cursor != nil {
-		after, err := decodeCursor(*p.Cursor, cursorEvents)
-		if err != nil {
-			return nil, err
-		}
-		id, err := strconv.ParseInt(after, 10, 64)
-		if err != nil {
-			return nil, errBadCursor
-		}
-		params.AfterID = &id
+	var err error
+	if params.AfterID, err = idCursor(p.Cursor, cursorEvents); err != nil {
+		return nil, err
 	}
-	rows, err := db.New(h.s.pool).PaymentEventListForAdmin(ctx, params)
+	rows, err := database.New(h.s.pool).PaymentEventListForAdmin(ctx, params)
 	if err != nil {
 		return nil, fmt.Errorf("list payment events: %w", err)
 	}
-	page := genapi.PaymentEventPage{Items: make([]genapi.PaymentEvent, 0, len(rows))}
-	for i, e := range rows {
-		if i == int(limit) {
-			page.NextCursor = new(encodeCursor(cursorEvents, strconv.FormatInt(rows[i-1].ID, 10)))
-			break
-		}
-		page.Items = append(page.Items, paymentEventOut(e))
-	}
+	var page genapi.PaymentEventPage
+	page.Items, page.NextCursor = paginate(rows, limit, cursorEvents, func(e db.PaymentEvent) string { return strconv.FormatInt(e.ID, 10) }, paymentEventOut)
 	return genapi.ListAdminPaymentEvents200JSONResponse{Body: page}, nil
 }
 
-// RefundAdminBooking asks Stripe to refund a paid booking in full. The
-// idempotency key is the one the automatic late-payment refund uses,
-// derived from the booking, so a booking is refunded at most once whoever
-// asks and however often. Nothing changes here but the note that Stripe
-// accepted: the booking becomes refunded when charge.refunded arrives.
-func (h *handlers) RefundAdminBooking(ctx context.Context, req genapi.RefundAdminBookingRequestObject) (genapi.RefundAdminBookingResponseObject, error) {
-	q := db.New(h.s.pool)
-	b, err := booking.Get(ctx, q, req.Id)
+func (h *handlers) ListAdminAudit(ctx context.Context, req genapi.ListAdminAuditRequestObject) (genapi.ListAdminAuditResponseObject, error) {
+	limit := pageSize(req.Params.Limit)
+	after, err := idCursor(req.Params.Cursor, cursorAudit)
 	if err != nil {
 		return nil, err
 	}
-	switch booking.Status(b.Status) {
-	case booking.Confirmed, booking.NeedsReview:
-	default:
-		return nil, apperr.New(apperr.InvalidState, "the booking is %s; only a confirmed or needs_review booking can be refunded", b.Status)
+	rows, err := database.New(h.s.pool).AdminAuditList(ctx, db.AdminAuditListParams{AfterID: after, MaxRows: limit + 1})
+	if err != nil {
+		return nil, fmt.Errorf("list audit entries: %w", err)
 	}
-	if b.PaymentIntentID == nil {
-		return nil, apperr.New(apperr.InvalidState, "the booking has no payment to refund")
-	}
-	if err := h.s.processor.RequestRefund(ctx, b.ID, *b.PaymentIntentID); err != nil {
-		if fromStripe(err) {
-			return nil, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider did not accept the refund; try again")
-		}
+	var page genapi.AuditEntryPage
+	page.Items, page.NextCursor = paginate(rows, limit, cursorAudit, func(a db.AdminAudit) string { return strconv.FormatInt(a.ID, 10) }, auditEntryOut)
+	return genapi.ListAdminAudit200JSONResponse{Body: page}, nil
+}
+
+// RefundAdminBooking asks Stripe to refund a paid booking in full; the
+// booking becomes refunded when charge.refunded arrives.
+func (h *handlers) RefundAdminBooking(ctx context.Context, req genapi.RefundAdminBookingRequestObject) (genapi.RefundAdminBookingResponseObject, error) {
+	by, err := operatorOf(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if b, err = booking.Get(ctx, q, req.Id); err != nil {
+	b, err := h.s.processor.RefundByOperator(ctx, req.Id, by)
+	if err != nil {
 		return nil, err
 	}
 	return genapi.RefundAdminBooking202JSONResponse{Body: adminBookingOut(b)}, nil
 }
 
-// fromStripe reports whether err is Stripe's answer or a failure to reach
-// Stripe, as opposed to our own database failing afterwards.
-func fromStripe(err error) bool {
-	if _, ok := errors.AsType[*stripe.Error](err); ok {
-		return true
-	}
-	_, ok := errors.AsType[*url.Error](err)
-	return ok
-}
-
 func (h *handlers) CancelAdminBooking(ctx context.Context, req genapi.CancelAdminBookingRequestObject) (genapi.CancelAdminBookingResponseObject, error) {
-	b, err := h.s.checkout.Cancel(ctx, req.Id)
+	by, err := operatorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := h.s.checkout.CancelByOperator(ctx, req.Id, by)
 	if err != nil {
 		return nil, err
 	}
 	return genapi.CancelAdminBooking200JSONResponse{Body: adminBookingOut(b)}, nil
+}
+
+// operatorOf is the operator a request acts for, as the audit trail and
+// the booking history name them.
+func operatorOf(ctx context.Context) (audit.Actor, error) {
+	p, ok := principalFrom(ctx)
+	if !ok {
+		return audit.Actor{}, errors.New("admin route served without requireRole")
+	}
+	return audit.Operator(p.user.ID, requestID(ctx)), nil
 }
 
 func (h *handlers) RunAdminReconcile(ctx context.Context, _ genapi.RunAdminReconcileRequestObject) (genapi.RunAdminReconcileResponseObject, error) {
@@ -245,7 +229,11 @@ func (h *handlers) CreateAdminResource(ctx context.Context, req genapi.CreateAdm
 	if r.CloseTime, err = resource.ParseClock(in.CloseTime); err != nil {
 		return nil, err
 	}
-	created, err := resource.Create(ctx, h.s.pool, r)
+	by, err := operatorOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	created, err := resource.Create(ctx, h.s.pool, r, by)
 	if err != nil {
 		return nil, err
 	}
@@ -259,6 +247,10 @@ func (h *handlers) UpdateAdminResource(ctx context.Context, req genapi.UpdateAdm
 		return nil, err
 	}
 	closing, err := optionalClock(in.CloseTime)
+	if err != nil {
+		return nil, err
+	}
+	by, err := operatorOf(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +269,7 @@ func (h *handlers) UpdateAdminResource(ctx context.Context, req genapi.UpdateAdm
 		set(&r.MinNoticeMinutes, in.MinNoticeMinutes)
 		set(&r.HorizonDays, in.HorizonDays)
 		set(&r.Active, in.Active)
-	})
+	}, by)
 	if err != nil {
 		return nil, err
 	}
@@ -318,12 +310,43 @@ func pageSize(limit *int32) int32 {
 const (
 	cursorBookings = "bookings"
 	cursorEvents   = "payment-events"
+	cursorAudit    = "audit"
 )
 
 var errBadCursor = apperr.New(apperr.InvalidRequest, "cursor is not a next_cursor of this list")
 
 func encodeCursor(list, key string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(list + ":" + key))
+}
+
+// paginate turns the rows of a list query, asked for limit+1 rows, into one
+// page: at most limit items, and the cursor after the last one when more
+// rows follow.
+func paginate[R, T any](rows []R, limit int32, list string, key func(R) string, out func(R) T) ([]T, *string) {
+	items := make([]T, 0, min(len(rows), int(limit)))
+	for i, r := range rows {
+		if i == int(limit) {
+			return items, new(encodeCursor(list, key(rows[i-1])))
+		}
+		items = append(items, out(r))
+	}
+	return items, nil
+}
+
+// idCursor reads the cursor of a list keyed by a bigint id; none is nil.
+func idCursor(cursor *string, list string) (*int64, error) {
+	if cursor == nil {
+		return nil, nil
+	}
+	after, err := decodeCursor(*cursor, list)
+	if err != nil {
+		return nil, err
+	}
+	id, err := strconv.ParseInt(after, 10, 64)
+	if err != nil {
+		return nil, errBadCursor
+	}
+	return &id, nil
 }
 
 func decodeCursor(cursor, list string) (string, error) {
@@ -391,4 +414,17 @@ func utc(t *time.Time) *time.Time {
 		return nil
 	}
 	return new(t.UTC())
+}
+
+func auditEntryOut(a db.AdminAudit) genapi.AuditEntry {
+	return genapi.AuditEntry{
+		Id:         a.ID,
+		OperatorId: a.OperatorID,
+		Via:        genapi.AuditEntryVia(a.Via),
+		Action:     genapi.AuditEntryAction(a.Action),
+		TargetType: genapi.AuditEntryTargetType(a.TargetType),
+		TargetId:   a.TargetID,
+		RequestId:  a.RequestID,
+		At:         a.At.UTC(),
+	}
 }

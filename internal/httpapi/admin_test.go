@@ -17,6 +17,7 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -26,7 +27,7 @@ const adminPassword = "correct horse Battery 9"
 func (b *testBundle) adminUser(t *testing.T, role admin.Role) string {
 	t.Helper()
 	email := string(role) + "-" + uuid.NewString()[:8] + "@example.com"
-	_, err := admin.CreateUser(t.Context(), b.db.Pool, email, role, adminPassword)
+	_, err := admin.CreateUser(t.Context(), b.db.Pool, email, role, adminPassword, audit.CommandLine)
 	require.NoError(t, err)
 	return email
 }

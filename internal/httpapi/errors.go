@@ -48,22 +48,21 @@ type envelopeBody struct {
 // as internal_error without it.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
+	// Driver errors arrive as apperr errors already (database.Interpret),
+	// so the status is a lookup; anything without a code is internal.
 	code, message := apperr.Internal, "internal error"
-	var appErr *apperr.Error
-	switch {
-	case errors.As(err, &appErr):
+	if appErr, ok := errors.AsType[*apperr.Error](err); ok {
 		code, message = appErr.Code, appErr.Message
-	case database.IsDataException(err):
-		// PostgreSQL refused a value the request carried (a NUL in a
-		// name, say): the client's fault, and a retry fails the same way.
-		// Logged, because validation upstream should have said so.
-		code, message = apperr.InvalidRequest, "the request holds a value that cannot be stored"
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "value refused by the database",
-			slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
 	}
 	status, ok := statusOf[code]
 	if !ok {
 		status = http.StatusInternalServerError
+	}
+	if database.IsDataException(err) {
+		// Validation upstream should have refused the value PostgreSQL
+		// refused: worth a line in the log.
+		s.logger.LogAttrs(ctx, slog.LevelWarn, "value refused by the database",
+			slog.String("request_id", requestID(ctx)), slog.String("error", err.Error()))
 	}
 	if errors.Is(err, errMethodNotAllowed) {
 		status = http.StatusMethodNotAllowed

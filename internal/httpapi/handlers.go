@@ -10,6 +10,7 @@ import (
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/idempotency"
 )
 
@@ -21,7 +22,7 @@ type handlers struct{ s *Server }
 var _ genapi.StrictServerInterface = (*handlers)(nil)
 
 func (h *handlers) ListResources(ctx context.Context, _ genapi.ListResourcesRequestObject) (genapi.ListResourcesResponseObject, error) {
-	rows, err := db.New(h.s.pool).ResourceListActive(ctx)
+	rows, err := database.New(h.s.pool).ResourceListActive(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +35,7 @@ func (h *handlers) ListResources(ctx context.Context, _ genapi.ListResourcesRequ
 
 func (h *handlers) GetAvailability(ctx context.Context, req genapi.GetAvailabilityRequestObject) (genapi.GetAvailabilityResponseObject, error) {
 	d := req.Params.Date.Time
-	avail, err := booking.FreeSlots(ctx, db.New(h.s.pool), req.Id, d.Year(), d.Month(), d.Day())
+	avail, err := booking.FreeSlots(ctx, database.New(h.s.pool), req.Id, d.Year(), d.Month(), d.Day())
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRe
 	// A first run of this request that created its booking and then died
 	// before answering: answer with that booking, never hold twice.
 	if id, ok := idempotency.RecoveredBooking(ctx); ok {
-		b, err := booking.Get(ctx, db.New(h.s.pool), id)
+		b, err := booking.Get(ctx, database.New(h.s.pool), id)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +76,7 @@ func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRe
 }
 
 func (h *handlers) GetBooking(ctx context.Context, req genapi.GetBookingRequestObject) (genapi.GetBookingResponseObject, error) {
-	b, err := booking.Get(ctx, db.New(h.s.pool), req.Id)
+	b, err := booking.Get(ctx, database.New(h.s.pool), req.Id)
 	if err != nil {
 		return nil, err
 	}

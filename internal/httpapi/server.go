@@ -91,6 +91,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	v1.Handle("POST /v1/admin/reconcile", s.requireRole(admin.RoleOps, api))
 	v1.Handle("POST /v1/admin/resources", s.requireRole(admin.RoleAdmin, api))
 	v1.Handle("PATCH /v1/admin/resources/{id}", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("GET /v1/admin/audit", s.requireRole(admin.RoleAdmin, api))
 	// Anything else under /v1/admin/ that the contract knows needs a
 	// session too: a route added to the spec but not above stays closed.
 	v1.Handle("/v1/admin/", s.requireRole(admin.RoleAdmin, api))

@@ -66,6 +66,12 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, apperr.Wrap(err, apperr.InvalidRequest, "the event holds values that cannot be stored"))
 		return
 	}
+	if err != nil && apperr.CodeOf(err) != apperr.InvalidRequest {
+		// Whatever its code (a constraint refusing a second confirmation,
+		// say), a failure to apply a well-formed signed event is ours:
+		// answered 500 so that Stripe retries it.
+		err = apperr.Wrap(err, apperr.Internal, "internal error")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -46,7 +46,7 @@ func ScopeBy(scope func(*http.Request) string) Option {
 // Middleware applies Idempotency-Key to POST requests. The body must already
 // be readable again (the caller buffers it); writeError renders refusals.
 func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.ResponseWriter, *http.Request, error), opts ...Option) func(http.Handler) http.Handler {
-	q := db.New(pool)
+	q := database.New(pool)
 	o := options{scope: func(*http.Request) string { return "" }}
 	for _, opt := range opts {
 		opt(&o)

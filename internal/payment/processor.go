@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
@@ -67,7 +66,7 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 		transitions []transition
 	)
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
 		// The unique index on stripe_event_id decides duplicates: a
 		// concurrent delivery of the same event waits here until this
 		// transaction ends, then finds the row.
@@ -184,7 +183,7 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 		b.PaymentIntentID = &ev.PaymentIntentID
 	}
 
-	d := booking.Decide(booking.Booking{Status: booking.Status(b.Status), AmountTotal: b.AmountTotal, Currency: b.Currency}, ev.Fact)
+	d := booking.Decide(booking.Of(b), ev.Fact)
 	if d.To != booking.Status(b.Status) {
 		if d, err = a.transition(ctx, b, d, ev); err != nil {
 			return Result{}, err
@@ -249,19 +248,19 @@ func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, 
 func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event) (booking.Decision, error) {
 	from := booking.Status(b.Status)
 	if d.IfSlotTaken == "" {
-		_, err := booking.Transition(ctx, a.q, b, d.To, ev.Type, &ev.ID)
+		_, err := booking.Transition(ctx, a.q, b, d.To, booking.EventCause(ev.Type, ev.ID))
 		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
 	}
 	err := pgx.BeginFunc(ctx, a.tx, func(savepoint pgx.Tx) error {
-		_, err := booking.Transition(ctx, db.New(savepoint), b, d.To, ev.Type, &ev.ID)
+		_, err := booking.Transition(ctx, database.New(savepoint), b, d.To, booking.EventCause(ev.Type, ev.ID))
 		return err
 	})
 	if !database.IsOverlap(err) {
 		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
 	}
-	if _, err := booking.Transition(ctx, a.q, b, d.IfSlotTaken, ev.Type, &ev.ID); err != nil {
+	if _, err := booking.Transition(ctx, a.q, b, d.IfSlotTaken, booking.EventCause(ev.Type, ev.ID)); err != nil {
 		return d, err
 	}
 	d.Reason += "; the slot is taken by another booking, so the payment is refunded in full"
@@ -293,11 +292,7 @@ func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) erro
 // the booking, so a retry (the reconciler's, after a failure here) never
 // refunds twice; charge.refunded then makes the booking refunded.
 func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
-	params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID)}
-	params.Context = ctx
-	params.SetIdempotencyKey("slotpay-refund-" + bookingID.String())
-	params.AddMetadata("booking_id", bookingID.String())
-	if _, err := p.stripe.Refunds.New(params); err != nil {
+	if _, err := p.stripe.Refunds.New(refundParams(ctx, bookingID, paymentIntentID)); err != nil {
 		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
 	}
 	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {

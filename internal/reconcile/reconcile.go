@@ -95,7 +95,7 @@ func (r *Reconciler) run(ctx context.Context) (Summary, error) {
 	var s Summary
 	q := db.New(r.pool)
 
-	expired, err := q.BookingExpireLapsedHolds(ctx)
+	expired, err := booking.ExpireLapsedHolds(ctx, r.pool, time.Now())
 	if err != nil {
 		return s, fmt.Errorf("expire lapsed holds: %w", err)
 	}

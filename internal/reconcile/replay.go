@@ -8,7 +8,7 @@ import (
 
 	"github.com/stripe/stripe-go/v76"
 
-	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/payment"
 )
 
@@ -38,7 +38,7 @@ func (r *Reconciler) Replay(ctx context.Context, since time.Duration) (ReplaySum
 		return ReplaySummary{}, fmt.Errorf("list events: %w", err)
 	}
 	s := ReplaySummary{Listed: len(ids)}
-	recorded, err := db.New(r.pool).PaymentEventListKnownIDs(ctx, ids)
+	recorded, err := database.New(r.pool).PaymentEventListKnownIDs(ctx, ids)
 	if err != nil {
 		return s, fmt.Errorf("look up recorded events: %w", err)
 	}

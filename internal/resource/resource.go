@@ -17,6 +17,7 @@ import (
 
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/database"
 )
 
@@ -70,33 +71,38 @@ func Validate(r db.Resource) error {
 	return nil
 }
 
-// Create adds a resource with a new id. A taken slug is invalid_state.
-func Create(ctx context.Context, pool *pgxpool.Pool, r db.Resource) (db.Resource, error) {
+// Create adds a resource with a new id, recorded in the audit trail in the
+// same transaction. A taken slug is invalid_state.
+func Create(ctx context.Context, pool *pgxpool.Pool, r db.Resource, by audit.Actor) (db.Resource, error) {
 	r.ID = uuid.Must(uuid.NewV7())
 	if err := Validate(r); err != nil {
 		return db.Resource{}, err
 	}
-	created, err := db.New(pool).ResourceInsert(ctx, db.ResourceInsertParams{
-		ID: r.ID, Slug: r.Slug, Name: r.Name, Description: r.Description, Timezone: r.Timezone,
-		Currency: r.Currency, UnitAmount: r.UnitAmount, SlotMinutes: r.SlotMinutes,
-		MinSlots: r.MinSlots, MaxSlots: r.MaxSlots, OpenTime: r.OpenTime, CloseTime: r.CloseTime,
-		MinNoticeMinutes: r.MinNoticeMinutes, HorizonDays: r.HorizonDays, Active: r.Active,
+	var created db.Resource
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		q := database.New(tx)
+		var err error
+		created, err = q.ResourceInsert(ctx, db.ResourceInsertParams{
+			ID: r.ID, Slug: r.Slug, Name: r.Name, Description: r.Description, Timezone: r.Timezone,
+			Currency: r.Currency, UnitAmount: r.UnitAmount, SlotMinutes: r.SlotMinutes,
+			MinSlots: r.MinSlots, MaxSlots: r.MaxSlots, OpenTime: r.OpenTime, CloseTime: r.CloseTime,
+			MinNoticeMinutes: r.MinNoticeMinutes, HorizonDays: r.HorizonDays, Active: r.Active,
+		})
+		if err != nil {
+			return slugTaken(err, r.Slug, "create resource")
+		}
+		return audit.Record(ctx, q, by, audit.ResourceCreate, created.ID)
 	})
-	if database.IsUniqueViolation(err) {
-		return db.Resource{}, apperr.New(apperr.InvalidState, "a resource with the slug %q exists", r.Slug)
-	}
-	if err != nil {
-		return db.Resource{}, fmt.Errorf("create resource: %w", err)
-	}
-	return created, nil
+	return created, err
 }
 
 // Update applies edit to the resource under its row lock and stores the
-// result if the resource as a whole is still valid.
-func Update(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, edit func(*db.Resource)) (db.Resource, error) {
+// result if the resource as a whole is still valid, recorded in the audit
+// trail in the same transaction.
+func Update(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, edit func(*db.Resource), by audit.Actor) (db.Resource, error) {
 	var updated db.Resource
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+		q := database.New(tx)
 		r, err := q.ResourceGetByIDForUpdate(ctx, id)
 		if database.IsNotFound(err) {
 			return apperr.New(apperr.NotFound, "resource not found")
@@ -115,15 +121,21 @@ func Update(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, edit func(*db
 			MinSlots: r.MinSlots, MaxSlots: r.MaxSlots, OpenTime: r.OpenTime, CloseTime: r.CloseTime,
 			MinNoticeMinutes: r.MinNoticeMinutes, HorizonDays: r.HorizonDays, Active: r.Active,
 		})
-		if database.IsUniqueViolation(err) {
-			return apperr.New(apperr.InvalidState, "a resource with the slug %q exists", r.Slug)
-		}
 		if err != nil {
-			return fmt.Errorf("update resource %s: %w", id, err)
+			return slugTaken(err, r.Slug, "update resource "+id.String())
 		}
-		return nil
+		return audit.Record(ctx, q, by, audit.ResourceUpdate, id)
 	})
 	return updated, err
+}
+
+// slugTaken names the slug a unique violation is about; any other error is
+// wrapped with what was being done.
+func slugTaken(err error, slug, doing string) error {
+	if database.IsUniqueViolation(err) {
+		return apperr.New(apperr.InvalidState, "a resource with the slug %q exists", slug)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 // ParseClock reads a local "HH:MM".

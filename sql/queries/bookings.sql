@@ -1,10 +1,12 @@
 -- name: BookingInsert :one
+-- Names no status: a booking is born pending_payment (the column's default),
+-- and BookingTransition is the one statement that changes it.
 INSERT INTO bookings (
     id, resource_id, customer_email, customer_name, starts_at, ends_at,
-    status, amount_total, currency, hold_expires_at
+    amount_total, currency, hold_expires_at
 ) VALUES (
     @id, @resource_id, @customer_email, @customer_name, @starts_at, @ends_at,
-    'pending_payment', @amount_total, @currency, @hold_expires_at
+    @amount_total, @currency, @hold_expires_at
 )
 RETURNING *;
 
@@ -28,30 +30,78 @@ FOR UPDATE;
 -- name: BookingLockForPaymentIntent :one
 SELECT * FROM bookings WHERE payment_intent_id = $1 FOR UPDATE;
 
--- name: BookingExpireLapsedHoldsOverlapping :many
--- Releases holds that lapsed before any Checkout Session was created for them:
--- nobody can pay them, so they must not block a new booking. Runs in the
--- transaction that inserts the new booking.
-UPDATE bookings
-SET status = 'expired', updated_at = now()
-WHERE resource_id = @resource_id
-  AND status = 'pending_payment'
-  AND checkout_session_id IS NULL
-  AND hold_expires_at <= now()
-  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@starts_at::timestamptz, @ends_at::timestamptz, '[)')
-RETURNING id;
-
 -- name: BookingListHoldingBetween :many
 -- Intervals that are not free on a resource: slot-holding bookings, except
 -- lapsed holds without a session (the next booking releases those).
 SELECT starts_at, ends_at FROM bookings
 WHERE resource_id = @resource_id
-  AND status IN ('pending_payment', 'processing', 'confirmed', 'needs_review')
-  AND NOT (status = 'pending_payment' AND checkout_session_id IS NULL AND hold_expires_at <= now())
-  -- Written as the bookings_no_overlap expression so that the planner uses
-  -- the constraint's GiST index.
+  AND booking_holds_slot(status)
+  AND NOT booking_hold_lapsed(status, checkout_session_id, hold_expires_at, @at::timestamptz)
+  -- Written as the bookings_no_overlap expression and predicate so that the
+  -- planner uses the constraint's GiST index.
   AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@since::timestamptz, @until::timestamptz, '[)')
 ORDER BY starts_at;
+
+-- name: BookingListLapsedOverlappingForUpdate :many
+-- Holds that lapsed before any Checkout Session was created for them, in the
+-- way of a new booking: nobody can pay them, so the transaction that inserts
+-- the new booking expires them (through booking.Decide) rather than make its
+-- customer wait for the reconciler.
+SELECT * FROM bookings
+WHERE resource_id = @resource_id
+  AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, @at::timestamptz)
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@starts_at::timestamptz, @ends_at::timestamptz, '[)')
+ORDER BY id
+FOR UPDATE;
+
+-- name: BookingListLapsedForUpdate :many
+-- A batch of holds that lapsed with no Checkout Session, locked for the
+-- reconciler to expire. Rows another transaction holds (a booking releasing
+-- them right now) are skipped, not waited for.
+SELECT * FROM bookings
+WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, @at::timestamptz)
+ORDER BY hold_expires_at, id
+LIMIT @max_rows
+FOR UPDATE SKIP LOCKED;
+
+-- name: BookingListLapsedWithSession :many
+SELECT id, checkout_session_id FROM bookings
+WHERE booking_session_lapsed(status, checkout_session_id, hold_expires_at, now())
+ORDER BY hold_expires_at
+LIMIT @max_rows;
+
+-- name: BookingListLapsedWithSessionOverlapping :many
+-- Lapsed holds whose session may still be open, in the way of a new booking.
+SELECT checkout_session_id::text FROM bookings
+WHERE resource_id = @resource_id
+  AND booking_session_lapsed(status, checkout_session_id, hold_expires_at, now())
+  AND tstzrange(starts_at, ends_at, '[)') && tstzrange(@starts_at::timestamptz, @ends_at::timestamptz, '[)');
+
+-- name: BookingListProcessingSince :many
+SELECT id, checkout_session_id FROM bookings
+WHERE status = 'processing'
+  AND updated_at <= @before
+ORDER BY updated_at
+LIMIT @max_rows;
+
+-- name: BookingListRefundsDue :many
+SELECT id, payment_intent_id FROM bookings
+WHERE status = 'refund_pending'
+  AND refund_requested_at IS NULL
+ORDER BY updated_at
+LIMIT @max_rows;
+
+-- name: BookingListForAdmin :many
+-- Newest first: booking ids are UUIDv7, so id order is creation order, and
+-- the id of the last row seen is the cursor.
+SELECT * FROM bookings
+WHERE (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
+  AND (sqlc.narg(resource_id)::uuid IS NULL OR resource_id = sqlc.narg(resource_id)::uuid)
+  AND (sqlc.narg(starts_from)::timestamptz IS NULL OR starts_at >= sqlc.narg(starts_from)::timestamptz)
+  AND (sqlc.narg(starts_before)::timestamptz IS NULL OR starts_at < sqlc.narg(starts_before)::timestamptz)
+  AND (sqlc.narg(after_id)::uuid IS NULL OR id < sqlc.narg(after_id)::uuid)
+ORDER BY id DESC
+LIMIT @max_rows;
 
 -- name: BookingReserveCheckout :one
 -- First phase of checkout: fix the session's expires_at in the database
@@ -108,17 +158,19 @@ WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
 ORDER BY stripe_created_at, id;
 
 -- name: BookingTransition :one
--- The one way a booking's status changes: conditional on the status the
--- caller read under its row lock, and recorded with its cause, in one
--- statement.
+-- The one statement that changes a booking's status (booking.Transition, after
+-- booking.Decide): conditional on the status the caller read under its row
+-- lock, and recorded with its cause (the Stripe event, or the operator) in
+-- the same statement.
 WITH moved AS (
     UPDATE bookings
     SET status = @to_status::text, updated_at = now()
     WHERE bookings.id = sqlc.arg(id)::uuid AND bookings.status = @from_status::text
     RETURNING *
 ), recorded AS (
-    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
-    SELECT moved.id, @from_status::text, @to_status::text, @cause::text, sqlc.narg(stripe_event_id)::text
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
+    SELECT moved.id, @from_status::text, @to_status::text, @cause::text,
+           sqlc.narg(stripe_event_id)::text, sqlc.narg(operator_id)::uuid
     FROM moved
 )
 SELECT * FROM moved;
@@ -126,9 +178,6 @@ SELECT * FROM moved;
 -- name: BookingMarkDisputed :exec
 UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1;
 
--- name: ResourceLockForBooking :exec
--- Orders concurrent holds of one resource. Without it, two transactions that
--- insert overlapping rows at once can each wait on the other inside the
--- exclusion constraint's check, and PostgreSQL aborts one as a deadlock a
--- second later. The constraint stays the last word on overlaps.
-SELECT pg_advisory_xact_lock(hashtextextended(sqlc.arg(resource_id)::uuid::text, 0));
+-- name: BookingMarkRefundRequested :exec
+UPDATE bookings SET refund_requested_at = now(), updated_at = now()
+WHERE id = $1 AND refund_requested_at IS NULL;

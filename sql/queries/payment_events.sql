@@ -30,9 +30,14 @@ ORDER BY stripe_created_at, id;
 -- name: PaymentEventListByBooking :many
 SELECT * FROM payment_events WHERE booking_id = $1 ORDER BY id;
 
--- name: StatusChangeInsert :exec
-INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
-VALUES (@booking_id, @from_status, @to_status, @cause, @stripe_event_id);
+-- name: PaymentEventListForAdmin :many
+SELECT * FROM payment_events
+WHERE (sqlc.narg(type)::text IS NULL OR type = sqlc.narg(type)::text)
+  AND (sqlc.narg(outcome)::text IS NULL OR outcome = sqlc.narg(outcome)::text)
+  AND (sqlc.narg(booking_id)::uuid IS NULL OR booking_id = sqlc.narg(booking_id)::uuid)
+  AND (sqlc.narg(after_id)::bigint IS NULL OR id < sqlc.narg(after_id)::bigint)
+ORDER BY id DESC
+LIMIT @max_rows;
 
--- name: StatusChangeListByBooking :many
-SELECT * FROM booking_status_changes WHERE booking_id = $1 ORDER BY id;
+-- name: PaymentEventListKnownIDs :many
+SELECT stripe_event_id FROM payment_events WHERE stripe_event_id = ANY(@ids::text[]);

@@ -2,9 +2,11 @@ package booking_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
 )
 
@@ -48,6 +50,7 @@ func TestDecide(t *testing.T) {
 		{"DisputeCreated_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeCreated}, booking.Confirmed, booking.Applied, "", true},
 		{"HoldLapsed_PendingPayment_Expired", booking.PendingPayment, booking.Fact{Kind: booking.HoldLapsed}, booking.Expired, booking.Applied, "", false},
 		{"CustomerCancel_PendingPayment_Cancelled", booking.PendingPayment, booking.Fact{Kind: booking.CustomerCancel}, booking.Cancelled, booking.Applied, "", false},
+		{"OperatorCancel_PendingPayment_Cancelled", booking.PendingPayment, booking.Fact{Kind: booking.OperatorCancel}, booking.Cancelled, booking.Applied, "", false},
 
 		// Events that do not fit the current status change nothing.
 		{"CompletedPaid_Confirmed_Ignored", booking.Confirmed, paid, booking.Confirmed, booking.Ignored, "", false},
@@ -57,6 +60,7 @@ func TestDecide(t *testing.T) {
 		{"ChargeRefundedFull_PendingPayment_Ignored", booking.PendingPayment, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.PendingPayment, booking.Ignored, "", false},
 		{"CustomerCancel_Confirmed_Ignored", booking.Confirmed, booking.Fact{Kind: booking.CustomerCancel}, booking.Confirmed, booking.Ignored, "", false},
 		{"HoldLapsed_Processing_Ignored", booking.Processing, booking.Fact{Kind: booking.HoldLapsed}, booking.Processing, booking.Ignored, "", false},
+		{"OperatorCancel_Confirmed_Ignored", booking.Confirmed, booking.Fact{Kind: booking.OperatorCancel}, booking.Confirmed, booking.Ignored, "", false},
 	}
 	for _, r := range rows {
 		t.Run(r.name, func(t *testing.T) {
@@ -69,6 +73,47 @@ func TestDecide(t *testing.T) {
 			require.NotEmpty(t, d.Reason)
 		})
 	}
+}
+
+// TestDecide_HoldLapsed: a hold lapses only once its time ran out, and only
+// without a Checkout Session (one with a session is expired at Stripe
+// first, SPEC §2.2).
+func TestDecide_HoldLapsed(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	lapse := booking.Fact{Kind: booking.HoldLapsed, At: now}
+	for name, c := range map[string]struct {
+		b  booking.Booking
+		to booking.Status
+	}{
+		"RanOut_Expired":       {booking.Booking{Status: booking.PendingPayment, HoldExpiresAt: now}, booking.Expired},
+		"StillRunning_Ignored": {booking.Booking{Status: booking.PendingPayment, HoldExpiresAt: now.Add(time.Second)}, booking.PendingPayment},
+		"WithSession_Ignored":  {booking.Booking{Status: booking.PendingPayment, HoldExpiresAt: now.Add(-time.Hour), HasSession: true}, booking.PendingPayment},
+		"Confirmed_Ignored":    {booking.Booking{Status: booking.Confirmed, HoldExpiresAt: now.Add(-time.Hour)}, booking.Confirmed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := booking.Decide(c.b, lapse)
+			require.Equal(t, c.to, d.To)
+			require.NotEmpty(t, d.Reason)
+		})
+	}
+}
+
+// TestRefundable: an operator refunds a paid booking with a payment intent,
+// nothing else (SPEC §3).
+func TestRefundable(t *testing.T) {
+	t.Parallel()
+	for _, s := range booking.Statuses {
+		err := booking.Refundable(booking.Booking{Status: s, HasPaymentIntent: true})
+		if s == booking.Confirmed || s == booking.NeedsReview {
+			require.NoError(t, err, s)
+			continue
+		}
+		require.Equal(t, apperr.InvalidState, apperr.CodeOf(err), s)
+	}
+	err := booking.Refundable(booking.Booking{Status: booking.Confirmed})
+	require.Equal(t, apperr.InvalidState, apperr.CodeOf(err), "no payment intent, nothing to refund")
 }
 
 // TestHoldsSlot pins the statuses the bookings_no_overlap constraint lists.

@@ -18,6 +18,7 @@ import (
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
 	"github.com/slotpay/slotpay/internal/audit"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -108,6 +109,7 @@ func TestAdminRoles(t *testing.T) {
 		"listAdminBookings":      func() request { return request{"GET", "/v1/admin/bookings", ""} },
 		"getAdminBooking":        func() request { return request{"GET", "/v1/admin/bookings/" + bk.Id.String(), ""} },
 		"listAdminPaymentEvents": func() request { return request{"GET", "/v1/admin/payment-events", ""} },
+		"listAdminAudit":         func() request { return request{"GET", "/v1/admin/audit", ""} },
 		"refundAdminBooking":     func() request { return request{"POST", "/v1/admin/bookings/" + bk.Id.String() + "/refund", ""} },
 		"cancelAdminBooking":     func() request { return request{"POST", "/v1/admin/bookings/" + bk.Id.String() + "/cancel", ""} },
 		"runAdminReconcile":      func() request { return request{"POST", "/v1/admin/reconcile", ""} },
@@ -400,7 +402,7 @@ func TestAdminRefund(t *testing.T) {
 		failing := httptestStripeFailure(t)
 		b := setup(t, withStripe(failing))
 		bk := b.hold(t, at(10), at(11))
-		b.db.Exec(t, "UPDATE bookings SET status = 'confirmed', payment_intent_id = 'pi_test_admin' WHERE id = $1", bk.Id)
+		testkit.SetBooking(t, b.db, bk.Id, testkit.BookingOpts{Status: booking.Confirmed, PaymentIntentID: "pi_test_admin"})
 		resp, err := b.client.RefundAdminBookingWithResponse(t.Context(), bk.Id, &genapi.RefundAdminBookingParams{}, b.as(t, admin.RoleOps))
 		require.NoError(t, err)
 		requireError(t, http.StatusBadGateway, "payment_provider_error", resp.StatusCode(), resp.Body)
@@ -418,7 +420,9 @@ func TestAdminBookings(t *testing.T) {
 	for hour := 9; hour < 16; hour++ {
 		created = append(created, b.hold(t, at(hour), at(hour+1)).Id)
 	}
-	b.db.Exec(t, "UPDATE bookings SET status = 'confirmed' WHERE id = ANY($1)", created[:2])
+	for _, id := range created[:2] {
+		testkit.SetBooking(t, b.db, id, testkit.BookingOpts{Status: booking.Confirmed})
+	}
 
 	walk := func(t *testing.T, params genapi.ListAdminBookingsParams) []genapi.AdminBooking {
 		var all []genapi.AdminBooking
@@ -541,7 +545,7 @@ func TestAdminOps(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		bk := b.hold(t, at(10), at(11))
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", bk.Id)
+		testkit.LapseHold(t, b.db, bk.Id)
 		resp, err := b.client.RunAdminReconcileWithResponse(t.Context(), &genapi.RunAdminReconcileParams{}, b.as(t, admin.RoleOps))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))

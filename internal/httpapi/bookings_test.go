@@ -12,6 +12,7 @@ import (
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -85,7 +86,7 @@ func TestInvariant1_NoOverlappingSlotHoldingBookings(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		first := b.hold(t, at(10), at(12))
-		b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", first.Id)
+		testkit.SetBooking(t, b.db, first.Id, testkit.BookingOpts{Status: booking.Cancelled})
 		second := b.hold(t, at(10), at(12))
 		require.NotEqual(t, first.Id, second.Id)
 	})
@@ -133,7 +134,7 @@ func TestCreateBooking(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		lapsed := b.hold(t, at(10), at(12))
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		testkit.LapseHold(t, b.db, lapsed.Id)
 		b.hold(t, at(11), at(12))
 		require.Equal(t, "expired", b.booking(t, lapsed.Id).Status)
 		require.Equal(t, 1, b.db.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND to_status = 'expired' AND cause = 'hold_lapsed'", lapsed.Id))
@@ -144,7 +145,7 @@ func TestCreateBooking(t *testing.T) {
 		fake := testkit.NewStripeFake(t)
 		b := setup(t, withStripe(fake.URL))
 		lapsed, co := b.paidBooking(t, 10)
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		testkit.LapseHold(t, b.db, lapsed.Id)
 
 		b.hold(t, at(10), at(11))
 		require.Equal(t, "expired", fake.Session(co.CheckoutSessionId).Status)
@@ -156,7 +157,7 @@ func TestCreateBooking(t *testing.T) {
 		fake := testkit.NewStripeFake(t)
 		b := setup(t, withStripe(fake.URL))
 		lapsed, co := b.paidBooking(t, 10)
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		testkit.LapseHold(t, b.db, lapsed.Id)
 		fake.Complete(co.CheckoutSessionId, "paid")
 
 		resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, at(10), at(11)))
@@ -170,7 +171,7 @@ func TestCreateBooking(t *testing.T) {
 		fake := testkit.NewStripeFake(t)
 		b := setup(t, withStripe(fake.URL))
 		lapsed, co := b.paidBooking(t, 10)
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		testkit.LapseHold(t, b.db, lapsed.Id)
 		fake.FailNext("/v1/checkout/sessions/"+co.CheckoutSessionId+"/expire", 500, "")
 
 		// The session might still be paid: the slot is not released.

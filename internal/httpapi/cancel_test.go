@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -95,7 +96,7 @@ func TestCheckout_CancelledWhileStripeCreatedTheSession(t *testing.T) {
 	var bookingID genapi.BookingID
 	slow := newInterceptor(t, fake.URL, func(path string) {
 		if path == "/v1/checkout/sessions" {
-			b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", bookingID)
+			testkit.SetBooking(t, b.db, bookingID, testkit.BookingOpts{Status: booking.Cancelled})
 		}
 	})
 	b = setup(t, withStripe(slow))

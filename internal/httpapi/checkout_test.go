@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -145,9 +146,9 @@ func TestCheckout(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		confirmed := b.hold(t, at(10), at(11))
-		b.db.Exec(t, "UPDATE bookings SET status = 'confirmed' WHERE id = $1", confirmed.Id)
+		testkit.SetBooking(t, b.db, confirmed.Id, testkit.BookingOpts{Status: booking.Confirmed})
 		lapsed := b.hold(t, at(12), at(13))
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", lapsed.Id)
+		testkit.LapseHold(t, b.db, lapsed.Id)
 
 		for name, id := range map[string]uuid.UUID{"NotPendingPayment": confirmed.Id, "HoldLapsed": lapsed.Id} {
 			t.Run(name, func(t *testing.T) {

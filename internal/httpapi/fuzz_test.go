@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -97,13 +99,13 @@ func FuzzCreateBooking(f *testing.F) {
 		if status == http.StatusCreated {
 			// Whatever was sent, the price is the server's.
 			var got struct {
-				ID          string `json:"id"`
-				AmountTotal int64  `json:"amount_total"`
+				ID          uuid.UUID `json:"id"`
+				AmountTotal int64     `json:"amount_total"`
 			}
 			require.NoError(t, json.Unmarshal(out, &got))
 			require.Equal(t, 1, b.db.Count(t, `SELECT count(*) FROM bookings k JOIN resources r ON r.id = k.resource_id
 				WHERE k.id = $1 AND k.amount_total = r.unit_amount * extract(epoch FROM k.ends_at - k.starts_at)::bigint / 60 / r.slot_minutes`, got.ID))
-			b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", got.ID)
+			testkit.SetBooking(t, b.db, got.ID, testkit.BookingOpts{Status: booking.Cancelled})
 		}
 	})
 }

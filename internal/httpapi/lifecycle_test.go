@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -61,7 +62,7 @@ func TestLifecycle_LatePayment_SlotFree_Confirmed(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	bk, co := b.paidBooking(t, 10)
-	b.db.Exec(t, "UPDATE bookings SET status = 'expired' WHERE id = $1", bk.Id)
+	testkit.SetBooking(t, b.db, bk.Id, testkit.BookingOpts{Status: booking.Expired})
 	requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)
 	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
 }
@@ -71,7 +72,7 @@ func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *test
 	rec, base := newStripeRecorder(t)
 	b := setup(t, withStripe(base))
 	bk, co := b.paidBooking(t, 10)
-	b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", bk.Id)
+	testkit.SetBooking(t, b.db, bk.Id, testkit.BookingOpts{Status: booking.Cancelled})
 	b.hold(t, at(11), at(12)) // someone else takes part of the slot
 
 	ev := completed(bk, co)

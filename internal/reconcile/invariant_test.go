@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
@@ -33,7 +34,7 @@ func TestInvariant6_MoneyInTheDatabaseEqualsMoneyAtStripe(t *testing.T) {
 	// Stripe failed the first refund request.
 	late, lateSession := b.withSession(t, 13)
 	b.stripe.Complete(lateSession, "paid")
-	b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", late.ID)
+	testkit.SetBooking(t, b.db, late.ID, testkit.BookingOpts{Status: booking.Cancelled})
 	b.hold(t, 13)
 	b.stripe.FailNext("/v1/refunds", 500, "")
 	lateEvent := testkit.CheckoutSessionCompleted(lateSession, late.ID.String(), late.AmountTotal, late.Currency)

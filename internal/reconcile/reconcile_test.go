@@ -75,7 +75,7 @@ func (b *testBundle) withSession(t *testing.T, hour int) (db.Booking, string) {
 
 func (b *testBundle) lapse(t *testing.T, id uuid.UUID) {
 	t.Helper()
-	b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", id)
+	testkit.LapseHold(t, b.db, id)
 }
 
 func (b *testBundle) status(t *testing.T, id uuid.UUID) string {
@@ -168,7 +168,7 @@ func TestReconcile_ProcessingForADay_SettledFromTheSession(t *testing.T) {
 
 			b.stripe.SetPaymentIntentStatus(session, c.intentStatus)
 			require.Zero(t, b.run(t).ProcessingChecked, "younger than a day: left to the webhooks")
-			b.db.Exec(t, "UPDATE bookings SET updated_at = now() - interval '25 hours' WHERE id = $1", bk.ID)
+			testkit.SetBooking(t, b.db, bk.ID, testkit.BookingOpts{UpdatedAt: time.Now().Add(-25 * time.Hour)})
 			require.Equal(t, 1, b.run(t).ProcessingChecked)
 			require.Equal(t, c.want, b.status(t, bk.ID))
 		})
@@ -182,7 +182,7 @@ func TestReconcile_RefundPending_RefundRequestedUntilStripeAccepts(t *testing.T)
 	b.stripe.Complete(session, "paid")
 	// The hold was cancelled before the payment arrived, and someone else
 	// took the slot.
-	b.db.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", bk.ID)
+	testkit.SetBooking(t, b.db, bk.ID, testkit.BookingOpts{Status: booking.Cancelled})
 	b.hold(t, 10)
 	b.stripe.FailNext("/v1/refunds", 500, "")
 

@@ -211,7 +211,7 @@ function renderBooking(d) {
         formatInstant(c.at, tz),
         c.from_status ? statusBadge(c.from_status) : '—',
         statusBadge(c.to_status),
-        c.cause,
+        c.operator_id ? [c.cause, ' by operator ', el('code', {}, c.operator_id)] : c.cause,
         c.stripe_event_id ? el('code', {}, c.stripe_event_id) : '—',
       ]))),
     el('h2', {}, 'Payment events'),

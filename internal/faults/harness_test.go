@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/slotpay/slotpay/internal/testkit"
@@ -98,25 +98,18 @@ func pendingBookings(t *testing.T, tdb testkit.TestDB, n int) [][]byte {
 	t.Helper()
 	res := testkit.CreateResource(t, tdb, nil)
 	prefix := testkit.RandomID("cs_test_") + "_"
-	rows, err := tdb.Pool.Query(t.Context(), `
-		INSERT INTO bookings (id, resource_id, customer_email, customer_name, starts_at, ends_at, status,
-		                      amount_total, currency, hold_expires_at, checkout_session_id)
-		SELECT gen_random_uuid(), $1, 'ada@example.com', 'Ada',
-		       timestamptz '2031-01-01' + g * interval '1 hour', timestamptz '2031-01-01' + (g + 1) * interval '1 hour',
-		       'pending_payment', 4500, 'eur', now() + interval '1 day', $2 || g
-		FROM generate_series(1, $3::int) g
-		RETURNING id, checkout_session_id`, res.ID, prefix, n)
-	require.NoError(t, err)
-	defer rows.Close()
-	var events [][]byte
-	for rows.Next() {
-		var id uuid.UUID
-		var session string
-		require.NoError(t, rows.Scan(&id, &session))
-		events = append(events, testkit.CheckoutSessionCompleted(session, id.String(), 4500, "eur").JSON(t))
+	base := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	events := make([][]byte, 0, n)
+	for i := range n {
+		b := testkit.CreateBooking(t, tdb, testkit.BookingOpts{
+			Resource:          &res,
+			StartsAt:          base.Add(time.Duration(i) * time.Hour),
+			EndsAt:            base.Add(time.Duration(i+1) * time.Hour),
+			HoldExpiresAt:     time.Now().Add(24 * time.Hour),
+			CheckoutSessionID: prefix + strconv.Itoa(i),
+		})
+		events = append(events, testkit.CheckoutSessionCompleted(*b.CheckoutSessionID, b.ID.String(), b.AmountTotal, b.Currency).JSON(t))
 	}
-	require.NoError(t, rows.Err())
-	require.Len(t, events, n)
 	return events
 }
 

@@ -241,7 +241,7 @@ func TestAdminLogin(t *testing.T) {
 			require.Empty(t, resp.HTTPResponse.Header.Values("Set-Cookie"), "not even with the right password")
 		}
 		// Once the failures leave the window, the right password works.
-		first.db.Exec(t, "UPDATE login_attempts SET at = at - interval '15 minutes'")
+		testkit.AgeLoginAttempts(t, first.db, 15*time.Minute)
 		second.login(t, email)
 	})
 
@@ -299,7 +299,7 @@ func TestAdminSession(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		session := b.as(t, admin.RoleReadonly)
-		b.db.Exec(t, "UPDATE admin_sessions SET created_at = now() - interval '8 hours 1 second', expires_at = now() - interval '1 second'")
+		testkit.EndAdminSessions(t, b.db, 8*time.Hour)
 		resp, err := b.client.AdminMeWithResponse(t.Context(), session)
 		require.NoError(t, err)
 		requireError(t, http.StatusUnauthorized, "unauthorized", resp.StatusCode(), resp.Body)

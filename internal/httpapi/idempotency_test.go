@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/testkit"
 )
 
 func withKey(key string) *genapi.CreateBookingParams {
@@ -77,7 +79,7 @@ func TestIdempotencyKey(t *testing.T) {
 		first, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusCreated, first.StatusCode())
-		b.db.Exec(t, "UPDATE idempotency_keys SET response_status = NULL, response_body = NULL, locked_until = now() + interval '1 minute' WHERE key = 'key-3'")
+		testkit.IdempotencyKeyInFlight(t, b.db, "key-3", time.Now().Add(time.Minute))
 
 		again, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
 		require.NoError(t, err)
@@ -87,7 +89,7 @@ func TestIdempotencyKey(t *testing.T) {
 		// lease lapses and the retry answers with that booking, from the
 		// recovery point written in the booking's own transaction: it never
 		// holds a second slot, and never answers its own hold with a 409.
-		b.db.Exec(t, "UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE key = 'key-3'")
+		testkit.IdempotencyKeyInFlight(t, b.db, "key-3", time.Now().Add(-time.Second))
 		retry, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-3"), req)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusCreated, retry.StatusCode(), string(retry.Body))
@@ -123,7 +125,7 @@ func TestIdempotencyKey(t *testing.T) {
 		b := setup(t)
 		_, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-old"), bookingRequest(b.resource.ID, at(10), at(11)))
 		require.NoError(t, err)
-		b.db.Exec(t, "UPDATE idempotency_keys SET created_at = now() - interval '24 hours 1 second'")
+		testkit.AgeIdempotencyKeys(t, b.db, 24*time.Hour+time.Second)
 		fresh, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-old"), bookingRequest(b.resource.ID, at(12), at(13)))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusCreated, fresh.StatusCode())

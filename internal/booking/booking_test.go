@@ -53,3 +53,46 @@ func TestExpireLapsedHolds_ThroughTheStateMachine(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, again, "nothing lapses twice")
 }
+
+// TestExpireLapsedHolds_RacingNewBookings: the reconciler's bulk lapse and
+// new bookings that release the same lapsed holds run at once without
+// deadlock or double work: every lapsed hold is expired exactly once (one
+// history row), and every new booking gets its slot.
+func TestExpireLapsedHolds_RacingNewBookings(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	r := testkit.CreateResource(t, tdb, nil)
+	const slots = 8
+	var lapsed []string
+	for i := range slots {
+		b := testkit.CreateBooking(t, tdb, testkit.BookingOpts{
+			Resource: &r, StartsAt: testkit.TomorrowAt(9 + i), EndsAt: testkit.TomorrowAt(10 + i),
+			HoldExpiresAt: time.Now().Add(-time.Minute),
+		})
+		lapsed = append(lapsed, b.ID.String())
+	}
+
+	errs := make(chan error, slots+1)
+	go func() {
+		_, err := booking.ExpireLapsedHolds(t.Context(), tdb.Pool, time.Now())
+		errs <- err
+	}()
+	for i := range slots {
+		go func() {
+			_, _, err := booking.Hold(t.Context(), tdb.Pool, booking.Request{
+				ResourceID:    r.ID,
+				Slot:          booking.Slot{StartsAt: testkit.TomorrowAt(9 + i), EndsAt: testkit.TomorrowAt(10 + i)},
+				CustomerEmail: "grace@example.com",
+				CustomerName:  "Grace Hopper",
+			}, 15*time.Minute)
+			errs <- err
+		}()
+	}
+	for range slots + 1 {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, slots, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id::text = ANY($1) AND status = 'expired'", lapsed))
+	require.Equal(t, slots, tdb.Count(t, `SELECT count(*) FROM booking_status_changes
+		WHERE booking_id::text = ANY($1) AND to_status = 'expired' AND cause = 'hold_lapsed'`, lapsed), "each expired once")
+	require.Equal(t, slots, tdb.Count(t, "SELECT count(*) FROM bookings WHERE customer_email = 'grace@example.com' AND status = 'pending_payment'"))
+}

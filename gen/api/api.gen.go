@@ -725,6 +725,12 @@ type UnsupportedMediaType = Error
 
 // ListAdminAuditParams defines parameters for ListAdminAudit.
 type ListAdminAuditParams struct {
+	// TargetId Only the actions on this booking, resource or operator account.
+	TargetId *openapi_types.UUID `form:"target_id,omitempty" json:"target_id,omitempty"`
+
+	// OperatorId Only the actions of this operator.
+	OperatorId *openapi_types.UUID `form:"operator_id,omitempty" json:"operator_id,omitempty"`
+
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1583,6 +1589,30 @@ func NewListAdminAuditRequest(server string, params *ListAdminAuditParams) (*htt
 		// styled parameters, preserving literal commas as delimiters
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
+
+		if params.TargetId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "target_id", *params.TargetId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.OperatorId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "operator_id", *params.OperatorId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
 
 		if params.Limit != nil {
 
@@ -8064,6 +8094,32 @@ func (siw *ServerInterfaceWrapper) ListAdminAudit(w http.ResponseWriter, r *http
 	// Parameter object where we will unmarshal all parameters from the context
 	var params ListAdminAuditParams
 
+	// ------------- Optional query parameter "target_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "target_id", r.URL.Query(), &params.TargetId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "target_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "target_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "operator_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "operator_id", r.URL.Query(), &params.OperatorId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "operator_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "operator_id", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "limit" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
@@ -12006,137 +12062,138 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cttGuN+rfIOeGctTkKIudmxqMlNFcRJPnFi17MnpMV1iCXwk9wjcRXYXpBlXM/23D9L2Pfoo50k6",
-	"e8ONoEhKtOIkzj+xCGCv3/fb776fgpjPMs6QKRn0PwVTJAkK88+XCc4yrpCpzhvMUrLERP+coIwFzRTl",
-	"LOgHkRI5RrCYIgM1RRAoM84kApVAQCouMAFhPgc+BsIAiUgpChD4e45SwYKqqflUkhlC0Wm87PyMy24Q",
-	"BjKe4ozorpHls6D/PtB9Bh/CQC0zDPqBVIKySXBzEwZvUIll53ysUKyO9QpjzhIJisOCUAUjHHOBoMSS",
-	"sgmQCaGs0d9HMstSDPqnx2Ewo4zOdP9HRceUKZygMD1foZSUswvOrym2rJNMucrIcijte1EfflIqe83S",
-	"ZQhXZIZXVOG3V0rQWIVwhXEuEHKWopQQXbx+/fPLF8OrFxfv3rz4dkxSiVEIl0RNvz08gzhFoleZM5B0",
-	"wjo8V2umETQG8e3J78edbxbn3118/x//8/+cFS3+Qj52zif47fGzZ73eWTHQMzeus+aAg7at+NfOG7vD",
-	"nZctdPMyQabomKJ0ZGOJgTJwY3wkIeUTWZ9Js5ebMMiIIDNUjma/08vPJi+/X+3RPQKa6Dap/ikjahqE",
-	"ASMzs5tJEAZ6IFRoStdEVu17zMWMqKAf5Ll5c3XGF7mQvIXuIoYf1TA2TyPNBXrGmcA55bmEjEzwDHhG",
-	"fs+xGNnvOYplOTT7bW0pZuTjK2QTNQ36x71e23AqrPQzLleH9Qu5bqy+JGPU3CE0F52BRDSPzy9fQuXT",
-	"YpAWK8pRNnh3DQ2Ono6P4pNxr3OUfIOd0/gIO89JDzvH46fjk/hZ8pwcHQVhbX5Pnhj2838ftc32FZ1R",
-	"tTrJSzJBkPSPtUubmu+qQ01wTPJUBf0nvbDcdcrUybEdl4UBs+obQOENSp6LGNvo0T/7bAR5oz+2aGx4",
-	"44Kzcaq5ta9Bn2lg1/8kWZbSmOhRHf671EOr7NanAIWwNB3zxEPIMGdkTmhKRinqJUEpyUQ/NDCecgV8",
-	"jiIlmQTCuJqigJHlPjchlGpIk6Cv/xj2yNHoOD5JTvHJ+Cn5ZmRWrpzmvwgcB/3gPx2WB9WhfSoPX5jB",
-	"mam2wG11mFEIEWVzktJkKBVRGAEXENGSZIfXuBxSNswlRkFYPQibSNY2Ivf6Ye1dM7AfuBjRJEF2v3Uf",
-	"F83UF5xKYIiJY2SeIvBM6rmREZ/jg613Mbyobw9ze8I8knZMVJ+6HFK+CM3YIBZcyo6kqkCf7j4XvY59",
-	"bzCXVnjZsP73XYUmOQnTsVuSa1zCgkjQP3nZY6wXw7HIZ1kHplAwkr4oqenzLoDrb2jIN9rvVAz3up/v",
-	"x0weCdyS11gKWSKHRMEsl1pEBKKFSZCKCKV/fzCOaozREZE/qhOOEhjXZ7aicrw0D/WCCBIrzWIFFIs8",
-	"RblXovqVqx94zpL77QHjajg2zVRXX/hTUc/NP36YBS8GtFeyvSTLlJPkLeeviJjgA/BgZnscKs6Hqe5z",
-	"3/OZIVOXgs9pguKhgCWz3Q4z168DmD5oDSTTfDE2uMoFjAlNMTnTFDTVAn88JWyCyV5Z4A1RaCROvCcX",
-	"CKJwmLqWaic75zAjbOmmY1U7yoAohbNMyTOtt1qlFVKijBz+MHxSHbJGJT9Q17s0J/ya4cszq3pHFUU9",
-	"AmkV88YONXT52zao+mqL6rnb3r5jJFdTLugf993cvNpSdXMdtgPOCE31cmVEygUXDwd21aFFfWAc7Iic",
-	"3Gb28MBt2mNYCM4mq6PdK0u9YzLPMi4UJr9gQslbo858dmDJy26HM93vUOtRe4TMYrNMS+fJjDJnijBT",
-	"ShKqh0LSS8EzFIpqZc2YeJpDPfdKFBAJ+l2iuJBGS6cqhDiXis9QAGVxmicW8LJKo58CMuM5U0PFFUlr",
-	"pPu812vouk9Pg1WNNgziKcbXPFfegmSotKrdx3KoNPVamtW6bJ5aPdHprw0tNQxigUQvPlE1pTYhCjuK",
-	"zjBo+yYXQgvZm7b9wr9nvrHrs3HV62tmiL4+R5KQ/+L+6sZ81jZAq8FXPzpPCLzic0xJjK3Wo1LRf+86",
-	"dc2Uhk4++neMlW4/oTLL3eHjHo44T5Ew/dSJsNuv55SnyRA/ZlTgbh/a7d9giQgDf3pTw8orRJPR4cmv",
-	"Pz77Pj/Gf5v//N9SfnxxRI5HJ/Fpsg0F6bOfFYJyQUp17vltiswLCySOMVP6VCpsjV6uNgoZjPM0Bdus",
-	"5qLWtdhiWFaUHW65SKWKsfXyS0VULjdxgYObK/vyTRjkWbIjyzXo01mmyvkVQ6lOoyTEsA49FQZepb12",
-	"kGmjoQobtBNBhelrOFNbgTb2qqL096gcAuyAGqMS4W/bmdppUOETnHt/TJ2IX6eJIVIqrJ2AKpxt3H4n",
-	"sb/QbepO3GyJEGRZEtFwSqXiYrmnTi2xXRjRe7XTBjmVxsHGWFZWZNNmXRKrYu2wVcV0tppXc8eai1kx",
-	"9bc5AvI0jYBbV1lKpDLW/+5mNGnynxlqvbe1S/OKTyirmE3ud/jxTDYOv5ql/nSDpV7vqBN163IDFwJj",
-	"BVMuJMJ3WssRS3heb/6od3y62RPQdpAWna5dpTc8bXPbCSQJZ+kygkHe653EEPFMln8Q/Wl0BkjiqRe8",
-	"rCmWM5QwwpQvgBq28c5L32IQ6rXU0KjbaHFnuoE5x+KuO1c7zFuOwoqRFjRMw8EzmPJcSG/wcrL/2vNv",
-	"ZbS5XK+o1djnnXTukepOma/D6rjXbtU7ubMUdxchcyviv6tEJBy5bVwsQ5et56+nbdNU7XxrXbk8oeoF",
-	"Uxbhd1g6EitHfp6CHVx37ZEbhMUPMWExphXRoGsHVf3Fnrye7Id628u3Kr+599rY4h4C6nrNxitUTlqr",
-	"c8xbzdDuBVhMOZBYYXIGDtC10BjNKYkgilMa1VjGEcAW0mKp9rd1H1X1ysKL7MVWNSVq86A2DkIRMUG1",
-	"rcDq3lZOUW+QR2XTazvbuqVzWgvwIBnVFJ3S9iiPFVaobp5tLPR0Wx9mdYq1NTdUdTvffH7ZomTRL1+y",
-	"sI5VmlK1K6AYvm4ycLAPBSrlavvVvkp5qziskeQPzhrq+4tcz+HwOxQpZRv1o7pq5OfnG/YjbVvXu5mG",
-	"NEBk+SilMcwpLkyklbcWnQFVEBMhqPEYlXaihCiy2UbUDKEScxQdvZxa74JM0BiBWrLzSt0jCTPKuICc",
-	"OdHnn2Rn2ofxpUVeIwxylhGagH4fUpJJ69bbq6HmS7VZfAH2hw3yVX3AlbMsQ5ZQNhk6TdYyXKxbNmdk",
-	"zNmYipmxYZhAjqFAzcOlScM1UAjHVWOI9a7oZozolVZMIZi0nrQXbnK7CtA7M+QqM/kmctEQq6dKZbJ/",
-	"eOjf6Epjp9Mi9mF8mJHl4ebWd7deNmiqNrx1RLBBPbkwNOJIYVuVu2nld5gqgeFcK2LI1JlT1zT4ggNf",
-	"6fTKxj59Rit3sahe87hF8z+5i1G8GdN4F01/rcm8gsvlAI57x087R8ed3tHbo+N+r9fv9f5z76jf620N",
-	"rPdCzPaB9O4wkFsFkHZILEillZIrJ1+dQF/xBYqYSISXV6/h9PjoG4h5grVzPsBcGJRSCoX+6L+/J50/",
-	"Pnw6ufmXtjUpggh2odg7fGPdsiU0r4YBFSGCdMKIyoVe6YYXtxqIV41haQmMrAUc6r9bow0tnNdDNky3",
-	"bY7JllZskJnG/XosQT0Wq3Jo1GMoWk+JwlW9IgCSsY1aS6jMUrI8cyjlBUzfKSTGbG4klA267gZY1ntW",
-	"Dqj28SrhNkGhMcGSvo01/HWuYj7DuuaZpdQu34Rxe9jmbEZUPHVnqzmc29bsFY9J+pY2Ma733HJxhRkO",
-	"3veOPrzvdZ5/+B/H73udkw+P++97nSf2p1YOqdnwdztQXjME1EplEXlu24IUkwmK0CRg8FyZZ8bM/kiC",
-	"I8gW9SCjwzkKb5GsAdhJ56jXOXraNn6ni6wByc2ye7v0sfG7pPDdVC3NTuDqgxGntU4CmAsgEvBjhrHl",
-	"njUSdAMLzRJCxiX1kfFbKDcpnePMQdGq85aXRHlrREOVgNe5WLewOsVI5ztqRfpwSee3+VkJs5RknUYg",
-	"MOYiwUQvcVRwU2SiYR3D3d3N6kxMFR5e4GjK+bXh1pizmKYWNzRetXKuFTeHd9EQ3admtisyMc7V8Kjh",
-	"2H738pvn83/9bdlqUPOWtJJYC4nYEr6WxLIUW0m0TUdqDs99FNb4uEKRbWtRp5JiwWtMvYvT1hN4wZ51",
-	"impD6yr8fXYz3CZ/6ZdliHvjSfwqn83IztZ9rUDmAuXafCkJKY5tXISekR4OiJw5L5FmdH3GdluBTqvW",
-	"cui11lX0JJlEa8+Q1oI9JQkwDl5HBef7am+9VKOHhvjauigmIVGplLKJC/BIyDIEgSSBEYmvYSz4zAWH",
-	"tPdlVWpZhhe05fOYV/QpW1fcvSFONsNP2rty/COHJavfvnKLKZelL6+Ih7WiI/hWNnS23Sa1duU+XdPB",
-	"Nc2ytnbPXdYDZVIRFqM5DDxeUzapNFccjg0W8W03Ca1lWq3L2kpCbXsdlmzSzoLlGbSjY22+RgiIUy5x",
-	"qOhmOaCUOu9or6xty6c286Sgf3A2TMhS1g6np63pcbckxG1thZyRj8PCmF8m4e7c3YyyIeOKxjicUZYr",
-	"3GUCvXUtro7saOeRrZpCrlSeUA7nbevBM2S7E4NRSHef95NWNk7zSSOV2Iy3Q1rlmIoLpZH2e/7rOejH",
-	"4DwhW3tYtBpG1dDacVvyPI3RjI+BM5f3srVT4vRJq1NiQ2rnqqill8jtbJ2raq6fiuW5OqHGdlUprcoP",
-	"VVqooUQrsTeYN/SQcxuIWRPmnaGsSJ6tyThfBLIVQwtWTI298N6459OCvznpbYSl7eHNt3p0etq7G9oV",
-	"s+6F207hyfGTp7Xk5vtC4S6zWIuM3+1qIH4g3Fwzud1gdLRqLe11nn9w/+98+NQLnx63G0+381dXVu7p",
-	"5hi9BtRuhEq/Bs/dfzuhZx04HwIqa6x9Gxi+ojuHTO6maxai46YQWdvabWO9JCqe3iFuYEwxtUVRbKKc",
-	"9TUZ4VzCNWKm/6YC5iTNrcd5Rlm15aP1p0FBOK73L+k42P0E2B/ofw6g3yue7wfD/xS43g9C7wGM7wW5",
-	"e8DYFaQwEU87etl2DWbZOSCkeRi0uCrbUK+WX7CjsLpLABDJ5T1MsmEwFnw2LENeSJq+Hgf99zsFv3xo",
-	"2g53DledkcSW8rEQDwdmXhAVrdjwkehxCJjqB8aKeac41vsYxDfHp/LhPsKHqptSbdTvd5vdvB5i2kqV",
-	"xp4W54Kq5ZUehyU3eXthsLeVOHwNgJjAaAnR5eurt3A4Pzo0gbOHvmpYUSkots0VtYIalb1KUiQZ/RmX",
-	"NvWVsjH3KbXEFgKqfw4zQpkilKHQq2ECdYronAlV03xkgnLc6/7/K6drUWxrROJrZIm17ipTcMq7H9VU",
-	"8Hwy9VZEb/PtwnkZomitjsRYDAbMVhZiQMCHN4S6NQmFLfKRhCmXJjCRTDAEYrrGInGWSijcf8BZuoTR",
-	"csCISXbAxA/F+Y+6AzZgv3CGS1PMjoEDV7AofauBwVa1I5CuBEsMmP/Ahk2APsckEIHw5ocLODk5ed6F",
-	"F3MUS2tZh1yiNFYNZHNMeYZwEJmACc2teoKoXx6wovKed8XXI8bNbGy7hrgimHJm8j2iRt0uV2nEu+5c",
-	"qweWR0yPI54sH+tFsfX9BmzMBRyf+vwR5iv+YWLXIWopJdgHWznQOxZM9b8ZqilP9K6q6YD5rs7KF0wN",
-	"HbO09aI5QJhcaIE1Oj0+hjVleMxyDdhiSlOsTdHVntPzoWmqN3ac0slUQXTaew5rakR14cnHj77fAdMb",
-	"aOqxmCUxq63RBzsGcjXx+foI1tvgJ2BKIOmPfQULu2KnvRMoayrBwY/8kRywSPNi90JwKV8LOjFyuEIT",
-	"6B71gcBI8IVE8UhCdIVx5wdU8bRzRX21K/tNZEvbaM4HNaVywLj5/QzilGoUddkEbkKuTQlSMzJDaoat",
-	"9yYjUj7uwppp2iVx4SiQoXDNA0kSgVKewQiX3DGoec38yy6o3ozo9Pg51IpNDJhdnGrxiC5oBK1zrgme",
-	"48p33h1YH2eMzB7mDvR+efl2BeQ0BLtMFS4mh+4jeajfNfKdqhZSDMKgCIYIet2jbs/LsSSjQT846fa6",
-	"J1a1n5rD4DDof7oJA4vq7t8OnA5d9kz9R5nHMUrpfk14LH0TUySpmv7h/pqhEjT277kRdJdk5hsUSJKl",
-	"f1vzMo0PP41pijfut+KsIXliK+lNsMXQ+oan6PPeulAGl+gNLmQOm3vhUF9vCI7HGCs4sL6VEOxcQ4Na",
-	"tt6PdThrMrUySlhtLTaA63zS5TvJ4xAWgiqFzKHxgClBmHT9u4AX9xdVEtPxmUby6vhcgRLj5WScYRde",
-	"MGUA1EhN+oDwxTvBTNuNo5NLFJE9j1xk5pTMsZpzY7iE8XImvKzyZWjSPqCcvUyCfvCKSmVyvkwiSFCv",
-	"bblGZCxfObQVEG/CjS+6OpVarqwVCDzu9fZWcKORNtNSeUOTjj6li13SX4AShKZ7rStyamfV9lEx+8NG",
-	"cTHz2dHmz2qlYsxHJ5s/KgsC3oTBk+1GV63iVpUzDV00JMz3H/TOSh8OUNMG5KPqOofAcFHkdpvkqIk0",
-	"UXA+JfVjx5F+xyYsuic3NcDw/u0NmFGm0vrqhF0o/PO+CjAVhfRXH10XLonUR2CtmKrx3hMJkf+hFqdg",
-	"S6tSc7SvC8y4jQ/96FZZsa2SaJmBsBWHrKgo7a02Inm3L0e7ksZvxN0iHkLr2aaWjKkWZ6M5TDVJ65BX",
-	"6+qlauFlTWXXSgxzz8Uw/9vW4ctbDtfXbN5ipIpvGuezO43zLwXDzdoIG4DYL/hfFoEfAE81PBQLdQcI",
-	"LQoAtKPo4Sea3NwBSt9W9FyDplTJCpYaLRGcEudFLKMP2Sc+mGdudXN04cGQUnZtvANUwcFKqLAPFH7c",
-	"hqM/Yg1GdxZoymLeD8YjrthLC5dUl1eLdXp1XZmSv7C4crr5o6La58Nw1/kqEZfVYPbDXKWmFWRcrmUy",
-	"U+ijzl+enR5Jp8HAQWmpa+sjemwUBDZgXgJ7JGGEU5KO+9YARSBqZAhGfgVCM3uty61ERA6Yi2zT57dj",
-	"XSsmtfDhhRnKvlhx88HWKDz/YMy7jm2L3Ei/sA2GXXPRxW182/bJvQtPftmays5gcdp7vvmDoii9/uD4",
-	"eIv5t1X2Nh9v0Vu1bOsd4Ux/tcUwW8vk7oqFbzBFIhEITDG11eq2AkGeyVvxzxVu2Q3/zuV1EcG8UiXP",
-	"VhyICuO6/tDoamVCcwFrjwofQOhtuVUbq7HxJijoHBNrKq1Y8AfsQPKytkGZJetznkEtaIwhLKbc/E7k",
-	"tXxcE44eSS8FJRzlgDGuvFtsigL7YG6GifkMpRa0bLPuhpvCyxDFUyIm2C2fG3FowIjQA5dtMGwDxL8k",
-	"GD5+MBhuFl60tWv0epzVHDREOnWd8cVXlP6K0n8NlDYISGw6YYFMzODjHfHaxsC0aoBN534lIcM6hSEm",
-	"Myyv1XIG58IZSoW5kqO7gk+Gh39xxbo+o7Tmyr+1imqlpXxsbTyyzADao4r1ZRoWTCiA8UR3KCuW4j5q",
-	"jztnO2U90R2NCiYJTlZThKmoJgevMZxWU+i2tJ66vMQ2e92tETe18pC9VoNdW3dlEuKWBcRr6bbrWq1l",
-	"RO5kq/0rGRVXsjG38O5Ya9JXs+Lt3N9Mzd+XbbHMg95N5n+TM39DnGtAAGcxwsHV5YsL+H//98ljc6z4",
-	"6IvFlCgtwCU0ORuwyCXoReb6J5GjFaLJhsw/IK6e4YzrxWgVpXNmi2NW8rt3k6Qf0kaxkqLbwi+/GVe5",
-	"Xumc6eX7KvzeSfj9O8qyO4ujjtqsCOg0L8YXdxRFvQNSbsIOHxOigaxI8Suv0WJgkv/0SelSDDJkmt1t",
-	"1Jh5z5S2IwO2mOoWWT4boREFTVz6GURFEH0E//G//jdERcx61IVzE1/IIJJpPolsAFHvedRqEDUBHA5B",
-	"inIGewAQQ/Df8WS5R+yopeXd1ENZXTBwA7mO9t77OnGd4aKIxfyKWA+CWEcnW6m1tTvHzHdPtplPyxU8",
-	"f1OYtAxViSW+c/hLAZCF5zbzqVi3waTNXZAuENXkYE3o3MhHCRiVx4teLkKOSCBgkHHATLzGgohEdiEa",
-	"uIyrQdAHezm0C7WmCvh4DJKkeAb4kUpVK0dRJncNmC06qLvWM24DzXemIPf9QLNyH+7nBkybDrcVXvYe",
-	"DC+re7nOzvnVOnkv6+Sfg49fJsRZr8YeIE6Wd1AkmKLCtvI3c+7vE/f2SC3rmXQWezmpMU5y5kJRCvXP",
-	"4F2KRMjKe90BO/ch/ce9U+N/MVojFya0u9qN1h9t5L4h6zbw8heh8Fyt2jdPW8oc2oQQd5V+hTuvUHXK",
-	"VJ7bePOqtjl7kGN2ZrY/hSprFKiXEeyaNwjvJlyjS1yUJ5+9b9BnGiy4SMwfJkRf6xPPOlp1KMjA5eNE",
-	"jVSoaMAc6R38pFT2mqXLEK7IDK+owm+1ehSrEK70DBBylqKUEF28fv3zyxfDqxcX7968+NYeqo99Xo65",
-	"DXHAzPDCcmzclOYdUWbIDiaoZJm4Ep32jrSSYuIsn4CvJ2Q8qSa5xzQ2YFzAcc+6PfXP9ZQJ6y+lDI6e",
-	"gMt4DWGcC5uR4S4G1R2b3InIvD1g9bs2c6Zoasa1oCzhCzN+3Q5q2aP0Gpj8Fz+3M8eZJu1JDtg1Zib/",
-	"6ZJLNRF49V9fhSBNiJjL2DLXexcsLk06zEqekU/TsIlImDj/q1RcGDMQTImc+lr2ydKVCLMdDFix7gue",
-	"p4kVZki5G3MUdEw1YORK0sQLXuYKCqsuClSClleTDpiksyxdFvTl8nOczfkWUDEFFj6HLLN6fdMDyzO1",
-	"C4ja3LoWJin7clDyixZ//jnCyeoxYIs6NU4BJ2VUMwjaj4WfXJFAV9zJXG5z+eLX71/++uPwp9evvo/g",
-	"oARFLXK4ujePNUzZeI8BW4m0s8aqouB6ca2FE1lcWk8RhFKYOtbalO4a2PFA1qTW+vQPbFPaEKxna3dJ",
-	"E/H0dzMpfVWX/lrmpALAfjJ26WYAXoFaKzh2ewx/PRitcm9P3wT8WrQKTW8hlIYZLfmU1brr1/gM2CVP",
-	"Uy2A+UyeMlhZCzq5YC7v2EcS95uJ8bXgPablIBbjgBUhby5H3qfYTomElLAEkzWh/1941P8GGGqPFP6T",
-	"cOOBovQLcv8RVRljuT3Bb4yrt4Ho8raYd1c9wMS9SssOKVddOGftgfBGHVkTC290ElU5U3yoqGk9AVsI",
-	"wNyOxZwBYYQmiusM6NiTviulW7dsFBEoMENiKwqEVj/xLnxalDY3ahCSxGbbNHPce8+hdk1EtD6C/28X",
-	"vP9Pj9v/Gtz55wR3bhlgvxHuKldprQE8I29rwGtUuSngy0bS3w6H+FGZG3pNfQPjIle8ikaPJETlxVQR",
-	"HEQXP724+Pn1u7fDt29fRfbcZ3zxuAu/udonRPmPB4zaHKMQYpLa+JsJoayQGgoTlreE1DINVyvqLKbI",
-	"VsWGaH0QX1TIFLcEz9uVLC4v+9tAYDGjNRi4QjCKg8CEmsuya1Ke4l/h8Ss87hUerxQRpURTVvyvsOF6",
-	"rKzFDbXqQdaaXvhEDSppUWxk4QUTDVphmQfqMUfkKdoyU1mz6nd7TPKbYigP4Ps1NWNbuPnc+OiL6coQ",
-	"uEhQWGsTIzPcq65xbx3AZLmTxpgrG17+trrj9ngkjSuCW2ngKuWqI+kfRkxWKOYkleXl1ra9RxJSHpMU",
-	"ErKEKNFC8hpi6Q+YK/BhRP6JoEmoxW+aNMLNQut40If+aFnY+ou8W01b1tViBfbKSGzhVaeQm/qw61Lf",
-	"q9O/T6BEuHoDn10MVdy8Wxmfr0C6ripG4u9jr9r7NtXzaFbHaIlh/6xJvtWlXHNQjgXaXZf/TJ39h2L+",
-	"Hg8Lnrmda53wJQ9tzcug/8ma8sXc02or9aEpRmgOhoNoRq5N5HL0uFZQrX94aAYx5VL1n/We9Yws5cbS",
-	"dlUPGaUVtKlkLFWxpLtaHEe2cMlPPE2sG9FggXUjL/0VQPYOiHraRlsrLgGmcUGQ+84vXct3RkYm8TXw",
-	"8ZjG2AXnA3Hl/daU9zxrGBmM21oZgdr5nqQLsXDVD7l3dwieYr+awzPIe72T2EX0+z9s7BkcIImnUCDW",
-	"gOn5SJenQaQyrenBRvXokOhxF37lpcPd2C+OoHpBZnQGxHw+YIpzSPnCvVYtZ2gR0y2iizdZ3T9T387Z",
-	"g0hCGUoJmeAjfXRayrDKhxIkru5mMa91+5LgjGudwySoyNC6eaq5xpQRsTR6ztKUQfR1Ed25dH750iZI",
-	"QEqvccAIW7r9OFD1bTfaj9y47Y9DG/msjyGT5JwJOqcpTjCxUxU5g5wlqHXFC4uonSvnbOtc8pTGzjtO",
-	"0pQvJNgZWwaSapmiHDA3Pa3tmXKPRlur7YRZjuDmw83/DwAA//8=",
+	"7H3rchtHsN6rdG1OlajKAgQvkiWwXBWapm2VZYsRpfLJERTsYLcBzOFiZj0zCwhWVJW/eZAk75FHOU+S",
+	"mtvesCAAEqJlW/5jEcDOpaf7m77vxyDms4wzZEoG/Y/BFEmCwvzzRYKzjCtkqvMas5QsMdEfJyhjQTNF",
+	"OQv6QaREjhEspshATREEyowziUAlEJCKC0xAmMeBj4EwQCJSigIE/p6jVLCgamoelWSGUEwaLzs/47Ib",
+	"hIGMpzgjempk+Szovwv0nMH7MFDLDIN+IJWgbBJ8+hQGr1GJZed8rFCsrvUaY84SCYrDglAFIxxzgaDE",
+	"krIJkAmhrDHfBzLLUgz6p8dhMKOMzvT8R8XElCmcoDAzX6OUlLMLzm8ottBJplxlZDmU9ndRH35SKnvF",
+	"0mUI12SG11Tht9dK0FiFcI1xLhBylqKUEF28evXzi8vh9eXF29eX345JKjEK4Yqo6beHZxCnSDSVOQNJ",
+	"J6zDc7VmG0FjEd+e/H7c+WZx/t3F9//xP//PWTHiL+RD53yC3x4/e9brnRULPXPrOmsuOGg7in/tvLYn",
+	"3HnRwjcvEmSKjilKxzaWGSgDt8ZHElI+kfWdNGf5FAYZEWSGyvHsd5r8bPLi+9UZ3VdAEz0m1R9lRE2D",
+	"MGBkZk4zCcJAL4QKzemayapzj7mYERX0gzw3v1zd8UUuJG/hu4jhBzWMzbeRlgK940zgnPJcQkYmeAY8",
+	"I7/nWKzs9xzFslyafbZGihn58BLZRE2D/nGv17aciij9jMvVZf1CbhrUl2SMWjqElqIzkIjm6/OrF1B5",
+	"tFikxYpylQ3ZXcODo6fjo/hk3OscJd9g5zQ+ws5z0sPO8fjp+CR+ljwnR0dBWNvfkydG/PzfR227fUln",
+	"VK1u8opMECT9Yy1pU/NcdakJjkmeqqD/pBeWp06ZOjm267IwYKi+ARReo+S5iLGNH/13n40hP+mHLRob",
+	"2bjgbJxqae1r0Gca2PU/SZalNCZ6VYf/LvXSKqf1MUAhLE/HPPEQMswZmROaklGKmiQoJZnoLw2Mp1wB",
+	"n6NISSaBMK6mKGBkpc9tCKUa0iTo6z+GPXI0Oo5PklN8Mn5KvhkZypXb/BeB46Af/KfD8qI6tN/Kw0uz",
+	"OLPVFritLjMKIaJsTlKaDKUiCiPgAiJasuzwBpdDyoa5xCgIqxdhE8naVuR+flj7rVnYD1yMaJIgux/d",
+	"x8UwdYJTCQwxcYLMUwSeSb03MuJzfDB6F8uL+vYytzfMI2nXRPWtyyHli9CsDWLBpexIqgr06e6T6HXs",
+	"e425tMrLBvrflwpNdhJmYkeSG1zCgkjQH3ndY6yJ4UTks9CBKRSMpJclN31eArj5hoZ9o/1uxUiv+/h+",
+	"wuSRwJG8JlLIEjkkCma51CoiEK1MglREKP35g0lUY42OifxVnXCUwLi+sxWV46X5UhNEkFhpESugWOQp",
+	"yr0y1a9c/cBzltzvDBhXw7EZpkp94W9FvTf/9cMQvFjQXtn2iixTTpI3nL8kYoIPIIOZnXGoOB+mes59",
+	"72eGTF0JPqcJiocClsxOO8zcvA5g+qAtkEzLxdjgKhcwJjTF5Exz0FQr/PGUsAkmexWB10Sh0TjxnlIg",
+	"iMJh6kaq3eycw4ywpduONe0oA6IUzjIlz7Tdao1WSIkyevjDyEl1yRqV/ELd7NLc8GuWL8+s6R1VDPUI",
+	"pDXMGyfUsOVvO6DqT1tMz93O9i0juZpyQf+47+Hm1ZGqh+uwHXBGaKrJlREpF1w8HNhVlxb1gXGwK3J6",
+	"mznDA3doj2EhOJusrnavIvWWyTzLuFCY/IIJJW+MOfPZgSUvpx3O9LxDbUftETKLwzIjnSczypwrwmwp",
+	"SaheCkmvBM9QKKqNNePiaS713BtRQCTo3xLFhTRWOlUhxLlUfIYCKIvTPLGAl1UG/RiQGc+ZGiquSFpj",
+	"3ee9XsPWfXoarFq0YRBPMb7hufIeJMOlVes+lkOludfyrLZl89Taic5+bVipYRALJJr4RNWM2oQo7Cg6",
+	"w6DtmVwIrWRvOvYL/zvzjKXPRqrXaWaYvr5HkpD/4v7qxnzWtkBrwVcfOk8IvORzTEmMrd6j0tB/5yZ1",
+	"w5SOTj76d4yVHj+hMsvd5eO+HHGeImH6W6fCbk/PKU+TIX7IqMDdHrTHv8ETEQb+9qZGlFeYJqPDk19/",
+	"fPZ9foz/Nv/5v6X8+OKIHI9O4tNkGw7Sdz8rFOWClerS89sUmVcWSBxjpvStVPgavV5tDDIY52kKdlgt",
+	"Ra202GJZVpUdbkmk0sTYmvxSEZXLTVLg4Oba/vhTGORZsqPINfjTeabK/RVLqW6jZMSwDj0VAV7lvXaQ",
+	"aeOhihi0M0FF6Gs4U6NAm3hVUfp7VA4BdkCNUYnwt51M7TaoyAnOfTymzsSv0sQwKRXWT0AVzjYev9PY",
+	"L/WYehK3WyIEWZZMNJxSqbhY7mlSy2wXRvVenbTBTqVzsLGWFYpsOqwrYk2sHY6q2M5W+2qeWJOYFVd/",
+	"WyAgT9MIuA2VpUQq4/3vbkaTpvyZpdZnW0ual3xCWcVtcr/Lj2eycfnVPPWnGzz1+kSdqlvXG7gQGCuY",
+	"ciERvtNWjljC8/rwR73j082RgLaLtJh0LZVe87QtbCeQJJylywgGea93EkPEM1n+QfSj0Rkgiade8bKu",
+	"WM5QwghTvgBqxMYHL/2IQahpqaFRj9ESznQLc4HFXU+udpm3XIUVJy1omIaDZzDluZDe4eV0/7X338pq",
+	"c7neUKuJz1vpwiPVkzJPh9V1rz2qt3JnLe4uSuZWzH9XjUg4dttILMOXrfev520zVO1+a6VcnlB1yZRF",
+	"+B1IR2Ll2M9zsIPrrr1yg7D4ICYsxrSiGnTtoqqf2JvXs/1QH3v5q8pn7ndtYnEPBXW9ZeMNKqet1SXm",
+	"jRZo9wNYTDmQWGFyBg7QtdIYzSmJIIpTGtVExjHAFtpiafa3TR9V7coiiuzVVjUlavOiNi5CETFBta3C",
+	"6n6tnKHeYI/KoddOtvVI57SW4EEyqjk6pe1ZHiuiUD08O1jo+ba+zOoWazQ3XHW73Hx+3aIU0S9fs7CB",
+	"VZpStSugGLluCnCwDwMq5Wp7al+nvFUd1kjyB2cN8/0y13s4/A5FStlG+6huGvn9+YH9StvoejfXkAaI",
+	"LB+lNIY5xYXJtPLeojOgCmIiBDURo9JPlBBFNvuImilUYo6io8mp7S7IBI0RqGU7b9Q9kjCjjAvImVN9",
+	"/kl+pn04X1r0NcIgZxmhCejfQ0oyacN6e3XUfKk+iy/A/7BBv6ovuHKXZcgSyiZDZ8lagYv1yOaOjDkb",
+	"UzEzPgyTyDEUqGW4dGm4AQrluOoMsdEVPYxRvdKKKwST1pv2wm1uVwV6Z4FcFSY/RC4aavVUqUz2Dw/9",
+	"L7rS+Om0in0YH2Zkebh59N29lw2eqi1vHRNsME8uDI84VtjW5G56+R2mSmA414YYMnXmzDUNvuDAVzq7",
+	"snFOn9HLXRDVWx63WP4nd3GKN3Ma72Lpr3WZV3C5XMBx7/hp5+i40zt6c3Tc7/X6vd5/7h31e72tgfVe",
+	"iNm+kN4dFnKrAtIOiQWrtHJy5earM+hLvkARE4nw4voVnB4ffQMxT7B2zweYC4NSSqHQD/33d6Tzx/uP",
+	"J5/+pY0mRRLBLhx7h2dsWLaE5tU0oCJFkE4YUbnQlG5EcauJeNUclpbEyFrCof67NdvQwnk9ZcNM2xaY",
+	"bBnFJplp3K/nEtRzsSqXRj2HovWWKELVKwogGdustYTKLCXLM4dSXsH0k0Ji3OZGQ9lg626AZX1m5YJq",
+	"D68ybhMUGhss+dt4w1/lKuYzrFueWUot+SaM28s2ZzOi4qm7W83l3Eazlzwm6RvaxLjecyvFFWE4eNc7",
+	"ev+u13n+/n8cv+t1Tt4/7r/rdZ7Yj1olpObD3+1CecUQUBuVRea5HQtSTCYoQlOAwXNlvjNu9kcSHEO2",
+	"mAcZHc5ReI9kDcBOOke9ztHTtvU7W2QNSG7W3du1j43PJUXspuppdgpXH4w6rW0SwFwAkYAfMoyt9KzR",
+	"oBtYaEgIGZfUZ8ZvYdykdI4zB0WrwVteMuWtGQ1VBl4XYt3C6xQjne9oFenLJZ3fFmclzHKSDRqBwJiL",
+	"BBNN4qiQpshkwzqBu3uY1bmYKjK8wNGU8xsjrTFnMU0tbmi8apVcq24O72IhukfNbld0Ypyr4VEjsP32",
+	"xTfP5//627LVoeY9aSWzFhqxZXytiWUptrJom43UXJ57KKzJcYUj22hR55KC4DWh3iVo6xm8EM86R7Wh",
+	"dRX+PrsbblO89MtyxL32LH6dz2ZkZ+++NiBzgXJtvZSEFMc2L0LvSC8HRM5clEgLur5ju61Ap01rOfRW",
+	"6yp6kkyi9WdI68GekgQYB2+jgot9tY9emtFDw3xtUxSbkKhUStnEJXgkZBmCQJLAiMQ3MBZ85pJD2uey",
+	"JrUs0wva6nnMT/QtWzfcvSNONtNP2qdy8iOHpajfTrnFlMsyllfkw1rVEfwoGybb7pBap3KPrpnghmZZ",
+	"27jnruqBMqkIi9FcBh6vKZtUhisux4aI+LGbjNayrVaytrJQ21mHpZi0i2B5B+0YWJuvUQLilEscKrpZ",
+	"Dyi1zjv6K2vH8rHNPSnoH5wNE7KUtcvpaWt53C0FcVt7IWfkw7Bw5pdFuDtPN6NsyLiiMQ5nlOUKd9lA",
+	"b92Iqys72nllq66Qa5UnlMN5Gz14hmx3ZjAG6e77ftIqxmk+aZQSm/V2SKseUwmhNMp+z389B/01uEjI",
+	"1hEWbYZRNbR+3JY6T+M042PgzNW9bB2UOH3SGpTYUNq5qmppErmTrUtVLfRT8TxXN9Q4riqnVeWhygs1",
+	"lGhl9obwhh5ybgMx68K8M5QVxbM1HeeLQLZiacGKq7EX3hv3fFnwNye9jbC0Pbz5UY9OT3t3Q7ti171w",
+	"2y08OX7ytFbcfF8o3GUXa5Hxu10dxA+Em2s2txuMjla9pb3O8/fu/533H3vh0+N25+l28eoK5Z5uztFr",
+	"QO1GqPQ0eO7+2wk968D5EFBZE+3bwPAl3Tllcjdbs1AdN6XI2tFuW+sVUfH0DnkDY4qpbYpiC+VsrMko",
+	"5xJuEDP9NxUwJ2luI84zyqojH62/DQrGcbN/SdfB7jfA/kD/cwD9XvF8Pxj+p8D1fhB6D2B8L8jdA8au",
+	"IIXJeNoxyrZrMsvOCSHNy6AlVNmGerX6gh2V1V0SgEgu7+GSDYOx4LNhmfJC0vTVOOi/2yn55X3Td7hz",
+	"uuqMJLaVj4V4ODD7gqgYxaaPRI9DwFR/YbyYd8pjvY9DfHN+Kh/uI32oeijVQf15t/nN6ymmrVxp/Glx",
+	"LqhaXut1WHaTtzcGe1PJw9cAiAmMlhBdvbp+A4fzo0OTOHvou4YVnYJiO1zRK6jR2atkRZLRn3FpS18p",
+	"G3NfUktsI6D64zAjlClCGQpNDZOoU2TnTKia5iOTlON+7v+/crsWzbZGJL5BlljvrjINp3z4UU0FzydT",
+	"70X0Pt8unJcpitbrSIzHYMBsZyEGBHx6Q6hHk1D4Ih9JmHJpEhPJBEMgZmosCmephCL8B5ylSxgtB4yY",
+	"YgdM/FJc/Kg7YAP2C2e4NM3sGDhwBYvStzoYbFc7AulKssSA+Qds2gToe0wCEQivf7iAk5OT5124nKNY",
+	"Ws865BKl8Wogm2PKM4SDyCRMaGnVG0T94wErOu/5UHw9Y9zsxo5rmCuCKWem3iNq9O1ynUZ86M6NemBl",
+	"xMw44snysSaK7e83YGMu4PjU148w3/EPE0uHqKWVYB9s50AfWDDd/2aopjzRp6qmA+anOit/YHroGNLW",
+	"m+YAYXKhFdbo9PgY1rThMeQasMWUpljbous9p/dD01Qf7Dilk6mC6LT3HNb0iOrCkw8f/LwDpg/Q9GMx",
+	"JDHU1uiDHQO5mvl8fwQbbfAbMC2Q9MO+g4Wl2GnvBMqeSnDwI38kByzSsti9EFzKV4JOjB6u0CS6R30g",
+	"MBJ8IVE8khBdY9z5AVU87VxT3+3KPhPZ1jZa8kFNqRwwbj4/gzilGkVdNYHbkBtTgtSCzJCaZeuzyYiU",
+	"j7uwZpuWJC4dBTIUbnggSSJQyjMY4ZI7ATU/M/+yBNWHEZ0eP4das4kBs8SpNo/ogkbQuuSa5Dmu/OTd",
+	"gY1xxsjsZe5A75cXb1ZATkOwq1ThYnLoHpKH+rdGv1PVRopBGBTJEEGve9TteT2WZDToByfdXvfEmvZT",
+	"cxkcBv2Pn8LAorr7twOnQ1c9U/9Q5nGMUrpPEx5LP8QUSaqmf7i/ZqgEjf3v3Aq6SzLzAwokydL/Wssy",
+	"jQ8/jmmKn9xnxV1D8sR20ptgi6P1NU/R1711oUwu0Qdc6By29sKhvj4QHI8xVnBgYysh2L2GBrVsvx8b",
+	"cNZsanWUsDpabADXxaTL3ySPQ1gIqhQyh8YDpgRh0s3vEl7cX1RJTMdnGsmr63MNSkyUk3GGXbhkygCo",
+	"0Zr0BeGbd4LZtltHJ5coInsfuczMKZljtebGSAnj5U542eXL8KT9gnL2Ign6wUsqlan5MoUgQb235buV",
+	"slx9fZXbkzbmTKW/7MLiltTTNom5rh1itTxmh96Xmxc3tovz61g3f13N2mkFbfpgScFD2yByix+6Np5a",
+	"7a71Tzzu9fbWj6RRVdTSmERLllZiCibWT4AShKZ7bbtyanfV9lCx+8NG7zXz2NHmx2qddMxDJ5sfKvsl",
+	"fgqDJ9utrtrkrqqGG7FpKODv3uuTlT5bomYsyUdVOofAcFGUvpvasYk0SYK+YvdDxyFDx9Zzum8+1fDU",
+	"h/83QGpZaeybN3ahSF/wTZKpKJTj+uq6cEWk1hBqvWZNcgOREPkPamkctvMsNZrPuryV22DKr24Vqdok",
+	"uyzQ2EpCViy49lEbic73RKwiU8O4IUyrHdNMzya7GACz+Qpr8VPrdmsa31ZSvHsuxfvfts7u3nK5vqX1",
+	"FitVfNM6n91pnX8pGG62jtgAxJ7gf1kEfgA81fBQEOoOEFr0R2hH0cOPNPl0Byh9U3EDGDSlSlaw1BjR",
+	"4Gxcr4Eac9F+43Od5tZ1gS57GlLKbkzwhCo4WMmk9nnUj9tw9Eeswegqim4QkLLX+YPJiOuF0yIlVfJq",
+	"rVdT13Vx+QurK6ebHyqaoT6MdJ2vMnHZLGc/wlUaokHG5VohM31Q6vLlxemRdAYeHJSOzLY5osfGfmID",
+	"5jWwRxJGOCXpuG/9cwSiRgFlVBo4evfa1F1JGB0wl/in728nulZNapHDC7OUfYni5out0Zf/wYR3ndgW",
+	"paOesA2BXfMekNvktu2Re/fl/LItlZ3B4rT3fPMDRc9+/cDx8Rb7b2t8bh7eYrZqV9s7wpl+aotltnYR",
+	"3hULX2OKRCIQmGJqm/ltBYI8k7fin+trsxv+ncubIsF7pYmgbcgQFbEH/aCx1cp67wLWHhUhktC7uqsu",
+	"aOMCT1DQOSbWk1wJcAzYgeRl64eyiNiXhINa0BhDWEy5+ZzIG/m4phw9kl4LSjjKAWNc+ajhFAX2wbw4",
+	"J+YzlFrRssO6FwAVQZgonhIxwW75vVGHBowIvXDZBsM2f/5LguHjB4PhZl9K29pH0+OsFr8i0pnrjC++",
+	"ovRXlP5roLRBQGKrLQtkYgYf74jXNkWo1QJs5j5U6lVszBxiMsPyrWPOH1/EiqkwbyzpruCTkeFfXC+z",
+	"z6itue54rapaGUhw7nRZFkjt0cT6Mh0LJlPCBOo7lBWkuI/Z4+7ZTtludUengqkRlNUKaiqqtdNrHKfV",
+	"CsMtvaeubLPNX3drQlKte2av1WHXGoYpajS37K9eq0ZeN2qtYPRvG9tZKVbdIrpjvUlf3Yq3S3+zc8G+",
+	"fItlmfhuOv/rnPkX6LkBBHAWIxxcX11ewP/7v08em2vFJ6cspkRpBS6hydmARa5+MTJvxxI5WiWabCiM",
+	"BOLaPc64JkarKp0z2zu0Uv6+myb9kD6KlQrmFnn5zWQSaErnTJPvq/J7J+X376jL7qyOOm6zKqCzvBhf",
+	"3FEV9QFIuQk7fMqMBrKiArJ8yxgDUxupb0pXgZEh0+Juk+rM70znPzJgi6kekeWzERpV0KTtn0FU1BhE",
+	"8B//639DVKT0R104N+mXDCKZ5pPI5lf1nketDlGT3+IQpOj2sAcAMQz/HU+We8SOWtXip3qmr8uVbiDX",
+	"0d5nX6euM1wUSThfEetBEOvoZCuztvZKNvPck2320/KGor8pTFqBqqRa3zn9pQDIInKb+Uq122DSlnZI",
+	"l6drStQmdG70owSMyeNVL5fkRiQQMMg4YCZfY0FEIrsQDVxB2iDog313tstEpwr4eAySpHgG+IFKVevW",
+	"Uda+DZjtyain1jtuA823pl/5/UCz8rrgzw2YtlpwK7zsPRheVs9ynZ/zq3fyXt7JPwcfv0yIs1GNPUCc",
+	"LF/RkWCKCtu6A825f92690dqXc9U+9h3txrnJGcuFaUw/wzepUiErPyuO2DnvuLhuHdq4i/GauTCZL5X",
+	"p9H2oy1sMGzdBl7+PTE8V6v+zdOWLpC2XobnzbcVX6PqlJVOt8nmde1w9qDH7CxsfwpX1jhQkxEszRuM",
+	"9ylcY0tclDeffR2jL8RYcJGYP0wFg7YnnnW06VCwgStXihqVYtGAOdY7+Emp7BVLlyFckxleU4XfavMo",
+	"ViFc6x0g5CxFKSG6ePXq5xeXw+vLi7evL7+1l+pjX7ZkXhY5YGZ5Ybk2bjoXjygzbAcTVLKs64lOe0fa",
+	"SDF5lk/At1sykVRT+2QGGzAu4Lhnw57643pFiY2XUgZHT8AVBIcwzoUtWHHvTdUTm9KSyPx6wOqvIs2Z",
+	"oqlZ14KyhC/M+vU4qHWPMmpgyoP83s6cZJqqMDlgN5iZ8rArLtVE4PV/fRmCNClirqDNvP28EHFpqoVW",
+	"yrB8FYut08LExV+l4sK4gWBK5NS3+k+WroOanWDACroveJ4mVpkh5WnMUdAx1YCRK0kTr3iZN3RYc1Gg",
+	"ErR8c+uASTrL0mXBX658yfmcbwEV03/ic+gyq2+3emB9pvZ+prawroVJyr4clPyi1Z9/jnKyeg3YnleN",
+	"W8BpGdUKgvZr4SfXQ9H1vjLv/rm6/PX7F7/+OPzp1cvvIzgoQVGrHK4t0GMNUzbfY8BWMu2ss6roR1+8",
+	"9cOpLK7qqUhCKVwda31Kd03seCBvUmv7/gf2KW1I1rOtzaTJePq7uZS+mkt/LXdSAWA/Gb90MwGvQK0V",
+	"HLs9h7+ejFZ5rVHfJPxatArNbCGUjhmt+ZTNzOtvORqwK56mWgHzlTxlsrJWdHLBXFm2zyTuN/sG1JL3",
+	"mNaDWIwDVqS8uRYCvgJ5SiSkhCWYrEn9/8Kz/jfAUHum8J+EGw+UpV+w+4+oyhzL7Rl+Y169TUSXt+W8",
+	"u+YKJu9VWnFIuerCOWtPhDfmyJpceGOTqMqd4lNFzegJ2D4J5uVhzDkQRmiyuM6Ajj3ru07Ddc9GkYEC",
+	"MyS24UJo7RMfwqdF53djBiFJbLVNswVA7znU3qIRrc/g/9sl7//T8/a/Jnf+OcmdWybYb4S7ypvG1gCe",
+	"0bc14DWaABXwZTPpb4dD/KDMC4xN+wcTIle8ikaPJETle7siOIgufrq8+PnV2zfDN29eRvbeZ3zxuAu/",
+	"udYwRPmHB8w2LWAhxCS1+TcTQlmhNRQuLO8JqVUarjYcWkyRraoN0fokvqjQKW5JnreULN7t9reBwGJH",
+	"azBwhWEUB4EJNe8Sr2l5in+Fx6/wuFd4vFZElBpN+UKEihiux8pa3lCrHWS96UVM1KCSVsVGFl4w0aAV",
+	"lnWgHnNEnqLtwpU1m6K35yS/LpbyALFf01K3RZrPTYy+2K4MgYsEhfU2MTLDvdoa97YBTJU7aay5cuDl",
+	"Z6snbq9H0niDcisPXKdcdST9w6jJCsWcpLJ897cd75GElMckhYQsIUq0kryGWfoD5hp8GJV/ImgSavWb",
+	"Jo10s9AGHvSlP1oWvv6i7lbzlg21WIW9shLbl9YZ5KZ97rrS9+r275MoEa6+oNASQxUvJq6szzdoXdcV",
+	"I/Gvq6/6+zb182h2x2jJYf+sRb5VUq65KMcC7anLf6bN/kOxf4+HhczcLrVO+ZKHtiVo0P9oXfli3t6W",
+	"y3Efml6N5mI4iGbkxmQuR49r/eb6h4dmEVMuVf9Z71nP6FJuLW1vMiKjtII2lYqlKpZ0V5vjyBYp+Ymn",
+	"iQ0jGiywYeSlf0OSfUVGvWyjbRRXANN4f5J7zpOu5TmjI5P4Bvh4TGPsgouBuO6Ha7qfnjWcDCZsrYxC",
+	"7WJP0qVYuOaQ3Ic7BE+xX63hGeS93knsMvr9Hzb3DA6QxFMoEGvA9H6kq9MgUpnR9GKjenZI9LgLv/Iy",
+	"4G78F0dQfX9odAbEPD5ginNI+cL9rNrt0SKmI6LLN1k9P9P+z/mDSEIZSgmZ4CN9dVrOsMaHEiSunmax",
+	"r3XnkuCMa5vDFKjI0IZ5qrXGlBGxNHbO0nSJ9G0j3b10fvXCFkhASm9wwAhbuvM4UPVjN9aP3Hjsj0Ob",
+	"+ayvIVPknAk6pylOMLFbFTmDnCWobcULi6idaxds61zxlMYuOk7SlC8k2B1bAZJqmaIcMLc9be2ZbpjG",
+	"WqudhCFH8On9p/8fAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -40,20 +40,29 @@ func (q *Queries) AdminAuditInsert(ctx context.Context, arg AdminAuditInsertPara
 
 const adminAuditList = `-- name: AdminAuditList :many
 SELECT id, operator_id, via, action, target_type, target_id, request_id, at FROM admin_audit
-WHERE ($1::bigint IS NULL OR id < $1::bigint)
+WHERE ($1::uuid IS NULL OR target_id = $1::uuid)
+  AND ($2::uuid IS NULL OR operator_id = $2::uuid)
+  AND ($3::bigint IS NULL OR id < $3::bigint)
 ORDER BY id DESC
-LIMIT $2
+LIMIT $4
 `
 
 type AdminAuditListParams struct {
-	AfterID *int64
-	MaxRows int32
+	TargetID   *uuid.UUID
+	OperatorID *uuid.UUID
+	AfterID    *int64
+	MaxRows    int32
 }
 
 // Newest first; the id of the last row seen is the cursor, as in the other
 // admin lists.
 func (q *Queries) AdminAuditList(ctx context.Context, arg AdminAuditListParams) ([]AdminAudit, error) {
-	rows, err := q.db.Query(ctx, adminAuditList, arg.AfterID, arg.MaxRows)
+	rows, err := q.db.Query(ctx, adminAuditList,
+		arg.TargetID,
+		arg.OperatorID,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}

@@ -153,7 +153,9 @@ func (h *handlers) ListAdminAudit(ctx context.Context, req genapi.ListAdminAudit
 	if err != nil {
 		return nil, err
 	}
-	rows, err := database.New(h.s.pool).AdminAuditList(ctx, db.AdminAuditListParams{AfterID: after, MaxRows: limit + 1})
+	rows, err := database.New(h.s.pool).AdminAuditList(ctx, db.AdminAuditListParams{
+		TargetID: req.Params.TargetId, OperatorID: req.Params.OperatorId, AfterID: after, MaxRows: limit + 1,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list audit entries: %w", err)
 	}

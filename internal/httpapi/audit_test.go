@@ -219,6 +219,19 @@ func TestAudit_AdminsReadTheTrailPageByPage(t *testing.T) {
 	require.Equal(t, genapi.AuditEntryAction("admin_user.create"), all[3].Action)
 	require.Equal(t, id, all[3].TargetId)
 
-	resp, body := b.do(t, "GET", "/v1/admin/audit?cursor=cGF5bWVudC1ldmVudHM6MQ", "", adminSession)
-	requireError(t, http.StatusBadRequest, "invalid_request", resp.StatusCode, body)
+	t.Run("Filters", func(t *testing.T) {
+		byTarget, err := b.client.ListAdminAuditWithResponse(t.Context(), &genapi.ListAdminAuditParams{TargetId: &resources[1]}, adminSession)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, byTarget.StatusCode(), string(byTarget.Body))
+		require.Len(t, byTarget.JSON200.Items, 1)
+		require.Equal(t, resources[1], byTarget.JSON200.Items[0].TargetId)
+
+		byOperator, err := b.client.ListAdminAuditWithResponse(t.Context(), &genapi.ListAdminAuditParams{OperatorId: &id}, adminSession)
+		require.NoError(t, err)
+		require.Len(t, byOperator.JSON200.Items, len(resources), "the account's own creation was nobody's action")
+	})
+	t.Run("ErrForeignCursor", func(t *testing.T) {
+		resp, body := b.do(t, "GET", "/v1/admin/audit?cursor=cGF5bWVudC1ldmVudHM6MQ", "", adminSession)
+		requireError(t, http.StatusBadRequest, "invalid_request", resp.StatusCode, body)
+	})
 }

@@ -63,7 +63,8 @@ CREATE TABLE admin_audit (
     CHECK (via = 'cli' OR (operator_id IS NOT NULL AND request_id IS NOT NULL))
 );
 
-CREATE INDEX admin_audit_target_idx ON admin_audit (target_type, target_id, id);
+CREATE INDEX admin_audit_target_idx ON admin_audit (target_id, id);
+CREATE INDEX admin_audit_operator_idx ON admin_audit (operator_id, id);
 
 -- +goose Down
 DROP TABLE admin_audit;

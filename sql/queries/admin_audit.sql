@@ -7,6 +7,8 @@ VALUES (sqlc.narg(operator_id), @via, @action, @target_type, @target_id, sqlc.na
 -- Newest first; the id of the last row seen is the cursor, as in the other
 -- admin lists.
 SELECT * FROM admin_audit
-WHERE (sqlc.narg(after_id)::bigint IS NULL OR id < sqlc.narg(after_id)::bigint)
+WHERE (sqlc.narg(target_id)::uuid IS NULL OR target_id = sqlc.narg(target_id)::uuid)
+  AND (sqlc.narg(operator_id)::uuid IS NULL OR operator_id = sqlc.narg(operator_id)::uuid)
+  AND (sqlc.narg(after_id)::bigint IS NULL OR id < sqlc.narg(after_id)::bigint)
 ORDER BY id DESC
 LIMIT @max_rows;

@@ -21,7 +21,7 @@ SET checkout_session_id = $1,
     updated_at = now()
 WHERE id = $4
   AND (checkout_session_id IS NULL OR checkout_session_id = $1)
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingAttachCheckoutSessionParams struct {
@@ -60,12 +60,16 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
 
 const bookingGetByID = `-- name: BookingGetByID :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE id = $1
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1
 `
 
 func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -90,12 +94,16 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
 
 const bookingGetByIDForUpdate = `-- name: BookingGetByIDForUpdate :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -120,6 +128,10 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
@@ -132,7 +144,7 @@ INSERT INTO bookings (
     $1, $2, $3, $4, $5, $6,
     $7, $8, $9
 )
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingInsertParams struct {
@@ -181,6 +193,10 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
@@ -257,14 +273,15 @@ func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkP
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE ($1::text IS NULL OR status = $1::text)
   AND ($2::uuid IS NULL OR resource_id = $2::uuid)
   AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
   AND ($4::timestamptz IS NULL OR starts_at < $4::timestamptz)
-  AND ($5::uuid IS NULL OR id < $5::uuid)
+  AND ($5::boolean IS NULL OR disputed = $5::boolean)
+  AND ($6::uuid IS NULL OR id < $6::uuid)
 ORDER BY id DESC
-LIMIT $6
+LIMIT $7
 `
 
 type BookingListForAdminParams struct {
@@ -272,6 +289,7 @@ type BookingListForAdminParams struct {
 	ResourceID   *uuid.UUID
 	StartsFrom   *time.Time
 	StartsBefore *time.Time
+	Disputed     *bool
 	AfterID      *uuid.UUID
 	MaxRows      int32
 }
@@ -284,6 +302,7 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 		arg.ResourceID,
 		arg.StartsFrom,
 		arg.StartsBefore,
+		arg.Disputed,
 		arg.AfterID,
 		arg.MaxRows,
 	)
@@ -313,6 +332,10 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.DisputeStatus,
+			&i.DisputeStatusAt,
+			&i.RefundFailedAt,
+			&i.RefundedSeenAt,
 		); err != nil {
 			return nil, err
 		}
@@ -375,7 +398,7 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 }
 
 const bookingListLapsedForUpdate = `-- name: BookingListLapsedForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $1::timestamptz)
 ORDER BY hold_expires_at, id
 LIMIT $2
@@ -418,6 +441,10 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.DisputeStatus,
+			&i.DisputeStatusAt,
+			&i.RefundFailedAt,
+			&i.RefundedSeenAt,
 		); err != nil {
 			return nil, err
 		}
@@ -430,7 +457,7 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 }
 
 const bookingListLapsedOverlappingForUpdate = `-- name: BookingListLapsedOverlappingForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE resource_id = $1
   AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
   AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
@@ -482,6 +509,10 @@ func (q *Queries) BookingListLapsedOverlappingForUpdate(ctx context.Context, arg
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.DisputeStatus,
+			&i.DisputeStatusAt,
+			&i.RefundFailedAt,
+			&i.RefundedSeenAt,
 		); err != nil {
 			return nil, err
 		}
@@ -601,6 +632,9 @@ const bookingListRefundsDue = `-- name: BookingListRefundsDue :many
 SELECT id, payment_intent_id FROM bookings
 WHERE status = 'refund_pending'
   AND refund_requested_at IS NULL
+  -- A refund that failed or was cancelled at Stripe is never requested
+  -- again automatically: an operator acts (SPEC §2.1).
+  AND refund_failed_at IS NULL
 ORDER BY updated_at
 LIMIT $1
 `
@@ -631,7 +665,7 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
@@ -656,12 +690,16 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
@@ -674,9 +712,11 @@ type BookingLockForSessionEventParams struct {
 }
 
 // Finds and locks the booking a Checkout Session event concerns: the one
-// holding the session, else the one slotpay named in client_reference_id /
-// metadata.booking_id (the webhook can overtake the checkout response that
-// stores the session).
+// holding the session, else the one a session slotpay created names (the
+// webhook can overtake the checkout response that stores the session). The
+// caller passes reference_id only when metadata.booking_id and
+// client_reference_id agree: a customer can edit client_reference_id alone
+// (a Payment Link), never the metadata slotpay set (SPEC §2.1).
 func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (Booking, error) {
 	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID)
 	var i Booking
@@ -699,17 +739,12 @@ func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLoc
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
-}
-
-const bookingMarkDisputed = `-- name: BookingMarkDisputed :exec
-UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1
-`
-
-func (q *Queries) BookingMarkDisputed(ctx context.Context, id uuid.UUID) error {
-	_, err := q.db.Exec(ctx, bookingMarkDisputed, id)
-	return err
 }
 
 const bookingMarkRefundRequested = `-- name: BookingMarkRefundRequested :exec
@@ -719,6 +754,50 @@ WHERE id = $1 AND refund_requested_at IS NULL
 
 func (q *Queries) BookingMarkRefundRequested(ctx context.Context, id uuid.UUID) error {
 	_, err := q.db.Exec(ctx, bookingMarkRefundRequested, id)
+	return err
+}
+
+const bookingNoteDispute = `-- name: BookingNoteDispute :exec
+UPDATE bookings
+SET disputed = true,
+    dispute_status = COALESCE($1::text, dispute_status),
+    dispute_status_at = COALESCE($2::timestamptz, dispute_status_at),
+    updated_at = now()
+WHERE id = $3
+`
+
+type BookingNoteDisputeParams struct {
+	DisputeStatus   *string
+	DisputeStatusAt *time.Time
+	ID              uuid.UUID
+}
+
+// A dispute event marks the booking disputed; dispute_status is set only by
+// the caller's judgement that the event is newer (booking.Decide).
+func (q *Queries) BookingNoteDispute(ctx context.Context, arg BookingNoteDisputeParams) error {
+	_, err := q.db.Exec(ctx, bookingNoteDispute, arg.DisputeStatus, arg.DisputeStatusAt, arg.ID)
+	return err
+}
+
+const bookingNoteRefundFacts = `-- name: BookingNoteRefundFacts :exec
+UPDATE bookings
+SET refund_failed_at = GREATEST(refund_failed_at, $1::timestamptz),
+    refunded_seen_at = GREATEST(refunded_seen_at, $2::timestamptz),
+    updated_at = now()
+WHERE id = $3
+`
+
+type BookingNoteRefundFactsParams struct {
+	RefundFailedAt *time.Time
+	RefundedSeenAt *time.Time
+	ID             uuid.UUID
+}
+
+// Remembers the Stripe times of the latest refund failure and of the latest
+// charge.refunded showing a full refund (migration 00008), so that events
+// delivered out of order are judged against each other.
+func (q *Queries) BookingNoteRefundFacts(ctx context.Context, arg BookingNoteRefundFactsParams) error {
+	_, err := q.db.Exec(ctx, bookingNoteRefundFacts, arg.RefundFailedAt, arg.RefundedSeenAt, arg.ID)
 	return err
 }
 
@@ -752,7 +831,7 @@ WHERE id = $2
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingReserveCheckoutParams struct {
@@ -785,6 +864,10 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }
@@ -794,14 +877,14 @@ WITH moved AS (
     UPDATE bookings
     SET status = $1::text, updated_at = now()
     WHERE bookings.id = $2::uuid AND bookings.status = $3::text
-    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
     SELECT moved.id, $3::text, $1::text, $4::text,
            $5::text, $6::uuid
     FROM moved
 )
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM moved
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM moved
 `
 
 type BookingTransitionParams struct {
@@ -832,6 +915,10 @@ type BookingTransitionRow struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	RefundRequestedAt *time.Time
+	DisputeStatus     *string
+	DisputeStatusAt   *time.Time
+	RefundFailedAt    *time.Time
+	RefundedSeenAt    *time.Time
 }
 
 // The one statement that changes a booking's status (booking.Transition, after
@@ -867,6 +954,10 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.DisputeStatus,
+		&i.DisputeStatusAt,
+		&i.RefundFailedAt,
+		&i.RefundedSeenAt,
 	)
 	return i, err
 }

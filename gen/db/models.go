@@ -60,6 +60,10 @@ type Booking struct {
 	UpdatedAt         time.Time
 	// When Stripe accepted a full refund of this booking, requested automatically (refund_pending) or by an operator. NULL on a refund_pending booking means the reconciler still has to request it.
 	RefundRequestedAt *time.Time
+	DisputeStatus     *string
+	DisputeStatusAt   *time.Time
+	RefundFailedAt    *time.Time
+	RefundedSeenAt    *time.Time
 }
 
 type BookingStatusChange struct {
@@ -128,4 +132,10 @@ type Resource struct {
 	Active           bool
 	CreatedAt        time.Time
 	UpdatedAt        time.Time
+}
+
+type StripeRequestAttempt struct {
+	Operation string
+	Attempt   int32
+	UpdatedAt time.Time
 }

@@ -12,6 +12,63 @@ import (
 	"github.com/google/uuid"
 )
 
+const paymentEventClaimUnmatched = `-- name: PaymentEventClaimUnmatched :one
+SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events WHERE id = $1 AND outcome = 'unmatched' FOR UPDATE
+`
+
+// Locks an event that waits for its booking, if it still does: a waiting
+// event reached by two paths (its session and its payment intent), or by
+// the webhook and the reconciler at once, is applied exactly once.
+func (q *Queries) PaymentEventClaimUnmatched(ctx context.Context, id int64) (PaymentEvent, error) {
+	row := q.db.QueryRow(ctx, paymentEventClaimUnmatched, id)
+	var i PaymentEvent
+	err := row.Scan(
+		&i.ID,
+		&i.StripeEventID,
+		&i.Type,
+		&i.APIVersion,
+		&i.Livemode,
+		&i.StripeCreatedAt,
+		&i.ReceivedAt,
+		&i.Source,
+		&i.BookingID,
+		&i.CheckoutSessionID,
+		&i.PaymentIntentID,
+		&i.Outcome,
+		&i.Detail,
+		&i.Payload,
+		&i.ResolvedAt,
+	)
+	return i, err
+}
+
+const paymentEventGetByID = `-- name: PaymentEventGetByID :one
+SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events WHERE id = $1
+`
+
+func (q *Queries) PaymentEventGetByID(ctx context.Context, id int64) (PaymentEvent, error) {
+	row := q.db.QueryRow(ctx, paymentEventGetByID, id)
+	var i PaymentEvent
+	err := row.Scan(
+		&i.ID,
+		&i.StripeEventID,
+		&i.Type,
+		&i.APIVersion,
+		&i.Livemode,
+		&i.StripeCreatedAt,
+		&i.ReceivedAt,
+		&i.Source,
+		&i.BookingID,
+		&i.CheckoutSessionID,
+		&i.PaymentIntentID,
+		&i.Outcome,
+		&i.Detail,
+		&i.Payload,
+		&i.ResolvedAt,
+	)
+	return i, err
+}
+
 const paymentEventInsert = `-- name: PaymentEventInsert :one
 INSERT INTO payment_events (
     stripe_event_id, type, api_version, livemode, stripe_created_at, source,
@@ -220,6 +277,63 @@ func (q *Queries) PaymentEventListUnmatchedBySession(ctx context.Context, checko
 		return nil, err
 	}
 	return items, nil
+}
+
+const paymentEventListUnmatchedKnown = `-- name: PaymentEventListUnmatchedKnown :many
+SELECT pe.id FROM payment_events pe
+WHERE pe.outcome = 'unmatched'
+  AND (EXISTS (SELECT 1 FROM bookings b WHERE b.checkout_session_id = pe.checkout_session_id)
+       OR EXISTS (SELECT 1 FROM bookings b WHERE b.payment_intent_id = pe.payment_intent_id))
+ORDER BY pe.stripe_created_at, pe.id
+LIMIT $1
+`
+
+// Events still unmatched whose booking is known by now (SPEC §5): the
+// reconciler's second net under the same serialisation.
+func (q *Queries) PaymentEventListUnmatchedKnown(ctx context.Context, maxRows int32) ([]int64, error) {
+	rows, err := q.db.Query(ctx, paymentEventListUnmatchedKnown, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const paymentEventSerializePaymentIntent = `-- name: PaymentEventSerializePaymentIntent :exec
+SELECT pg_advisory_xact_lock(2, hashtext($1::text))
+`
+
+// The same for one payment intent: charge, refund and dispute events and
+// the session event that links the intent to its booking.
+func (q *Queries) PaymentEventSerializePaymentIntent(ctx context.Context, paymentIntentID string) error {
+	_, err := q.db.Exec(ctx, paymentEventSerializePaymentIntent, paymentIntentID)
+	return err
+}
+
+const paymentEventSerializeSession = `-- name: PaymentEventSerializeSession :exec
+SELECT pg_advisory_xact_lock(1, hashtext($1::text))
+`
+
+// Serialises, until the transaction ends, everything that matches or links
+// events of one Checkout Session (SPEC §2.1, events never lose a race): an
+// event that finds no booking commits its unmatched row before a linking
+// transaction looks for waiting events, or waits for that link to commit.
+// The two-key form keeps these locks apart from the one-key locks of
+// resources (ResourceLockForBooking); hash collisions only serialise more.
+func (q *Queries) PaymentEventSerializeSession(ctx context.Context, checkoutSessionID string) error {
+	_, err := q.db.Exec(ctx, paymentEventSerializeSession, checkoutSessionID)
+	return err
 }
 
 const paymentEventSetOutcome = `-- name: PaymentEventSetOutcome :exec

@@ -67,7 +67,18 @@ func Of(b db.Booking) Booking {
 		HoldExpiresAt:    b.HoldExpiresAt,
 		HasSession:       b.CheckoutSessionID != nil,
 		HasPaymentIntent: b.PaymentIntentID != nil,
+		RefundFailedAt:   b.RefundFailedAt,
+		RefundedSeenAt:   b.RefundedSeenAt,
+		DisputeStatus:    deref(b.DisputeStatus),
+		DisputeStatusAt:  b.DisputeStatusAt,
 	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // ActiveResource loads a resource that can be booked, or a not_found error.

@@ -55,7 +55,13 @@ const (
 	AsyncPaymentFailed FactKind = "async_payment_failed"
 	SessionExpired     FactKind = "session_expired"
 	ChargeRefunded     FactKind = "charge_refunded"
-	DisputeCreated     FactKind = "dispute_created"
+	// RefundFailed: a refund failed or was cancelled after it was created
+	// (refund.failed, refund.updated or charge.refund.updated with status
+	// failed or canceled); RefundChanged: any other refund update.
+	RefundFailed  FactKind = "refund_failed"
+	RefundChanged FactKind = "refund_changed"
+	// DisputeChanged: any charge.dispute.* event, with the dispute's status.
+	DisputeChanged FactKind = "dispute_changed"
 	// HoldLapsed: the hold ran out with no Checkout Session to pay it.
 	HoldLapsed     FactKind = "hold_lapsed"
 	CustomerCancel FactKind = "customer_cancel"
@@ -70,7 +76,14 @@ type Fact struct {
 	Currency    string
 	// FullRefund is true when the charge is refunded in full (ChargeRefunded).
 	FullRefund bool
-	// At is when the fact holds (HoldLapsed: the moment the hold is judged).
+	// RefundStatus is the refund's status (RefundFailed, RefundChanged);
+	// DisputeStatus the dispute's (DisputeChanged).
+	RefundStatus  string
+	DisputeStatus string
+	// At is when the fact holds: for a Stripe event, the time Stripe
+	// created it (events arrive in any order, so facts about refunds and
+	// disputes are judged by it); for HoldLapsed, the moment the hold is
+	// judged.
 	At time.Time
 }
 
@@ -93,8 +106,14 @@ type Decision struct {
 	// IfSlotTaken is the status to take instead of To when To would hold a
 	// slot that another booking holds by now (a late payment).
 	IfSlotTaken Status
-	// MarkDisputed sets the booking's disputed flag.
-	MarkDisputed bool
+	// Disputed sets the booking's disputed flag; DisputeStatus, when set,
+	// is the dispute's status to record (newer than the one recorded).
+	Disputed      bool
+	DisputeStatus string
+	// RefundFailedAt and RefundedSeenAt, when set, are the times of a refund
+	// failure and of a full-refund charge snapshot to remember
+	// (bookings.refund_failed_at, refunded_seen_at).
+	RefundFailedAt, RefundedSeenAt *time.Time
 }
 
 // Booking is the part of a booking Decide reads.
@@ -107,6 +126,12 @@ type Booking struct {
 	HasSession bool
 	// HasPaymentIntent is true once Stripe named the payment.
 	HasPaymentIntent bool
+	// RefundFailedAt is the Stripe time of the latest refund failure,
+	// RefundedSeenAt of the latest charge.refunded showing a full refund.
+	RefundFailedAt, RefundedSeenAt *time.Time
+	// DisputeStatus is the dispute's status recorded at DisputeStatusAt.
+	DisputeStatus   string
+	DisputeStatusAt *time.Time
 }
 
 // HoldLapsed reports whether the booking is a hold that ran out at at with
@@ -199,15 +224,44 @@ func Decide(b Booking, f Fact) Decision {
 		if !f.FullRefund {
 			return stay(Applied, "partial refund recorded; status unchanged")
 		}
+		// charge.refunded is sent when a refund is created; a refund that
+		// failed since makes an older snapshot of the charge stale. A tie
+		// goes to the failure: the customer may be owed money.
+		if b.RefundFailedAt != nil && !f.At.After(*b.RefundFailedAt) {
+			return stay(Ignored, "full refund reported before the refund failure of "+stamp(*b.RefundFailedAt)+", which supersedes it")
+		}
+		d := stay(Ignored, "full refund does not apply to a "+string(b.Status)+" booking")
 		switch b.Status {
 		case Confirmed, NeedsReview, RefundPending:
-			return move(Refunded, Applied, "charge fully refunded")
+			d = move(Refunded, Applied, "charge fully refunded")
 		}
-		return stay(Ignored, "full refund does not apply to a "+string(b.Status)+" booking")
+		d.RefundedSeenAt = &f.At
+		return d
 
-	case DisputeCreated:
-		d := stay(Applied, "dispute opened")
-		d.MarkDisputed = true
+	case RefundFailed:
+		if b.RefundedSeenAt != nil && f.At.Before(*b.RefundedSeenAt) {
+			return stay(Ignored, "refund "+f.RefundStatus+" before the charge was reported refunded in full at "+stamp(*b.RefundedSeenAt))
+		}
+		// Never requested again automatically (RefundFailedAt keeps the
+		// reconciler away): why it failed is for an operator to find out.
+		d := stay(Review, "a refund "+f.RefundStatus+" on a "+string(b.Status)+" booking: an operator checks what the customer is owed")
+		if b.Status == Refunded {
+			d = move(RefundPending, Review, "the refund "+f.RefundStatus+": the customer is owed the money again; an operator acts (never retried automatically)")
+		}
+		d.RefundFailedAt = &f.At
+		return d
+
+	case RefundChanged:
+		return stay(Ignored, "refund is "+f.RefundStatus+"; only a failed or canceled refund changes a booking")
+
+	case DisputeChanged:
+		d := stay(Applied, "dispute "+f.DisputeStatus)
+		d.Disputed = true
+		if newerDispute(b, f) {
+			d.DisputeStatus = f.DisputeStatus
+		} else {
+			d.Reason += "; older than the recorded status " + b.DisputeStatus + ", which stays"
+		}
 		return d
 
 	case HoldLapsed:
@@ -233,3 +287,35 @@ func Decide(b Booking, f Fact) Decision {
 	}
 	return stay(Ignored, "unknown fact "+string(f.Kind))
 }
+
+// newerDispute reports whether f's dispute status supersedes the recorded
+// one. A dispute only moves forward (needs a response, under review,
+// closed), so a later stage wins whatever the event times; within a stage,
+// the later event.
+func newerDispute(b Booking, f Fact) bool {
+	if f.DisputeStatus == "" {
+		return false
+	}
+	if b.DisputeStatusAt == nil {
+		return true
+	}
+	rb, rf := disputeStage(b.DisputeStatus), disputeStage(f.DisputeStatus)
+	if rf != rb {
+		return rf > rb
+	}
+	return !f.At.Before(*b.DisputeStatusAt)
+}
+
+func disputeStage(status string) int {
+	switch status {
+	case "warning_needs_response", "needs_response":
+		return 1
+	case "warning_under_review", "under_review":
+		return 2
+	case "warning_closed", "won", "lost", "prevented":
+		return 3
+	}
+	return 0
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -47,7 +47,13 @@ func TestDecide(t *testing.T) {
 		{"ChargeRefundedFull_NeedsReview_Refunded", booking.NeedsReview, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
 		{"ChargeRefundedFull_RefundPending_Refunded", booking.RefundPending, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
 		{"ChargeRefundedPartial_Unchanged", booking.Confirmed, booking.Fact{Kind: booking.ChargeRefunded}, booking.Confirmed, booking.Applied, "", false},
-		{"DisputeCreated_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeCreated}, booking.Confirmed, booking.Applied, "", true},
+		{"DisputeCreated_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "needs_response"}, booking.Confirmed, booking.Applied, "", true},
+		{"DisputeClosedLost_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "lost"}, booking.Confirmed, booking.Applied, "", true},
+		{"DisputeFundsReinstated_Refunded_Unchanged_Disputed", booking.Refunded, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "won"}, booking.Refunded, booking.Applied, "", true},
+		{"RefundFailed_Refunded_RefundPending_Review", booking.Refunded, booking.Fact{Kind: booking.RefundFailed, RefundStatus: "failed"}, booking.RefundPending, booking.Review, "", false},
+		{"RefundCanceled_Refunded_RefundPending_Review", booking.Refunded, booking.Fact{Kind: booking.RefundFailed, RefundStatus: "canceled"}, booking.RefundPending, booking.Review, "", false},
+		{"RefundFailed_Confirmed_Unchanged_Review", booking.Confirmed, booking.Fact{Kind: booking.RefundFailed, RefundStatus: "failed"}, booking.Confirmed, booking.Review, "", false},
+		{"RefundSucceeded_Refunded_Ignored", booking.Refunded, booking.Fact{Kind: booking.RefundChanged, RefundStatus: "succeeded"}, booking.Refunded, booking.Ignored, "", false},
 		{"HoldLapsed_PendingPayment_Expired", booking.PendingPayment, booking.Fact{Kind: booking.HoldLapsed}, booking.Expired, booking.Applied, "", false},
 		{"CustomerCancel_PendingPayment_Cancelled", booking.PendingPayment, booking.Fact{Kind: booking.CustomerCancel}, booking.Cancelled, booking.Applied, "", false},
 		{"OperatorCancel_PendingPayment_Cancelled", booking.PendingPayment, booking.Fact{Kind: booking.OperatorCancel}, booking.Cancelled, booking.Applied, "", false},
@@ -69,10 +75,61 @@ func TestDecide(t *testing.T) {
 			require.Equal(t, r.to, d.To)
 			require.Equal(t, r.outcome, d.Outcome)
 			require.Equal(t, r.ifSlotTaken, d.IfSlotTaken)
-			require.Equal(t, r.disputed, d.MarkDisputed)
+			require.Equal(t, r.disputed, d.Disputed)
 			require.NotEmpty(t, d.Reason)
 		})
 	}
+}
+
+// TestDecide_RefundFactsInAnyOrder: charge.refunded is sent when a refund
+// is created and the refund can fail later; delivered in any order, the
+// newer fact wins, and a tie goes to the failure (the customer may be owed).
+func TestDecide_RefundFactsInAnyOrder(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	refunded := func(at time.Time) booking.Fact {
+		return booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true, At: at}
+	}
+	failed := booking.Fact{Kind: booking.RefundFailed, RefundStatus: "failed", At: t0}
+
+	t.Run("FailureFirst_OlderRefundedIsStale", func(t *testing.T) {
+		t.Parallel()
+		d := booking.Decide(booking.Booking{Status: booking.Confirmed}, failed)
+		require.Equal(t, booking.Review, d.Outcome)
+		require.Equal(t, t0, *d.RefundFailedAt)
+		for _, at := range []time.Time{t0.Add(-time.Second), t0} {
+			d = booking.Decide(booking.Booking{Status: booking.Confirmed, RefundFailedAt: &t0}, refunded(at))
+			require.Equal(t, booking.Confirmed, d.To, at)
+			require.Equal(t, booking.Ignored, d.Outcome, at)
+		}
+	})
+	t.Run("NewRefundAfterTheFailure_Refunded", func(t *testing.T) {
+		t.Parallel()
+		d := booking.Decide(booking.Booking{Status: booking.RefundPending, RefundFailedAt: &t0}, refunded(t0.Add(time.Second)))
+		require.Equal(t, booking.Refunded, d.To)
+	})
+	t.Run("FailureOlderThanALaterFullRefund_Ignored", func(t *testing.T) {
+		t.Parallel()
+		later := t0.Add(time.Second)
+		d := booking.Decide(booking.Booking{Status: booking.Refunded, RefundedSeenAt: &later}, failed)
+		require.Equal(t, booking.Refunded, d.To)
+		require.Equal(t, booking.Ignored, d.Outcome)
+		require.Nil(t, d.RefundFailedAt)
+	})
+}
+
+// TestDecide_DisputeStatusOnlyMovesForward: dispute events delivered late
+// never put back an earlier stage.
+func TestDecide_DisputeStatusOnlyMovesForward(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	lost := booking.Booking{Status: booking.Confirmed, DisputeStatus: "lost", DisputeStatusAt: &t0}
+	d := booking.Decide(lost, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "needs_response", At: t0.Add(time.Hour)})
+	require.True(t, d.Disputed)
+	require.Empty(t, d.DisputeStatus, "a late needs_response leaves lost")
+	open := booking.Booking{Status: booking.Confirmed, DisputeStatus: "needs_response", DisputeStatusAt: &t0}
+	d = booking.Decide(open, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "under_review", At: t0.Add(-time.Second)})
+	require.Equal(t, "under_review", d.DisputeStatus, "a later stage wins even with an older timestamp")
 }
 
 // TestDecide_HoldLapsed: a hold lapses only once its time ran out, and only

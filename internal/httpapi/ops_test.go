@@ -95,7 +95,7 @@ func TestMetrics(t *testing.T) {
 	resp, body := b.get(t, "/metrics")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	for _, series := range []string{
-		`slotpay_webhook_events_total{outcome="applied",type="checkout.session.completed"} 1`,
+		`slotpay_payment_events_total{outcome="applied",source="webhook",type="checkout.session.completed"} 1`,
 		`slotpay_webhook_duplicates_total 1`,
 		`slotpay_webhook_rejected_total{reason="invalid_signature"} 1`,
 		`slotpay_booking_transitions_total{from="",to="pending_payment"} 1`,

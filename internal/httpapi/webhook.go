@@ -85,7 +85,7 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.WebhookDuplicate()
 		attrs = append(attrs, slog.Bool("duplicate", true))
 	} else {
-		s.cfg.Metrics.WebhookEvent(res.Type, string(res.Outcome))
+		// The processor counts outcomes, whatever their source.
 		attrs = append(attrs, slog.String("outcome", string(res.Outcome)), slog.String("detail", res.Detail))
 	}
 	if res.BookingID != nil {

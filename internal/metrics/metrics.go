@@ -25,7 +25,7 @@ const namespace = "slotpay"
 type Metrics struct {
 	registry *prometheus.Registry
 
-	webhookEvents     *prometheus.CounterVec
+	paymentEvents     *prometheus.CounterVec
 	webhookRejected   *prometheus.CounterVec
 	webhookDuplicates prometheus.Counter
 	httpDuration      *prometheus.HistogramVec
@@ -45,10 +45,10 @@ var httpBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2
 func New(pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
-		webhookEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "webhook_events_total",
-			Help: "Verified Stripe events processed for the first time, by event type and ledger outcome (applied, ignored, unmatched, review).",
-		}, []string{"type", "outcome"}),
+		paymentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "payment_events_total",
+			Help: "Ledger outcomes written for Stripe events, by source (webhook, reconcile, replay), event type and outcome (applied, ignored, unmatched, review); an event applied after waiting unmatched counts again under its new outcome.",
+		}, []string{"source", "type", "outcome"}),
 		webhookRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_rejected_total",
 			Help: "Webhook deliveries refused before anything was recorded, by reason (invalid_signature, payload_too_large, unreadable_body, processing_error).",
@@ -80,7 +80,7 @@ func New(pool *pgxpool.Pool) *Metrics {
 		}),
 	}
 	m.registry.MustRegister(
-		m.webhookEvents, m.webhookRejected, m.webhookDuplicates, m.httpDuration,
+		m.paymentEvents, m.webhookRejected, m.webhookDuplicates, m.httpDuration,
 		m.transitions, m.reconcileRuns, m.reconcileActions, m.reconcileLastOK,
 		newBuildInfo(),
 		collectors.NewGoCollector(),
@@ -119,13 +119,12 @@ func (m *Metrics) Handler() http.Handler {
 // collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.registry }
 
-// WebhookEvent counts a verified event recorded for the first time with its
-// ledger outcome.
-func (m *Metrics) WebhookEvent(eventType, outcome string) {
+// PaymentEvent counts a committed ledger outcome of an event from source.
+func (m *Metrics) PaymentEvent(source, eventType, outcome string) {
 	if m == nil {
 		return
 	}
-	m.webhookEvents.WithLabelValues(eventType, outcome).Inc()
+	m.paymentEvents.WithLabelValues(source, eventType, outcome).Inc()
 }
 
 // WebhookRejected counts a delivery answered with an error before or

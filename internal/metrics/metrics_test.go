@@ -44,15 +44,15 @@ func requireSeries(t *testing.T, body, series, value string) {
 func TestWebhookCounters(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(nil)
-	m.WebhookEvent("checkout.session.completed", "applied")
-	m.WebhookEvent("checkout.session.completed", "applied")
-	m.WebhookEvent("charge.refunded", "unmatched")
+	m.PaymentEvent("webhook", "checkout.session.completed", "applied")
+	m.PaymentEvent("webhook", "checkout.session.completed", "applied")
+	m.PaymentEvent("reconcile", "charge.refunded", "unmatched")
 	m.WebhookRejected(metrics.RejectInvalidSignature)
 	m.WebhookDuplicate()
 
 	body := scrape(t, m)
-	requireSeries(t, body, `slotpay_webhook_events_total{outcome="applied",type="checkout.session.completed"}`, "2")
-	requireSeries(t, body, `slotpay_webhook_events_total{outcome="unmatched",type="charge.refunded"}`, "1")
+	requireSeries(t, body, `slotpay_payment_events_total{outcome="applied",source="webhook",type="checkout.session.completed"}`, "2")
+	requireSeries(t, body, `slotpay_payment_events_total{outcome="unmatched",source="reconcile",type="charge.refunded"}`, "1")
 	requireSeries(t, body, `slotpay_webhook_rejected_total{reason="invalid_signature"}`, "1")
 	requireSeries(t, body, `slotpay_webhook_rejected_total{reason="processing_error"}`, "0")
 	requireSeries(t, body, `slotpay_webhook_duplicates_total`, "1")
@@ -164,7 +164,7 @@ func TestNilMetricsCountsNothing(t *testing.T) {
 	t.Parallel()
 	var m *metrics.Metrics
 	require.NotPanics(t, func() {
-		m.WebhookEvent("checkout.session.completed", "applied")
+		m.PaymentEvent("webhook", "checkout.session.completed", "applied")
 		m.WebhookRejected(metrics.RejectInvalidSignature)
 		m.WebhookDuplicate()
 		m.Transition("pending_payment", "confirmed")

@@ -23,7 +23,14 @@ var HandledEventTypes = []string{
 	"checkout.session.async_payment_failed",
 	"checkout.session.expired",
 	"charge.refunded",
+	"refund.failed",
+	"refund.updated",
+	"charge.refund.updated",
 	"charge.dispute.created",
+	"charge.dispute.updated",
+	"charge.dispute.closed",
+	"charge.dispute.funds_withdrawn",
+	"charge.dispute.funds_reinstated",
 }
 
 // Bounds of an event's created time: Stripe's launch, and a date far
@@ -42,8 +49,13 @@ type event struct {
 	Created    time.Time
 
 	// Identifiers used to find the booking (SPEC §2.1, matching).
-	SessionID       string
-	ReferenceID     *uuid.UUID // client_reference_id or metadata.booking_id
+	SessionID string
+	// ReferenceID is the booking a session slotpay created names: set only
+	// when metadata.booking_id and client_reference_id agree. NamedID is a
+	// booking the session names otherwise (client_reference_id alone, which
+	// a Payment Link's customer can edit): such a session pays nothing.
+	ReferenceID     *uuid.UUID
+	NamedID         *uuid.UUID
 	PaymentIntentID string
 
 	// Fact is what the event says; Handled is false for types slotpay does
@@ -88,6 +100,13 @@ type chargeObject struct {
 
 type disputeObject struct {
 	PaymentIntent expandable `json:"payment_intent"`
+	Status        string     `json:"status"`
+}
+
+type refundObject struct {
+	ID            string     `json:"id"`
+	PaymentIntent expandable `json:"payment_intent"`
+	Status        string     `json:"status"`
 }
 
 // expandable is a Stripe reference: an id, an expanded object, or null.
@@ -144,7 +163,10 @@ func parseEvent(raw []byte) (event, error) {
 		err = ev.readSession(e.Data.Object)
 	case "charge.refunded":
 		err = ev.readCharge(e.Data.Object)
-	case "charge.dispute.created":
+	case "refund.failed", "refund.updated", "charge.refund.updated":
+		err = ev.readRefund(e.Data.Object)
+	case "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed",
+		"charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated":
 		err = ev.readDispute(e.Data.Object)
 	}
 	if err != nil {
@@ -176,13 +198,17 @@ func (ev *event) readSession(raw json.RawMessage) error {
 	}
 	ev.SessionID = s.ID
 	ev.PaymentIntentID = s.PaymentIntent.ID
-	// client_reference_id comes first: slotpay sets both, and metadata can be
-	// edited on the session afterwards.
-	for _, ref := range []string{s.ClientReferenceID, s.Metadata["booking_id"]} {
-		if id, err := uuid.Parse(ref); err == nil {
-			ev.ReferenceID = &id
-			break
-		}
+	// slotpay sets both; only the API key's holder can set metadata, while
+	// client_reference_id is also what a Payment Link takes from its URL.
+	ref, refErr := uuid.Parse(s.ClientReferenceID)
+	meta, metaErr := uuid.Parse(s.Metadata["booking_id"])
+	switch {
+	case refErr == nil && metaErr == nil && ref == meta:
+		ev.ReferenceID = &ref
+	case refErr == nil:
+		ev.NamedID = &ref
+	case metaErr == nil:
+		ev.NamedID = &meta
 	}
 	ev.Handled = true
 	paid := booking.Fact{Kind: booking.SessionPaid, AmountTotal: s.AmountTotal, Currency: s.Currency}
@@ -216,7 +242,25 @@ func (ev *event) readCharge(raw json.RawMessage) error {
 	}
 	ev.PaymentIntentID = c.PaymentIntent.ID
 	ev.Handled = true
-	ev.Fact = booking.Fact{Kind: booking.ChargeRefunded, FullRefund: c.Refunded || (c.Amount > 0 && c.AmountRefunded >= c.Amount)}
+	ev.Fact = booking.Fact{Kind: booking.ChargeRefunded, FullRefund: c.Refunded || (c.Amount > 0 && c.AmountRefunded >= c.Amount), At: ev.Created}
+	return nil
+}
+
+func (ev *event) readRefund(raw json.RawMessage) error {
+	var r refundObject
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return err
+	}
+	if r.PaymentIntent.ID == "" {
+		return nil // not a refund of a Checkout payment
+	}
+	ev.PaymentIntentID = r.PaymentIntent.ID
+	ev.Handled = true
+	kind := booking.RefundChanged
+	if r.Status == "failed" || r.Status == "canceled" {
+		kind = booking.RefundFailed
+	}
+	ev.Fact = booking.Fact{Kind: kind, RefundStatus: r.Status, At: ev.Created}
 	return nil
 }
 
@@ -230,6 +274,6 @@ func (ev *event) readDispute(raw json.RawMessage) error {
 	}
 	ev.PaymentIntentID = d.PaymentIntent.ID
 	ev.Handled = true
-	ev.Fact = booking.Fact{Kind: booking.DisputeCreated}
+	ev.Fact = booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: d.Status, At: ev.Created}
 	return nil
 }

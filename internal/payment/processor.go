@@ -60,17 +60,12 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	var (
-		res         Result
-		refunds     []refundRequest
-		transitions []transition
-	)
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		q := database.New(tx)
+	var res Result
+	a, err := p.inTransaction(ctx, source, func(ctx context.Context, a *applier) error {
 		// The unique index on stripe_event_id decides duplicates: a
 		// concurrent delivery of the same event waits here until this
 		// transaction ends, then finds the row.
-		rowID, err := q.PaymentEventInsert(ctx, db.PaymentEventInsertParams{
+		rowID, err := a.q.PaymentEventInsert(ctx, db.PaymentEventInsertParams{
 			StripeEventID:     ev.ID,
 			Type:              ev.Type,
 			APIVersion:        ev.APIVersion,
@@ -88,27 +83,90 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 		if err != nil {
 			return fmt.Errorf("record event: %w", err)
 		}
-		a := applier{tx: tx, q: q, livemode: p.livemode}
 		res, err = a.apply(ctx, rowID, ev)
-		refunds, transitions = a.refunds, a.transitions
 		return err
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
 	}
-	for _, t := range transitions {
+	p.afterCommit(ctx, a)
+	return res, nil
+}
+
+// ApplyUnmatched applies, through the same serialised path as a webhook,
+// events still recorded unmatched whose booking is known by now (SPEC §5,
+// the reconciler's second net). It returns how many it applied.
+func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (int, error) {
+	ids, err := database.New(p.pool).PaymentEventListUnmatchedKnown(ctx, maxRows)
+	if err != nil {
+		return 0, fmt.Errorf("list unmatched events whose booking is known: %w", err)
+	}
+	applied := 0
+	for _, id := range ids {
+		a, err := p.inTransaction(ctx, SourceReconcile, func(ctx context.Context, a *applier) error {
+			row, err := a.q.PaymentEventGetByID(ctx, id)
+			if err != nil {
+				return fmt.Errorf("load event %d: %w", id, err)
+			}
+			return a.applyWaiting(ctx, []db.PaymentEvent{row})
+		})
+		if err != nil {
+			return applied, fmt.Errorf("apply unmatched event %d: %w", id, err)
+		}
+		p.afterCommit(ctx, a)
+		applied += len(a.outcomes)
+	}
+	return applied, nil
+}
+
+// inTransaction runs fn with an applier in one transaction. A deadlock
+// between the serialising locks of two events (an event that waited for
+// one link, applied by a transaction holding another) aborts one of them;
+// it is run again, as nothing of it was committed.
+func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(context.Context, *applier) error) (*applier, error) {
+	for attempt := 1; ; attempt++ {
+		a := &applier{livemode: p.livemode, source: source}
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			a.tx, a.q = tx, database.New(tx)
+			return fn(ctx, a)
+		})
+		if err == nil || !database.IsDeadlock(err) || attempt == 3 {
+			return a, err
+		}
+	}
+}
+
+// afterCommit counts and reports what a committed transaction did, and asks
+// Stripe for the refunds it decided.
+func (p *Processor) afterCommit(ctx context.Context, a *applier) {
+	for _, t := range a.transitions {
 		p.metrics.Transition(string(t.from), string(t.to))
+	}
+	for _, o := range a.outcomes {
+		p.metrics.PaymentEvent(string(a.source), o.eventType, string(o.outcome))
+		if o.outcome == booking.Review && !o.moved {
+			// Nothing in the booking's status shows it: the log line and
+			// slotpay_payment_events_total{outcome="review"} are the
+			// operator's signal (docs/RUNBOOK.md).
+			attrs := []slog.Attr{
+				slog.String("stripe_event_id", o.eventID), slog.String("type", o.eventType),
+				slog.String("source", string(a.source)), slog.String("detail", o.detail),
+			}
+			if o.bookingID != nil {
+				attrs = append(attrs, slog.String("booking_id", o.bookingID.String()))
+			}
+			p.logger.LogAttrs(ctx, slog.LevelError, "payment event needs an operator's review", attrs...)
+		}
 	}
 	// The event is committed; its refund must not depend on the webhook
 	// caller waiting for the answer.
 	refundCtx := context.WithoutCancel(ctx)
-	for _, r := range refunds {
+	for _, r := range a.refunds {
 		if err := p.RequestRefund(refundCtx, r.BookingID, r.PaymentIntentID); err != nil {
 			p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
 				slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
 		}
 	}
-	return res, nil
 }
 
 // applier applies events inside one transaction.
@@ -116,15 +174,25 @@ type applier struct {
 	tx       pgx.Tx
 	q        *db.Queries
 	livemode bool
+	source   Source
 	// refunds are requested at Stripe after commit: never hold a
 	// transaction open across a network call.
 	refunds []refundRequest
-	// transitions are counted after commit: a rolled-back one never
-	// happened.
+	// transitions and outcomes are counted after commit: a rolled-back one
+	// never happened.
 	transitions []transition
+	outcomes    []recorded
 }
 
 type transition struct{ from, to booking.Status }
+
+// recorded is one ledger outcome this transaction wrote.
+type recorded struct {
+	eventID, eventType, detail string
+	outcome                    booking.Outcome
+	bookingID                  *uuid.UUID
+	moved                      bool // the event changed the booking's status
+}
 
 type refundRequest struct {
 	BookingID       uuid.UUID
@@ -132,28 +200,46 @@ type refundRequest struct {
 }
 
 func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, error) {
-	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID) (Result, error) {
+	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID, moved bool) (Result, error) {
 		err := a.q.PaymentEventSetOutcome(ctx, db.PaymentEventSetOutcomeParams{
 			ID: rowID, Outcome: string(outcome), Detail: detail, BookingID: bookingID,
 		})
 		if err != nil {
 			return Result{}, fmt.Errorf("record outcome: %w", err)
 		}
+		a.outcomes = append(a.outcomes, recorded{
+			eventID: ev.ID, eventType: ev.Type, detail: detail, outcome: outcome, bookingID: bookingID, moved: moved,
+		})
 		return Result{EventID: ev.ID, Type: ev.Type, Outcome: outcome, BookingID: bookingID, Detail: detail}, nil
 	}
 
 	if ev.Livemode != a.livemode {
-		return record(booking.Ignored, fmt.Sprintf("livemode %t does not match this deployment's key (livemode %t)", ev.Livemode, a.livemode), nil)
+		return record(booking.Ignored, fmt.Sprintf("livemode %t does not match this deployment's key (livemode %t)", ev.Livemode, a.livemode), nil, false)
 	}
 	if !ev.Handled {
-		return record(booking.Ignored, "event type not handled", nil)
+		return record(booking.Ignored, "event type not handled", nil, false)
+	}
+	if err := a.serialize(ctx, ev); err != nil {
+		return Result{}, err
 	}
 	b, found, err := a.lockBooking(ctx, ev)
 	if err != nil {
 		return Result{}, err
 	}
 	if !found {
-		return record(booking.Unmatched, "no booking matches yet; applied when one does", nil)
+		named, err := a.namedBooking(ctx, ev)
+		if err != nil {
+			return Result{}, err
+		}
+		if named == nil {
+			return record(booking.Unmatched, "no booking matches yet; applied when one does", nil, false)
+		}
+		// Only sessions slotpay created pay a booking (SPEC §2.1).
+		detail := "the session names this booking only through client_reference_id, not as a session slotpay created; it changes no booking"
+		if moneyFact(ev.Fact.Kind) {
+			return record(booking.Review, "paid, but "+detail, named, false)
+		}
+		return record(booking.Ignored, detail, named, false)
 	}
 
 	var linkedSession bool
@@ -168,14 +254,17 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 			linkedSession = true
 		case *b.CheckoutSessionID != ev.SessionID:
 			detail := fmt.Sprintf("concerns session %s, not the booking's session %s", ev.SessionID, *b.CheckoutSessionID)
-			if ev.Fact.Kind == booking.SessionPaid {
-				return record(booking.Review, "paid through a session that is not the booking's: "+detail, &b.ID)
+			if moneyFact(ev.Fact.Kind) {
+				return record(booking.Review, "paid through a session that is not the booking's: "+detail, &b.ID, false)
 			}
-			return record(booking.Ignored, detail, &b.ID)
+			return record(booking.Ignored, detail, &b.ID, false)
 		}
 	}
 	var waitingForIntent []db.PaymentEvent
 	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
+		// Under the payment intent's lock (serialize): an event of the
+		// intent that found no booking has committed its unmatched row, and
+		// this statement sees it; one that comes later sees the link.
 		waitingForIntent, err = a.q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: b.ID, PaymentIntentID: ev.PaymentIntentID})
 		if err != nil {
 			return Result{}, fmt.Errorf("link payment intent: %w", err)
@@ -184,17 +273,16 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 	}
 
 	d := booking.Decide(booking.Of(b), ev.Fact)
-	if d.To != booking.Status(b.Status) {
+	moved := d.To != booking.Status(b.Status)
+	if moved {
 		if d, err = a.transition(ctx, b, d, ev); err != nil {
 			return Result{}, err
 		}
 	}
-	if d.MarkDisputed {
-		if err := a.q.BookingMarkDisputed(ctx, b.ID); err != nil {
-			return Result{}, fmt.Errorf("mark disputed: %w", err)
-		}
+	if err := a.note(ctx, b.ID, d, ev); err != nil {
+		return Result{}, err
 	}
-	res, err := record(d.Outcome, d.Reason, &b.ID)
+	res, err := record(d.Outcome, d.Reason, &b.ID, moved)
 	if err != nil {
 		return Result{}, err
 	}
@@ -214,6 +302,54 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// moneyFact reports whether a session fact says money was or is being
+// paid: one through a session that is not the booking's needs an operator.
+func moneyFact(k booking.FactKind) bool {
+	return k == booking.SessionPaid || k == booking.SessionUnpaid
+}
+
+// serialize takes the transaction-scoped locks of the event's session and
+// payment intent, in that order, before anything is matched or linked
+// (SPEC §2.1, events never lose a race). Matching and linking statements
+// run after the lock is granted, so under READ COMMITTED they see every
+// transaction that held it before.
+func (a *applier) serialize(ctx context.Context, ev event) error {
+	if ev.SessionID != "" {
+		if err := a.q.PaymentEventSerializeSession(ctx, ev.SessionID); err != nil {
+			return fmt.Errorf("serialise session %s: %w", ev.SessionID, err)
+		}
+	}
+	if ev.PaymentIntentID != "" {
+		if err := a.q.PaymentEventSerializePaymentIntent(ctx, ev.PaymentIntentID); err != nil {
+			return fmt.Errorf("serialise payment intent %s: %w", ev.PaymentIntentID, err)
+		}
+	}
+	return nil
+}
+
+// note records what a decision says besides the status: the dispute, and
+// the times of refund facts.
+func (a *applier) note(ctx context.Context, id uuid.UUID, d booking.Decision, ev event) error {
+	if d.Disputed {
+		params := db.BookingNoteDisputeParams{ID: id}
+		if d.DisputeStatus != "" {
+			params.DisputeStatus, params.DisputeStatusAt = &d.DisputeStatus, &ev.Created
+		}
+		if err := a.q.BookingNoteDispute(ctx, params); err != nil {
+			return fmt.Errorf("note dispute: %w", err)
+		}
+	}
+	if d.RefundFailedAt != nil || d.RefundedSeenAt != nil {
+		err := a.q.BookingNoteRefundFacts(ctx, db.BookingNoteRefundFactsParams{
+			ID: id, RefundFailedAt: d.RefundFailedAt, RefundedSeenAt: d.RefundedSeenAt,
+		})
+		if err != nil {
+			return fmt.Errorf("note refund: %w", err)
+		}
+	}
+	return nil
 }
 
 // lockBooking finds the event's booking (SPEC §2.1, matching) and locks it,
@@ -242,12 +378,30 @@ func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, 
 	return b, true, nil
 }
 
+// namedBooking returns the existing booking that a session names without
+// slotpay's provenance, if any.
+func (a *applier) namedBooking(ctx context.Context, ev event) (*uuid.UUID, error) {
+	if ev.NamedID == nil {
+		return nil, nil
+	}
+	b, err := a.q.BookingGetByID(ctx, *ev.NamedID)
+	if database.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load booking %s: %w", *ev.NamedID, err)
+	}
+	return &b.ID, nil
+}
+
 // transition applies a decided status change. A late payment that would
 // retake a slot someone else holds by now falls back to IfSlotTaken
 // (refund_pending), decided by the exclusion constraint itself.
 func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event) (booking.Decision, error) {
 	from := booking.Status(b.Status)
 	if d.IfSlotTaken == "" {
+		// refund_pending reached any other way (a refund that failed) is
+		// never requested automatically: no refund is queued here.
 		_, err := booking.Transition(ctx, a.q, b, d.To, booking.EventCause(ev.Type, ev.ID))
 		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
@@ -273,12 +427,23 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 }
 
 // applyWaiting applies events that were recorded unmatched, now that their
-// booking is known, in the order Stripe created them.
+// booking is known, in the order Stripe created them. Each is claimed first:
+// one reached twice (through its session and its payment intent, or by the
+// reconciler beside a webhook) is applied once.
 func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) error {
 	for _, row := range rows {
 		ev, err := parseEvent(row.Payload)
 		if err != nil {
 			return fmt.Errorf("reread waiting event %d: %w", row.ID, err)
+		}
+		// The locks come before the row's, in the order every path takes.
+		if err := a.serialize(ctx, ev); err != nil {
+			return err
+		}
+		if _, err := a.q.PaymentEventClaimUnmatched(ctx, row.ID); database.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("claim waiting event %s: %w", ev.ID, err)
 		}
 		if _, err := a.apply(ctx, row.ID, ev); err != nil {
 			return fmt.Errorf("apply waiting event %s: %w", ev.ID, err)

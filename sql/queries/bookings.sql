@@ -18,9 +18,11 @@ SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 
 -- name: BookingLockForSessionEvent :one
 -- Finds and locks the booking a Checkout Session event concerns: the one
--- holding the session, else the one slotpay named in client_reference_id /
--- metadata.booking_id (the webhook can overtake the checkout response that
--- stores the session).
+-- holding the session, else the one a session slotpay created names (the
+-- webhook can overtake the checkout response that stores the session). The
+-- caller passes reference_id only when metadata.booking_id and
+-- client_reference_id agree: a customer can edit client_reference_id alone
+-- (a Payment Link), never the metadata slotpay set (SPEC §2.1).
 SELECT * FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = @checkout_session_id::text),
@@ -88,6 +90,9 @@ LIMIT @max_rows;
 SELECT id, payment_intent_id FROM bookings
 WHERE status = 'refund_pending'
   AND refund_requested_at IS NULL
+  -- A refund that failed or was cancelled at Stripe is never requested
+  -- again automatically: an operator acts (SPEC §2.1).
+  AND refund_failed_at IS NULL
 ORDER BY updated_at
 LIMIT @max_rows;
 
@@ -99,6 +104,7 @@ WHERE (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
   AND (sqlc.narg(resource_id)::uuid IS NULL OR resource_id = sqlc.narg(resource_id)::uuid)
   AND (sqlc.narg(starts_from)::timestamptz IS NULL OR starts_at >= sqlc.narg(starts_from)::timestamptz)
   AND (sqlc.narg(starts_before)::timestamptz IS NULL OR starts_at < sqlc.narg(starts_before)::timestamptz)
+  AND (sqlc.narg(disputed)::boolean IS NULL OR disputed = sqlc.narg(disputed)::boolean)
   AND (sqlc.narg(after_id)::uuid IS NULL OR id < sqlc.narg(after_id)::uuid)
 ORDER BY id DESC
 LIMIT @max_rows;
@@ -175,8 +181,25 @@ WITH moved AS (
 )
 SELECT * FROM moved;
 
--- name: BookingMarkDisputed :exec
-UPDATE bookings SET disputed = true, updated_at = now() WHERE id = $1;
+-- name: BookingNoteDispute :exec
+-- A dispute event marks the booking disputed; dispute_status is set only by
+-- the caller's judgement that the event is newer (booking.Decide).
+UPDATE bookings
+SET disputed = true,
+    dispute_status = COALESCE(sqlc.narg(dispute_status)::text, dispute_status),
+    dispute_status_at = COALESCE(sqlc.narg(dispute_status_at)::timestamptz, dispute_status_at),
+    updated_at = now()
+WHERE id = @id;
+
+-- name: BookingNoteRefundFacts :exec
+-- Remembers the Stripe times of the latest refund failure and of the latest
+-- charge.refunded showing a full refund (migration 00008), so that events
+-- delivered out of order are judged against each other.
+UPDATE bookings
+SET refund_failed_at = GREATEST(refund_failed_at, sqlc.narg(refund_failed_at)::timestamptz),
+    refunded_seen_at = GREATEST(refunded_seen_at, sqlc.narg(refunded_seen_at)::timestamptz),
+    updated_at = now()
+WHERE id = @id;
 
 -- name: BookingMarkRefundRequested :exec
 UPDATE bookings SET refund_requested_at = now(), updated_at = now()

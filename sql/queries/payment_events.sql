@@ -41,3 +41,36 @@ LIMIT @max_rows;
 
 -- name: PaymentEventListKnownIDs :many
 SELECT stripe_event_id FROM payment_events WHERE stripe_event_id = ANY(@ids::text[]);
+
+-- name: PaymentEventSerializeSession :exec
+-- Serialises, until the transaction ends, everything that matches or links
+-- events of one Checkout Session (SPEC §2.1, events never lose a race): an
+-- event that finds no booking commits its unmatched row before a linking
+-- transaction looks for waiting events, or waits for that link to commit.
+-- The two-key form keeps these locks apart from the one-key locks of
+-- resources (ResourceLockForBooking); hash collisions only serialise more.
+SELECT pg_advisory_xact_lock(1, hashtext(@checkout_session_id::text));
+
+-- name: PaymentEventSerializePaymentIntent :exec
+-- The same for one payment intent: charge, refund and dispute events and
+-- the session event that links the intent to its booking.
+SELECT pg_advisory_xact_lock(2, hashtext(@payment_intent_id::text));
+
+-- name: PaymentEventClaimUnmatched :one
+-- Locks an event that waits for its booking, if it still does: a waiting
+-- event reached by two paths (its session and its payment intent), or by
+-- the webhook and the reconciler at once, is applied exactly once.
+SELECT * FROM payment_events WHERE id = $1 AND outcome = 'unmatched' FOR UPDATE;
+
+-- name: PaymentEventListUnmatchedKnown :many
+-- Events still unmatched whose booking is known by now (SPEC §5): the
+-- reconciler's second net under the same serialisation.
+SELECT pe.id FROM payment_events pe
+WHERE pe.outcome = 'unmatched'
+  AND (EXISTS (SELECT 1 FROM bookings b WHERE b.checkout_session_id = pe.checkout_session_id)
+       OR EXISTS (SELECT 1 FROM bookings b WHERE b.payment_intent_id = pe.payment_intent_id))
+ORDER BY pe.stripe_created_at, pe.id
+LIMIT @max_rows;
+
+-- name: PaymentEventGetByID :one
+SELECT * FROM payment_events WHERE id = $1;

@@ -273,6 +273,14 @@ type AdminBooking struct {
 		// Name Example: Ada Lovelace
 		Name string `json:"name"`
 	} `json:"customer"`
+
+	// DisputeStatus The dispute's status as Stripe last reported it (`warning_needs_response`,
+	// `needs_response`, `under_review`, `won`, `lost`, …); `null` when never disputed. A
+	// `lost` dispute's money is gone from the account although the status stays.
+	//
+	//
+	// Example: needs_response
+	DisputeStatus *string            `json:"dispute_status"`
 	Disputed      bool               `json:"disputed"`
 	EndsAt        time.Time          `json:"ends_at"`
 	HoldExpiresAt time.Time          `json:"hold_expires_at"`
@@ -526,6 +534,9 @@ type ReconcileSummary struct {
 
 	// Skipped Another instance was reconciling.
 	Skipped bool `json:"skipped"`
+
+	// UnmatchedApplied Events kept unmatched whose booking is known by now, applied.
+	UnmatchedApplied *int `json:"unmatched_applied,omitempty"`
 }
 
 // Resource defines model for Resource.
@@ -748,6 +759,9 @@ type ListAdminBookingsParams struct {
 
 	// To Only bookings starting before this instant.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Disputed `true`: only bookings whose payment was disputed; `false`: only the others.
+	Disputed *bool `form:"disputed,omitempty" json:"disputed,omitempty"`
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
@@ -1719,6 +1733,18 @@ func NewListAdminBookingsRequest(server string, params *ListAdminBookingsParams)
 		if params.To != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Disputed != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "disputed", *params.Disputed, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -8218,6 +8244,19 @@ func (siw *ServerInterfaceWrapper) ListAdminBookings(w http.ResponseWriter, r *h
 		return
 	}
 
+	// ------------- Optional query parameter "disputed" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "disputed", r.URL.Query(), &params.Disputed, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "disputed"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "disputed", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "limit" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
@@ -12062,138 +12101,141 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchtHsN6rdG1OlajKAgQvkiWwXBWapm2VZYsRpfLJERTsYLcBzOFiZj0zCwhWVJW/eZAk75FHOU+S",
-	"mtvesCAAEqJlW/5jEcDOpaf7m77vxyDms4wzZEoG/Y/BFEmCwvzzRYKzjCtkqvMas5QsMdEfJyhjQTNF",
-	"OQv6QaREjhEspshATREEyowziUAlEJCKC0xAmMeBj4EwQCJSigIE/p6jVLCgamoelWSGUEwaLzs/47Ib",
-	"hIGMpzgjempk+Szovwv0nMH7MFDLDIN+IJWgbBJ8+hQGr1GJZed8rFCsrvUaY84SCYrDglAFIxxzgaDE",
-	"krIJkAmhrDHfBzLLUgz6p8dhMKOMzvT8R8XElCmcoDAzX6OUlLMLzm8ottBJplxlZDmU9ndRH35SKnvF",
-	"0mUI12SG11Tht9dK0FiFcI1xLhBylqKUEF28evXzi8vh9eXF29eX345JKjEK4Yqo6beHZxCnSDSVOQNJ",
-	"J6zDc7VmG0FjEd+e/H7c+WZx/t3F9//xP//PWTHiL+RD53yC3x4/e9brnRULPXPrOmsuOGg7in/tvLYn",
-	"3HnRwjcvEmSKjilKxzaWGSgDt8ZHElI+kfWdNGf5FAYZEWSGyvHsd5r8bPLi+9UZ3VdAEz0m1R9lRE2D",
-	"MGBkZk4zCcJAL4QKzemayapzj7mYERX0gzw3v1zd8UUuJG/hu4jhBzWMzbeRlgK940zgnPJcQkYmeAY8",
-	"I7/nWKzs9xzFslyafbZGihn58BLZRE2D/nGv17aciij9jMvVZf1CbhrUl2SMWjqElqIzkIjm6/OrF1B5",
-	"tFikxYpylQ3ZXcODo6fjo/hk3OscJd9g5zQ+ws5z0sPO8fjp+CR+ljwnR0dBWNvfkydG/PzfR227fUln",
-	"VK1u8opMECT9Yy1pU/NcdakJjkmeqqD/pBeWp06ZOjm267IwYKi+ARReo+S5iLGNH/13n40hP+mHLRob",
-	"2bjgbJxqae1r0Gca2PU/SZalNCZ6VYf/LvXSKqf1MUAhLE/HPPEQMswZmROaklGKmiQoJZnoLw2Mp1wB",
-	"n6NISSaBMK6mKGBkpc9tCKUa0iTo6z+GPXI0Oo5PklN8Mn5KvhkZypXb/BeB46Af/KfD8qI6tN/Kw0uz",
-	"OLPVFritLjMKIaJsTlKaDKUiCiPgAiJasuzwBpdDyoa5xCgIqxdhE8naVuR+flj7rVnYD1yMaJIgux/d",
-	"x8UwdYJTCQwxcYLMUwSeSb03MuJzfDB6F8uL+vYytzfMI2nXRPWtyyHli9CsDWLBpexIqgr06e6T6HXs",
-	"e425tMrLBvrflwpNdhJmYkeSG1zCgkjQH3ndY6yJ4UTks9CBKRSMpJclN31eArj5hoZ9o/1uxUiv+/h+",
-	"wuSRwJG8JlLIEjkkCma51CoiEK1MglREKP35g0lUY42OifxVnXCUwLi+sxWV46X5UhNEkFhpESugWOQp",
-	"yr0y1a9c/cBzltzvDBhXw7EZpkp94W9FvTf/9cMQvFjQXtn2iixTTpI3nL8kYoIPIIOZnXGoOB+mes59",
-	"72eGTF0JPqcJiocClsxOO8zcvA5g+qAtkEzLxdjgKhcwJjTF5Exz0FQr/PGUsAkmexWB10Sh0TjxnlIg",
-	"iMJh6kaq3eycw4ywpduONe0oA6IUzjIlz7Tdao1WSIkyevjDyEl1yRqV/ELd7NLc8GuWL8+s6R1VDPUI",
-	"pDXMGyfUsOVvO6DqT1tMz93O9i0juZpyQf+47+Hm1ZGqh+uwHXBGaKrJlREpF1w8HNhVlxb1gXGwK3J6",
-	"mznDA3doj2EhOJusrnavIvWWyTzLuFCY/IIJJW+MOfPZgSUvpx3O9LxDbUftETKLwzIjnSczypwrwmwp",
-	"SaheCkmvBM9QKKqNNePiaS713BtRQCTo3xLFhTRWOlUhxLlUfIYCKIvTPLGAl1UG/RiQGc+ZGiquSFpj",
-	"3ee9XsPWfXoarFq0YRBPMb7hufIeJMOlVes+lkOludfyrLZl89Taic5+bVipYRALJJr4RNWM2oQo7Cg6",
-	"w6DtmVwIrWRvOvYL/zvzjKXPRqrXaWaYvr5HkpD/4v7qxnzWtkBrwVcfOk8IvORzTEmMrd6j0tB/5yZ1",
-	"w5SOTj76d4yVHj+hMsvd5eO+HHGeImH6W6fCbk/PKU+TIX7IqMDdHrTHv8ETEQb+9qZGlFeYJqPDk19/",
-	"fPZ9foz/Nv/5v6X8+OKIHI9O4tNkGw7Sdz8rFOWClerS89sUmVcWSBxjpvStVPgavV5tDDIY52kKdlgt",
-	"Ra202GJZVpUdbkmk0sTYmvxSEZXLTVLg4Oba/vhTGORZsqPINfjTeabK/RVLqW6jZMSwDj0VAV7lvXaQ",
-	"aeOhihi0M0FF6Gs4U6NAm3hVUfp7VA4BdkCNUYnwt51M7TaoyAnOfTymzsSv0sQwKRXWT0AVzjYev9PY",
-	"L/WYehK3WyIEWZZMNJxSqbhY7mlSy2wXRvVenbTBTqVzsLGWFYpsOqwrYk2sHY6q2M5W+2qeWJOYFVd/",
-	"WyAgT9MIuA2VpUQq4/3vbkaTpvyZpdZnW0ual3xCWcVtcr/Lj2eycfnVPPWnGzz1+kSdqlvXG7gQGCuY",
-	"ciERvtNWjljC8/rwR73j082RgLaLtJh0LZVe87QtbCeQJJylywgGea93EkPEM1n+QfSj0Rkgiade8bKu",
-	"WM5QwghTvgBqxMYHL/2IQahpqaFRj9ESznQLc4HFXU+udpm3XIUVJy1omIaDZzDluZDe4eV0/7X338pq",
-	"c7neUKuJz1vpwiPVkzJPh9V1rz2qt3JnLe4uSuZWzH9XjUg4dttILMOXrfev520zVO1+a6VcnlB1yZRF",
-	"+B1IR2Ll2M9zsIPrrr1yg7D4ICYsxrSiGnTtoqqf2JvXs/1QH3v5q8pn7ndtYnEPBXW9ZeMNKqet1SXm",
-	"jRZo9wNYTDmQWGFyBg7QtdIYzSmJIIpTGtVExjHAFtpiafa3TR9V7coiiuzVVjUlavOiNi5CETFBta3C",
-	"6n6tnKHeYI/KoddOtvVI57SW4EEyqjk6pe1ZHiuiUD08O1jo+ba+zOoWazQ3XHW73Hx+3aIU0S9fs7CB",
-	"VZpStSugGLluCnCwDwMq5Wp7al+nvFUd1kjyB2cN8/0y13s4/A5FStlG+6huGvn9+YH9StvoejfXkAaI",
-	"LB+lNIY5xYXJtPLeojOgCmIiBDURo9JPlBBFNvuImilUYo6io8mp7S7IBI0RqGU7b9Q9kjCjjAvImVN9",
-	"/kl+pn04X1r0NcIgZxmhCejfQ0oyacN6e3XUfKk+iy/A/7BBv6ovuHKXZcgSyiZDZ8lagYv1yOaOjDkb",
-	"UzEzPgyTyDEUqGW4dGm4AQrluOoMsdEVPYxRvdKKKwST1pv2wm1uVwV6Z4FcFSY/RC4aavVUqUz2Dw/9",
-	"L7rS+Om0in0YH2Zkebh59N29lw2eqi1vHRNsME8uDI84VtjW5G56+R2mSmA414YYMnXmzDUNvuDAVzq7",
-	"snFOn9HLXRDVWx63WP4nd3GKN3Ma72Lpr3WZV3C5XMBx7/hp5+i40zt6c3Tc7/X6vd5/7h31e72tgfVe",
-	"iNm+kN4dFnKrAtIOiQWrtHJy5earM+hLvkARE4nw4voVnB4ffQMxT7B2zweYC4NSSqHQD/33d6Tzx/uP",
-	"J5/+pY0mRRLBLhx7h2dsWLaE5tU0oCJFkE4YUbnQlG5EcauJeNUclpbEyFrCof67NdvQwnk9ZcNM2xaY",
-	"bBnFJplp3K/nEtRzsSqXRj2HovWWKELVKwogGdustYTKLCXLM4dSXsH0k0Ji3OZGQ9lg626AZX1m5YJq",
-	"D68ybhMUGhss+dt4w1/lKuYzrFueWUot+SaM28s2ZzOi4qm7W83l3Eazlzwm6RvaxLjecyvFFWE4eNc7",
-	"ev+u13n+/n8cv+t1Tt4/7r/rdZ7Yj1olpObD3+1CecUQUBuVRea5HQtSTCYoQlOAwXNlvjNu9kcSHEO2",
-	"mAcZHc5ReI9kDcBOOke9ztHTtvU7W2QNSG7W3du1j43PJUXspuppdgpXH4w6rW0SwFwAkYAfMoyt9KzR",
-	"oBtYaEgIGZfUZ8ZvYdykdI4zB0WrwVteMuWtGQ1VBl4XYt3C6xQjne9oFenLJZ3fFmclzHKSDRqBwJiL",
-	"BBNN4qiQpshkwzqBu3uY1bmYKjK8wNGU8xsjrTFnMU0tbmi8apVcq24O72IhukfNbld0Ypyr4VEjsP32",
-	"xTfP5//627LVoeY9aSWzFhqxZXytiWUptrJom43UXJ57KKzJcYUj22hR55KC4DWh3iVo6xm8EM86R7Wh",
-	"dRX+PrsbblO89MtyxL32LH6dz2ZkZ+++NiBzgXJtvZSEFMc2L0LvSC8HRM5clEgLur5ju61Ap01rOfRW",
-	"6yp6kkyi9WdI68GekgQYB2+jgot9tY9emtFDw3xtUxSbkKhUStnEJXgkZBmCQJLAiMQ3MBZ85pJD2uey",
-	"JrUs0wva6nnMT/QtWzfcvSNONtNP2qdy8iOHpajfTrnFlMsyllfkw1rVEfwoGybb7pBap3KPrpnghmZZ",
-	"27jnruqBMqkIi9FcBh6vKZtUhisux4aI+LGbjNayrVaytrJQ21mHpZi0i2B5B+0YWJuvUQLilEscKrpZ",
-	"Dyi1zjv6K2vH8rHNPSnoH5wNE7KUtcvpaWt53C0FcVt7IWfkw7Bw5pdFuDtPN6NsyLiiMQ5nlOUKd9lA",
-	"b92Iqys72nllq66Qa5UnlMN5Gz14hmx3ZjAG6e77ftIqxmk+aZQSm/V2SKseUwmhNMp+z389B/01uEjI",
-	"1hEWbYZRNbR+3JY6T+M042PgzNW9bB2UOH3SGpTYUNq5qmppErmTrUtVLfRT8TxXN9Q4riqnVeWhygs1",
-	"lGhl9obwhh5ybgMx68K8M5QVxbM1HeeLQLZiacGKq7EX3hv3fFnwNye9jbC0Pbz5UY9OT3t3Q7ti171w",
-	"2y08OX7ytFbcfF8o3GUXa5Hxu10dxA+Em2s2txuMjla9pb3O8/fu/533H3vh0+N25+l28eoK5Z5uztFr",
-	"QO1GqPQ0eO7+2wk968D5EFBZE+3bwPAl3Tllcjdbs1AdN6XI2tFuW+sVUfH0DnkDY4qpbYpiC+VsrMko",
-	"5xJuEDP9NxUwJ2luI84zyqojH62/DQrGcbN/SdfB7jfA/kD/cwD9XvF8Pxj+p8D1fhB6D2B8L8jdA8au",
-	"IIXJeNoxyrZrMsvOCSHNy6AlVNmGerX6gh2V1V0SgEgu7+GSDYOx4LNhmfJC0vTVOOi/2yn55X3Td7hz",
-	"uuqMJLaVj4V4ODD7gqgYxaaPRI9DwFR/YbyYd8pjvY9DfHN+Kh/uI32oeijVQf15t/nN6ymmrVxp/Glx",
-	"LqhaXut1WHaTtzcGe1PJw9cAiAmMlhBdvbp+A4fzo0OTOHvou4YVnYJiO1zRK6jR2atkRZLRn3FpS18p",
-	"G3NfUktsI6D64zAjlClCGQpNDZOoU2TnTKia5iOTlON+7v+/crsWzbZGJL5BlljvrjINp3z4UU0FzydT",
-	"70X0Pt8unJcpitbrSIzHYMBsZyEGBHx6Q6hHk1D4Ih9JmHJpEhPJBEMgZmosCmephCL8B5ylSxgtB4yY",
-	"YgdM/FJc/Kg7YAP2C2e4NM3sGDhwBYvStzoYbFc7AulKssSA+Qds2gToe0wCEQivf7iAk5OT5124nKNY",
-	"Ws865BKl8Wogm2PKM4SDyCRMaGnVG0T94wErOu/5UHw9Y9zsxo5rmCuCKWem3iNq9O1ynUZ86M6NemBl",
-	"xMw44snysSaK7e83YGMu4PjU148w3/EPE0uHqKWVYB9s50AfWDDd/2aopjzRp6qmA+anOit/YHroGNLW",
-	"m+YAYXKhFdbo9PgY1rThMeQasMWUpljbous9p/dD01Qf7Dilk6mC6LT3HNb0iOrCkw8f/LwDpg/Q9GMx",
-	"JDHU1uiDHQO5mvl8fwQbbfAbMC2Q9MO+g4Wl2GnvBMqeSnDwI38kByzSsti9EFzKV4JOjB6u0CS6R30g",
-	"MBJ8IVE8khBdY9z5AVU87VxT3+3KPhPZ1jZa8kFNqRwwbj4/gzilGkVdNYHbkBtTgtSCzJCaZeuzyYiU",
-	"j7uwZpuWJC4dBTIUbnggSSJQyjMY4ZI7ATU/M/+yBNWHEZ0eP4das4kBs8SpNo/ogkbQuuSa5Dmu/OTd",
-	"gY1xxsjsZe5A75cXb1ZATkOwq1ThYnLoHpKH+rdGv1PVRopBGBTJEEGve9TteT2WZDToByfdXvfEmvZT",
-	"cxkcBv2Pn8LAorr7twOnQ1c9U/9Q5nGMUrpPEx5LP8QUSaqmf7i/ZqgEjf3v3Aq6SzLzAwokydL/Wssy",
-	"jQ8/jmmKn9xnxV1D8sR20ptgi6P1NU/R1711oUwu0Qdc6By29sKhvj4QHI8xVnBgYysh2L2GBrVsvx8b",
-	"cNZsanWUsDpabADXxaTL3ySPQ1gIqhQyh8YDpgRh0s3vEl7cX1RJTMdnGsmr63MNSkyUk3GGXbhkygCo",
-	"0Zr0BeGbd4LZtltHJ5coInsfuczMKZljtebGSAnj5U542eXL8KT9gnL2Ign6wUsqlan5MoUgQb235buV",
-	"slx9fZXbkzbmTKW/7MLiltTTNom5rh1itTxmh96Xmxc3tovz61g3f13N2mkFbfpgScFD2yByix+6Np5a",
-	"7a71Tzzu9fbWj6RRVdTSmERLllZiCibWT4AShKZ7bbtyanfV9lCx+8NG7zXz2NHmx2qddMxDJ5sfKvsl",
-	"fgqDJ9utrtrkrqqGG7FpKODv3uuTlT5bomYsyUdVOofAcFGUvpvasYk0SYK+YvdDxyFDx9Zzum8+1fDU",
-	"h/83QGpZaeybN3ahSF/wTZKpKJTj+uq6cEWk1hBqvWZNcgOREPkPamkctvMsNZrPuryV22DKr24Vqdok",
-	"uyzQ2EpCViy49lEbic73RKwiU8O4IUyrHdNMzya7GACz+Qpr8VPrdmsa31ZSvHsuxfvfts7u3nK5vqX1",
-	"FitVfNM6n91pnX8pGG62jtgAxJ7gf1kEfgA81fBQEOoOEFr0R2hH0cOPNPl0Byh9U3EDGDSlSlaw1BjR",
-	"4Gxcr4Eac9F+43Od5tZ1gS57GlLKbkzwhCo4WMmk9nnUj9tw9Eeswegqim4QkLLX+YPJiOuF0yIlVfJq",
-	"rVdT13Vx+QurK6ebHyqaoT6MdJ2vMnHZLGc/wlUaokHG5VohM31Q6vLlxemRdAYeHJSOzLY5osfGfmID",
-	"5jWwRxJGOCXpuG/9cwSiRgFlVBo4evfa1F1JGB0wl/in728nulZNapHDC7OUfYni5out0Zf/wYR3ndgW",
-	"paOesA2BXfMekNvktu2Re/fl/LItlZ3B4rT3fPMDRc9+/cDx8Rb7b2t8bh7eYrZqV9s7wpl+aotltnYR",
-	"3hULX2OKRCIQmGJqm/ltBYI8k7fin+trsxv+ncubIsF7pYmgbcgQFbEH/aCx1cp67wLWHhUhktC7uqsu",
-	"aOMCT1DQOSbWk1wJcAzYgeRl64eyiNiXhINa0BhDWEy5+ZzIG/m4phw9kl4LSjjKAWNc+ajhFAX2wbw4",
-	"J+YzlFrRssO6FwAVQZgonhIxwW75vVGHBowIvXDZBsM2f/5LguHjB4PhZl9K29pH0+OsFr8i0pnrjC++",
-	"ovRXlP5roLRBQGKrLQtkYgYf74jXNkWo1QJs5j5U6lVszBxiMsPyrWPOH1/EiqkwbyzpruCTkeFfXC+z",
-	"z6itue54rapaGUhw7nRZFkjt0cT6Mh0LJlPCBOo7lBWkuI/Z4+7ZTtludUengqkRlNUKaiqqtdNrHKfV",
-	"CsMtvaeubLPNX3drQlKte2av1WHXGoYpajS37K9eq0ZeN2qtYPRvG9tZKVbdIrpjvUlf3Yq3S3+zc8G+",
-	"fItlmfhuOv/rnPkX6LkBBHAWIxxcX11ewP/7v08em2vFJ6cspkRpBS6hydmARa5+MTJvxxI5WiWabCiM",
-	"BOLaPc64JkarKp0z2zu0Uv6+myb9kD6KlQrmFnn5zWQSaErnTJPvq/J7J+X376jL7qyOOm6zKqCzvBhf",
-	"3FEV9QFIuQk7fMqMBrKiArJ8yxgDUxupb0pXgZEh0+Juk+rM70znPzJgi6kekeWzERpV0KTtn0FU1BhE",
-	"8B//639DVKT0R104N+mXDCKZ5pPI5lf1nketDlGT3+IQpOj2sAcAMQz/HU+We8SOWtXip3qmr8uVbiDX",
-	"0d5nX6euM1wUSThfEetBEOvoZCuztvZKNvPck2320/KGor8pTFqBqqRa3zn9pQDIInKb+Uq122DSlnZI",
-	"l6drStQmdG70owSMyeNVL5fkRiQQMMg4YCZfY0FEIrsQDVxB2iDog313tstEpwr4eAySpHgG+IFKVevW",
-	"Uda+DZjtyain1jtuA823pl/5/UCz8rrgzw2YtlpwK7zsPRheVs9ynZ/zq3fyXt7JPwcfv0yIs1GNPUCc",
-	"LF/RkWCKCtu6A825f92690dqXc9U+9h3txrnJGcuFaUw/wzepUiErPyuO2DnvuLhuHdq4i/GauTCZL5X",
-	"p9H2oy1sMGzdBl7+PTE8V6v+zdOWLpC2XobnzbcVX6PqlJVOt8nmde1w9qDH7CxsfwpX1jhQkxEszRuM",
-	"9ylcY0tclDeffR2jL8RYcJGYP0wFg7YnnnW06VCwgStXihqVYtGAOdY7+Emp7BVLlyFckxleU4XfavMo",
-	"ViFc6x0g5CxFKSG6ePXq5xeXw+vLi7evL7+1l+pjX7ZkXhY5YGZ5Ybk2bjoXjygzbAcTVLKs64lOe0fa",
-	"SDF5lk/At1sykVRT+2QGGzAu4Lhnw57643pFiY2XUgZHT8AVBIcwzoUtWHHvTdUTm9KSyPx6wOqvIs2Z",
-	"oqlZ14KyhC/M+vU4qHWPMmpgyoP83s6cZJqqMDlgN5iZ8rArLtVE4PV/fRmCNClirqDNvP28EHFpqoVW",
-	"yrB8FYut08LExV+l4sK4gWBK5NS3+k+WroOanWDACroveJ4mVpkh5WnMUdAx1YCRK0kTr3iZN3RYc1Gg",
-	"ErR8c+uASTrL0mXBX658yfmcbwEV03/ic+gyq2+3emB9pvZ+prawroVJyr4clPyi1Z9/jnKyeg3YnleN",
-	"W8BpGdUKgvZr4SfXQ9H1vjLv/rm6/PX7F7/+OPzp1cvvIzgoQVGrHK4t0GMNUzbfY8BWMu2ss6roR1+8",
-	"9cOpLK7qqUhCKVwda31Kd03seCBvUmv7/gf2KW1I1rOtzaTJePq7uZS+mkt/LXdSAWA/Gb90MwGvQK0V",
-	"HLs9h7+ejFZ5rVHfJPxatArNbCGUjhmt+ZTNzOtvORqwK56mWgHzlTxlsrJWdHLBXFm2zyTuN/sG1JL3",
-	"mNaDWIwDVqS8uRYCvgJ5SiSkhCWYrEn9/8Kz/jfAUHum8J+EGw+UpV+w+4+oyhzL7Rl+Y169TUSXt+W8",
-	"u+YKJu9VWnFIuerCOWtPhDfmyJpceGOTqMqd4lNFzegJ2D4J5uVhzDkQRmiyuM6Ajj3ru07Ddc9GkYEC",
-	"MyS24UJo7RMfwqdF53djBiFJbLVNswVA7znU3qIRrc/g/9sl7//T8/a/Jnf+OcmdWybYb4S7ypvG1gCe",
-	"0bc14DWaABXwZTPpb4dD/KDMC4xN+wcTIle8ikaPJETle7siOIgufrq8+PnV2zfDN29eRvbeZ3zxuAu/",
-	"udYwRPmHB8w2LWAhxCS1+TcTQlmhNRQuLO8JqVUarjYcWkyRraoN0fokvqjQKW5JnreULN7t9reBwGJH",
-	"azBwhWEUB4EJNe8Sr2l5in+Fx6/wuFd4vFZElBpN+UKEihiux8pa3lCrHWS96UVM1KCSVsVGFl4w0aAV",
-	"lnWgHnNEnqLtwpU1m6K35yS/LpbyALFf01K3RZrPTYy+2K4MgYsEhfU2MTLDvdoa97YBTJU7aay5cuDl",
-	"Z6snbq9H0niDcisPXKdcdST9w6jJCsWcpLJ897cd75GElMckhYQsIUq0kryGWfoD5hp8GJV/ImgSavWb",
-	"Jo10s9AGHvSlP1oWvv6i7lbzlg21WIW9shLbl9YZ5KZ97rrS9+r275MoEa6+oNASQxUvJq6szzdoXdcV",
-	"I/Gvq6/6+zb182h2x2jJYf+sRb5VUq65KMcC7anLf6bN/kOxf4+HhczcLrVO+ZKHtiVo0P9oXfli3t6W",
-	"y3Efml6N5mI4iGbkxmQuR49r/eb6h4dmEVMuVf9Z71nP6FJuLW1vMiKjtII2lYqlKpZ0V5vjyBYp+Ymn",
-	"iQ0jGiywYeSlf0OSfUVGvWyjbRRXANN4f5J7zpOu5TmjI5P4Bvh4TGPsgouBuO6Ha7qfnjWcDCZsrYxC",
-	"7WJP0qVYuOaQ3Ic7BE+xX63hGeS93knsMvr9Hzb3DA6QxFMoEGvA9H6kq9MgUpnR9GKjenZI9LgLv/Iy",
-	"4G78F0dQfX9odAbEPD5ginNI+cL9rNrt0SKmI6LLN1k9P9P+z/mDSEIZSgmZ4CN9dVrOsMaHEiSunmax",
-	"r3XnkuCMa5vDFKjI0IZ5qrXGlBGxNHbO0nSJ9G0j3b10fvXCFkhASm9wwAhbuvM4UPVjN9aP3Hjsj0Ob",
-	"+ayvIVPknAk6pylOMLFbFTmDnCWobcULi6idaxds61zxlMYuOk7SlC8k2B1bAZJqmaIcMLc9be2ZbpjG",
-	"WqudhCFH8On9p/8fAAD//w==",
+	"7H3rchvHl9+rnJpslcjKAAQvkiWwXBWalm2VZYsRpfpvVlAwjZkDoJeD7nF3DyBYUdV+zYNk8x55lP+T",
+	"pPo2NwwIgIRo2Za+iABm+nrOr8+9PwYxn2WcIVMy6H8MpkgSFObPFwnOMq6Qqc5rzFKyxER/naCMBc0U",
+	"5SzoB5ESOUawmCIDNUUQKDPOJAKVQEAqLjABYV4HPgbCAIlIKQoQ+FuOUsGCqql5VZIZQtFpvOz8jMtu",
+	"EAYynuKM6K6R5bOg/y7QfQbvw0AtMwz6gVSCsknw6VMYvEYllp2LsUKxOtZrjDlLJCgOC0IVjHDMBYIS",
+	"S8omQCaEskZ/H8gsSzHon52EwYwyOtP9HxcdU6ZwgsL0fI1SUs4uOb+h2LJOMuUqI8uhtM9FffhJqewV",
+	"S5chXJMZXlOF314rQWMVwjXGuUDIWYpSQnT56tXPL54Pr59fvn39/NsxSSVGIVwRNf326BziFIleZc5A",
+	"0gnr8FytmUbQGMS3p7+ddL5ZXHx3+f0//+M/z4sWfyEfOhcT/Pbk6dNe77wY6Lkb13lzwEHbVvxr57Xd",
+	"4c6LFrp5kSBTdExROrKxxEAZuDE+kpDyiazPpNnLpzDIiCAzVI5mv9PLzyYvvl/t0f0ENNFtUv1VRtQ0",
+	"CANGZmY3kyAM9ECo0JSuiaza95iLGVFBP8hz8+TqjC9zIXkL3UUMP6hhbH6NNBfoGWcC55TnEjIywXPg",
+	"Gfktx2Jkv+UoluXQ7Lu1pZiRDy+RTdQ06J/0em3DqbDSz7hcHdYv5Kax+pKMUXOH0Fx0DhLR/Hxx9QIq",
+	"rxaDtFhRjrLBu2tocPRkfByfjnud4+Qb7JzFx9h5RnrYORk/GZ/GT5Nn5Pg4CGvze/zYsJ//fNw225d0",
+	"RtXqJK/IBEHS39cubWreqw41wTHJUxX0H/fCctcpU6cndlwWBsyqbwCF1yh5LmJso0f/22cjyE/6ZYvG",
+	"hjcuORunmlv7GvSZBnb9J8mylMZEj+ro36UeWmW3PgYohKXpmCceQoY5I3NCUzJKUS8JSkkm+kcD4ylX",
+	"wOcoUpJJIIyrKQoYWe5zE0KphjQJ+vrDsEeORyfxaXKGj8dPyDcjs3LlNP9F4DjoB//lqDyojuyv8ui5",
+	"GZyZagvcVocZhRBRNicpTYZSEYURcAERLUl2eIPLIWXDXGIUhNWDsIlkbSNyjx/VnjUD+4GLEU0SZPdb",
+	"93HRTH3BqQSGmDhG5ikCz6SeGxnxOT7YehfDi/r2MLcnzCNpx0T1qcsh5YvQjA1iwaXsSKoK9Onuc9Hr",
+	"2Pcac2mFlw3rf99VaJKTMB27JbnBJSyIBP2Vlz3GejEci3yWdWAKBSPp85KaPu8CuP6Ghnyj/U7FcK/7",
+	"+n7M5JHALXmNpZAlckgUzHKpRUQgWpgEqYhQ+vsH46jGGB0R+aM64SiBcX1mKyrHS/OjXhBBYqVZrIBi",
+	"kaco90pUv3L1A89Zcr89YFwNx6aZ6uoLfyrqufmfH2bBiwHtlWyvyDLlJHnD+UsiJvgAPJjZHoeK82Gq",
+	"+9z3fGbI1JXgc5qgeChgyWy3w8z16wCmD1oDyTRfjA2ucgFjQlNMzjUFTbXAH08Jm2CyVxZ4TRQaiRPv",
+	"yQWCKBymrqXayc45zAhbuulY1Y4yIErhLFPyXOutVmmFlCgjhz8Mn1SHrFHJD9T1Ls0Jv2b48tyq3lFF",
+	"UY9AWsW8sUMNXf62Dao+2qJ67ra3bxnJ1ZQL+vt9NzevtlTdXIftgDNCU71cGZFywcXDgV11aFEfGAc7",
+	"Iie3mT08cJt2CAvB2WR1tHtlqbdM5lnGhcLkF0woeWPUmc8OLHnZ7XCm+x1qPWqPkFlslmnpIplR5kwR",
+	"ZkpJQvVQSHoleIZCUa2sGRNPc6gXXokCIkE/SxQX0mjpVIUQ51LxGQqgLE7zxAJeVmn0Y0BmPGdqqLgi",
+	"aY10n/V6DV33yVmwqtGGQTzF+IbnyluQDJVWtftYDpWmXkuzWpfNU6snOv21oaWGQSyQ6MUnqqbUJkRh",
+	"R9EZBm3v5EJoIXvTtl/658w7dn02rnp9zQzR1+dIEvLf3KduzGdtA7QafPWli4TASz7HlMTYaj0qFf13",
+	"rlPXTGno5KN/x1jp9hMqs1yhUWVzuWpceDNFcM88kmCf0mTjTsuUSAUCLdkDVXAQLYhglE2GRpkcesNB",
+	"FA5Y1PwKopzpI1jgnOJCf15wpv9LuVRRCP/8j/88PIdI77yzDDOco/ADSrpwMWD24cogZ5zhUiuKE84Q",
+	"xoLPjAxL4lgTLZBUTXk+caZiOyGpyFJ2B1olLhe6PtptKNCPq2JhHHGeImH6V6cPbE+cU54mQ/yQUYG7",
+	"vWh5aYNZJwy8KEQNLq5wYEaHp7/++PT7/AT/bf7z/0j5yeUxORmdxmfJNouhBSlWaB0FX9bJ6x96Ux0t",
+	"kTjGTJNRabj1SorRbmGcpynYZjUkta7FFsOyesFwy0Uq9bWtl7/kpdsgxWH3tX34UxjkWbIjfjWY3Zn5",
+	"yvkVQ6lOoyTEsI7jFTRcpb12xG6joQobrMBLO1VUILWG4rUlaQOv6hn4PSqHrztg8qg8P2/bqtpZW2Ec",
+	"nHtvV52qX6WJoVoqrBWGKpxtpAenDz3XbepO3GyJEGRZUtVwSqXiYrmnTi31XRrFZrXTBn2VptfGWFZW",
+	"ZNNmXRGrwO6wVcV0tppXc8eai1lxpLS5WcyBw60j0hxxGZkYw/8GeGkypBlqvbe1S/OSTyirGKXuJ1rw",
+	"TDZEi5of5GyDH0TvqFMk6lIZFwJjBVMuJMJ3WocUS3hWb/64d3K22c/SJqYUna5dpdc8bXOKCiQJZ+ky",
+	"gkHe653GEPFMlh+IfjU6ByTx1Iu11tDNGUoYYcoXQA3beNewbzEI9VpqrNRttDiL3cCc23bXnaud7i1n",
+	"Y8UEDhq34eApTHkupDcnOs1q7YG4MtpcrleDa+zzVjrnU3WnzNthddxrt+qt3FlGvosIvxXx31VEEo7c",
+	"Ni6WocvWA9nTtmmqdr61rlyeUPWcKYvwOywdiZUjP0/BDq679sgNwuKLmLAY04qs0LWDqn5jT15P9kO9",
+	"7eVTle/cc21scQ+Jdb3e6NVVJ76tKiv+AVhMOZBYYVJoEFqKjOaURBDFKY1qLOMIYAvxsTSqtHUfVbX2",
+	"wkfv5Vg1JWrzoDYOQhExQbWtBOueVs4M0iCPyqbXdrZ1S+e0Fj5DMqopOqXtMTQrrFDdPNtY6Om2Pszq",
+	"FGtrbqjqdr75/LJFyaJfvmRh3dY0pWpXQDF83WTgYB8aVcrV9qt9nfJWcVgjye+cNYwjz3M9h6PvUKSU",
+	"bVSY6rqSn59v2I+0bV3vZnjTAJHlo5TGMKe4MHFs3hZ3DlRBTISgxh9XWuESoshmC1wzQE3MUXT0cmpF",
+	"DDJBYwRqyc5reY8kzCjjAnLmRJ+/kxVvH9aYFnmNMMhZRmgC+nlISSat03Svlpsv1YjxBRgkNshX9QFX",
+	"zrIMWULZZOg0WctwsW7ZnJExZ2MqZsao4Q2DmodLk4ZroBCOq9YR67vSzRjRy/5t38Ok9aS9dJPbVYDe",
+	"mSFXmck3kYuGWD1VKpP9oyP/RFcaw50WsY/io4wsjza3vrs5s0FTteGtI4IN6smloRFHCtuq3E0fisNU",
+	"6WzSEpk6d+qaBl9w4CudXtnYp8/oQygW1Wset2j+p3dxOTQjRu+i6a91SFRwuRzASe/kSef4pNM7fnN8",
+	"0u/1+r3ef+0d93u9rYH1XojZPpDeHQZyqwDSDokFqbRScuXkqxPoS75AEROJ8OL6FZydHH8DMU+wds4H",
+	"mAuDUkqh0C/9z3ek8/v7j6ef/qVtTYoQjV0o9g7vWKd3Cc2rQVZFACadMKJyoVe64SOvhjlWI4Rawk5r",
+	"4Zz6c2ssp4XzekCM6bbN7dvSig3h07hfj9SoR7pVDo16hErrKVEEAqwIgGRsYwITKrOULM8dSnkB03cK",
+	"iTGbGwllg667AZb1npUDqr28SrhNUGhMsKRvYw1/lauYz7CueWYptcs3YdwetjmbERVP3dlqDue2NXvJ",
+	"Y5K+oU2M6z2zXFxhhoN3veP373qdZ+//18m7Xuf0/WH/Xa/z2H7VyiE1G/5uB8orhoBaqSzi+m1bkGIy",
+	"QRGa9BaeK/ObMbM/kuAIskU9yOhwjsJbJGsAdto57nWOn7SN3+kia0Bys+zeLn1s9psWvpuqpdkJXH0w",
+	"4rTWSQBzAUQCfsgwttyzRoJuYKFZQsi4pD7vYAvlJqVznDkoWvXm8pIob40XqRLwOp/rFlanGOl8R61I",
+	"Hy7p/DbHK2GWkqzTCATGXCSY6CWOCm6KTKyxY7i7+12dianCwwscTTm/MdwacxbT1OKGxqtWzrXi5vAu",
+	"GqJ71cx2RSbGuRoeNzzdb19882z+r/9YthrUvCWtJNZCIraEryWxLMVWEm3TkZrDcy+FNT6uUGTbWtSp",
+	"pFjwGlPv4sX1BF6wZ52i2tC6Cn+f3Qy3yV/6ZRniXnsSv85nM7KzdV8rkLlAuTYbTUKKYxsooWekhwMi",
+	"Z85LpBldn7HdVqDTqrUceq11FT1JJtHaM6S1YE9JAoyD11HB+b7aWy/V6KEhvrYuiklIVCqlbOIiPhKy",
+	"DEEgSWBE4hsby2OjRdr7siq1LMML2rKlzCP6lK0r7t4QJ5vxKO1dOf6Rw5LVb1+5xZTL0pdXRBu70Cnf",
+	"yobOttuk1q7cq2s6uKFZ1tbuhcspoUwqwmI0h4HHa8omleYqh2NxeAy9oLbSsOFbCTeYKSgedyP34YlU",
+	"wg3jCwajJTC+CKunUEuSXJUv/YSa1N2ylq172Uq3bQQWlrzZzvflwbejN2++RvKIUy5xqOhm4aMUde9o",
+	"JK1t2cc2m6igv3M2TMhS1k7EJ60Zj7fkOG5t+pyRD8PCg1DmVe/c3YyyIeOKxjicUZYr3GUCvXUtro7s",
+	"eOeRrdpfrlWeUA4XbevBM2S7E4PRgnef9+NW7EjzSSM73Iy3Q1qFp4rfppHJffHrBeifwblftnbraMCh",
+	"amiNxy2pu8ZSx8fAmUtl2toTcva41ROyIVt3Vb7TS+R2ts5VNX9TxdxdnVBju6qUVuWHKi3UUKKV2BvM",
+	"G3rIuQ3ErN30zlBW5EPXBKsvAtmKoQUr9s1eeG/c85ne35z2NsLS9vDmWz0+O+vdDe2KWffCbafw+OTx",
+	"k1q++n2hcJdZrEXG73a1Sj8Qbq6Z3G4wOlo10fY6z967/zvvP/bCJyftFtvtnOSVlXuyOTCwAbUbodKv",
+	"wTP3byf0rAPnQ0BljbVvA8OXdOc4zd0U3EJ03BSXa1u7baxXWry+Q7DCmGJq69zY3Efr4DIagRbdMdOf",
+	"qYA5SXPr5p5RVm35eP1pUBCO6/1LOg52PwH2B/qfA+j3iuf7wfA/BK73g9B7AON7Qe4eMHYFKUyY1Y6u",
+	"vV0jaHaOQmkeBi3+0TbUqyU17Cis7hJ1RHJ5DztwGIwFn1US70iavhoH/Xc7Rdy8bxosd46RnZHEVmey",
+	"EA8HZl4QFa3YmJXoMARM9Q/GdHqn4Nn7WOE3B8Xy4T5ilqqbUm3U73ebsb4e19pKlcaIF+eCquW1Hocl",
+	"N3l7rbc3leB/DYCYwGgJ0dWr6zdwND8+MtG6R74QXFH8KbbNFeWfGsXaSlIkGf0ZlzabmbIx91nSxNZ2",
+	"qr8OM0KZIpSh0KthooOKkKAJVdN8ZCKB3OP+/5XTtaifNiLxDbLEmpSVqSHmfZ5qKkyKpjNdekNzFy7K",
+	"uEhr6iTGYjBgtlgUAwI+piLUrUkoDKCPJEy5NNGQZIIhENN1zdhY+ByBs3QJo+WAEZNhgYkfinNadQds",
+	"wH7xiaaEgQNXsCh9q4HBFiokkK5EaAyYf8HGaoA+xyQQgfD6h0s4PT191oXncxRLa86HXKI0Vg1kc0x5",
+	"hnAQmSgNza16gqgfHrCimKL3/9fD1M1sbLuGuCKYcmaSTKJGKTZXPMb7C12rBz4vmCUw4snyUC+KLdk4",
+	"YGMu4OTMJ60wX8QRE7sOUUt1yD7YYpDem2EKOs5QTXmid1VNB8x3dV4+YMoimaWt10ECwuRCC6zR2ckJ",
+	"rKmsZJZrwBZTmmJtiq6coJ4PTVO9seOUTqYKorPeM1hT9qsLjz988P0OmN5AU2LHLIlZbY0+2DGQq4nP",
+	"l7ywLg4/AVPVSr/si5LYFTvrnUJZJgsOfuSP5IBFmhe7l4JL+UrQiZHDFZro+qgPBEaCLySKRxKia4w7",
+	"P6CKp51r6guY2XciW61Icz6oKZUDxs335xCn1BjsbQqDm5BrU4LUjMyQmmHrvcmIlIddWDNNuyQuBgYy",
+	"FK55IEkiUMpzGOGSOwY1j9kUbrOgejOis5NnUKsfMmB2car1QLqgEbTOuSZijyvfuU36TmmMzB7mDvR+",
+	"efFmBeQ0BLv0GC4mR+4leaSfNfKdqtbGDMKgiMAIet3jbs/LsSSjQT847fa6p1a1n5rD4Cjof/wUBhbV",
+	"3d8OnI5cyk79S5nHMUrpvk14LH0TUySpmv7uPs1QCRr759wIuksy8w0KJMnSP615mcZHH8c0xU/uu+Ks",
+	"IXliiyNOsMXQ+pqn6JPtulBGtOgNLmQOm/DhUF9vCI7HGCs4sL6VEOxcQ4NatoST9XJrMrUySlhtzWb1",
+	"O0d4+UxyGMJCUKWQOTQeMCUIk65/F2XjPlElMR2faySvjs/VnDGuVcYZduE5UwZAjdSkDwhfjxXMtN04",
+	"OrlEEdnzyIWDTskcq4k+hksYL2fCy8JthibtD5SzF0nQD15SqUyimck+CerlSt+t5ALr46ucnrSObir9",
+	"YRcWp6TutrmY6ypcVnNydihnunlwYzs4P451/dfFrJ1G0CYPlit4ZGt+bvGgq8yqxe5aScyTXm9vJWYa",
+	"qUwttWY0Z2khpiBi/QYoQWi610o6Z3ZWbS8Vsz9qlNMzrx1vfq1WHMm8dLr5pbIE5qcweLzd6Kp1C6ti",
+	"uGGbhgD+7r3eWelDNGrKknxUXecQGC6KfHuTsDaRJjLRpwl/6Dhk6NgkUvfLpxqe+piDDZBapjf7epxd",
+	"KGImfN1rKgrhuD66LlwRKU39lUr5YBNRQSRE/ota7IgtJkyN5LMuWOY2mPKjW0WqNs4us0K24pAVDa69",
+	"1UZ09T0RqwgPMWYIUz3J1Ee0ETYGwGyQxFr81LLdmlrGlbjynosr/7etQ8q3HK6vUr7FSBXfNM6nexin",
+	"Lfned8pWQc4mBMRrggsii3I/5xDZkuXuldIWvW4elUokK7W/C0Pzn+58aBbS2HBC+JX90x4NDwD0GreK",
+	"hboDthfVItrh/egjTT7dAePfVOwTBuapkhWQN9q9r2HlRWOjx9pffOTX3NpU0MWSQ0rZjfHqUAUHK3Hl",
+	"Pqr8sA3gf8Qavq/C+wYGKevqPxiPuMpALVxSXV4tjuvVdTVt/sRy1Nnml4rCuw/DXRerRFyWDtoPc5Ua",
+	"cpBxuZbJTFWYOn95dnokneYJB6WFta2P6NAodmzAvGj4SMIIpyQdu4OJQNRIJ41KzUvPXuvgK+GzA+Yi",
+	"ErVg4VjXym8tfHhphrIvVtx8sDXugHgw5l3HtkUirV/YBsOuuXPmNr5te+XeNWC/bBVqZ7A46z3b/EJx",
+	"P4R+4eRki/m3Fdk3L2/RW7WC8h3hTL+1xTBbK1bvioWvMUUiEQhMMbW1DrcCQZ7JW/HPVfnZDf8u5E0R",
+	"7r5SY9GWp4gKp4h+sVLE05Ts9Nz3qPDdhN4GX7WNG9t8goLOMSkrcrp3B+xA8rIQRplS7RPkQS1ojKHW",
+	"DMz3RN7Iw5pwVJYmTTjKAWNceXfmFAX2wVzSFPMZSi1o2WZdSdHCOxTFUyIm2C1/N+LQgBGhBy7bYNhm",
+	"E3xJMHzyYDDcLNtpCx3p9TivOdaIdHYExhdfUforSv85UNogILG5pwUyMYOPd8RrG7vUqgE2gzIq2TvW",
+	"mQ8xmWF5w51zFBRObCrM7TjdFXwyPPyLq+z2GaU1VyuwVVQrPRzOzi/LdLE9qlhfpmHBhHCYCIIOZcVS",
+	"3Eftcedspyw+u6NRwWVeVfR+KqqZ5GssutV8yy3Nui6Jtc2QeGukVK2WaK/VktjqHyoyVres5V/LzV7X",
+	"ai199i/rdFpJ3d3C7WStSV/Nirdzf7OOw75si2XS/G4y/+uc+csaXQMCOIsRDq6vnl/C//u/jw/NseKj",
+	"ZhZTorQAl9DkfMAil1gZmZvYRI5WiCYb0kSBuOKXM64Xo1WUzpmtpFopBrCbJP2QNoqVfO4WfvmHCXHQ",
+	"K50zvXxfhd87Cb9/RVl2Z3HUUZsVAZ3mxfjijqKo94zKTdjhY3k0kBWpmeWNdgxM0qY+KV1qSIZMs7uN",
+	"9jPPmTqIZMAWU90iy2cjNKKgySc4h6hIfojgn//7/0BU5BpEXbgwcaEMIpnmk8gGfvWeRa0GURN44xCk",
+	"qH2xBwAxBP8dT5Z7xI5aOuWnegiyC+JuINfx3ntfJ64zXBTRQV8R60EQ6/h0K7W2dv2fee/xNvNpuQ3r",
+	"LwqTlqEqMeB3jsspALLw3GY+he42mLQ5J9IFEJvcuQmdG/koAaPyeNHLRd8RCQQMMg6YCSRZEJHILkQD",
+	"lyk3CPpggx5ciDxVwMdjkCTFc8APVKpa7ZIyKW/AbIVK3bWecRtovjXV2+8HmpWrqT83YNo0xq3wsvdg",
+	"eFndy3V2zq/WyXtZJ/8YfPwyIc56NfYAcbK8sCTBFBW21Uqac3+1v7dHalnPpCHZe4KNcZIzF4pSqH8G",
+	"71IkQlae6w7YhU/FOOmdGf+L0Rq5MCH51W60/mgzLgxZt4GXvzWH52rVvnnWUhPTJvLwvHkz9jWqTpmC",
+	"dRtvXtc2Zw9yzM7M9odQZY0C9TKCXfMG4X0K1+gSl+XJZ6/+9BkiCy4S88GkVmh94mlHqw4FGbg8qqiR",
+	"whYNmCO9g5+Uyl6xdBnCNZnhNVX4rVaPYhXCtZ4BQs5SlBKiy1evfn7xfHj9/PLt6+ff2kP10OdTmYtJ",
+	"B8wMLyzHxk0d5xFlhuxggkqWCUfRWe9YKykmAPQx+DpQxpNqkrJMYwPGBZz0rNtTf11PdbH+Usrg+DG4",
+	"TOUQxrmwmTTujl7dscl5iczTA1a/9jZniqZmXAvKEr4w49ftoJY9Sq+ByVvyczt3nGnS1eSAmUpclMEV",
+	"l2oi8Pq/vwxBmhAxl2lnbtovWFyaNKaV/DCfXmMTyDBx/lepuDBmIJgSOfUXHyRLV0/OdjBgxboveJ4m",
+	"Vpgh5W7MUdAx1YCRK0kTL3iZ+0qsuihQCVreEjxgks6ydFnQl8urcjbnW0DFFMb4HLLM6l1fDyzP1G6r",
+	"anPrWpik7MtByS9a/Pn7CCerx4AtxtU4BZyUUU1taD8WfnIVJV1RLnMT0tXzX79/8euPw59evfw+goMS",
+	"FLXI4eoVHWqYsvEeA7YSaWeNVUV1/uIOFCeyuHSsIgilMHWstSndNbDjgaxJrZcZPLBNaUOwnq25Jk3E",
+	"01/NpPRVXfpzmZMKAPvJ2KWbAXgFaq3g2O0x/PVgtMolT30T8GvRKjS9hVAaZrTkU5Z2r9/5NGBXPE21",
+	"AOZTjMpgZS3o5IK5fHEfSdxvFjSoBe8xLQexGAesCHlztQ18avSUSEgJSzBZE/r/hUf9b4Ch9kjhPwg3",
+	"HihKvyD3H1GVMZbbE/zGuHobiC5vi3l3VR9M3Ku07JBy1YUL1h4Ib9SRNbHwRidRlTPFh4qa1hOwBRzM",
+	"VWrMGRBGaKK4zoGOPem7ust1y0YRgQIzJLYSRGj1E+/Cp0UdfKMGIUlstk2zNkHvGdTuFInWR/D/5YL3",
+	"/+5x+1+DO/+Y4M4tA+w3wl3l3rU1gGfkbQ14jepEBXzZSPrb4RA/KHOds6lLYVzkilfR6JGEqLzFLIKD",
+	"6PKn55c/v3r7ZvjmzcvInvuMLw678A9Xs4Yo//KA2WoKLISYpDb+ZkIoK6SGwoTlLSG1TMPVSkiLKbJV",
+	"sSFaH8QXFTLFLcHzdiWLm+7+MhBYzGgNBq4QjOIgMKHmZvWalKf4V3j8Co97hcdrRUQp0ZTXQ1TYcD1W",
+	"1uKGWvUga00vfKIGlbQoNrLwgom9yKHIA/WYI/IUbXmwrFmtvT0m+XUxlAfw/Zpavy3cfGF89MV0ZQhc",
+	"JCistYmRGe5V17i3DmCy3EljzJUNL79b3XF7PJLGfdKtNHCdctWR9HcjJisUc5LK8iZ0294jCSmPSQoJ",
+	"WUKUaCF5DbH0B8xVHjEi/0TQJNTiN00a4WahdTzoQ3+0LGz9Rd6tpi3rarECe2UktmCuU8hNXd91qe/V",
+	"6d8nUCJcva7RLoYqrmmujM9Xjl1b5sJf3l+1920qNNIs29ESw/5Zk3yrS7nmoBwLtLsu/546+w/F/D0e",
+	"FjxzO9c64Use2VqlQf+jNeWLeXu9MEd9aIpImoPhIJqRGxO5HB3WCuH1j47MIKZcqv7T3tOekaXcWNru",
+	"dSKjtII2lYylKpZ0V6v2yBYu+YmniXUjGiywbuSlvy/K3t1RT9toa8UlwDRuk3Lv+aVrec/IyCS+AT4e",
+	"0xi74HwgrizjmrKs5w0jg3FbKyNQO9+TdCEWrmol9+4OwVPsV3N4Bnmvdxq7iH7/wcaewQGSeAoFYg2Y",
+	"no90eRpEKtOaHmxUjw6JDrvwKy8d7sZ+cQzV21SjcyDm9QFTnEPKF+6xahlKi5huEV28yer+mbqEzh5E",
+	"EspQSsgEH+mj01KGVT6UIHF1N4t5rduXBGdc6xwmQUWG1s1TzTWmjIil0XOWpnylr2fpzqWLqxc2QQJS",
+	"eoMDRtjS7ceBqm+70X7kxm0/DG3ksz6GTJJzJuicpjjBxE5V5AxylqDWFS8tonaunbOtc8VTGjvvOElT",
+	"vpBgZ2wZSKplinLA3PS0tmfKdBptrbYTZjmCT+8//f8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

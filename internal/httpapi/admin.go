@@ -68,6 +68,7 @@ func (h *handlers) ListAdminBookings(ctx context.Context, req genapi.ListAdminBo
 		ResourceID:   p.ResourceId,
 		StartsFrom:   p.From,
 		StartsBefore: p.To,
+		Disputed:     p.Disputed,
 		MaxRows:      limit + 1,
 	}
 	if p.Cursor != nil {
@@ -213,6 +214,7 @@ func (h *handlers) RunAdminReconcile(ctx context.Context, _ genapi.RunAdminRecon
 		ProcessingChecked: s.ProcessingChecked,
 		RefundsRequested:  s.RefundsRequested,
 		Failures:          s.Failures,
+		UnmatchedApplied:  &s.UnmatchedApplied,
 	}}, nil
 }
 
@@ -381,6 +383,7 @@ func adminBookingOut(b db.Booking) genapi.AdminBooking {
 		CheckoutSessionId: b.CheckoutSessionID,
 		PaymentIntentId:   b.PaymentIntentID,
 		Disputed:          b.Disputed,
+		DisputeStatus:     b.DisputeStatus,
 		RefundRequestedAt: utc(b.RefundRequestedAt),
 		CreatedAt:         b.CreatedAt.UTC(),
 		UpdatedAt:         b.UpdatedAt.UTC(),

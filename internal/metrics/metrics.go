@@ -158,6 +158,7 @@ func (m *Metrics) Transition(from, to string) {
 // this package must not import reconcile, which will count through it.
 type ReconcileSummary struct {
 	Skipped           bool
+	UnmatchedApplied  int
 	HoldsExpired      int
 	SessionsExpired   int
 	SessionsCompleted int
@@ -183,6 +184,7 @@ func (m *Metrics) ReconcileRun(s ReconcileSummary, err error) {
 		m.reconcileLastOK.SetToCurrentTime()
 	}
 	for action, n := range map[string]int{
+		"unmatched_applied":  s.UnmatchedApplied,
 		"hold_expired":       s.HoldsExpired,
 		"session_expired":    s.SessionsExpired,
 		"session_completed":  s.SessionsCompleted,

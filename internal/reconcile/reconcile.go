@@ -52,6 +52,9 @@ func New(pool *pgxpool.Pool, stripe *client.API, checkouts *checkout.Service, pr
 type Summary struct {
 	// Skipped is true when another instance was reconciling.
 	Skipped bool `json:"skipped"`
+	// UnmatchedApplied: events recorded unmatched whose booking became
+	// known, applied now (a second net under SPEC §2.1's serialisation).
+	UnmatchedApplied int `json:"unmatched_applied"`
 	// HoldsExpired: lapsed holds that had no Checkout Session.
 	HoldsExpired int `json:"holds_expired"`
 	// SessionsExpired: lapsed holds whose session Stripe expired.
@@ -94,6 +97,10 @@ func (r *Reconciler) run(ctx context.Context) (Summary, error) {
 
 	var s Summary
 	q := db.New(r.pool)
+
+	if s.UnmatchedApplied, err = r.processor.ApplyUnmatched(ctx, batch); err != nil {
+		return s, err
+	}
 
 	expired, err := booking.ExpireLapsedHolds(ctx, r.pool, time.Now())
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // one has, not just the few we thought of:
 //
 //	F=$(go env GOMODCACHE)/github.com/stripe/stripe-mock@v0.203.0/embedded/openapi/fixtures3.json
-//	for r in checkout.session charge dispute event; do
+//	for r in checkout.session charge dispute event refund; do
 //		jq ".resources[\"$r\"]" $F > testdata/${r/./_}.json
 //	done
 //
@@ -85,6 +85,8 @@ func objectFixture(eventType string) string {
 		return "checkout_session"
 	case strings.HasPrefix(eventType, "charge.dispute."):
 		return "dispute"
+	case strings.HasPrefix(eventType, "refund."), strings.HasPrefix(eventType, "charge.refund."):
+		return "refund"
 	case strings.HasPrefix(eventType, "charge."):
 		return "charge"
 	}
@@ -158,8 +160,15 @@ func ChargeRefunded(paymentIntentID string, amount, amountRefunded int64, curren
 
 // DisputeCreated is the event of the customer's bank disputing a payment.
 func DisputeCreated(paymentIntentID string, amount int64, currency string) Event {
+	return Dispute("charge.dispute.created", paymentIntentID, amount, currency, "needs_response")
+}
+
+// Dispute is a charge.dispute.* event (eventType: charge.dispute.created,
+// .updated, .closed, .funds_withdrawn, .funds_reinstated) carrying the
+// dispute in status (needs_response, under_review, won, lost, …).
+func Dispute(eventType, paymentIntentID string, amount int64, currency, status string) Event {
 	return Event{
-		Type: "charge.dispute.created",
+		Type: eventType,
 		Object: map[string]any{
 			"id":             RandomID("dp_test_"),
 			"object":         "dispute",
@@ -168,8 +177,28 @@ func DisputeCreated(paymentIntentID string, amount int64, currency string) Event
 			"amount":         amount,
 			"currency":       currency,
 			"reason":         "fraudulent",
-			"status":         "needs_response",
+			"status":         status,
 			"created":        time.Now().Unix(),
 		},
 	}
+}
+
+// Refund is an event about one refund of a payment intent (eventType:
+// refund.failed, refund.updated or charge.refund.updated, whose object is
+// the refund) in status (pending, succeeded, failed, canceled).
+func Refund(eventType, paymentIntentID string, amount int64, currency, status string) Event {
+	obj := map[string]any{
+		"id":             RandomID("re_test_"),
+		"object":         "refund",
+		"charge":         RandomID("ch_test_"),
+		"payment_intent": paymentIntentID,
+		"amount":         amount,
+		"currency":       currency,
+		"status":         status,
+		"created":        time.Now().Add(-time.Minute).Unix(),
+	}
+	if status == "failed" {
+		obj["failure_reason"] = "expired_or_canceled_card"
+	}
+	return Event{Type: eventType, Object: obj}
 }

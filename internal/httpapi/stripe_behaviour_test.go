@@ -1,0 +1,237 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+// TestOnlySessionsSlotpayCreatedPayABooking: SPEC §2.1. A session names its
+// booking as slotpay's own only through its id or through metadata.booking_id
+// agreeing with client_reference_id; a Payment Link (whose URL the customer
+// edits) or another integration on the account sets client_reference_id
+// alone. Such a session is recorded review and changes no booking.
+func TestOnlySessionsSlotpayCreatedPayABooking(t *testing.T) {
+	t.Parallel()
+
+	foreign := map[string]func(ev *testkit.Event){
+		"ClientReferenceIDOnly": func(ev *testkit.Event) { ev.Object["metadata"] = map[string]any{} },
+		"MetadataDisagrees": func(ev *testkit.Event) {
+			ev.Object["metadata"] = map[string]any{"booking_id": testUUID().String()}
+		},
+		"PaymentLinkAtAnotherPrice": func(ev *testkit.Event) {
+			ev.Object["metadata"] = map[string]any{}
+			ev.Object["payment_link"] = testkit.RandomID("plink_test_")
+			ev.Object["amount_total"], ev.Object["amount_subtotal"] = 100, 100
+		},
+	}
+	for name, edit := range foreign {
+		t.Run(name+"_Review_BookingUnchanged", func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			bk := b.hold(t, at(10), at(12)) // no checkout started: nothing of slotpay's names a session
+			ev := withID(testkit.CheckoutSessionCompleted(testkit.RandomID("cs_test_plink_"), bk.Id.String(), bk.AmountTotal, bk.Currency))
+			edit(&ev)
+			requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+
+			row := b.booking(t, bk.Id)
+			require.Equal(t, "pending_payment", row.Status)
+			require.Nil(t, row.CheckoutSessionID, "the foreign session is not linked")
+			require.Nil(t, row.PaymentIntentID)
+			l := b.ledger(t, ev.ID)
+			require.Equal(t, "review", l.Outcome)
+			require.Equal(t, bk.Id, *l.BookingID, "the operator finds it on the booking's page")
+		})
+	}
+
+	t.Run("SlotpaysSessionOvertakingTheCheckoutResponse_Confirmed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bk := b.hold(t, at(10), at(12))
+		ev := withID(testkit.CheckoutSessionCompleted(testkit.RandomID("cs_test_"), bk.Id.String(), bk.AmountTotal, bk.Currency))
+		requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+		require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+	})
+
+	t.Run("ForeignSessionExpired_Ignored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bk := b.hold(t, at(10), at(12))
+		ev := withID(testkit.CheckoutSessionCompleted(testkit.RandomID("cs_test_plink_"), bk.Id.String(), bk.AmountTotal, bk.Currency))
+		ev.Type = "checkout.session.expired"
+		ev.Object["status"], ev.Object["payment_status"], ev.Object["metadata"] = "expired", "unpaid", map[string]any{}
+		requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+		require.Equal(t, "pending_payment", b.booking(t, bk.Id).Status)
+		require.Equal(t, "ignored", b.ledger(t, ev.ID).Outcome)
+	})
+}
+
+// confirmedWithIntent is a booking Stripe reported paid, and its intent.
+func (b *testBundle) confirmedWithIntent(t *testing.T, hour int) (genapi.Booking, string) {
+	t.Helper()
+	bk, co := b.paidBooking(t, hour)
+	paid := completed(bk, co)
+	requireReceived(t, b.deliver(t, paid.JSON(t)), false)
+	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+	return bk, paid.Object["payment_intent"].(string)
+}
+
+// TestRefundThatFailsLater_RefundPendingForAnOperator: SPEC §2.1, the
+// refund-failure row. charge.refunded arrives when a refund is created; the
+// refund can still fail or be cancelled. The booking goes back to
+// refund_pending with outcome review — the customer is owed the money
+// again — and nothing asks Stripe for the refund again on its own.
+func TestRefundThatFailsLater_RefundPendingForAnOperator(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ eventType, status string }{
+		{"refund.failed", "failed"},
+		{"refund.updated", "canceled"},
+		{"charge.refund.updated", "failed"},
+	} {
+		t.Run(c.eventType+"_"+c.status, func(t *testing.T) {
+			t.Parallel()
+			rec, base := newStripeRecorder(t)
+			b := setup(t, withStripe(base))
+			bk, pi := b.confirmedWithIntent(t, 10)
+
+			refunded := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+			refunded.Created = time.Now().Add(-time.Minute)
+			requireReceived(t, b.deliver(t, refunded.JSON(t)), false)
+			require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+
+			failed := withID(testkit.Refund(c.eventType, pi, bk.AmountTotal, bk.Currency, c.status))
+			requireReceived(t, b.deliver(t, failed.JSON(t)), false)
+			row := b.booking(t, bk.Id)
+			require.Equal(t, "refund_pending", row.Status)
+			require.NotNil(t, row.RefundFailedAt)
+			require.Equal(t, "review", b.ledger(t, failed.ID).Outcome)
+
+			resp, body := b.do(t, http.MethodPost, "/v1/admin/reconcile", "", b.as(t, admin.RoleOps))
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			require.Empty(t, rec.calls("/v1/refunds"), "a failed refund is never requested again automatically")
+			require.Equal(t, "refund_pending", b.booking(t, bk.Id).Status)
+		})
+	}
+
+	t.Run("FailureDeliveredBeforeTheRefund_StaysConfirmed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bk, pi := b.confirmedWithIntent(t, 10)
+		refunded := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+		refunded.Created = time.Now().Add(-time.Minute)
+		failed := withID(testkit.Refund("refund.failed", pi, bk.AmountTotal, bk.Currency, "failed"))
+		requireReceived(t, b.deliver(t, failed.JSON(t)), false)
+		require.Equal(t, "review", b.ledger(t, failed.ID).Outcome)
+		requireReceived(t, b.deliver(t, refunded.JSON(t)), false)
+		require.Equal(t, "confirmed", b.booking(t, bk.Id).Status, "the money is back with the merchant: the booking is paid")
+		require.Equal(t, "ignored", b.ledger(t, refunded.ID).Outcome)
+
+		// An operator's new refund, reported after the failure, lands.
+		again := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+		again.Created = time.Now().Add(time.Second)
+		requireReceived(t, b.deliver(t, again.JSON(t)), false)
+		require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+	})
+
+	t.Run("SucceededUpdate_Ignored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		bk, pi := b.confirmedWithIntent(t, 10)
+		ev := withID(testkit.Refund("refund.updated", pi, bk.AmountTotal, bk.Currency, "succeeded"))
+		requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+		require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+		require.Equal(t, "ignored", b.ledger(t, ev.ID).Outcome)
+	})
+}
+
+// TestDisputeLifecycle_StatusFollowsStripe: SPEC §2.1, the dispute rows, and
+// §3: every charge.dispute.* event leaves the status alone, marks the
+// booking disputed and records the dispute's status; a late older event
+// never puts an earlier stage back. Operators list disputed bookings.
+func TestDisputeLifecycle_StatusFollowsStripe(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, pi := b.confirmedWithIntent(t, 10)
+	other, _ := b.confirmedWithIntent(t, 14)
+	now := time.Now()
+	dispute := func(eventType, status string, at time.Time) {
+		ev := withID(testkit.Dispute(eventType, pi, bk.AmountTotal, bk.Currency, status))
+		ev.Created = at
+		requireReceived(t, b.deliver(t, ev.JSON(t)), false)
+		require.Equal(t, "applied", b.ledger(t, ev.ID).Outcome)
+	}
+	dispute("charge.dispute.created", "needs_response", now.Add(-4*time.Minute))
+	dispute("charge.dispute.funds_withdrawn", "needs_response", now.Add(-4*time.Minute))
+	dispute("charge.dispute.updated", "under_review", now.Add(-3*time.Minute))
+	dispute("charge.dispute.closed", "lost", now.Add(-time.Minute))
+	// Stripe's retry of an older update arrives last.
+	dispute("charge.dispute.updated", "needs_response", now.Add(-2*time.Minute))
+
+	row := b.booking(t, bk.Id)
+	require.Equal(t, "confirmed", row.Status)
+	require.True(t, row.Disputed)
+	require.Equal(t, "lost", *row.DisputeStatus)
+
+	readonly := b.as(t, admin.RoleReadonly)
+	yes, no := true, false
+	list := func(disputed *bool) []genapi.AdminBooking {
+		resp, err := b.client.ListAdminBookingsWithResponse(t.Context(), &genapi.ListAdminBookingsParams{Disputed: disputed}, readonly)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+		return resp.JSON200.Items
+	}
+	disputed := list(&yes)
+	require.Len(t, disputed, 1)
+	require.Equal(t, bk.Id, disputed[0].Id)
+	require.Equal(t, "lost", *disputed[0].DisputeStatus)
+	undisputed := list(&no)
+	require.Len(t, undisputed, 1)
+	require.Equal(t, other.Id, undisputed[0].Id)
+	require.Nil(t, undisputed[0].DisputeStatus)
+
+	view, err := b.client.GetAdminBookingWithResponse(t.Context(), bk.Id, readonly)
+	require.NoError(t, err)
+	require.Equal(t, "lost", *view.JSON200.Booking.DisputeStatus)
+
+	// Won after all (funds reinstated): the later stage, a later event.
+	dispute("charge.dispute.funds_reinstated", "won", now)
+	require.Equal(t, "won", *b.booking(t, bk.Id).DisputeStatus)
+}
+
+// TestUnmatchedSessionEventWithPaymentIntent_AppliedOnce: SPEC §2.1 and
+// §8.3. A session event kept unmatched waits both for its session and for
+// its payment intent; when one event links both, it is applied once and its
+// ledger row keeps the outcome of that application.
+func TestUnmatchedSessionEventWithPaymentIntent_AppliedOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk := b.hold(t, at(10), at(12))
+	sessionID := testkit.RandomID("cs_test_")
+
+	completedUnpaid := withID(testkit.CheckoutSessionCompleted(sessionID, bk.Id.String(), bk.AmountTotal, bk.Currency))
+	completedUnpaid.Object["payment_status"] = "unpaid"
+	completedUnpaid.Created = time.Now().Add(-time.Minute)
+	pi := completedUnpaid.Object["payment_intent"].(string)
+
+	// The settled payment, without any booking reference (its object was
+	// trimmed), overtakes the completion: nothing names its booking yet.
+	succeeded := withID(testkit.CheckoutSessionCompleted(sessionID, "", bk.AmountTotal, bk.Currency))
+	succeeded.Type = "checkout.session.async_payment_succeeded"
+	succeeded.Object["client_reference_id"], succeeded.Object["metadata"] = nil, map[string]any{}
+	succeeded.Object["payment_intent"] = pi
+	requireReceived(t, b.deliver(t, succeeded.JSON(t)), false)
+	require.Equal(t, "unmatched", b.ledger(t, succeeded.ID).Outcome)
+
+	requireReceived(t, b.deliver(t, completedUnpaid.JSON(t)), false)
+	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+	l := b.ledger(t, succeeded.ID)
+	require.Equal(t, "applied", l.Outcome, l.Detail)
+	require.Equal(t, 1, b.db.Count(t, `SELECT count(*) FROM booking_status_changes
+		WHERE booking_id = $1 AND to_status = 'confirmed' AND stripe_event_id = $2`, bk.Id, succeeded.ID))
+}

@@ -300,3 +300,32 @@ func TestReplayEvents(t *testing.T) {
 	require.Equal(t, reconcile.ReplaySummary{Listed: 2, AlreadyRecorded: 2}, s)
 	require.Equal(t, 2, b.db.Count(t, "SELECT count(*) FROM payment_events"))
 }
+
+// TestReconcile_AppliesUnmatchedEventsWhoseBookingIsKnown: SPEC §5, first
+// bullet. An event kept unmatched whose booking became known by a path that
+// applied nothing waiting (here the test factory links the payment intent)
+// is applied by the next run, once.
+func TestReconcile_AppliesUnmatchedEventsWhoseBookingIsKnown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk := b.hold(t, 10)
+	pi := testkit.RandomID("pi_test_")
+	refund := testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency)
+	refund.ID = testkit.RandomID("evt_test_")
+	res, err := b.processor.Process(t.Context(), refund.JSON(t), payment.SourceWebhook)
+	require.NoError(t, err)
+	require.Equal(t, booking.Unmatched, res.Outcome)
+
+	testkit.SetBooking(t, b.db, bk.ID, testkit.BookingOpts{
+		CheckoutSessionID: testkit.RandomID("cs_test_"), PaymentIntentID: pi, Status: booking.Confirmed,
+	})
+	s, err := b.reconciler.Run(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, s.UnmatchedApplied)
+	require.Equal(t, string(booking.Refunded), testkit.SetBooking(t, b.db, bk.ID, testkit.BookingOpts{}).Status)
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM payment_events WHERE outcome = 'unmatched'"))
+
+	s, err = b.reconciler.Run(t.Context())
+	require.NoError(t, err)
+	require.Zero(t, s.UnmatchedApplied, "applied once")
+}

@@ -824,10 +824,12 @@ func (q *Queries) BookingReleaseCheckoutReservation(ctx context.Context, arg Boo
 
 const bookingReserveCheckout = `-- name: BookingReserveCheckout :one
 UPDATE bookings
-SET checkout_expires_at = COALESCE(checkout_expires_at, $1::timestamptz),
-    hold_expires_at = COALESCE(checkout_expires_at, $1::timestamptz),
+SET checkout_expires_at = CASE WHEN checkout_expires_at >= $1::timestamptz
+                               THEN checkout_expires_at ELSE $2::timestamptz END,
+    hold_expires_at = CASE WHEN checkout_expires_at >= $1::timestamptz
+                           THEN checkout_expires_at ELSE $2::timestamptz END,
     updated_at = now()
-WHERE id = $2
+WHERE id = $3
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
@@ -835,15 +837,18 @@ RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, st
 `
 
 type BookingReserveCheckoutParams struct {
+	ReusableFrom      time.Time
 	ProposedExpiresAt time.Time
 	ID                uuid.UUID
 }
 
 // First phase of checkout: fix the session's expires_at in the database
 // before calling Stripe, and hold the slot until then. A concurrent or retried
-// call finds the same value and sends Stripe the same parameters.
+// call finds the same value and sends Stripe the same parameters, while it is
+// still at least @reusable_from; one that is now too close to Stripe's
+// 30-minute minimum is replaced by a fresh value (and a fresh key).
 func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserveCheckoutParams) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingReserveCheckout, arg.ProposedExpiresAt, arg.ID)
+	row := q.db.QueryRow(ctx, bookingReserveCheckout, arg.ReusableFrom, arg.ProposedExpiresAt, arg.ID)
 	var i Booking
 	err := row.Scan(
 		&i.ID,

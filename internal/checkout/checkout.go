@@ -65,11 +65,20 @@ func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		return Session{}, err
 	}
 
-	// Phase 1: fix the session's expires_at and hold the slot until then.
-	// Concurrent and retried calls read the same value back, so they send
-	// Stripe identical parameters under one idempotency key.
+	resource, err := q.ResourceGetByID(ctx, b.ResourceID)
+	if err != nil {
+		return Session{}, fmt.Errorf("load resource %s: %w", b.ResourceID, err)
+	}
+
+	// Phase 1, the last round trip before Stripe's: fix the session's
+	// expires_at and hold the slot until then. Concurrent and retried calls
+	// read the same value back, so they send Stripe identical parameters
+	// under one idempotency key.
+	now := time.Now()
 	reserved, err := q.BookingReserveCheckout(ctx, db.BookingReserveCheckoutParams{
-		ID: b.ID, ProposedExpiresAt: time.Now().Add(s.ttl).Truncate(time.Second),
+		ID:                b.ID,
+		ProposedExpiresAt: s.expiresAt(now),
+		ReusableFrom:      now.Add(stripeMinimumTTL + reuseMargin),
 	})
 	if database.IsNotFound(err) {
 		// Another call attached a session, or the hold lapsed, meanwhile.
@@ -88,11 +97,6 @@ func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		return Session{}, fmt.Errorf("reserve checkout for booking %s: %w", b.ID, err)
 	}
 	expiresAt := *reserved.CheckoutExpiresAt
-
-	resource, err := q.ResourceGetByID(ctx, b.ResourceID)
-	if err != nil {
-		return Session{}, fmt.Errorf("load resource %s: %w", b.ResourceID, err)
-	}
 
 	// Phase 2: the Stripe call, outside any transaction.
 	created, err := s.stripe.CheckoutSessions.New(s.sessionParams(ctx, reserved, resource, expiresAt))
@@ -136,6 +140,27 @@ func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		return Session{}, apperr.New(apperr.InvalidState, "the booking is %s, not pending_payment", attached.Status)
 	}
 	return Session{ID: created.ID, URL: created.URL, ExpiresAt: expiresAt}, nil
+}
+
+// Stripe refuses a Checkout Session whose expires_at is less than 30 minutes
+// (or more than 24 hours) after it receives the request (SPEC §2.2).
+const (
+	stripeMinimumTTL = 30 * time.Minute
+	stripeMaximumTTL = 24 * time.Hour
+	// expiryMargin is added to CHECKOUT_TTL for the time between choosing
+	// expires_at and Stripe receiving it: round trips, a slow network.
+	expiryMargin = 2 * time.Minute
+	// reuseMargin: a reserved expires_at is sent again only while it is
+	// still this far beyond Stripe's minimum.
+	reuseMargin = time.Minute
+)
+
+// expiresAt is the expires_at to send Stripe for a session created now: the
+// configured CHECKOUT_TTL plus the margin, never under Stripe's minimum nor
+// over its maximum, in whole seconds as Stripe takes it.
+func (s *Service) expiresAt(now time.Time) time.Time {
+	ttl := min(max(s.ttl, stripeMinimumTTL)+expiryMargin, stripeMaximumTTL)
+	return now.Add(ttl).Truncate(time.Second)
 }
 
 // openSession returns the booking's session while it can still be paid.

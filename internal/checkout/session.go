@@ -17,6 +17,7 @@ import (
 	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/payment"
 )
 
 // Cancel releases a pending_payment booking at the customer's request. Its
@@ -55,18 +56,48 @@ func (s *Service) cancel(ctx context.Context, bookingID uuid.UUID, f booking.Fac
 	if d := booking.Decide(booking.Of(b), f); d.To == booking.Status(b.Status) {
 		return db.Booking{}, apperr.New(apperr.InvalidState, "the booking is %s; %s", b.Status, d.Reason)
 	}
-	if b.CheckoutSessionID != nil {
-		if _, err := s.ExpireSession(ctx, *b.CheckoutSessionID); err != nil {
+	var cancelled db.Booking
+	for attempt := 1; ; attempt++ {
+		if b.CheckoutSessionID != nil {
+			if _, err := s.ExpireSession(ctx, *b.CheckoutSessionID); err != nil {
+				return db.Booking{}, err
+			}
+		}
+		cancelled, err = s.cancelLocked(ctx, b, f, c, record)
+		// A checkout attached a session after b was read: it is open and its
+		// URL handed out, so it is expired first and the cancel run again.
+		if !errors.Is(err, errSessionAttached) || attempt == 3 {
+			break
+		}
+		if b, err = booking.Get(ctx, q, bookingID); err != nil {
 			return db.Booking{}, err
 		}
 	}
+	if err != nil {
+		return db.Booking{}, err
+	}
+	s.metrics.Transition(string(booking.PendingPayment), cancelled.Status)
+	return cancelled, nil
+}
 
+// errSessionAttached: the booking has another session under the lock than
+// the one its caller expired.
+var errSessionAttached = errors.New("a checkout session was attached meanwhile")
+
+// cancelLocked applies the cancel under the booking's row lock, if its
+// session is still the one read before (b).
+func (s *Service) cancelLocked(ctx context.Context, b db.Booking, f booking.Fact, c booking.Cause,
+	record func(context.Context, *db.Queries) error,
+) (db.Booking, error) {
 	var cancelled db.Booking
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := database.New(tx)
-		locked, err := q.BookingGetByIDForUpdate(ctx, bookingID)
+		locked, err := q.BookingGetByIDForUpdate(ctx, b.ID)
 		if err != nil {
-			return fmt.Errorf("lock booking %s: %w", bookingID, err)
+			return fmt.Errorf("lock booking %s: %w", b.ID, err)
+		}
+		if !sameSession(locked.CheckoutSessionID, b.CheckoutSessionID) {
+			return errSessionAttached
 		}
 		var d booking.Decision
 		cancelled, d, err = booking.Apply(ctx, q, locked, f, c)
@@ -81,11 +112,11 @@ func (s *Service) cancel(ctx context.Context, bookingID uuid.UUID, f booking.Fac
 		}
 		return record(ctx, q)
 	})
-	if err != nil {
-		return db.Booking{}, err
-	}
-	s.metrics.Transition(string(booking.PendingPayment), cancelled.Status)
-	return cancelled, nil
+	return cancelled, err
+}
+
+func sameSession(a, b *string) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
 }
 
 // ExpireSession asks Stripe to expire an open session and returns the
@@ -93,18 +124,36 @@ func (s *Service) cancel(ctx context.Context, bookingID uuid.UUID, f booking.Fac
 // open any more, the session is read back and what it says (completed,
 // expired) is applied to its booking first. Either way no payable session is
 // left behind.
+//
+// Stripe replays a stored 5xx to the same idempotency key for a day, so each
+// attempt has its own key (payment.Attempt); after a failed attempt the
+// session is read back first and expired again only if it is still open.
 func (s *Service) ExpireSession(ctx context.Context, sessionID string) (*stripe.CheckoutSession, error) {
+	q := database.New(s.pool)
+	attempt, err := payment.NextAttempt(ctx, q, "expire-"+sessionID)
+	if err != nil {
+		return nil, err
+	}
+	if attempt.Retry() {
+		session, err := s.Settle(ctx, sessionID)
+		if err != nil || session.Status != stripe.CheckoutSessionStatusOpen {
+			return session, err
+		}
+	}
 	params := &stripe.CheckoutSessionExpireParams{}
 	params.Context = ctx
-	params.SetIdempotencyKey("slotpay-expire-" + sessionID)
+	params.SetIdempotencyKey(attempt.Key())
 	expired, err := s.stripe.CheckoutSessions.Expire(sessionID, params)
 	if err == nil {
 		return expired, nil
 	}
-	if !notOpen(err) {
-		return nil, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider could not close the checkout session; try again")
+	if notOpen(err) {
+		return s.Settle(ctx, sessionID)
 	}
-	return s.Settle(ctx, sessionID)
+	if failErr := attempt.Failed(ctx, q); failErr != nil {
+		err = fmt.Errorf("%w (and %v)", err, failErr)
+	}
+	return nil, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider could not close the checkout session; try again")
 }
 
 // Settle reads a session back from Stripe and applies what it says to its
@@ -188,10 +237,7 @@ func notOpen(err error) bool {
 // logged: such a session cannot be paid by anyone who does not know it, and
 // it expires by itself at its expires_at.
 func (s *Service) expireUnused(ctx context.Context, sessionID string) {
-	params := &stripe.CheckoutSessionExpireParams{}
-	params.Context = ctx
-	params.SetIdempotencyKey("slotpay-expire-" + sessionID)
-	if _, err := s.stripe.CheckoutSessions.Expire(sessionID, params); err != nil {
+	if _, err := s.ExpireSession(ctx, sessionID); err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "could not expire an unused checkout session",
 			slog.String("checkout_session_id", sessionID), slog.String("error", err.Error()))
 	}

@@ -370,7 +370,7 @@ func TestAdminRefund(t *testing.T) {
 		calls := rec.calls("/v1/refunds")
 		require.Len(t, calls, 1)
 		require.Equal(t, pi, calls[0].Form.Get("payment_intent"))
-		require.Equal(t, "slotpay-refund-"+bk.Id.String(), calls[0].IdempotencyKey)
+		require.Equal(t, "slotpay-refund-"+bk.Id.String()+"-1", calls[0].IdempotencyKey)
 		require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND to_status = 'refunded'", bk.Id))
 
 		// A retry sends the same key: Stripe answers it with the first refund.

@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
@@ -109,4 +113,55 @@ func TestCheckout_CancelledWhileStripeCreatedTheSession(t *testing.T) {
 	sessions := fake.Sessions()
 	require.Len(t, sessions, 1)
 	require.Equal(t, "expired", sessions[0].Status)
+}
+
+// TestCancel_SessionAttachedMeanwhile_ExpiredFirst: a cancel that read the
+// booking before a concurrent checkout attached its session finds the
+// session under the row lock, expires it at Stripe and only then cancels:
+// no payable session is left for a cancelled booking.
+func TestCancel_SessionAttachedMeanwhile_ExpiredFirst(t *testing.T) {
+	t.Parallel()
+	fake := testkit.NewStripeFake(t)
+	b := setup(t, withStripe(fake.URL))
+	bk := b.hold(t, at(10), at(12))
+
+	// The checkout: its session exists at Stripe, and it attaches it while
+	// holding the booking's row, so that the cancel waits on the lock
+	// after it read the booking without a session.
+	params := &stripe.CheckoutSessionParams{
+		Mode:       stripe.String(string(stripe.CheckoutSessionModePayment)),
+		SuccessURL: stripe.String("http://localhost/ok"),
+		LineItems: []*stripe.CheckoutSessionLineItemParams{{Quantity: stripe.Int64(1), PriceData: &stripe.CheckoutSessionLineItemPriceDataParams{
+			Currency: stripe.String("eur"), UnitAmount: stripe.Int64(bk.AmountTotal),
+			ProductData: &stripe.CheckoutSessionLineItemPriceDataProductDataParams{Name: stripe.String("slot")},
+		}}},
+	}
+	session, err := testkit.StripeClient(t, fake.URL).CheckoutSessions.New(params)
+	require.NoError(t, err)
+	tx, err := b.db.Pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer tx.Rollback(context.Background()) //nolint:errcheck
+	_, err = tx.Exec(t.Context(), "SELECT 1 FROM bookings WHERE id = $1 FOR UPDATE", bk.Id)
+	require.NoError(t, err)
+
+	done := make(chan *genapi.CancelBookingResponse, 1)
+	go func() {
+		resp, _ := b.client.CancelBookingWithResponse(context.Background(), bk.Id, &genapi.CancelBookingParams{})
+		done <- resp
+	}()
+	require.Eventually(t, func() bool {
+		return b.db.Count(t, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`) > 0
+	}, 10*time.Second, 10*time.Millisecond, "the cancel waits on the booking's row")
+	_, err = db.New(tx).BookingAttachCheckoutSession(t.Context(), db.BookingAttachCheckoutSessionParams{
+		ID: bk.Id, CheckoutSessionID: &session.ID, CheckoutURL: &session.URL, HoldExpiresAt: time.Now().Add(30 * time.Minute),
+	})
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(t.Context()))
+
+	resp := <-done
+	require.NotNil(t, resp)
+	require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+	require.Equal(t, "cancelled", b.booking(t, bk.Id).Status)
+	require.Equal(t, "expired", fake.Session(session.ID).Status, "the session attached meanwhile cannot be paid")
 }

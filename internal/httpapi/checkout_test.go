@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,25 @@ func (r *stripeRecorder) calls(path string) []recordedRequest {
 func TestCheckout(t *testing.T) {
 	t.Parallel()
 
+	t.Run("ExpiresAtAtLeast30MinutesAfterStripeReceivesIt", func(t *testing.T) {
+		t.Parallel()
+		fake := testkit.NewStripeFake(t)
+		var received atomic.Int64
+		stamped := newInterceptor(t, fake.URL, func(path string) {
+			if path == "/v1/checkout/sessions" {
+				received.Store(time.Now().UnixNano())
+			}
+		})
+		b := setup(t, withStripe(stamped))
+		bk := b.hold(t, at(10), at(12))
+		co := b.checkout(t, bk.Id)
+		sent := time.Unix(fake.Sessions()[0].ExpiresAt, 0)
+		require.True(t, sent.Equal(co.ExpiresAt))
+		require.GreaterOrEqual(t, sent.Sub(time.Unix(0, received.Load())), 30*time.Minute+time.Minute,
+			"Stripe refuses less than 30 minutes; slotpay keeps a margin on top")
+		require.True(t, b.booking(t, bk.Id).HoldExpiresAt.Equal(sent), "the hold is what was sent")
+	})
+
 	t.Run("CreatesSessionPricedFromTheDatabase", func(t *testing.T) {
 		t.Parallel()
 		rec, base := newStripeRecorder(t)
@@ -78,7 +98,9 @@ func TestCheckout(t *testing.T) {
 
 		require.NotEmpty(t, co.CheckoutUrl)
 		require.Regexp(t, `^cs_test_`, co.CheckoutSessionId)
-		require.WithinRange(t, co.ExpiresAt, before.Add(checkoutTTL-2*time.Second), time.Now().Add(checkoutTTL+time.Second))
+		// CHECKOUT_TTL plus a safety margin for the round trips before Stripe
+		// receives it (SPEC §2.2).
+		require.WithinRange(t, co.ExpiresAt, before.Add(checkoutTTL-time.Second), time.Now().Add(checkoutTTL+5*time.Minute))
 
 		calls := rec.calls("/v1/checkout/sessions")
 		require.Len(t, calls, 1)

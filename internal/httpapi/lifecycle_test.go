@@ -84,7 +84,7 @@ func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *test
 	refunds := rec.calls("/v1/refunds")
 	require.Len(t, refunds, 1)
 	require.Equal(t, ev.Object["payment_intent"], refunds[0].Form.Get("payment_intent"))
-	require.Equal(t, "slotpay-refund-"+bk.Id.String(), refunds[0].IdempotencyKey)
+	require.Equal(t, "slotpay-refund-"+bk.Id.String()+"-1", refunds[0].IdempotencyKey)
 
 	// The refund lands: refund_pending becomes refunded.
 	refunded := withID(testkit.ChargeRefunded(*row.PaymentIntentID, bk.AmountTotal, bk.AmountTotal, bk.Currency))

@@ -452,21 +452,6 @@ func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) erro
 	return nil
 }
 
-// RequestRefund asks Stripe for a full refund of a late payment whose slot is
-// gone, and notes that Stripe accepted it. The idempotency key is derived from
-// the booking, so a retry (the reconciler's, after a failure here) never
-// refunds twice; charge.refunded then makes the booking refunded.
-func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
-	if _, err := p.stripe.Refunds.New(refundParams(ctx, bookingID, paymentIntentID)); err != nil {
-		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
-	}
-	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
-		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
-	}
-	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
-	return nil
-}
-
 func optional(s string) *string {
 	if s == "" {
 		return nil

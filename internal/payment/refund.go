@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -16,20 +17,105 @@ import (
 	"github.com/slotpay/slotpay/internal/database"
 )
 
-// refundParams is the full refund of a booking's payment. The idempotency
-// key is derived from the booking alone, so that a booking is refunded at
-// most once whoever asks (an operator, the late-payment rule, the
-// reconciler) and however often.
-func refundParams(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) *stripe.RefundParams {
+// RequestRefund asks Stripe for the full refund of a paid booking whose slot
+// cannot be honoured (refund_pending) and notes that Stripe accepted it;
+// charge.refunded then makes the booking refunded. It is safe to call again
+// after any failure (the reconciler does): see refund. A booking whose
+// refund failed or was cancelled at Stripe is left to an operator, never
+// requested again automatically (SPEC §2.1).
+func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
+	b, err := booking.Get(ctx, database.New(p.pool), bookingID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case b.RefundFailedAt != nil:
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "a refund of this booking failed at Stripe; not requested again automatically",
+			slog.String("booking_id", bookingID.String()))
+		return nil
+	case b.RefundRequestedAt != nil:
+		return nil
+	}
+	if err := p.refund(ctx, bookingID, paymentIntentID); err != nil {
+		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
+	}
+	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
+		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
+	return nil
+}
+
+// refund makes sure Stripe has a full refund of the booking's payment, so
+// that it can be repeated after any failure without refunding twice (SPEC
+// §2.2). Each attempt has its own idempotency key, because Stripe replays a
+// stored 5xx to the same key for a day; before a new attempt, the refunds
+// of the payment intent are read back, and one slotpay made for the booking
+// (named in its metadata) means the earlier attempt did take effect.
+// charge_already_refunded is success when the read-back shows the charge
+// refunded indeed (by anyone: a refund in Stripe's Dashboard, say).
+func (p *Processor) refund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
+	q := database.New(p.pool)
+	attempt, err := NextAttempt(ctx, q, "refund-"+bookingID.String())
+	if err != nil {
+		return err
+	}
+	if attempt.Retry() {
+		done, err := p.refunded(ctx, bookingID, paymentIntentID, false)
+		if err != nil {
+			return fmt.Errorf("read back the refunds of %s before attempt %d: %w", paymentIntentID, attempt.Number, err)
+		}
+		if done {
+			return nil
+		}
+	}
+	_, err = p.stripe.Refunds.New(refundParams(ctx, bookingID, paymentIntentID, attempt))
+	if err == nil {
+		return nil
+	}
+	if se, ok := errors.AsType[*stripe.Error](err); ok && se.Code == stripe.ErrorCodeChargeAlreadyRefunded {
+		if done, readErr := p.refunded(ctx, bookingID, paymentIntentID, true); readErr == nil && done {
+			return nil
+		}
+	}
+	if failErr := attempt.Failed(ctx, q); failErr != nil {
+		err = fmt.Errorf("%w (and %v)", err, failErr)
+	}
+	return err
+}
+
+// refunded reads the refunds of a payment intent back and reports whether
+// one that did not fail or get cancelled exists: one slotpay made for the
+// booking, or, with anyone, any.
+func (p *Processor) refunded(ctx context.Context, bookingID uuid.UUID, paymentIntentID string, anyone bool) (bool, error) {
+	params := &stripe.RefundListParams{PaymentIntent: stripe.String(paymentIntentID)}
+	params.Context = ctx
+	it := p.stripe.Refunds.List(params)
+	for it.Next() {
+		r := it.Refund()
+		if r.Status == stripe.RefundStatusFailed || r.Status == stripe.RefundStatusCanceled {
+			continue
+		}
+		if anyone || r.Metadata["booking_id"] == bookingID.String() {
+			return true, nil
+		}
+	}
+	return false, it.Err()
+}
+
+// refundParams is the full refund of a booking's payment under the key of
+// one attempt; metadata.booking_id is how a read-back recognises it.
+func refundParams(ctx context.Context, bookingID uuid.UUID, paymentIntentID string, attempt Attempt) *stripe.RefundParams {
 	params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID)}
 	params.Context = ctx
-	params.SetIdempotencyKey("slotpay-refund-" + bookingID.String())
+	params.SetIdempotencyKey(attempt.Key())
 	params.AddMetadata("booking_id", bookingID.String())
 	return params
 }
 
 // RefundByOperator asks Stripe to refund a paid booking in full for an
-// operator (SPEC §3), if booking.Refundable allows it. Nothing changes here
+// operator (SPEC §3), if booking.Refundable allows it, as safely repeatable
+// as RequestRefund. Nothing changes here
 // but the note that Stripe accepted, written with the audit row in one
 // transaction after Stripe answered (never a transaction across the call):
 // the booking becomes refunded when charge.refunded arrives. A refusal by
@@ -42,7 +128,7 @@ func (p *Processor) RefundByOperator(ctx context.Context, bookingID uuid.UUID, b
 	if err := booking.Refundable(booking.Of(b)); err != nil {
 		return db.Booking{}, err
 	}
-	if _, err := p.stripe.Refunds.New(refundParams(ctx, b.ID, *b.PaymentIntentID)); err != nil {
+	if err := p.refund(ctx, b.ID, *b.PaymentIntentID); err != nil {
 		return db.Booking{}, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider did not accept the refund; try again")
 	}
 	// Not decided again: charge.refunded for this very refund may have

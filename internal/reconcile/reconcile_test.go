@@ -43,8 +43,13 @@ func setup(t *testing.T) *testBundle {
 
 // wire builds the parts of one slotpay instance over pool.
 func wire(t *testing.T, pool *pgxpool.Pool, fake *testkit.StripeFake) (*payment.Processor, *checkout.Service, *reconcile.Reconciler) {
+	return wireURL(t, pool, fake.URL)
+}
+
+// wireURL is wire against the Stripe API at base.
+func wireURL(t *testing.T, pool *pgxpool.Pool, base string) (*payment.Processor, *checkout.Service, *reconcile.Reconciler) {
 	logger := slog.New(slog.DiscardHandler)
-	sc := testkit.StripeClient(t, fake.URL)
+	sc := testkit.StripeClient(t, base)
 	processor := payment.NewProcessor(pool, sc, false, logger, nil)
 	public, err := url.Parse("http://localhost:8080")
 	require.NoError(t, err)
@@ -196,7 +201,9 @@ func TestReconcile_RefundPending_RefundRequestedUntilStripeAccepts(t *testing.T)
 	require.Equal(t, 1, b.run(t).RefundsRequested)
 	refunds := b.stripe.Refunds()
 	require.Len(t, refunds, 1)
-	require.Equal(t, "slotpay-refund-"+bk.ID.String(), refunds[0].IdempotencyKey)
+	// The first attempt failed: the retry read the refunds back, found
+	// none, and sent the next attempt under its own key.
+	require.Equal(t, "slotpay-refund-"+bk.ID.String()+"-2", refunds[0].IdempotencyKey)
 	require.Equal(t, bk.AmountTotal, refunds[0].Amount)
 
 	require.Zero(t, b.run(t).RefundsRequested, "requested once Stripe accepted it")

@@ -34,6 +34,7 @@ import (
 //	GET  /v1/checkout/sessions/{id}         retrieve, expand[]=payment_intent
 //	POST /v1/checkout/sessions/{id}/expire  open → expired
 //	POST /v1/refunds                        by payment_intent (or charge)
+//	GET  /v1/refunds                        list (by payment_intent)
 //	GET  /v1/events                         list events given to AddEvent
 //	GET  /v1/events/{id}                    an event's JSON as given
 //
@@ -424,6 +425,8 @@ func (f *StripeFake) route(method, path string, params url.Values, idemKey strin
 		}
 	case path == "/v1/refunds" && method == http.MethodPost:
 		return f.createRefund(params, idemKey)
+	case path == "/v1/refunds" && method == http.MethodGet:
+		return f.listRefunds(params)
 	case path == "/v1/events" && method == http.MethodGet:
 		return f.listEvents(params)
 	case strings.HasPrefix(path, "/v1/events/") && method == http.MethodGet:

@@ -112,10 +112,14 @@ LIMIT @max_rows;
 -- name: BookingReserveCheckout :one
 -- First phase of checkout: fix the session's expires_at in the database
 -- before calling Stripe, and hold the slot until then. A concurrent or retried
--- call finds the same value and sends Stripe the same parameters.
+-- call finds the same value and sends Stripe the same parameters, while it is
+-- still at least @reusable_from; one that is now too close to Stripe's
+-- 30-minute minimum is replaced by a fresh value (and a fresh key).
 UPDATE bookings
-SET checkout_expires_at = COALESCE(checkout_expires_at, @proposed_expires_at::timestamptz),
-    hold_expires_at = COALESCE(checkout_expires_at, @proposed_expires_at::timestamptz),
+SET checkout_expires_at = CASE WHEN checkout_expires_at >= @reusable_from::timestamptz
+                               THEN checkout_expires_at ELSE @proposed_expires_at::timestamptz END,
+    hold_expires_at = CASE WHEN checkout_expires_at >= @reusable_from::timestamptz
+                           THEN checkout_expires_at ELSE @proposed_expires_at::timestamptz END,
     updated_at = now()
 WHERE id = @id
   AND status = 'pending_payment'

@@ -1,8 +1,11 @@
 package metrics_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/slotpay/slotpay/internal/metrics"
+	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
@@ -170,4 +174,47 @@ func TestNilMetricsCountsNothing(t *testing.T) {
 		m.Transition("pending_payment", "confirmed")
 		m.ReconcileRun(metrics.ReconcileSummary{}, nil)
 	})
+}
+
+// TestOutcomesCountedFromEverySource_ReviewRaisesASignal: every ledger
+// outcome is counted whatever brought the event (webhook, reconcile,
+// replay), and a review that changes no status — nothing on the booking
+// shows it — is logged at error level for an operator.
+func TestOutcomesCountedFromEverySource_ReviewRaisesASignal(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	m := metrics.New(nil)
+	var logs bytes.Buffer
+	processor := payment.NewProcessor(tdb.Pool, nil, false, slog.New(slog.NewJSONHandler(&logs, nil)), m)
+	bk := testkit.CreateBooking(t, tdb, testkit.BookingOpts{})
+
+	// A Payment Link's session naming the booking: review, status unchanged.
+	foreign := testkit.CheckoutSessionCompleted(testkit.RandomID("cs_test_plink_"), bk.ID.String(), bk.AmountTotal, bk.Currency)
+	foreign.Object["metadata"] = map[string]any{}
+	for _, c := range []struct {
+		source payment.Source
+		event  testkit.Event
+	}{
+		{payment.SourceWebhook, foreign},
+		{payment.SourceReconcile, testkit.ChargeRefunded(testkit.RandomID("pi_test_"), 100, 100, "eur")},
+		{payment.SourceReplay, testkit.DisputeCreated(testkit.RandomID("pi_test_"), 100, "eur")},
+	} {
+		_, err := processor.Process(t.Context(), c.event.JSON(t), c.source)
+		require.NoError(t, err)
+	}
+
+	body := scrape(t, m)
+	requireSeries(t, body, `slotpay_payment_events_total{outcome="review",source="webhook",type="checkout.session.completed"}`, "1")
+	requireSeries(t, body, `slotpay_payment_events_total{outcome="unmatched",source="reconcile",type="charge.refunded"}`, "1")
+	requireSeries(t, body, `slotpay_payment_events_total{outcome="unmatched",source="replay",type="charge.dispute.created"}`, "1")
+
+	var line struct {
+		Level     string `json:"level"`
+		Msg       string `json:"msg"`
+		BookingID string `json:"booking_id"`
+	}
+	require.NoError(t, json.Unmarshal(logs.Bytes(), &line), logs.String())
+	require.Equal(t, "ERROR", line.Level)
+	require.Equal(t, "payment event needs an operator's review", line.Msg)
+	require.Equal(t, bk.ID.String(), line.BookingID)
 }

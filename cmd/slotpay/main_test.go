@@ -128,8 +128,9 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 }
 
 // startServe runs `slotpay serve` on a free port over tdb and waits until it
-// is ready. It returns the base URL, the process and its environment.
-func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.Builder, []string) {
+// is ready. It returns the base URL, the process and its environment; extra
+// KEY=VALUE pairs are added to the environment.
+func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exec.Cmd, *strings.Builder, []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -143,6 +144,7 @@ func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.B
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
 	}
+	env = append(env, extra...)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = env
 	stdout := &strings.Builder{}

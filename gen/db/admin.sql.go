@@ -7,7 +7,6 @@ package db
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,41 +26,10 @@ func (q *Queries) AdminSessionDeleteOld(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
-const adminSessionGetUser = `-- name: AdminSessionGetUser :one
-SELECT admin_users.id, admin_users.email, admin_users.role, admin_users.password_hash, admin_users.created_at, admin_users.updated_at, admin_sessions.expires_at AS session_expires_at
-FROM admin_sessions
-JOIN admin_users ON admin_users.id = admin_sessions.user_id
-WHERE admin_sessions.token_hash = $1
-  AND admin_sessions.revoked_at IS NULL
-  AND admin_sessions.expires_at > now()
-`
-
-type AdminSessionGetUserRow struct {
-	AdminUser        AdminUser
-	SessionExpiresAt time.Time
-}
-
-// The user of a live session: not revoked, not expired, by the database's
-// clock, which every instance shares.
-func (q *Queries) AdminSessionGetUser(ctx context.Context, tokenHash []byte) (AdminSessionGetUserRow, error) {
-	row := q.db.QueryRow(ctx, adminSessionGetUser, tokenHash)
-	var i AdminSessionGetUserRow
-	err := row.Scan(
-		&i.AdminUser.ID,
-		&i.AdminUser.Email,
-		&i.AdminUser.Role,
-		&i.AdminUser.PasswordHash,
-		&i.AdminUser.CreatedAt,
-		&i.AdminUser.UpdatedAt,
-		&i.SessionExpiresAt,
-	)
-	return i, err
-}
-
 const adminSessionInsert = `-- name: AdminSessionInsert :one
 INSERT INTO admin_sessions (token_hash, user_id, expires_at)
 VALUES ($1, $2, now() + $3::interval)
-RETURNING token_hash, user_id, created_at, expires_at, revoked_at
+RETURNING token_hash, user_id, created_at, expires_at, revoked_at, last_seen_at
 `
 
 type AdminSessionInsertParams struct {
@@ -79,6 +47,7 @@ func (q *Queries) AdminSessionInsert(ctx context.Context, arg AdminSessionInsert
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.LastSeenAt,
 	)
 	return i, err
 }
@@ -181,7 +150,7 @@ func (q *Queries) AdminUserUpdate(ctx context.Context, arg AdminUserUpdateParams
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM bookings
 WHERE ($1::text IS NULL OR status = $1::text)
   AND ($2::uuid IS NULL OR resource_id = $2::uuid)
   AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
@@ -237,6 +206,7 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.ClientAddr,
 		); err != nil {
 			return nil, err
 		}
@@ -260,69 +230,6 @@ func (q *Queries) LoginAttemptDeleteOld(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
-}
-
-const loginAttemptInsert = `-- name: LoginAttemptInsert :exec
-INSERT INTO login_attempts (email, ip, success) VALUES ($1, $2, $3)
-`
-
-type LoginAttemptInsertParams struct {
-	Email   string
-	Ip      netip.Addr
-	Success bool
-}
-
-func (q *Queries) LoginAttemptInsert(ctx context.Context, arg LoginAttemptInsertParams) error {
-	_, err := q.db.Exec(ctx, loginAttemptInsert, arg.Email, arg.Ip, arg.Success)
-	return err
-}
-
-const loginAttemptThrottledFor = `-- name: LoginAttemptThrottledFor :one
-SELECT coalesce(ceil(extract(epoch FROM greatest(
-    (SELECT a.at FROM login_attempts a
-     WHERE a.email = $1::text AND NOT a.success AND a.at > now() - $2::interval
-     ORDER BY a.at DESC OFFSET $3::int LIMIT 1),
-    (SELECT a.at FROM login_attempts a
-     WHERE a.ip = $4::inet AND NOT a.success AND a.at > now() - $2::interval
-     ORDER BY a.at DESC OFFSET $5::int LIMIT 1)
-) + $2::interval - now())), 0)::bigint AS seconds
-`
-
-type LoginAttemptThrottledForParams struct {
-	Email     string
-	Span      pgtype.Interval
-	EmailSkip int32
-	Ip        netip.Addr
-	IpSkip    int32
-}
-
-// How many seconds further attempts for this email, or from this address,
-// must wait: the max_failures-th most recent failure within the span has to
-// leave it first. Zero means not throttled. Counted by the clock of the
-// database, so that every instance agrees.
-func (q *Queries) LoginAttemptThrottledFor(ctx context.Context, arg LoginAttemptThrottledForParams) (int64, error) {
-	row := q.db.QueryRow(ctx, loginAttemptThrottledFor,
-		arg.Email,
-		arg.Span,
-		arg.EmailSkip,
-		arg.Ip,
-		arg.IpSkip,
-	)
-	var seconds int64
-	err := row.Scan(&seconds)
-	return seconds, err
-}
-
-const loginThrottleLock = `-- name: LoginThrottleLock :exec
-SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
-`
-
-// Serialises the check-and-record of attempts for one key (an email or an
-// address) across instances, for the rest of the transaction. Held for two
-// short statements only, never across password hashing.
-func (q *Queries) LoginThrottleLock(ctx context.Context, key string) error {
-	_, err := q.db.Exec(ctx, loginThrottleLock, key)
-	return err
 }
 
 const paymentEventListForAdmin = `-- name: PaymentEventListForAdmin :many

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ SET checkout_session_id = $1,
     updated_at = now()
 WHERE id = $4
   AND (checkout_session_id IS NULL OR checkout_session_id = $1)
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr
 `
 
 type BookingAttachCheckoutSessionParams struct {
@@ -60,6 +61,7 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
@@ -105,7 +107,7 @@ func (q *Queries) BookingExpireLapsedHoldsOverlapping(ctx context.Context, arg B
 }
 
 const bookingGetByID = `-- name: BookingGetByID :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE id = $1
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM bookings WHERE id = $1
 `
 
 func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -130,12 +132,13 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
 
 const bookingGetByIDForUpdate = `-- name: BookingGetByIDForUpdate :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM bookings WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -160,6 +163,7 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
@@ -172,7 +176,7 @@ INSERT INTO bookings (
     $1, $2, $3, $4, $5, $6,
     'pending_payment', $7, $8, $9
 )
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr
 `
 
 type BookingInsertParams struct {
@@ -219,6 +223,7 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
@@ -339,7 +344,7 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
@@ -364,12 +369,13 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
@@ -407,6 +413,7 @@ func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLoc
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
@@ -450,7 +457,7 @@ WHERE id = $2
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr
 `
 
 type BookingReserveCheckoutParams struct {
@@ -483,6 +490,7 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }
@@ -492,13 +500,13 @@ WITH moved AS (
     UPDATE bookings
     SET status = $1::text, updated_at = now()
     WHERE bookings.id = $2::uuid AND bookings.status = $3::text
-    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at
+    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id)
     SELECT moved.id, $3::text, $1::text, $4::text, $5::text
     FROM moved
 )
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at FROM moved
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr FROM moved
 `
 
 type BookingTransitionParams struct {
@@ -528,6 +536,7 @@ type BookingTransitionRow struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	RefundRequestedAt *time.Time
+	ClientAddr        *netip.Addr
 }
 
 // The one way a booking's status changes: conditional on the status the
@@ -561,6 +570,7 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 	)
 	return i, err
 }

@@ -223,7 +223,7 @@ func TestAdminLogin(t *testing.T) {
 		second := setup(t, withDatabase(first.db))
 		email := first.adminUser(t, admin.RoleOps)
 		instances := []*testBundle{first, second}
-		for i := range admin.MaxEmailFailures {
+		for i := range admin.MaxPairFailures {
 			resp, err := instances[i%2].client.AdminLoginWithResponse(t.Context(), genapi.AdminLoginRequest{Email: email, Password: "wrong password 1"})
 			require.NoError(t, err)
 			requireError(t, http.StatusUnauthorized, "unauthorized", resp.StatusCode(), resp.Body)

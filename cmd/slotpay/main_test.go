@@ -74,6 +74,10 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		"BadPublicURL":         {map[string]string{"PUBLIC_BASE_URL": "localhost"}, "slotpay: PUBLIC_BASE_URL: must be an absolute http(s) URL"},
 		"BadCookieSecure":      {map[string]string{"COOKIE_SECURE": "maybe"}, "slotpay: COOKIE_SECURE: must be true or false"},
 		"BadLogLevel":          {map[string]string{"LOG_LEVEL": "loud"}, "slotpay: LOG_LEVEL: must be debug, info, warn or error"},
+		"BadWriteRateLimit":    {map[string]string{"WRITE_RATE_LIMIT": "sixty a minute"}, "slotpay: WRITE_RATE_LIMIT: must be REQUESTS/WINDOW"},
+		"BadMaxHoldsPerClient": {map[string]string{"MAX_HOLDS_PER_CLIENT": "0"}, "slotpay: MAX_HOLDS_PER_CLIENT: must be a whole number"},
+		"BadMaxHoldsPerEmail":  {map[string]string{"MAX_HOLDS_PER_EMAIL": "three"}, "slotpay: MAX_HOLDS_PER_EMAIL: must be a whole number"},
+		"BadMetricsAddr":       {map[string]string{"METRICS_ADDR": "9090"}, "slotpay: METRICS_ADDR: must be host:port"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

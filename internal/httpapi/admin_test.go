@@ -411,7 +411,7 @@ func TestAdminRefund(t *testing.T) {
 
 func TestAdminBookings(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withHoldCaps(-1, -1)) // seven holds of one customer
 	readonly := b.as(t, admin.RoleReadonly)
 	var created []uuid.UUID
 	for hour := 9; hour < 16; hour++ {

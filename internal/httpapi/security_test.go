@@ -1,10 +1,10 @@
 package httpapi_test
 
 import (
-	"fmt"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -128,4 +129,88 @@ func peakRSS(t *testing.T, pid int) int64 {
 	require.NoError(t, sc.Err())
 	t.Fatal("no VmHWM in /proc/PID/status")
 	return 0
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+// TestMetricsAddrKeepsMetricsOffThePublicListener: with METRICS_ADDR set,
+// /metrics (confirmed bookings, that is revenue; sign-in failures) is served
+// there and only there.
+func TestMetricsAddrKeepsMetricsOffThePublicListener(t *testing.T) {
+	t.Parallel()
+	metricsAddr := freeAddr(t)
+	base, _, _, _ := startServe(t, testkit.NewDatabase(t), "METRICS_ADDR="+metricsAddr)
+
+	status, body := getStatus(t, base+"/metrics")
+	require.Equal(t, http.StatusNotFound, status, "not on LISTEN_ADDR")
+	require.Contains(t, body, `"code":"not_found"`)
+	status, body = getStatus(t, "http://"+metricsAddr+"/metrics")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "slotpay_")
+	status, _ = getStatus(t, "http://"+metricsAddr+"/v1/resources")
+	require.Equal(t, http.StatusNotFound, status, "nothing but /metrics on METRICS_ADDR")
+
+	base, _, _, _ = startServe(t, testkit.NewDatabase(t))
+	status, _ = getStatus(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, status, "without METRICS_ADDR, on LISTEN_ADDR")
+}
+
+// TestServingLogRedactsTheDatabaseURL: pgx honours a password in the query
+// string; the "serving" line must not print it.
+func TestServingLogRedactsTheDatabaseURL(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	withSecrets := tdb.URL + "&password=hunter2&sslpassword=hunter2"
+	require.Contains(t, withSecrets, "?", "the test database URL has a query string")
+	_, _, stdout, _ := startServe(t, tdb, "DATABASE_URL="+withSecrets)
+	logs := stdout.String()
+	require.Contains(t, logs, `"msg":"serving"`)
+	require.Contains(t, logs, "password=xxxxx")
+	require.NotContains(t, logs, "hunter2")
+}
+
+// TestWriteRateLimitFromTheEnvironment: WRITE_RATE_LIMIT sets the limit of
+// state-changing requests per client; off lifts it.
+func TestWriteRateLimitFromTheEnvironment(t *testing.T) {
+	t.Parallel()
+	post := func(base string) *http.Response {
+		resp, err := http.Post(base+"/v1/bookings", "application/json", strings.NewReader(`{}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp
+	}
+	base, _, _, _ := startServe(t, testkit.NewDatabase(t), "WRITE_RATE_LIMIT=2/1m")
+	for range 2 {
+		resp := post(base)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		require.Equal(t, "2", resp.Header.Get("X-RateLimit-Limit"))
+	}
+	resp := post(base)
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Equal(t, "0", resp.Header.Get("X-RateLimit-Remaining"))
+	require.Equal(t, "60", resp.Header.Get("Retry-After"))
+	require.NotEmpty(t, resp.Header.Get("X-RateLimit-Reset"))
+
+	base, _, _, _ = startServe(t, testkit.NewDatabase(t), "WRITE_RATE_LIMIT=off")
+	for range 70 {
+		resp := post(base)
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no limit")
+		require.Empty(t, resp.Header.Get("X-RateLimit-Limit"))
+	}
 }

@@ -895,10 +895,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -913,10 +917,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -932,6 +940,11 @@ type ClientInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -941,6 +954,11 @@ type ClientInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1225,10 +1243,14 @@ func (c *Client) AdminLogout(ctx context.Context, reqEditors ...RequestEditorFn)
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1253,10 +1275,14 @@ func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, bod
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1282,6 +1308,11 @@ func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody,
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1301,6 +1332,11 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2441,10 +2477,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2459,10 +2499,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2478,6 +2522,11 @@ type ClientWithResponsesInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -2487,6 +2536,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4935,10 +4989,14 @@ func (c *ClientWithResponses) AdminLogoutWithResponse(ctx context.Context, reqEd
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -4959,10 +5017,14 @@ func (c *ClientWithResponses) AdminLoginWithBodyWithResponse(ctx context.Context
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -4984,6 +5046,11 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -4999,6 +5066,11 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11376,130 +11448,136 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rbhvHtuarLPRswDKGpEhJdiwKAUZRnMSIE2ssG9mzTQ+72L1I1lazqlNVTZrxCJi/50HOOe9xHmU/",
-	"yUHd+samSEq04iTOn1gkuy6r1vpq3ftjEPFZyhkyJYP+x2CKJEZh/vkixlnKFTLVfo1pQpYY649jlJGg",
-	"qaKcBf0gVCLDEBZTZKCmCAJlyplEoBIISMUFxiDM48DHQBggEQlFAQJ/zVAqWFA1NY9KMkPIJ42W7R9x",
-	"2QlagYymOCN6amTZLOi/C/ScwftWoJYpBv1AKkHZJLi5aQWvUYll+3ysUKyu9QojzmIJisOCUAUjHHOB",
-	"oMSSsgmQCaGsNt8HMksTDPonR61gRhmd6fl7+cSUKZygMDNfoZSUswvOryk20EkmXKVkOZT2d2EfflAq",
-	"fcWSZQuuyAyvqMKvr5SgkWrBFUaZQMhYglJCePHq1Y8vng+vnl+8ff386zFJJIYtuCRq+vXhGUQJEk1l",
-	"zkDSCWvzTK3ZRlBbxNfHvx61v1qcf3Px7b/+/3+c5SP+RD60zyf49dGzZ93uWb7QM7eus/qCg6aj+Hv7",
-	"tT3h9osGvnkRI1N0TFE6trHMQBm4NT6SkPCJrO6kPstNK0iJIDNUjme/0eRnkxffrs7ovgIa6zGp/igl",
-	"ahq0AkZm5jTjoBXohVChOV0zWXnuMRczooJ+kGXml6s7vsiE5A18FzL8oIaR+TbUUqB3nAqcU55JSMkE",
-	"z4Cn5NcM85X9mqFYFkuzz1ZIMSMfXiKbqGnQP+p2m5ZTEqUfcbm6rJ/IdY36koxRS4fQUnQGEtF8fX75",
-	"AkqP5ou0WFGssia7a3hw9HTci47H3XYv/grbJ1EP26eki+2j8dPxcfQsPiW9XtCq7O/JEyN+/u9e025f",
-	"0hlVq5u8JBMESX9bS9rEPFdeaoxjkiUq6D/ptopTp0wdH9l1WRgwVN8ACq9R8kxE2MSP/rtPxpA3+mGL",
-	"xkY2LjgbJ1pa+xr0mQZ2/U+SpgmNiF7V4T+lXlrptD4GKITl6YjHHkKGGSNzQhMySlCTBKUkE/2lgfGE",
-	"K+BzFAlJJRDG1RQFjKz0uQ2hVEMaB339x7BLeqOj6Dg+wSfjp+SrkaFcsc2/CRwH/eB/HBYX1aH9Vh4+",
-	"N4szW22A2/IywxaElM1JQuOhVERhCFxASAuWHV7jckjZMJMYBq3yRVhHsqYVuZ8fVn5rFvYdFyMax8ju",
-	"R/dxPkyV4FQCQ4ydIPMEgadS742M+BwfjN758sK+vcztDfNI2jVRfetySPiiZdYGkeBStiVVOfp09kn0",
-	"Kva9xkxa5WUD/e9LhTo7CTOxI8k1LmFBJOiPvO4x1sRwIvJJ6MAUCkaS5wU3fVoCuPmGhn3D/W7FSK/7",
-	"+H7C5JHAkbwiUshiOSQKZpnUKiIQrUyCVEQo/fmDSVRtjY6J/FUdc5TAuL6zFZXjpflSE0SQSGkRy6FY",
-	"ZAnKvTLVz1x9xzMW3+8MGFfDsRmmTH3hb0W9N//1wxA8X9Be2faSLBNO4jecvyRigg8gg6mdcag4HyZ6",
-	"zn3vZ4ZMXQo+pzGKhwKW1E47TN28DmD6oC2QVMvF2OAqFzAmNMH4THPQVCv80ZSwCcZ7FYHXRKHROPGe",
-	"UiCIwmHiRqrc7JzDjLCl24417SgDohTOUiXPtN1qjVZIiDJ6+MPISXnJGpX8Qt3s0tzwa5Yvz6zpHZYM",
-	"9RCkNcxrJ1Sz5W87oPJPG0zP3c72LSOZmnJBf7vv4WblkcqH67AdcEZoosmVEikXXDwc2JWXFvaBcbAr",
-	"cnqbOcMDd2iPYSE4m6yudq8i9ZbJLE25UBj/hDElb4w588mBJSumHc70vENtR+0RMvPDMiOdxzPKnCvC",
-	"bCmOqV4KSS4FT1Eoqo014+KpL/XcG1FAJOjfEsWFNFY6VS2IMqn4DAVQFiVZbAEvLQ36MSAznjE1VFyR",
-	"pMK6p91uzdZ9ehKsWrStIJpidM0z5T1IhkvL1n0kh0pzr+VZbctmibUTnf1as1JbQSSQaOITVTFqY6Kw",
-	"regMg6ZnMiG0kr3p2C/878wzlj4bqV6lmWH66h5JTP6X+6sT8VnTAq0FX37oPCbwks8xIRE2eo8KQ/+d",
-	"m9QNUzg6+eifGCk9fkxlmrnLx3054jxBwvS3ToXdnp5TnsRD/JBSgbs9aI9/gyeiFfjbmxpRXmGalA6P",
-	"f/7+2bfZEf5j/uP/SfjRRY8cjY6jk3gbDtJ3P8sV5ZyVqtLzyxSZVxZIFGGq9K2U+xq9Xm0MMhhnSQJ2",
-	"WC1FjbTYYllWlR1uSaTCxNia/FIRlclNUuDg5sr++KYVZGm8o8jV+NN5por95Uspb6NgxFYVekoCvMp7",
-	"zSDTxEMlMWhmgpLQV3CmQoEm8Sqj9LeoHALsgBqjAuFvO5nKbVCSE5z7eEyViV8lsWFSKqyfgCqcbTx+",
-	"p7E/12PqSdxuiRBkWTDRcEql4mK5p0kts10Y1Xt10ho7Fc7B2lpWKLLpsC6JNbF2OKp8O1vtq35idWKW",
-	"XP1NgYAsSULgNlSWEKmM97+zGU3q8meWWp1tLWle8gllJbfJ/S4/nsra5Vfx1J9s8NTrE3WqblVv4EJg",
-	"pGDKhUT4Rls5Ygmn1eF73aOTzZGApos0n3QtlV7zpClsJ5DEnCXLEAZZt3scQchTWfxB9KPhGSCJpl7x",
-	"sq5YzlDCCBO+AGrExgcv/YhBS9NSQ6MeoyGc6RbmAou7nlzlMm+4CktOWtAwDQfPYMozIb3Dy+n+a++/",
-	"ldVmcr2hVhGft9KFR8onZZ5ulde99qjeyp21uLsomVsx/101IuHYbSOxDF823r+et81QlfutkXI2EkIT",
-	"qpY7Ek9TaYVswT40noSr7aH3KuGN95c+v984q+nbzzO9h8NvUCSUbVRoqrqM358f2K+0ia53s+XeTBHS",
-	"bJTQCOYUFyY1wpt3Z0AVREQIaly8hWEXE0U2G3X1nAcxR9HW5NSKEqSCRgjUyr/Xwh5JmFHGBWTMYdVf",
-	"yTDch7XUALCEQcZSQmPQv4eEpNL64fdqWX2uRsZnYDBsAMTqgkvZRSmymLLJ0KmeVuAiPbJRUSPOxlTM",
-	"jNFhIq9DgVqGCxvEDZDfZmXrxbpD9TCERZgkJdsF40Yl4MJtbtcbb2eBXBUmP0QmavfgVKlU9g8P/S86",
-	"0hjW+k48jA5TsjzcPPru7oYaT1WWt44JNugTF4ZHHCtsqyPX3XIOUyUwnGvNCZk6c/qVBl9w4CudIlg7",
-	"p0/olsqJ6lWFW1T147t4sepJSHdRzdf6uEq4XCzgqHv0tN07and7b3pH/W633+3+z26v3+1uDaz3Qszm",
-	"hXTvsJBbFZBmSMxZpZGTSzdflUFf8gWKiEiEF1ev4OSo9xVEPMbKPR9gJgxKabtLP/R/35H2b+8/Ht/8",
-	"rYkmedRvF469wzM2jlJA82rcPs/poRNGVCY0pWthl3LmTDno3JDJVMkQ0n83pgdZOK/GWM20TZGEhlFs",
-	"VojG/Wrwr5o8Ubo0qkHPxlsijy2tKIBkbNNMYirThCzPHEp5BdNPCrHxcxkNpUFmipjUx02wrM+sWFDl",
-	"4VXGrYNCbYMFfxv31atMRXxWYQkTE7LkmzBuL9uMzYiKpu5uNZdzE81e8ogkb2gd47qnVopLwnDwrtt7",
-	"/67bPn3//47eddvH7x/333XbT+xHjRJScbrtdqG8YgjIlFjmqaJ2LEgwnqBomYxpninznfGLPZLgGLLB",
-	"PEjpcI7CuxAqAHbc7nXbvadN63e2yBqQ3Ky7N2sfG5+Lc2dr2TXkFK4+GHVa2ySAmQAiAT+kGFnpWaNB",
-	"17DQkBBSLqlPZd3CuEnoHGcOilajLbxgyltDkGUGXhcT2SKoECGd72gV6cslmd8WGCHMcpL18oLAiIsY",
-	"Y03iMJem0KSvOYG7e1zEXnRlGV7gaMr5tZHWiLOIJhY3NF41Sq5VN4d3sRDdo2a3KzoxztWwV4tEvX3x",
-	"1en8778smwZTLkZdYtZcI7aMrzWxNMFGFm2ykerLcw+1KnJc4sgmWlS5JCd4Rah3ibJ4Bs/Fs8pRTWhd",
-	"hr9P7pPfFOD4vHzyrz2LX2WzGRG7OuO0AZkJlGsLHCQkOLaBTL0jvRwQGXNuXS3o+o7tNAKdNq3l0Fut",
-	"q+hJUonWnyFBTYmCKYmBcfA2KjhndfPohRk9NMzXNEW+CYlKJZRNXEQ2JssWCCQxjEh0DWPBZy6a2zyX",
-	"NallEQ9sSsA3P9G3bNVw9444WY8XN0/l5EcOC1G/nXKLKZeF8z1PYLOqI/hRNky23SE1TuUeXTPBNU3T",
-	"pnHPXZoyZVIRFqG5DDxeUzYpDZdfjjUR8WPXGa1hW41kbWShprNuFWLSLILFHbSD6JFI0fkaJSBKuMSh",
-	"opv1gELrvKO/snIsH5vck4L+xtkwJktZuZyeNtaz3FLBsrUXckY+DHNnflE1t/N0M8qGjCsa4XBGWaZw",
-	"lw101424urLezitbdYVcqSymHM6b6MFTZLszgzFId9/3k0YxTrJJrfbPrLdNGvWYUgilVqd3/vM56K/B",
-	"RUK2jrBoM4yqofXjNhRmGacZHwNnLlF966DEyZPGoMSGWqxVVUuTyJ1sVaoqoZ+S57m8odpxlTmtLA9l",
-	"XqigRCOz14S35SHnNhCzLsw7Q1le7VbRcT4LZMuXFqy4Grute+Oer+P76ri7EZa2hzc/au/kpHs3tMt3",
-	"3W1tu4UnR0+eVqoR7wuFu+xiLTJ+s6uD+IFwc83mdoPR0aq3tNs+fe/+337/sdt6etTsPN0uXl2i3NPN",
-	"STU1qN0IlZ4Gp+6/ndCzCpwPAZUV0b4NDF/SnXOcdrM1c9VxU06bHe22tV4SFU3vkDcwppjYLga2ssXG",
-	"moxyLuEaMdV/UwFzkmQ24jyjrDxyb/1tkDOOm/1zug52vwH2B/qfAuj3iuf7wfDfBa73g9B7AON7Qe4e",
-	"MHYFKUzG045Rtl2TWXZOCKlfBg2hyibUqyQE76is7pIARDJ5D5dsKxgLPhsWKS8kSV6Ng/67nZJf3td9",
-	"h/f0O290qSs+3EeWTnnv5UE9WZvc043HbRxVUSaoWl7pme05yttb5LwpZaRqZMEYRksIL19dvYHDee/Q",
-	"5Mke+v45ec+MyA6Xd82o9bgpzpik9Edc2iIwysbcF5cR2xKj+jjMCGWKUIZC799kwORpLxOqptnIZLu4",
-	"n/v/r1xbeduZEYmukcXWbapM6xUf11NTwbPJ1LvnvDO1A+dF7p915xFjig+Y7bHBgIDPG2jp0STkTr5H",
-	"EqZcmow/MsEWEDM15iVkVEIeVwPOkiWMlgNGTNovxn4pLjDTGbAB+4kzXJq2TgwcaoGFv1std9vfiUCy",
-	"koUwYP4Bm48A+oKQQATC6+8u4Pj4+LQDz+coltZlDZlEadwFyOaY8BThIDSZCOFju0HUPx6wvAeVj3GH",
-	"5Zq80OzGjmuYK4QpZybzOax1sHE19z4m5kY9sFJhZhzxePlYE8V2uhqwMRdwdOIzqZnvfYWxpUPY0FSr",
-	"D7aHlvfYmz5YM1RTHutTVdMB81OdFT8w3SQMaavtI4AwudCaYHhydARrGlIYcg3YYkoTrGzRdWHS+6FJ",
-	"og92nNDJVEF40j2FNd1SOvDkwwc/74DpAzSdCQxJDLU13mDbqKua+XylsHXj+w2YZiD6YV/LbSl20j2G",
-	"orsIHHzPH8kBC7Usdi4El/KVoBOj4CqMlG2tRWAk+EKieCQhvMKo/R2qaNq+or7vi30mtE0etOSDmlI5",
-	"YNx8fgZRQjVuWmn1G3JjSpBakBlSs2x9NimR8nEH1mzTksTleUCKwg0PJI4FSnkGI1xyJ6DmZ+ZflqD6",
-	"MMKTo1OolF0PmCVOuYy6AxpBq5JrstK48pN3BjZ4GCGzt6QDvZ9evFkBOQ3BFls6XEwO3UPyUP/WKE6q",
-	"3FIsaAV5lkHQ7fQ6Xa8gkpQG/eC40+0cW5t5ai6Dw6D/8aYVWFR3/3bgdGhzI2sfyiyKUEr3acwj6YeY",
-	"IknU9Df31wyVoJH/nVtBZ0lmfkCBJF76X2tZptHhxzFN8MZ9lt81Pg6k1zvBBifma54glGpEfNudDuRx",
-	"LN/ejooczFvAcFGUVMElkZqjK13CTJSLSAj9B5V4nu0ZRo2krgtgmqO2ZcKUsxdx0A+0dVwuYJJBtX/a",
-	"u4+NLbKKTN2taq1XdIzmUWsZb9v3WVupTzO3Vx431PqoKZI2bVBs1NO0SbKBK7WuEZjGojUty0q5fl2X",
-	"6/ePrdP8tlyub0a4xUoV37TOZ3daZ9OhFuxxaDusbfFD1wdPq8GVBmRH3e7eCvpXiv4aavtfMTSiAHyc",
-	"E3yvLQtO7IaaHso3fljrW2Qe621+rNKF4qYVPNlurnK7p7IaboS7poC/e6+PSPo0BAMPOaGqIKUZhmgg",
-	"fFeUq31oO+xv22KmorLtphFFDz/S+OYOUPqmpLYaNKVKlrDUKH3gdDLrEXPqjf3GB73nVtVGl0YHCWXX",
-	"xotGFRyspNT5hLrHTTj6PVZgdBVFNwhI0aXywWTEVTE3SEmZvFqX0dR19bd/WGE56Z5sfihvY/Uw0nW+",
-	"ysRFmfN+hKtQnIKUy7VCZipYq/LlxemRBDsGHBSGd9Mc4WNjf7IB851IHkkY4ZQk4761JwmEtUqa0FOg",
-	"ZXavVbOVzKEBcxkg+v52omvVpAY5vDBL2Zcobr7Yah1VH0x414ltXkPkCVsT2DUdnG+T26ZH7t1R6WFF",
-	"/3jzQ0VPzruAxUn3dPMDebdV/cDR0Rb7b2pZaR7eYrZyP7I7wpl+aotlNvZ/2xULX2OCRCIQmGJi27Bs",
-	"BYI8lbfin80E2xH/zuV1num30v7FVuaGua9MP2hstaLwL4e1R7lLr+VdM2WXiXHZxCjoHGPr+Sg55Abs",
-	"QPKiBrioJvO1gaAWNMIWLKbcfE7ktXxcUY4eSa8FxRzlgGm73+pDMEWBfTAtzyM+Q6kVLTusa92eOw3D",
-	"aErEBDvF90YdGjAi9MJlEwzbRMrPCYaPHgyG6x2FbI9OTY+zir+VSGeuM774gtJfUPqPgdIGAYktu8mR",
-	"iRl8vCNe21hxowWoocwrk7XEZRvjgYjMsHhfhHOv5rENKkyv6c4KPhkZ/smWlHxKbc31NWlU1fKNmZou",
-	"Kv3W9mxifZ6OBRPZM4GlNmU5Ke5j9rh7tl00ytrRqWCKRWS5lI6KchHdGsdpudRkS++pq99p8tfdGpmu",
-	"9D3qNjrsmqYrinW27IxZKUtbN2qlcmgnX+0fyam4UrW0walYeJO+uBVvl/56Ceu+fItFveBuOv/rjPlX",
-	"n7gBBHAWIRxcXT6/gP/6zyePzbXig6mLKVFagYtpfDZgoStkCc17DUSGVokmGypkgCgbUJxxTYxGVTpj",
-	"tutTqQ5yN036IX0UK6VsDfLyi8l30JTOmCbfF+X3Tsrvn1GX3VkdddxmVUBneTG+uKMq6gOQchN22CZ/",
-	"1tbOS2GK90MwMEUy+qZ0qbgpMi3uNgnE/M60gCIDtpjqEVk2G6FRBU3+5hmEebJpCP/6t3+HMM/tDDtw",
-	"btKFGIQyySahzQfonoaNDlFTC+IQJC/73QOAGIb/hsfLPWJHpXzlppqL5pLmasjV2/vs69R1hos8teoL",
-	"Yj0IYvWOtzJrKy/TMM892WY/Db3l/6QwaQWqlBq4FTzab9YAZB65TX3Jwm0waXN8pcsrM7UKEzo3+lEM",
-	"xuTxqpd71QuRQMAg44CZfI0FEbHsQDhwlQmDoA/2rYcuc5Iq4OMxSJLgGeAHKlWlbLsoghgw25xLT613",
-	"3ASab00v6PuBZulFb58aMG3ZyFZ42X0wvCyf5To/5xfv5L28k78PPn6eEGejGnuAOFk0V44xQYVNbSLm",
-	"3L8o0/sjta5nstPtW7eMc5Izl4qSm38G7xIkQpZ+1xmwc5+he9Q9MfEXYzVyYTI1y9No+9Em4hq2bgIv",
-	"3+GbZ2rVv3nS0A7M5ne7d8SWpPMKVbvIzL9NNqtvut2DHrOzsP0uXFnhQE1GsDSvMd5Na40tcVHcfPZF",
-	"Oj5xeMFFbP4wGbfannjW1qZDzgYuvX7lFcID5ljv4H6vEn7s0+zNa34GzCyvVayNmxaWI8oM28EElSzy",
-	"0MOTbk8bKSbP8gn4vhsmkmpy9c1gA8YFHHVt2FN/XM2AtvFSyqD3BFxlWAvGmbAJ1u6NV3pikwodml8P",
-	"WPUlUhlTNDHrWlAW84VZvx4Hte5RRA1MOrvf25mTTFPFIAfsGlNTznDJpZoIvPrfL1sgTYqYK8Aw763M",
-	"RVya7PaVsgGfdW3rCjB28VepuDBuIJgSOfU9n+Ola6VjJxiwnO4LniWxVWZIcRpzFHRMNWBkStLYK17D",
-	"TKKw5qJAJWjxzq0Bk3SWJsucv1y6vfM53wIqphD5U+gyq+8leGB9ptJZvymsa2GSss8HJT9r9eevo5ys",
-	"XgO2+UntFnBaRrmCoPla+ME103JNUDRshpfPf/72xc/fD3949fLbEA4KUNQqh+sP8di8K93kewzYSqad",
-	"dVbljYnz9u9OZXGNifMklNzVsdandNfEjgfyJjX2cX5gn9KGZD3b40aajKc/m0vpi7n0x3In5QD2g/FL",
-	"1xPwctRawbHbc/iryWil91v0TcKvRauWma0FhWNGaz5FV9vq6y4G7JIniVbAfCVPkaysFZ1MMFdG6DOJ",
-	"+/U610ryHtN6EItwwPKUN1fy6ivmpkRCQliM8ZrU/888638DDDVnCv9OuPFAWfo5u3+Pqsix3J7hN+bV",
-	"20R0eVvOuysGNnmv0opDwlUHzllzIrwxR9bkwhubRJXuFJ8qakaPwdb1mrfIMOdAGKHJ4joDOvas71pO",
-	"Vj0beQYKzJDYAuGWtU98CJ/mLYCNGYQkttU29ZLV7ilU2qmH6zP4/3TJ+3/1vP0vyZ2/T3Lnlgn2G+Gu",
-	"9MqZNYBn9G0NeLWmFTl82Uz62+EQPyjz6jk1xQEzIXLFy2j0SEJYvMAlhIPw4ofnFz++evtm+ObNy9De",
-	"+4wvHnfgF9fKgCj/8IBRW2PUgogkNv/GvC3daw25C8t7QiqVhqsNMhZTZKtqQ7g+iS/MdYpbkuctJfOX",
-	"/PxpIDDf0RoMXGEYxUFgTM1bICtanuJf4PELPO4VHq8UEYVGU3TGLonheqys5A012kHWm57HRA0qaVVs",
-	"ZOEFYw1araIO1GOOyBK0XWPSenfc5pzk1/lSHiD2a3orNkjzuYnR59uVLeAiRmG9TYzMcK+2xr1tAFPl",
-	"TmprLh148dnqidvrkdRepdnIA1cJV21JfzNqskIxJ4n0OcN+vEcSEh6RBGKyhDDWSvIaZukPmGvwYVT+",
-	"iaBxS6vfNK6lm7Vs4EFf+qNl7uvP6241b9lQi1XYSyuxDQqdQW76KK4rfS9v/z6JEq3VN1VZYqj8DZWl",
-	"9flOfeu6YriXdlb9fZv6edS7YzTksH/SIt8yKddclGOB9tTlX9Nm/y7fv8fDXGZul1qnfMlD27Qu6H+0",
-	"rnwx97zayH1oeouZi+EgnJFrk7kcPq70R+ofHppFTLlU/WfdZ12jS7m1NL3SgoySEtqUKpbKWNJZbY4j",
-	"G6TkB57ENoxosMCGkZf+VRm2V3q1bKNpFFcAU3uRhnvOk67hOaMjk+ga+HhMI+yAi4G4bl1ruvWd1ZwM",
-	"JmytjELtYk/SvzfbNjPjPtwheIJ92O493HBg3sOdI9aA6f1IV6dBpDKj6cWG1eyQ8HEHfuZFwN34L3pQ",
-	"fpFceAbEPD5ginMw7/WW9e5kFjEdEV2+yer5mXZVzh9EYspQSkgFH+mr03KGNT6UIFH5NPN9rTuXGGdc",
-	"2xymQEW2bJinXGtMGRFLY+csTVcz3+bM3Uvnly9sgQQk9BoHjLClO48DVT12Y/3Ijcf+uGUzn/U1ZIqc",
-	"U0HnNMEJxnarImOQsRi1rXhhEbV95YJt7Uue0MhFx0mS8IUEu2MrQFItE5QD5ranrT3Tvc1Ya5WTMOQI",
-	"bt7f/HcAAAD//w==",
+	"7H37chtH1t+rnEK+KpEVgARISpbAclVomrZZliyGpMqbT1AwjZkDoD8Oume7ewjBiqrybx4kyXvkUfZJ",
+	"Un2654oBAZAUrfVq/1iLAKYvp8/59bnPp1YoZ4kUKIxu9T+1psgiVPTP8whniTQoTOcSk5gtMLIfR6hD",
+	"xRPDpWj1W4FRKQYwn6IAM0VQqBMpNALXwEAbqTACRY+DHAMTgEzFHBUo/HuK2sCcmyk9qtkMIZ80XHR+",
+	"xcVeq93S4RRnzE6NIp21+u9bds7Wh3bLLBJs9VvaKC4mrc+f261LNGrRORkbVMtrvcJQikiDkTBn3MAI",
+	"x1IhGLXgYgJswriozfeRzZIYW/2jg3ZrxgWf2fl7+cRcGJygopmvUGsuxamUNxwb6KRjaRK2GGr3u6AP",
+	"vxiTvBXxog1XbIZX3OD3V0bx0LThCsNUIaQiRq0hOH379tfzs+HV2em7y7PvxyzWGLThgpnp9/vHEMbI",
+	"LJWlAM0noiNTs2Ibrdoivj/8+0Hnu/nJD6c//uN//p/jfMQ37GPnZILfH7x82e0e5ws99us6ri+41XQU",
+	"f+tcuhPunDfwzXmEwvAxR+3ZxjEDF+DX+ExDLCe6upP6LJ/brYQpNkPjefYHS34xOf9xeUb/FfDIjsnt",
+	"Rwkz01a7JdiMTjNqtVt2IVxZTrdMVp57LNWMmVa/lab0y+Udn6ZKywa+CwR+NMOQvg2sFNgdJwpvuUw1",
+	"JGyCxyAT9vcU85X9PUW1KJbmnq2QYsY+vkYxMdNW/6DbbVpOSZR+xcXyst6wmxr1NRujlQ5lpegYNCJ9",
+	"fXJxDqVH80U6rChWWZPdFTw4ejHuhYfjbqcXfYedo7CHnVesi52D8YvxYfgyesV6vVa7sr/nz0n8sr97",
+	"Tbt9zWfcLG/ygk0QNP9jJWljeq681AjHLI1Nq/+82y5OnQtzeODW5WCAqL4GFC5Ry1SF2MSP2XdfjCE/",
+	"24cdGpNsnEoxjq209i3oCwvs9p8sSWIeMruq/f/Qdmml0/rUQqUcT4cyyiBkmAp2y3jMRjFakqDWbGK/",
+	"JBiPpQF5iypmiQYmpJmigpGTPr8h1GbIo1bf/jHsst7oIDyMjvD5+AX7bkSUK7b5bwrHrX7rP+0XF9W+",
+	"+1bvn9HiaKsNcFteZtCGgItbFvNoqA0zGIBUEPCCZYc3uBhyMUw1Bq12+SKsI1nTivzP9yu/pYX9JNWI",
+	"RxGKh9F9nA9TJTjXIBAjL8gyRpCJtntjI3mLT0bvfHlB313m7oZ5pt2auL11JcRy3qa1Qaik1h3NTY4+",
+	"e49J9Cr2XWKqnfKyhv4PpUKdnRRN7ElygwuYMw32o0z3GFtieBH5InQQBpVg8VnBTV+WAH6+IbFv8Lhb",
+	"Ien1Hz9MmDIk8CSviBSKSA+ZgVmqrYoIzCqToA1Txn7+ZBJVW6NnouyqjiRqENLe2Ybr8YK+tARRLDRW",
+	"xHIoVmmM+lGZ6jdpfpKpiB52BkKa4ZiGKVNfZbei3Vv29dMQPF/Qo7LtBVvEkkXXUr5maoJPIIOJm3Fo",
+	"pBzGds7H3s8MhblQ8pZHqJ4KWBI37TDx83qA6YO1QBIrF2PCValgzHiM0bHloKlV+MMpExOMHlUELplB",
+	"0jjxgVKgmMFh7Eeq3OxSwoyJhd+OM+24AGYMzhKjj63d6oxWiJkhPfxp5KS8ZItK2UL97Jpu+BXL18fO",
+	"9A5KhnoA2hnmtROq2fJ3HVD5pw2m53Zn+06w1Eyl4n889HDT8kjlw/XYDjhjPLbkSpjWc6meDuzKSwv6",
+	"ICS4FXm9jc5wxx/aLsyVFJPl1T6qSL0TOk0SqQxGbzDi7JrMmS8OLGkx7XBm5x1aO+oRITM/LBrpJJpx",
+	"4V0RtKUo4nYpLL5QMkFluDXWyMVTX+pJZkQB02B/y4xUmqx0btoQptrIGSrgIozTyAFeUhr0U4vNZCrM",
+	"0EjD4grrvup2a7bui6PWskXbboVTDG9kajIPEnFp2boP9dBY7nU8a23ZNHZ2ordfa1ZquxUqZJb4zFSM",
+	"2ogZ7Bg+w1bTM6lSVsled+yn2e/oGUeftVSv0oyYvrpHFrH/4v/aC+WsaYHOgi8/dBIxeC1vMWYhNnqP",
+	"CkP/vZ/UD1M4OuXoPzA0dvyI6yT1l4//ciRljEzYb70Kuzk9pzKOhvgx4Qq3e9Ad/xpPRLuV3d6cRHmJ",
+	"aRI+PPzt55c/pgf477e//rdYHpz22MHoMDyKNuEge/eLXFHOWakqPb9PUWTKAgtDTIy9lXJfY6ZXk0EG",
+	"4zSOwQ1rpaiRFhssy6myww2JVJgYG5NfG2ZSvU4KPNxcuR9/brfSJNpS5Gr86T1Txf7ypZS3UTBiuwo9",
+	"JQFe5r1mkGnioZIYNDNBSegrOFOhQJN4lVH6RzQeAbZAjVGB8HedTOU2KMkJ3mbxmCoTv40jYlKunJ+A",
+	"G5ytPX6vsZ/ZMe0kfrdMKbYomGg45dpItXikSR2znZLqvTxpjZ0K52BtLUsUWXdYF8yZWFscVb6djfZV",
+	"P7E6MUuu/qZAQBrHAUgXKouZNuT931uPJnX5o6VWZ1tJmtdywkXJbfKwy08munb5VTz1R2s89fZEvapb",
+	"1RukUhgamEqlEX6wVo5awKvq8L3uwdH6SEDTRZpPupJKlzJuCtspZJEU8SKAQdrtHoYQyEQXfzD7aHAM",
+	"yMJppng5V6wUqGGEsZwDJ7HJgpfZiK22paWFRjtGQzjTL8wHFrc9ucpl3nAVlpy0YGEadl7CVKZKZw4v",
+	"r/uvvP+WVpvq1YZaRXzeaR8eKZ8UPd0ur3vlUb3TW2tx91EyN2L++2pEyrPbWmIRXzbevxlv01CV+62R",
+	"ci4SwmNuFlsSz1JpiWytx9B4Ymk2h96rWDbeX/b8/pCipm+fpXYP+z+girlYq9BUdZlsf9nA2Uqb6Ho/",
+	"W+56ipCko5iHcMtxTqkRmXl3DNxAyJTi5OItDLuIGbbeqKvnPKhbVB1LTqsoQaJ4iMCd/Gda2DMNMy6k",
+	"glR4rPpXMgwfw1pqAFgmIBUJ4xHY30PMEu388I9qWX2tRsZXYDCsAcTqgkvZRQmKiIvJ0KueTuBCOzKp",
+	"qKEUY65mZHRQ5HWo0MpwYYP4AfLbrGy9OHeoHYaJEOO4ZLtg1KgEnPrNbXvjbS2Qy8KUDZGq2j04NSbR",
+	"/f397Bd7mgxreyfuh/sJW+yvH317d0ONpyrLW8UEa/SJU+IRzwqb6sh1t5zHVA0Cb63mhMIce/3Kgi94",
+	"8NVeEayd0xd0S+VEzVSFO1T1w/t4sepJSPdRzVf6uEq4XCzgoHvwotM76HR7172Dfrfb73b/c7fX73Y3",
+	"BtYHIWbzQrr3WMidCkgzJOas0sjJpZuvyqCv5RxVyDTC+dVbODrofQehjLByz7cwVYRS1u6yD/3396zz",
+	"x4dPh5//rYkmedRvG469xzMujlJA83LcPs/p4RPBTKospWthl3LmTDno3JDJVMkQsn83pgc5OK/GWGna",
+	"pkhCwyguK8TifjX4V02eKF0a1aBn4y2Rx5aWFEA2dmkmEddJzBbHHqUyBTObFCLyc5GG0iAzRUzq0zpY",
+	"tmdWLKjy8DLj1kGhtsGCv8l99TY1oZxVWIJiQo58EyHdZZuKGTPh1N+tdDk30ey1DFl8zesY133lpLgk",
+	"DDvvu70P77udVx/+x8H7bufww27/fbfz3H3UKCEVp9t2F8pbgYDCqEWeKurGghijCao2ZUzL1NB35Bd7",
+	"psEzZIN5kPDhLarMhVABsMNOr9vpvWhav7dFVoDket29WftY+1yUO1vLriGvcPWB1GlrkwCmCpgG/Jhg",
+	"6KRnhQZdw0IiISRS8yyVdQPjJua3OPNQtBxtkQVT3hmCLDPwqpjIBkGFEPntllaRvVzi27sCI0w4TnJe",
+	"XlAYShVhZEkc5NIUUPqaF7j7x0XcRVeW4TmOplLekLSGUoQ8drhh8apRcp26ObyPhegfpd0u6cR4a4a9",
+	"WiTq3fl3r27/9vuiaTDjY9QlZs01Ysf4VhNLYmxk0SYbqb48/1C7IscljmyiRZVLcoJXhHqbKEvG4Ll4",
+	"VjmqCa3L8PfFffLrAhxfl0/+MmPxq3Q2Y2pbZ5w1IFOFemWBg4YYxy6QaXdklwMqFd6tawXd3rF7jUBn",
+	"TWs9zKzWZfRkiUbnz9BgpszAlEUgJGQ2KnhndfPohRk9JOZrmiLfhEZjYi4mPiIbsUUbFLIIRiy8gbGS",
+	"Mx/NbZ7LmdS6iAc2JeDTT+wtWzXcM0ecrseLm6fy8qOHhajfTbn5VOrC+Z4nsDnVEbJR1ky22SE1TuUf",
+	"XTHBDU+SpnFPfJoyF9owESJdBhleczEpDZdfjjURycauM1rDthrJ2shCTWfdLsSkWQSLO2gL0WOh4bcr",
+	"lIAwlhqHhq/XAwqt857+ysqxfGpyTyr+hxTDiC105XJ60VjPckcFy8ZeyBn7OMyd+UXV3NbTzbgYCml4",
+	"iMMZF6nBbTbQXTXi8sp6W69s2RVyZdKISzhpoodMUGzPDGSQbr/v541iHKeTWu0frbfDGvWYUgilVqd3",
+	"8tsJ2K/BR0I2jrBYM4ybofPjNhRmkdNMjkEKn6i+cVDi6HljUGJNLdayqmVJ5E+2KlWV0E/J81zeUO24",
+	"ypxWlocyL1RQopHZa8LbziDnLhBzLsx7Q1le7VbRcb4KZMuX1lpyNXbbD8a9rI7vu8PuWljaHN6yUXtH",
+	"R937oV2+62570y08P3j+olKN+FAo3GYXK5Hxh20dxE+Emys2tx2Mjpa9pd3Oqw/+v50Pn7rtFwfNztPN",
+	"4tUlyr1Yn1RTg9q1UJnR4JX/31boWQXOp4DKimjfBYav+dY5TtvZmrnquC6nzY1211ovmAmn98gbGHOM",
+	"XRcDV9niYk2knGu4QUzs31zBLYtTF3GecVEeubf6NsgZx8/+NV0H298Ajwf6XwLoHxXPHwfD/xS4fhyE",
+	"fgQwfhDkPgLGLiEFZTxtGWXbNpll64SQ+mXQEKpsQr1KQvCWyuo2CUAs1Q9wybZbYyVnwyLlhcXx23Gr",
+	"/36r5JcPdd/hA/3Oa13qRg4fI0unvPfyoBlZm9zTjcdNjqowVdwsruzM7hz13S1yrksZqRZZMILRAoKL",
+	"t1fXsH/b26c82f2sf07eMyN0w+VdM2o9boozZgn/FReuCIyLscyKy5hriVF9HGaMC8O4QGX3TxkwedrL",
+	"hJtpOqJsF//z7L9L11bedmbEwhsUkXObGmq9ksX1zFTJdDLN3HOZM3UPTorcP+fOY2SKD4TrsSGAQZY3",
+	"0LajacidfM80TKWmjD82wTYwmhrzEjKuIY+rgRTxAkaLgWCU9otRthQfmNkbiIF4IwUuqK2TAI9a4ODv",
+	"Tsvd9XdiEC9lIQxE9oDLRwB7QWhgCuHyp1M4PDx8tQdnt6gWzmUNqUZN7gIUtxjLBGEnoEyEYNdtEO2P",
+	"ByLvQZXFuINyTV5Au3HjEnMFMJWCMp+DWgcbX3OfxcT8qDtOKmjGkYwWu5YortPVQIylgoOjLJNaZL2v",
+	"MHJ0CBqaavXB9dDKPPbUB2uGZioje6pmOhDZVMfFD6ibBJG22j4CmNBzqwkGRwcHsKIhBZFrIOZTHmNl",
+	"i74Lk90Pj2N7sOOYT6YGgqPuK1jRLWUPnn/8mM07EPYAqTMBkYSobfEGO6SuWubLKoWdGz/bADUDsQ9n",
+	"tdyOYkfdQyi6i8DOz/KZHojAyuLeqZJav1V8QgquwdC41loMRkrONapnGoIrDDs/oQmnnSue9X1xzwSu",
+	"yYOVfDBTrgdC0ufHEMbc4qaT1mxDfkwN2gqyQE7LtmeTMK1392DFNh1JfJ4HJKj88MCiSKHWsBP8fnl+",
+	"fTa8PLk+G74+f3N+HbThRRcYODXJ4qB3C+weZ1yejedneab9CVS4PitT79D/B+3qh5doUY6LSeD4ofal",
+	"RuM4BUa4kB5AaFr6l5+OE6u9gkpZOJ3dQFTLvHfcgdb3+r0cj4M2CCvZLuNBI/hq2t09sNdCFY4Ggrve",
+	"F34295saTbkrw9AyvEFjOSZBVFlHNTpW+oBry+TB9eW7q+uzH4cXl2//dn52ZTGCoqwhCqdO+Nvhzfn1",
+	"0m1g7yoHwntSTfb9Q3rf/pY0TFPuvdZqt/J0jFZ3r7fXzTRplvBWv3W41907dM6FKd2a+63+p8/tlrv+",
+	"/L89iu+7JNLahzoNQ9TafxrJUGdDTJHFZvqH/2uGRvEw+51fwd6CzbIBFbJokf3agh4P9z+NeYyf/Wf5",
+	"pZwFzOx6J9jg7b2UMUKpmCbrT7QHecAv6wPIVX7rtUHgvKg9gwumrehX2qlROJBpCLIPKoFP11yNE6St",
+	"ivTSUbt6ai7FedTqt15zbcqVXrpVbTT3/lNjL7EipXmjovQlZax51Fpq4OYN6ZYK+eiazwOsVnGnanLq",
+	"F+PCw9RPykX4zKqOaRa0V/R2KyVFdn1S5L9vnA+54XKzro0brNTIdet8ea91Nh1qwR77rhXdBj/0DQOt",
+	"vVDp1HbQ7T5a54Ol6siGJghvBZIoWPjNCP6ovR2O3IaaHso3vl9r8ESP9dY/VmnX8bnder7ZXOW+WGV7",
+	"hYS7Zqm8/2CPSGf5GgQPOaGqIGUZhlkgfF/U9X3seOzvuKqvogTwcyOK7n/i0ed7QOl1Sb8nNOVGl7CU",
+	"9AbwyqtzHXo90H2TZQfcOpsEfb4hxFzckLuRG3eFV3IPs8zD3SYc/RkrMLqMomsEpGjn+WQy4su9G6Sk",
+	"TF6rFFnq+kLlf1phOeoerX8o7/f1NNJ1sszERT344whXoTi1EqlXChmV+lblKxOnZxrcGLBTeCia5gh2",
+	"yVAXA5G1bHmmYYRTFo/7zvBmENRKjoKMAm3avVXNllKsBsKnytj724uuU5Ma5PCUlvJYorj+Yqu1nn0y",
+	"4V0ltnmxVUbYmsCuaHV9l9w2PfLg1lNPK/qH6x8qmpfeByyOuq/WP5C3pbUPHBxssP+m3p708AazlRu3",
+	"3RPO7FMbLLOxUd62WHiJMTKNwGCKsetXsxEIykTfiX8uZW5L/DvRN3lK5FKfHFfCHORORfsg2WpFhWQO",
+	"a89y32c782GVfUvk24pQ8VuMnIuo5LkciB0ti2LpouwuK6IEM+chtmE+lfQ50zeZG6GY3mtBkUQ9EEIa",
+	"rw/BFBX2gXrDh3KG2ipabljf4z73rgbhlKkJ7hXfkzo0EEzZhesmGHYZp18TDB88GQzXWy+5ZqaWHscV",
+	"xzTT3lwXcv4Npb+h9D8HShMCMleflCOTIHy8J167oHqjBWihLFMmaxneLhgGIZth8WIN7yHOg0BcUVPu",
+	"vSV8Ihl+42pvvqS25hvANKpq+cbIFcx1trVHNrG+TscChUApAtfhIifFQ8wef892io5iWzoVqKpGl2sO",
+	"uSpXG65wnJZrcjb0nvpCpyZ/3Z0h/EqDqG6jw65puqKqacMWopX6vVWjVkqstvLV/jM5FZfKu9Y4FQtv",
+	"0je34t3SX6/1fSzfYlFYuZ3Of5mK7B0xfgAFUoQIO1cXZ6fw//7v8126VrKo83zKjFXgIh4dD0TgK34C",
+	"CsepFJ0SzdaUEgEzLkQ3k5YYjap0Klx7rFLB6Haa9FP6KJZq/hrk5XdKDLGUToUl3zfl917K719Rl91a",
+	"HfXc5lRAb3kJOb+nKpoFIPU67HDdEJ2tndcMFS/SEEDVRPam9DnLCQor7i5bhn5HvbLYQMyndkSRzkZI",
+	"qiAluh5DkGflBvCP//W/IciTYIM9OKG8KgGBjtNJ4BITuq+CRocoFc14BMnrox8BQIjhf5DR4hGxo1Ln",
+	"87matOezC2vI1Xv02Vep6wLneQ7aN8R6EsTqHW5k1lbeOkLPPd9kPw1N+P+iMOkEqpRDuRE8um9WAGQe",
+	"uU2y2o67YNIlQ2ufgEdFHRN+S/pRBGTyZKqXfycO08CAkHEgKF9jzlSk9yAY+BKOQasP7vWQPsWUG5Dj",
+	"MWgW4zHgR65Npb69qBYZCNfFzE5td9wEmu+oafbDQLP0RrwvDZiuvmYjvOw+GV6Wz3KVn/Obd/JB3sk/",
+	"Bx+/TohzUY1HgDhddKGOMEaDTf00bmX2RtHMH2l1PUrjd68nI+ekFD4VJTf/CO9iZEqXfrc3ECdZKvNB",
+	"94jiL2Q1SkXJn+VprP3oMpaJrZvAK2uFLlOz7N88auib5hLh/ct0S9J5haZTlDDcJZvVVwI/gh6ztbD9",
+	"KVxZ4UBLRnA0rzHe5/YKW+K0uPncG4eyDOu5VBH9QRm31p542bGmQ84Gvg5h6V3LA+FZb+dh71zezeoR",
+	"6H1IA0HLaxdrk9Trc8QFsR1M0OgiYT846vaCPfidmykX0Hvuc7t1G55D1q3E1Q9QiQPtnIKf9s9acrPL",
+	"kPfZ6f4zl/fKDPhVHXQHIhu3GOiOEVx8oNftQvHY0moGgsVx9gRWx3G/Itmeu0DqOFUuR96/tMyShLLF",
+	"mxPEU2F4TBSbcxHJOVHWUgitVlTEM6giIX8JlcvLkakwVDwyEDeYUE3KhdRmovDqv75ug5b20YW3L+nt",
+	"ozn+aJdZTEfo1S6mEEbSxZMTVAOR/fYYfNFE/tazVFAGrQixDSx/TRudfbHTygvP+tCzRulJtf++S8D1",
+	"TfjbRUpujz6BVFh1mqoplspUwOfDuzoWjHwYWxupyJsGU6anWY/xaOFbN7mKooHI2Xcu0zhyOiErmPoW",
+	"FR9zi7up0TzK9NdhqlE5q1uhUbx4x9tAaD5L4kUupr68w7vu78BmKnz/Eirh8nswnlgtrLzJoSk67m4b",
+	"Lr6ey+ar1iL/dXS85dvUNdupXaZeWSsXYjTfrr/45m2+6Y5F+ODi7Lcfz3/7efjL29c/BrBT3E3lwiN6",
+	"Nz+lzQzEUsKiA+G8EXb+ugGv+flG2HkuT+4xsnD2dvl+m7EFTNktAsUAtIHgzcnfaHlXw4uzy+Hp6/Oz",
+	"367tUruVJVrEGYhS230LpKLI2gTs0B21M58yQ9lBlCLNNO6umurszcn562Agdg6rVViuJKq9qvap/oZL",
+	"tqCE1ilatKdqTzkeCDPFmXszgL2CFpTx6XMV7c+lghiN8Riev0UAxgrJtteQxCzE1Q7O+2YZPZFrs7H7",
+	"+hM7ONdkjrrOVJrS7/5q/s1vtvs/l28zvwZ+ISW2ng2aY//SbXB3QUk1M7L0Vpo+QYzD/DbN1obCS2jx",
+	"qOhFXX1JzUBcyDgGbvKyshIGKzSpEt4mydLa+/Xq9EomqbDapAhxIPL8S1+o7ktCrYYLMbP6+oo6lK+8",
+	"BGUNDDWnrf9JuPFEJSM5u/+Mpkj43Zzh1xZ5uKoIfVcBhi/hpyRsd+OScxxORHNVBnC9sjAjM0LzOyXL",
+	"W6bRI29Y0rufhPdmjZBSCo+BjzPW941iq262PB0KZshcWX/bFzn7fBKeN+4msxdZ5Eq/6oXc3VdQeQlC",
+	"sLqc5C9XSfKvXkTyLdP4z8k03rDaYy3clV4UtQLwSN+2gFdrNZPDlyvruBsO8aMhh5WZ4kCQVWJkGY2e",
+	"aQiK1y4FsBOc/nJ2+uvbd9fD6+vXgbv3hZzv7sHvvgEJM9nD1NvBQqs1hJwVxCaMi1xryP2pmT+pUva6",
+	"3NbGmlzLakOwOqM0yHWKOyo5HCXzV3P9ZSAw39EKDFxiGCNBYcTp3a0VLc/Ib/D4DR4fFR6vDFOFRlP0",
+	"sy+J4WqsrCSxNdpBLrSTB+gJlawqNnLwgpEFrXZRlJxhjkpjdL2eknpP6+YE+ct8KU+QiEAdURuk+YQS",
+	"RvLtUsQhQuV8doLN8FFtjQfbANRygdXWXDrw4rPlE3fXI6u9ALeRB65iaTqa/0FqskF1y2KdJbBn4z3T",
+	"EMuQxRCxBQSRVZJXMEt/IHy3GVL5J4pHbat+86iW+9h24Rt76Y8WecQkLwK3vDWnuKFT2EsrcW1FvUFO",
+	"3U9X9WEob/8hWTvt5ffLOWKY/L2ypfVl/TVXtWjxr9qt+vvWNZept2ppKKj4ohXnZVKuuCjHCt2p639N",
+	"m/2nfP8ZHuYyc7fUeuVL77tWk63+JxcQUbcZrzZyH1JHQLoYdoIZu6E0+mC30qyrv79Pi5hKbfovuy+7",
+	"pEv5tTS9iIaN4hLalMrnyliyt9ypSTdIyS8yjpwjn7DA5TQsshfcuDccVGuImkbx1Vi119/45zLSNTxH",
+	"OjILb0COxzzEPfCRJB+rWNFj87jmZKAcCkMKtY/g6ext964FocyCRkrG2IfN3p4PO/T2/ByxBsLuR/ui",
+	"IaYNjUZt2qqpSsHuHvwmi+wP8l/0oPz6x+AYGD0+EEZKoLfx63pPQYeYnog++Wn5/Kh3mvcHsYgL1BoS",
+	"JUeos8JKZ3wYxcLyaeb7WnUuEc6ktTmoWkq3XbCsXPjOBVMLsnMWlJiQNSf099LJxbmr1oGY3+BAMLHw",
+	"57FjqsdO1o9ee+y7bRdsstcQVdwnit/yGCcYua2qVEAqIrS24qlD1M6VD1l2LmTMQ59jwOJYzjW4HTsB",
+	"0mYRU6KL25619qjnIllrlZMgcrQ+f/j8/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 // startServe runs `slotpay serve` on a free port over tdb and waits until it
 // is ready. It returns the base URL, the process and its environment; extra
 // KEY=VALUE pairs are added to the environment.
-func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exec.Cmd, *strings.Builder, []string) {
+func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exec.Cmd, *logBuffer, []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -155,7 +156,7 @@ func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exe
 	env = append(env, extra...)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = env
-	stdout := &strings.Builder{}
+	stdout := &logBuffer{}
 	cmd.Stdout = stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
@@ -169,6 +170,25 @@ func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exe
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond)
 	return "http://" + addr, cmd, stdout, env
+}
+
+// logBuffer collects a running process's output; tests read it while the
+// process still writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // envOf turns startServe's environment, with extra KEY=VALUE pairs on top,

@@ -147,6 +147,25 @@ func TestHoldCaps(t *testing.T) {
 		require.Equal(t, http.StatusCreated, status, "a lapsed hold is not open")
 	})
 
+	t.Run("ARefusedHoldIsNotStoredUnderItsIdempotencyKey", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, withHoldCaps(1, -1))
+		status, _ := b.holdFrom(t, "", "a@example.com", 9)
+		require.Equal(t, http.StatusCreated, status)
+		key := "hold-" + uuid.NewString()
+		retry := func() *genapi.CreateBookingResponse {
+			resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{IdempotencyKey: &key},
+				bookingRequest(b.resource.ID, at(10), at(11)))
+			require.NoError(t, err)
+			return resp
+		}
+		require.Equal(t, http.StatusTooManyRequests, retry().StatusCode())
+		b.db.Exec(t, "UPDATE bookings SET status = 'cancelled'")
+		resp := retry()
+		require.Equal(t, http.StatusCreated, resp.StatusCode(), "the retry runs afresh once a place is free")
+		require.Empty(t, resp.HTTPResponse.Header.Get("Idempotent-Replayed"))
+	})
+
 	t.Run("ClientsBehindATrustedProxyAreCountedApart", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withHoldCaps(1, -1), loopback)

@@ -283,3 +283,22 @@ func TestSessionEnds(t *testing.T) {
 		require.Equal(t, apperr.Unauthorized, apperr.CodeOf(err))
 	})
 }
+
+func TestLoginRefusedWhileHashingIsBusyDoesNotCount(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	_, err := CreateUser(t.Context(), tdb.Pool, "ops@example.com", RoleOps, goodPassword)
+	require.NoError(t, err)
+	sessions := NewSessions(tdb.Pool)
+	sessions.hash = newHashGate(1, 10*time.Millisecond)
+	require.NoError(t, sessions.hash.acquire(t.Context()), "another sign-in is hashing")
+
+	_, err = sessions.Login(t.Context(), "ops@example.com", goodPassword, netip.MustParseAddr("192.0.2.1"))
+	require.Equal(t, time.Second, waitOf(t, err), "come back in a second")
+	require.Equal(t, 0, tdb.Count(t, "SELECT count(*) FROM login_attempts"), "a password never checked is no failure")
+
+	sessions.hash.release()
+	_, err = sessions.Login(t.Context(), "ops@example.com", goodPassword, netip.MustParseAddr("192.0.2.1"))
+	require.NoError(t, err)
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM login_attempts WHERE success"))
+}

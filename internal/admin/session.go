@@ -73,8 +73,9 @@ func (s *Sessions) Login(ctx context.Context, email, password string, ip netip.A
 		return Session{}, err
 	}
 	user, ok, err := s.checkPassword(ctx, email, password)
-	if errors.Is(err, errHashBusy) || ctx.Err() != nil {
-		// The password was never checked: the attempt does not count.
+	if errors.Is(err, errHashBusy) || (err != nil && ctx.Err() != nil) {
+		// The password was never checked (the server was busy, or the
+		// client left while waiting): the attempt does not count.
 		if delErr := db.New(s.pool).LoginAttemptDelete(context.WithoutCancel(ctx), attempt); delErr != nil {
 			return Session{}, fmt.Errorf("withdraw login attempt: %w", delErr)
 		}

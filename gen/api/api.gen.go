@@ -1025,10 +1025,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1043,10 +1047,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1062,6 +1070,11 @@ type ClientInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1071,6 +1084,11 @@ type ClientInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1375,10 +1393,14 @@ func (c *Client) AdminLogout(ctx context.Context, reqEditors ...RequestEditorFn)
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1403,10 +1425,14 @@ func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, bod
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1432,6 +1458,11 @@ func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody,
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1451,6 +1482,11 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2693,10 +2729,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2711,10 +2751,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2730,6 +2774,11 @@ type ClientWithResponsesInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -2739,6 +2788,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5309,10 +5363,14 @@ func (c *ClientWithResponses) AdminLogoutWithResponse(ctx context.Context, reqEd
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -5333,10 +5391,14 @@ func (c *ClientWithResponses) AdminLoginWithBodyWithResponse(ctx context.Context
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -5358,6 +5420,11 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -5373,6 +5440,11 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12062,138 +12134,144 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchtHsN6rdG1OlajKAgQvkiWwXBWapm2VZYsRpfLJERTsYLcBzOFiZj0zCwhWVJW/eZAk75FHOU+S",
-	"mtvesCAAEqJlW/5jEcDOpaf7m77vxyDms4wzZEoG/Y/BFEmCwvzzRYKzjCtkqvMas5QsMdEfJyhjQTNF",
-	"OQv6QaREjhEspshATREEyowziUAlEJCKC0xAmMeBj4EwQCJSigIE/p6jVLCgamoelWSGUEwaLzs/47Ib",
-	"hIGMpzgjempk+Szovwv0nMH7MFDLDIN+IJWgbBJ8+hQGr1GJZed8rFCsrvUaY84SCYrDglAFIxxzgaDE",
-	"krIJkAmhrDHfBzLLUgz6p8dhMKOMzvT8R8XElCmcoDAzX6OUlLMLzm8ottBJplxlZDmU9ndRH35SKnvF",
-	"0mUI12SG11Tht9dK0FiFcI1xLhBylqKUEF28evXzi8vh9eXF29eX345JKjEK4Yqo6beHZxCnSDSVOQNJ",
-	"J6zDc7VmG0FjEd+e/H7c+WZx/t3F9//xP//PWTHiL+RD53yC3x4/e9brnRULPXPrOmsuOGg7in/tvLYn",
-	"3HnRwjcvEmSKjilKxzaWGSgDt8ZHElI+kfWdNGf5FAYZEWSGyvHsd5r8bPLi+9UZ3VdAEz0m1R9lRE2D",
-	"MGBkZk4zCcJAL4QKzemayapzj7mYERX0gzw3v1zd8UUuJG/hu4jhBzWMzbeRlgK940zgnPJcQkYmeAY8",
-	"I7/nWKzs9xzFslyafbZGihn58BLZRE2D/nGv17aciij9jMvVZf1CbhrUl2SMWjqElqIzkIjm6/OrF1B5",
-	"tFikxYpylQ3ZXcODo6fjo/hk3OscJd9g5zQ+ws5z0sPO8fjp+CR+ljwnR0dBWNvfkydG/PzfR227fUln",
-	"VK1u8opMECT9Yy1pU/NcdakJjkmeqqD/pBeWp06ZOjm267IwYKi+ARReo+S5iLGNH/13n40hP+mHLRob",
-	"2bjgbJxqae1r0Gca2PU/SZalNCZ6VYf/LvXSKqf1MUAhLE/HPPEQMswZmROaklGKmiQoJZnoLw2Mp1wB",
-	"n6NISSaBMK6mKGBkpc9tCKUa0iTo6z+GPXI0Oo5PklN8Mn5KvhkZypXb/BeB46Af/KfD8qI6tN/Kw0uz",
-	"OLPVFritLjMKIaJsTlKaDKUiCiPgAiJasuzwBpdDyoa5xCgIqxdhE8naVuR+flj7rVnYD1yMaJIgux/d",
-	"x8UwdYJTCQwxcYLMUwSeSb03MuJzfDB6F8uL+vYytzfMI2nXRPWtyyHli9CsDWLBpexIqgr06e6T6HXs",
-	"e425tMrLBvrflwpNdhJmYkeSG1zCgkjQH3ndY6yJ4UTks9CBKRSMpJclN31eArj5hoZ9o/1uxUiv+/h+",
-	"wuSRwJG8JlLIEjkkCma51CoiEK1MglREKP35g0lUY42OifxVnXCUwLi+sxWV46X5UhNEkFhpESugWOQp",
-	"yr0y1a9c/cBzltzvDBhXw7EZpkp94W9FvTf/9cMQvFjQXtn2iixTTpI3nL8kYoIPIIOZnXGoOB+mes59",
-	"72eGTF0JPqcJiocClsxOO8zcvA5g+qAtkEzLxdjgKhcwJjTF5Exz0FQr/PGUsAkmexWB10Sh0TjxnlIg",
-	"iMJh6kaq3eycw4ywpduONe0oA6IUzjIlz7Tdao1WSIkyevjDyEl1yRqV/ELd7NLc8GuWL8+s6R1VDPUI",
-	"pDXMGyfUsOVvO6DqT1tMz93O9i0juZpyQf+47+Hm1ZGqh+uwHXBGaKrJlREpF1w8HNhVlxb1gXGwK3J6",
-	"mznDA3doj2EhOJusrnavIvWWyTzLuFCY/IIJJW+MOfPZgSUvpx3O9LxDbUftETKLwzIjnSczypwrwmwp",
-	"SaheCkmvBM9QKKqNNePiaS713BtRQCTo3xLFhTRWOlUhxLlUfIYCKIvTPLGAl1UG/RiQGc+ZGiquSFpj",
-	"3ee9XsPWfXoarFq0YRBPMb7hufIeJMOlVes+lkOludfyrLZl89Taic5+bVipYRALJJr4RNWM2oQo7Cg6",
-	"w6DtmVwIrWRvOvYL/zvzjKXPRqrXaWaYvr5HkpD/4v7qxnzWtkBrwVcfOk8IvORzTEmMrd6j0tB/5yZ1",
-	"w5SOTj76d4yVHj+hMsvd5eO+HHGeImH6W6fCbk/PKU+TIX7IqMDdHrTHv8ETEQb+9qZGlFeYJqPDk19/",
-	"fPZ9foz/Nv/5v6X8+OKIHI9O4tNkGw7Sdz8rFOWClerS89sUmVcWSBxjpvStVPgavV5tDDIY52kKdlgt",
-	"Ra202GJZVpUdbkmk0sTYmvxSEZXLTVLg4Oba/vhTGORZsqPINfjTeabK/RVLqW6jZMSwDj0VAV7lvXaQ",
-	"aeOhihi0M0FF6Gs4U6NAm3hVUfp7VA4BdkCNUYnwt51M7TaoyAnOfTymzsSv0sQwKRXWT0AVzjYev9PY",
-	"L/WYehK3WyIEWZZMNJxSqbhY7mlSy2wXRvVenbTBTqVzsLGWFYpsOqwrYk2sHY6q2M5W+2qeWJOYFVd/",
-	"WyAgT9MIuA2VpUQq4/3vbkaTpvyZpdZnW0ual3xCWcVtcr/Lj2eycfnVPPWnGzz1+kSdqlvXG7gQGCuY",
-	"ciERvtNWjljC8/rwR73j082RgLaLtJh0LZVe87QtbCeQJJylywgGea93EkPEM1n+QfSj0Rkgiade8bKu",
-	"WM5QwghTvgBqxMYHL/2IQahpqaFRj9ESznQLc4HFXU+udpm3XIUVJy1omIaDZzDluZDe4eV0/7X338pq",
-	"c7neUKuJz1vpwiPVkzJPh9V1rz2qt3JnLe4uSuZWzH9XjUg4dttILMOXrfev520zVO1+a6VcnlB1yZRF",
-	"+B1IR2Ll2M9zsIPrrr1yg7D4ICYsxrSiGnTtoqqf2JvXs/1QH3v5q8pn7ndtYnEPBXW9ZeMNKqet1SXm",
-	"jRZo9wNYTDmQWGFyBg7QtdIYzSmJIIpTGtVExjHAFtpiafa3TR9V7coiiuzVVjUlavOiNi5CETFBta3C",
-	"6n6tnKHeYI/KoddOtvVI57SW4EEyqjk6pe1ZHiuiUD08O1jo+ba+zOoWazQ3XHW73Hx+3aIU0S9fs7CB",
-	"VZpStSugGLluCnCwDwMq5Wp7al+nvFUd1kjyB2cN8/0y13s4/A5FStlG+6huGvn9+YH9StvoejfXkAaI",
-	"LB+lNIY5xYXJtPLeojOgCmIiBDURo9JPlBBFNvuImilUYo6io8mp7S7IBI0RqGU7b9Q9kjCjjAvImVN9",
-	"/kl+pn04X1r0NcIgZxmhCejfQ0oyacN6e3XUfKk+iy/A/7BBv6ovuHKXZcgSyiZDZ8lagYv1yOaOjDkb",
-	"UzEzPgyTyDEUqGW4dGm4AQrluOoMsdEVPYxRvdKKKwST1pv2wm1uVwV6Z4FcFSY/RC4aavVUqUz2Dw/9",
-	"L7rS+Om0in0YH2Zkebh59N29lw2eqi1vHRNsME8uDI84VtjW5G56+R2mSmA414YYMnXmzDUNvuDAVzq7",
-	"snFOn9HLXRDVWx63WP4nd3GKN3Ma72Lpr3WZV3C5XMBx7/hp5+i40zt6c3Tc7/X6vd5/7h31e72tgfVe",
-	"iNm+kN4dFnKrAtIOiQWrtHJy5earM+hLvkARE4nw4voVnB4ffQMxT7B2zweYC4NSSqHQD/33d6Tzx/uP",
-	"J5/+pY0mRRLBLhx7h2dsWLaE5tU0oCJFkE4YUbnQlG5EcauJeNUclpbEyFrCof67NdvQwnk9ZcNM2xaY",
-	"bBnFJplp3K/nEtRzsSqXRj2HovWWKELVKwogGdustYTKLCXLM4dSXsH0k0Ji3OZGQ9lg626AZX1m5YJq",
-	"D68ybhMUGhss+dt4w1/lKuYzrFueWUot+SaM28s2ZzOi4qm7W83l3Eazlzwm6RvaxLjecyvFFWE4eNc7",
-	"ev+u13n+/n8cv+t1Tt4/7r/rdZ7Yj1olpObD3+1CecUQUBuVRea5HQtSTCYoQlOAwXNlvjNu9kcSHEO2",
-	"mAcZHc5ReI9kDcBOOke9ztHTtvU7W2QNSG7W3du1j43PJUXspuppdgpXH4w6rW0SwFwAkYAfMoyt9KzR",
-	"oBtYaEgIGZfUZ8ZvYdykdI4zB0WrwVteMuWtGQ1VBl4XYt3C6xQjne9oFenLJZ3fFmclzHKSDRqBwJiL",
-	"BBNN4qiQpshkwzqBu3uY1bmYKjK8wNGU8xsjrTFnMU0tbmi8apVcq24O72IhukfNbld0Ypyr4VEjsP32",
-	"xTfP5//627LVoeY9aSWzFhqxZXytiWUptrJom43UXJ57KKzJcYUj22hR55KC4DWh3iVo6xm8EM86R7Wh",
-	"dRX+PrsbblO89MtyxL32LH6dz2ZkZ+++NiBzgXJtvZSEFMc2L0LvSC8HRM5clEgLur5ju61Ap01rOfRW",
-	"6yp6kkyi9WdI68GekgQYB2+jgot9tY9emtFDw3xtUxSbkKhUStnEJXgkZBmCQJLAiMQ3MBZ85pJD2uey",
-	"JrUs0wva6nnMT/QtWzfcvSNONtNP2qdy8iOHpajfTrnFlMsyllfkw1rVEfwoGybb7pBap3KPrpnghmZZ",
-	"27jnruqBMqkIi9FcBh6vKZtUhisux4aI+LGbjNayrVaytrJQ21mHpZi0i2B5B+0YWJuvUQLilEscKrpZ",
-	"Dyi1zjv6K2vH8rHNPSnoH5wNE7KUtcvpaWt53C0FcVt7IWfkw7Bw5pdFuDtPN6NsyLiiMQ5nlOUKd9lA",
-	"b92Iqys72nllq66Qa5UnlMN5Gz14hmx3ZjAG6e77ftIqxmk+aZQSm/V2SKseUwmhNMp+z389B/01uEjI",
-	"1hEWbYZRNbR+3JY6T+M042PgzNW9bB2UOH3SGpTYUNq5qmppErmTrUtVLfRT8TxXN9Q4riqnVeWhygs1",
-	"lGhl9obwhh5ybgMx68K8M5QVxbM1HeeLQLZiacGKq7EX3hv3fFnwNye9jbC0Pbz5UY9OT3t3Q7ti171w",
-	"2y08OX7ytFbcfF8o3GUXa5Hxu10dxA+Em2s2txuMjla9pb3O8/fu/533H3vh0+N25+l28eoK5Z5uztFr",
-	"QO1GqPQ0eO7+2wk968D5EFBZE+3bwPAl3Tllcjdbs1AdN6XI2tFuW+sVUfH0DnkDY4qpbYpiC+VsrMko",
-	"5xJuEDP9NxUwJ2luI84zyqojH62/DQrGcbN/SdfB7jfA/kD/cwD9XvF8Pxj+p8D1fhB6D2B8L8jdA8au",
-	"IIXJeNoxyrZrMsvOCSHNy6AlVNmGerX6gh2V1V0SgEgu7+GSDYOx4LNhmfJC0vTVOOi/2yn55X3Td7hz",
-	"uuqMJLaVj4V4ODD7gqgYxaaPRI9DwFR/YbyYd8pjvY9DfHN+Kh/uI32oeijVQf15t/nN6ymmrVxp/Glx",
-	"LqhaXut1WHaTtzcGe1PJw9cAiAmMlhBdvbp+A4fzo0OTOHvou4YVnYJiO1zRK6jR2atkRZLRn3FpS18p",
-	"G3NfUktsI6D64zAjlClCGQpNDZOoU2TnTKia5iOTlON+7v+/crsWzbZGJL5BlljvrjINp3z4UU0FzydT",
-	"70X0Pt8unJcpitbrSIzHYMBsZyEGBHx6Q6hHk1D4Ih9JmHJpEhPJBEMgZmosCmephCL8B5ylSxgtB4yY",
-	"YgdM/FJc/Kg7YAP2C2e4NM3sGDhwBYvStzoYbFc7AulKssSA+Qds2gToe0wCEQivf7iAk5OT5124nKNY",
-	"Ws865BKl8Wogm2PKM4SDyCRMaGnVG0T94wErOu/5UHw9Y9zsxo5rmCuCKWem3iNq9O1ynUZ86M6NemBl",
-	"xMw44snysSaK7e83YGMu4PjU148w3/EPE0uHqKWVYB9s50AfWDDd/2aopjzRp6qmA+anOit/YHroGNLW",
-	"m+YAYXKhFdbo9PgY1rThMeQasMWUpljbous9p/dD01Qf7Dilk6mC6LT3HNb0iOrCkw8f/LwDpg/Q9GMx",
-	"JDHU1uiDHQO5mvl8fwQbbfAbMC2Q9MO+g4Wl2GnvBMqeSnDwI38kByzSsti9EFzKV4JOjB6u0CS6R30g",
-	"MBJ8IVE8khBdY9z5AVU87VxT3+3KPhPZ1jZa8kFNqRwwbj4/gzilGkVdNYHbkBtTgtSCzJCaZeuzyYiU",
-	"j7uwZpuWJC4dBTIUbnggSSJQyjMY4ZI7ATU/M/+yBNWHEZ0eP4das4kBs8SpNo/ogkbQuuSa5Dmu/OTd",
-	"gY1xxsjsZe5A75cXb1ZATkOwq1ThYnLoHpKH+rdGv1PVRopBGBTJEEGve9TteT2WZDToByfdXvfEmvZT",
-	"cxkcBv2Pn8LAorr7twOnQ1c9U/9Q5nGMUrpPEx5LP8QUSaqmf7i/ZqgEjf3v3Aq6SzLzAwokydL/Wssy",
-	"jQ8/jmmKn9xnxV1D8sR20ptgi6P1NU/R1711oUwu0Qdc6By29sKhvj4QHI8xVnBgYysh2L2GBrVsvx8b",
-	"cNZsanWUsDpabADXxaTL3ySPQ1gIqhQyh8YDpgRh0s3vEl7cX1RJTMdnGsmr63MNSkyUk3GGXbhkygCo",
-	"0Zr0BeGbd4LZtltHJ5coInsfuczMKZljtebGSAnj5U542eXL8KT9gnL2Ign6wUsqlan5MoUgQb235buV",
-	"slx9fZXbkzbmTKW/7MLiltTTNom5rh1itTxmh96Xmxc3tovz61g3f13N2mkFbfpgScFD2yByix+6Np5a",
-	"7a71Tzzu9fbWj6RRVdTSmERLllZiCibWT4AShKZ7bbtyanfV9lCx+8NG7zXz2NHmx2qddMxDJ5sfKvsl",
-	"fgqDJ9utrtrkrqqGG7FpKODv3uuTlT5bomYsyUdVOofAcFGUvpvasYk0SYK+YvdDxyFDx9Zzum8+1fDU",
-	"h/83QGpZaeybN3ahSF/wTZKpKJTj+uq6cEWk1hBqvWZNcgOREPkPamkctvMsNZrPuryV22DKr24Vqdok",
-	"uyzQ2EpCViy49lEbic73RKwiU8O4IUyrHdNMzya7GACz+Qpr8VPrdmsa31ZSvHsuxfvfts7u3nK5vqX1",
-	"FitVfNM6n91pnX8pGG62jtgAxJ7gf1kEfgA81fBQEOoOEFr0R2hH0cOPNPl0Byh9U3EDGDSlSlaw1BjR",
-	"4Gxcr4Eac9F+43Od5tZ1gS57GlLKbkzwhCo4WMmk9nnUj9tw9Eeswegqim4QkLLX+YPJiOuF0yIlVfJq",
-	"rVdT13Vx+QurK6ebHyqaoT6MdJ2vMnHZLGc/wlUaokHG5VohM31Q6vLlxemRdAYeHJSOzLY5osfGfmID",
-	"5jWwRxJGOCXpuG/9cwSiRgFlVBo4evfa1F1JGB0wl/in728nulZNapHDC7OUfYni5out0Zf/wYR3ndgW",
-	"paOesA2BXfMekNvktu2Re/fl/LItlZ3B4rT3fPMDRc9+/cDx8Rb7b2t8bh7eYrZqV9s7wpl+aotltnYR",
-	"3hULX2OKRCIQmGJqm/ltBYI8k7fin+trsxv+ncubIsF7pYmgbcgQFbEH/aCx1cp67wLWHhUhktC7uqsu",
-	"aOMCT1DQOSbWk1wJcAzYgeRl64eyiNiXhINa0BhDWEy5+ZzIG/m4phw9kl4LSjjKAWNc+ajhFAX2wbw4",
-	"J+YzlFrRssO6FwAVQZgonhIxwW75vVGHBowIvXDZBsM2f/5LguHjB4PhZl9K29pH0+OsFr8i0pnrjC++",
-	"ovRXlP5roLRBQGKrLQtkYgYf74jXNkWo1QJs5j5U6lVszBxiMsPyrWPOH1/EiqkwbyzpruCTkeFfXC+z",
-	"z6itue54rapaGUhw7nRZFkjt0cT6Mh0LJlPCBOo7lBWkuI/Z4+7ZTtludUengqkRlNUKaiqqtdNrHKfV",
-	"CsMtvaeubLPNX3drQlKte2av1WHXGoYpajS37K9eq0ZeN2qtYPRvG9tZKVbdIrpjvUlf3Yq3S3+zc8G+",
-	"fItlmfhuOv/rnPkX6LkBBHAWIxxcX11ewP/7v08em2vFJ6cspkRpBS6hydmARa5+MTJvxxI5WiWabCiM",
-	"BOLaPc64JkarKp0z2zu0Uv6+myb9kD6KlQrmFnn5zWQSaErnTJPvq/J7J+X376jL7qyOOm6zKqCzvBhf",
-	"3FEV9QFIuQk7fMqMBrKiArJ8yxgDUxupb0pXgZEh0+Juk+rM70znPzJgi6kekeWzERpV0KTtn0FU1BhE",
-	"8B//639DVKT0R104N+mXDCKZ5pPI5lf1nketDlGT3+IQpOj2sAcAMQz/HU+We8SOWtXip3qmr8uVbiDX",
-	"0d5nX6euM1wUSThfEetBEOvoZCuztvZKNvPck2320/KGor8pTFqBqqRa3zn9pQDIInKb+Uq122DSlnZI",
-	"l6drStQmdG70owSMyeNVL5fkRiQQMMg4YCZfY0FEIrsQDVxB2iDog313tstEpwr4eAySpHgG+IFKVevW",
-	"Uda+DZjtyain1jtuA823pl/5/UCz8rrgzw2YtlpwK7zsPRheVs9ynZ/zq3fyXt7JPwcfv0yIs1GNPUCc",
-	"LF/RkWCKCtu6A825f92690dqXc9U+9h3txrnJGcuFaUw/wzepUiErPyuO2DnvuLhuHdq4i/GauTCZL5X",
-	"p9H2oy1sMGzdBl7+PTE8V6v+zdOWLpC2XobnzbcVX6PqlJVOt8nmde1w9qDH7CxsfwpX1jhQkxEszRuM",
-	"9ylcY0tclDeffR2jL8RYcJGYP0wFg7YnnnW06VCwgStXihqVYtGAOdY7+Emp7BVLlyFckxleU4XfavMo",
-	"ViFc6x0g5CxFKSG6ePXq5xeXw+vLi7evL7+1l+pjX7ZkXhY5YGZ5Ybk2bjoXjygzbAcTVLKs64lOe0fa",
-	"SDF5lk/At1sykVRT+2QGGzAu4Lhnw57643pFiY2XUgZHT8AVBIcwzoUtWHHvTdUTm9KSyPx6wOqvIs2Z",
-	"oqlZ14KyhC/M+vU4qHWPMmpgyoP83s6cZJqqMDlgN5iZ8rArLtVE4PV/fRmCNClirqDNvP28EHFpqoVW",
-	"yrB8FYut08LExV+l4sK4gWBK5NS3+k+WroOanWDACroveJ4mVpkh5WnMUdAx1YCRK0kTr3iZN3RYc1Gg",
-	"ErR8c+uASTrL0mXBX658yfmcbwEV03/ic+gyq2+3emB9pvZ+prawroVJyr4clPyi1Z9/jnKyeg3YnleN",
-	"W8BpGdUKgvZr4SfXQ9H1vjLv/rm6/PX7F7/+OPzp1cvvIzgoQVGrHK4t0GMNUzbfY8BWMu2ss6roR1+8",
-	"9cOpLK7qqUhCKVwda31Kd03seCBvUmv7/gf2KW1I1rOtzaTJePq7uZS+mkt/LXdSAWA/Gb90MwGvQK0V",
-	"HLs9h7+ejFZ5rVHfJPxatArNbCGUjhmt+ZTNzOtvORqwK56mWgHzlTxlsrJWdHLBXFm2zyTuN/sG1JL3",
-	"mNaDWIwDVqS8uRYCvgJ5SiSkhCWYrEn9/8Kz/jfAUHum8J+EGw+UpV+w+4+oyhzL7Rl+Y169TUSXt+W8",
-	"u+YKJu9VWnFIuerCOWtPhDfmyJpceGOTqMqd4lNFzegJ2D4J5uVhzDkQRmiyuM6Ajj3ru07Ddc9GkYEC",
-	"MyS24UJo7RMfwqdF53djBiFJbLVNswVA7znU3qIRrc/g/9sl7//T8/a/Jnf+OcmdWybYb4S7ypvG1gCe",
-	"0bc14DWaABXwZTPpb4dD/KDMC4xN+wcTIle8ikaPJETle7siOIgufrq8+PnV2zfDN29eRvbeZ3zxuAu/",
-	"udYwRPmHB8w2LWAhxCS1+TcTQlmhNRQuLO8JqVUarjYcWkyRraoN0fokvqjQKW5JnreULN7t9reBwGJH",
-	"azBwhWEUB4EJNe8Sr2l5in+Fx6/wuFd4vFZElBpN+UKEihiux8pa3lCrHWS96UVM1KCSVsVGFl4w0aAV",
-	"lnWgHnNEnqLtwpU1m6K35yS/LpbyALFf01K3RZrPTYy+2K4MgYsEhfU2MTLDvdoa97YBTJU7aay5cuDl",
-	"Z6snbq9H0niDcisPXKdcdST9w6jJCsWcpLJ897cd75GElMckhYQsIUq0kryGWfoD5hp8GJV/ImgSavWb",
-	"Jo10s9AGHvSlP1oWvv6i7lbzlg21WIW9shLbl9YZ5KZ97rrS9+r275MoEa6+oNASQxUvJq6szzdoXdcV",
-	"I/Gvq6/6+zb182h2x2jJYf+sRb5VUq65KMcC7anLf6bN/kOxf4+HhczcLrVO+ZKHtiVo0P9oXfli3t6W",
-	"y3Efml6N5mI4iGbkxmQuR49r/eb6h4dmEVMuVf9Z71nP6FJuLW1vMiKjtII2lYqlKpZ0V5vjyBYp+Ymn",
-	"iQ0jGiywYeSlf0OSfUVGvWyjbRRXANN4f5J7zpOu5TmjI5P4Bvh4TGPsgouBuO6Ha7qfnjWcDCZsrYxC",
-	"7WJP0qVYuOaQ3Ic7BE+xX63hGeS93knsMvr9Hzb3DA6QxFMoEGvA9H6kq9MgUpnR9GKjenZI9LgLv/Iy",
-	"4G78F0dQfX9odAbEPD5ginNI+cL9rNrt0SKmI6LLN1k9P9P+z/mDSEIZSgmZ4CN9dVrOsMaHEiSunmax",
-	"r3XnkuCMa5vDFKjI0IZ5qrXGlBGxNHbO0nSJ9G0j3b10fvXCFkhASm9wwAhbuvM4UPVjN9aP3Hjsj0Ob",
-	"+ayvIVPknAk6pylOMLFbFTmDnCWobcULi6idaxds61zxlMYuOk7SlC8k2B1bAZJqmaIcMLc9be2ZbpjG",
-	"WqudhCFH8On9p/8fAAD//w==",
+	"7H3rchvHtt6rrEJOlcjKAAQvkiWwVBWapm2WJZMhqfLOERRMY2YB6MNB9+zuHkCwoqr8zYMkeY88yn6S",
+	"VN/mhgEBkBQt29o/tsXBTF/X+nrd+1Mr4tOUM2RKtnqfWhMkMQrzz/MYpylXyFT7CtOELDDWj2OUkaCp",
+	"opy1eq1QiQxDmE+QgZogCJQpZxKBSiAgFRcYgzCfAx8BYYBEJBQFCPxnhlLBnKqJ+VSSKULeabRo/4KL",
+	"TitoyWiCU6K7RpZNW733Ld1n60PQUosUW72WVIKycevz56B1hUos2icjhWJ5rNcYcRZLUBzmhCoY4ogL",
+	"BCUWlI2BjAlltf4+kmmaYKt3dBC0ppTRqe5/P++YMoVjFKbna5SScnbK+S3FhnWSCVcpWQykfS/swc9K",
+	"pRcsWQRwTaZ4TRW+vlaCRiqAa4wygZCxBKWE8PTi4pfzs8H12em7q7PXI5JIDAO4JGryeu8YogSJXmXO",
+	"QNIxa/NMrZhGqzaI14f/PGh/Nz/5/vSHf/3P/3Oct/iWfGyfjPH1wcuX3e5xPtBjN67j+oBbTVvxj/aV",
+	"3eH2eQPdnMfIFB1RlI5sLDFQBm6MzyQkfCyrM6n38jlopUSQKSpHs9/r5Wfj8x+We3Q/AY11m1Q/Soma",
+	"tIIWI1Ozm3EraOmBUKEpXRNZue8RF1OiWr1Wlpk3l2d8mgnJG+guZPhRDSLza6i5QM84FTijPJOQkjEe",
+	"A0/JPzPMR/bPDMWiGJr9trIUU/LxDbKxmrR6B91u03BKrPQLLpaH9Zbc1lZfkhFq7hCai45BIpqfTy7P",
+	"ofRpPkiLFcUoa7y7ggaHL0b70eGo296Pv8P2UbSP7Veki+2D0YvRYfQyfkX291tBZX7Pnxv283/vN832",
+	"DZ1StTzJSzJGkPT3lUubmO/KQ41xRLJEtXrPu0Gx65SpwwM7LgsDZtXXgMIVSp6JCJvo0f/2xQjys/7Y",
+	"orHhjVPORonm1p4GfaaBXf+TpGlCI6JHtfcfUg+ttFufWiiEpemIxx5CBhkjM0ITMkxQLwlKScb6RwPj",
+	"CVfAZygSkkogjKsJChha7nMTQqkGNG719B+DLtkfHkSH8RE+H70g3w3NyhXT/DeBo1av9Z/2ioNqz/4q",
+	"987M4MxUG+C2PMwwgJCyGUloPJCKKAyBCwhpQbKDW1wMKBtkEsNWUD4I60jWNCL3+l7lXTOwH7kY0jhG",
+	"9rB1H+XNVBecSmCIsWNkniDwVOq5kSGf4ZOtdz68sGcPc3vCPJN2TFSfuhwSPg/M2CASXMq2pCpHn85j",
+	"LnoV+64wk1Z4WbP+D12FOjkJ07FbkltcwJxI0I+87DHSi+FY5IusA1MoGEnOCmr6sgvg+hsY8g0fdyqG",
+	"e93jhzGTRwK35BWWQhbLAVEwzaQWEYFoYRKkIkLp50/GUbUxOiLyR3XMUQLj+sxWVI4W5ke9IIJESrNY",
+	"DsUiS1A+KlH9ytWPPGPxw/aAcTUYmWbKqy/8qajn5n9+mgXPB/SoZHtJFgkn8Q3nb4gY4xPwYGp7HCjO",
+	"B4nu87HnM0WmLgWf0RjFUwFLarsdpK5fBzA90BpIqvliZHCVCxgRmmB8rCloogX+aELYGONHZYErotBI",
+	"nPhALhBE4SBxLVVOds5hStjCTceqdpQBUQqnqZLHWm+1SiskRBk5/Gn4pDxkjUp+oK53aU74FcOXx1b1",
+	"DkuKegjSKua1Harp8ndtUPnVBtVzu719x0imJlzQ3x+6uVm5pfLmOmwHnBKa6OVKiZRzLp4O7MpDC3vA",
+	"ONgRObnN7OGO27RdmAvOxsujfVSWesdklqZcKIzfYkzJjVFnvjiwZEW3g6nud6D1qEeEzHyzTEsn8ZQy",
+	"Z4owU4pjqodCkkvBUxSKamXNmHjqQz3xShQQCfpdoriQRkunKoAok4pPUQBlUZLFFvDSUqOfWmTKM6YG",
+	"iiuSVEj3Vbdb03VfHLWWNdqgFU0wuuWZ8hYkQ6Vl7T6SA6Wp19Ks1mWzxOqJTn+taalBKxJI9OITVVFq",
+	"Y6KwregUW03fZEJoIXvdtp/698w3dn3Wrnp1zQzRV+dIYvJf3F+diE+bBmg1+PJHJzGBN3yGCYmw0XpU",
+	"KPrvXaeumcLQyYf/gZHS7cdUppk7fNyPQ84TJEz/6kTYzddzwpN4gB9TKnC7D+32r7FEBC1/elPDyktE",
+	"k9LB4a8/vfwhO8B/n/3y3xJ+cLpPDoaH0VG8CQXps5/lgnJOSlXu+W2CzAsLJIowVfpUym2NXq42ChmM",
+	"siQB26zmosa12GBYVpQdbLhIhYqx8fJLRVQm13GBg5tr+/LnoJWl8ZYsV6NPZ5kq5pcPpTyNghCDKvSU",
+	"GHiZ9ppBpomGSmzQTAQlpq/gTGUFmtirjNI/oHIIsAVqDAuEv2tnKqdBiU9w5v0xVSK+SGJDpFRYOwFV",
+	"OF27/U5iP9Nt6k7cbIkQZFEQ0WBCpeJi8UidWmI7NaL3cqc1ciqMg7WxLK3Ius26JFbF2mKr8ulsNK/6",
+	"jtUXs2Tqb3IEZEkSAreusoRIZaz/nfVoUuc/M9RqbyuX5g0fU1Yymzzs8OOprB1+FUv90RpLvd5RJ+pW",
+	"5QYuBEYKJlxIhO+1liMW8Kra/H734Gi9J6DpIM07XblKVzxpctsJJDFnySKEftbtHkYQ8lQWfxD9aXgM",
+	"SKKJF7ysKZYzlDDEhM+BGrbxzkvfYivQa6mhUbfR4M50A3OOxW13rnKYNxyFJSMtaJiGnZcw4ZmQ3uDl",
+	"ZP+V59/SaDO5WlGrsM876dwj5Z0yXwflca/cqndyaynuPkLmRsR/X4lIOHJbu1iGLhvPX0/bpqnK+da4",
+	"cllM1RlTFuG3WDoSKUd+noIdXHfskdsK8gcRYREmJdGgYwdVfmJPXk/2A73txVulZ+69JrZ4gIC6WrPx",
+	"CpWT1qocc6MZ2r0A8wkHEimMj8EBuhYawxklIYRRQsMKyzgC2EBaLNT+pu7Dsl6Ze5G92KomRK0f1NpB",
+	"KCLGqDYVWN3byinqNfIobXplZxu3dEYrAR4kpZqiE9oc5bHECuXNs40Fnm6rwyxPsbLmhqru5psvL1sU",
+	"LPr1SxbWsUoTqrYFFMPXdQZuPYYClXC1+WpfJ7xRHNZI8jtnNfX9LNNz2PseRULZWv2oqhr5+fmG/Uib",
+	"1vV+piENEGk2TGgEM4pzE2nlrUXHQBVERAhqPEaFnSgmiqy3EdVDqMQMRVsvp9a7IBU0QqCW7LxS90zC",
+	"lDIuIGNO9Pk72Zkew/jSIK8RBhlLCY1Bvw8JSaV16z2qoeZrtVl8BfaHNfJVdcClsyxFFlM2HjhN1jJc",
+	"pFs2Z2TE2YiKqbFhmECOgUDNw4VJwzWQC8dlY4j1ruhmjOiVlEwhGDeetKductsK0Fsz5DIz+SYyUROr",
+	"J0qlsre359/oSGOn0yL2XrSXksXe+ta3t17WaKoyvFVEsEY9OTU04khhU5W7buV3mCqB4UwrYsjUsVPX",
+	"NPiCA1/p9MraPn1BK3e+qF7zuEPzP7yPUbwe03gfTX+lybyEy8UADroHL9r7B+3u/s3+Qa/b7XW7/7m7",
+	"3+t2NwbWByFm80C69xjInQJIMyTmpNJIyaWTr0qgb/gcRUQkwvn1BRwd7H8HEY+xcs63MBMGpZRCoT/6",
+	"7+9J+/cPnw4//1vTmuRBBNtQ7D2+sW7ZApqXw4DyEEE6ZkRlQq90zYtbDsQrx7A0BEZWAg71343RhhbO",
+	"qyEbptsmx2RDKzbITON+NZagGotVOjSqMRSNp0Tuql4SAMnIRq3FVKYJWRw7lPICpu8UYmM2NxLKGl13",
+	"DSzrPSsGVPl4mXDroFCbYEHfxhp+kamIT7GqeaYJtcs3ZtwethmbEhVN3NlqDuemNXvDI5Lc0DrGdV9Z",
+	"Li4xw8777v6H9932qw//4+B9t334Ybf3vtt+bh81ckjFhr/dgXLBEFArlXnkuW0LEozHKAKTgMEzZX4z",
+	"ZvZnEhxBNqgHKR3MUHiLZAXADtv73fb+i6bxO11kBUiul92bpY+138W576ZsaXYCVw+MOK11EsBMAJGA",
+	"H1OMLPeskKBrWGiWEFIuqY+M30C5SegMpw6Klp23vCDKOyMaygS8ysW6gdUpQjrbUivSh0syu8vPSpil",
+	"JOs0AoERFzHGeonDnJtCEw3rGO7+blZnYirx8ByHE85vDbdGnEU0sbih8aqRc624ObiPhug+NbNdkolx",
+	"pgb7Ncf2u/PvXs3+8dui0aDmLWkFseYSsSV8LYmlCTaSaJOOVB+e+yio8HGJIpvWokol+YJXmHobp60n",
+	"8Jw9qxTVhNZl+PviZrh1/tKvyxB35Un8OptOydbWfa1AZgLlynwpCQmObFyEnpEeDoiMOS+RZnR9xnYa",
+	"gU6r1nLgtdZl9CSpRGvPkNaCPSExMA5eRwXn+2puvVCjB4b4mrrIJyFRqYSysQvwiMkiAIEkhiGJbmEk",
+	"+NQFhzT3ZVVqWYQXNOXzmFf0KVtV3L0hTtbDT5q7cvwjBwWr371y8wmXhS8vj4e1oiP4VtZ0ttkmNXbl",
+	"Pl3RwS1N06Z2T1zWA2VSERahOQw8XlM2LjWXH441FvFt1wmtYVqNy9pIQk17HRRs0syCxRm0pWNttkII",
+	"iBIucaDoejmgkDrvaa+sbMunJvOkoL9zNojJQlYOpxeN6XF3JMRtbIWcko+D3JhfJOFu3d2UsgHjikY4",
+	"mFKWKdxmAt1VLS6PbH/rkS2bQq5VFlMOJ03rwVNk2xODUUi3n/fzRjZOsnEtldiMt00a5ZiSC6WW9nvy",
+	"6wnon8F5Qjb2sGg1jKqBteM25HkaoxkfAWcu72Vjp8TR80anxJrUzmVRSy+R29kqV1VcPyXLc3lCte0q",
+	"U1qZH8q0UEGJRmKvMW/gIecuELMmzHtDWZ48W5Fxvgpky4fWWjI1doMH455PC/7usLsWljaHN9/q/tFR",
+	"935ol8+6G2w6hecHz19UkpsfCoXbzGIlMn6/rYH4iXBzxeS2g9HhsrW02371wf23/eFTN3hx0Gw83cxf",
+	"XVq5F+tj9GpQuxYq/Rq8cv/bCj2rwPkUUFlh7bvA8A3dOmRyO10zFx3Xhcja1u4a6yVR0eQecQMjiokt",
+	"imIT5ayvyQjnEm4RU/03FTAjSWY9zlPKyi3vrz4NcsJxvX9Nx8H2J8Djgf6XAPpHxfPHwfA/BK4fB6Ef",
+	"AYwfBLmPgLFLSGEinrb0sm0bzLJ1QEj9MGhwVTahXiW/YEthdZsAIJLJB5hkg9ZI8OmgCHkhSXIxavXe",
+	"bxX88qFuO9w6XHVKYlvKx0I87Jh5QZi3YsNHwt0AMNE/GCvmveJYH2IQXx+fygePET5U3pRyo36/m+zm",
+	"1RDTRqo09rQoE1QtrvU4LLnJuwuD3ZTi8DUAYgzDBYSXF9c3sDfb3zOBs3u+alheKSiyzeW1gmqVvQpS",
+	"JCn9BRc29ZWyEfcptcQWAqp+DlNCmSKUodCrYQJ18uicMVWTbGiCctzr/r9Lp2tebGtIoltksbXuKlNw",
+	"yrsf1UTwbDzxVkRv8+3ASRGiaK2OxFgM+sxWFmJAwIc3BLo1Cbkt8pmECZcmMJGMMQBiusY8cZZKyN1/",
+	"wFmygOGiz4hJdsDYD8X5jzp91mdvOcOFKWbHwIErWJS+08Bgq9oRSJaCJfrMf2DDJkCfYxKIQLj68RQO",
+	"Dw9fdeBshmJhLeuQSZTGqoFshglPEXZCEzChuVVPEPXLfZZX3vOu+GrEuJmNbdcQVwgTzky+R1ir2+Uq",
+	"jXjXnWt1x/KI6XHI48WuXhRb36/PRlzAwZHPH2G+4h/Gdh3ChlKCPbCVA71jwVT/m6Ka8Fjvqpr0me/q",
+	"uHjB1NAxS1stmgOEybkWWMOjgwNYUYbHLFefzSc0wcoUXe05PR+aJHpjRwkdTxSER91XsKJGVAeef/zo",
+	"++0zvYGmHotZErPaGn2wbSBXE5+vj2C9DX4CpgSS/thXsLArdtQ9hKKmEuz8xJ/JPgs1L3ZOBZfyQtCx",
+	"kcMVmkD3sAcEhoLPJYpnEsJrjNo/ooom7Wvqq13Zb0Jb2kZzPqgJlX3GzfNjiBKqUdRlE7gJuTYlSM3I",
+	"DKkZtt6blEi524EV07RL4sJRIEXhmgcSxwKlhJ3wt6vzm7PB1cnN2eDN+dvzmzCAF10gYKU5jYPOerF7",
+	"7Knct+d6eSbdDlSo3hfnaJv/D4PqwyvUKEfZOLT0UPtRorKUAkNccAcgplvzL9cdNaT2CirFMMze9Vm1",
+	"uMWO3dD6XF/z0SgMgGnOtoEZEsHVENjtgD4WqnDUZ9RW/HG92Xdqa0pt8pnk0S0qTTEpovB1JM22mgdU",
+	"aiIPb67eXd+c/TC4vLr4x/nZtcYI4wyOkFmpx50Ob89vlk4DfVa5lB4uxnvuI7mn3zWCsCpXnGwFrTxq",
+	"pNXt7He6XuAnKW31WoedbufQ2kAm5tTca/U+fQ5a9vhz/3YovufSjKoPZRZFKKV7GvNI+iYmSBI1+d39",
+	"NUUlaOTfcyPoLMjUNyiQxAv/tgY9Gu19GtEEP7tn+aFMstiWHBxjg0X6iifoEwQ7UEThaE7IhTObpOKO",
+	"R85vAUcjjBTsWCdUAHaugYF3WxjJeuY1P1thLii3FpmTyTnvi3fi3QDmgiqFzB1bfaYEYdL17yKD3F9U",
+	"SUxGx/rIK4/PVXIx7mBNth04Y8rwnBEv9Unqq5yCmbYbRzuTmg/Mwe1CWCdkhuXkJMNujBcz4UU5NEOT",
+	"9gfK2Xnc6rXeUKlMcpzJmGlVi4C+X8pf1ud8MT1pnfNUeqkgyMUJ3W19MVfVjSznEW1RJHT94EZ2cH4c",
+	"q/qvyqNbjaBJcC5WcM9W0tzgRVfvVOsnlUKTB93uoxVuqaVfNVRw0Zylpb2ciPUXoAShyaPWpzmys2r6",
+	"KJ/9Xq1Inflsf/1nlZJD5qPD9R8VhSU/B63nm42uXA2wrK8YtqlpKu8/6J2VPqykolXKZ+V1DoDhPK8R",
+	"YJLsxtJEU/rU5o9thwxtm/jqfvlcwVMfJ7EGUouUbF/lsgN5nIevJk1FrkVUR9eBSyK1KFUpymuiQIiE",
+	"0D+oxLvYEr3UiIirAnzugik/umWkauLsIpNlIw5ZUnWbW61FhD8QsfKQFmOvMTWJTNVBGxVkAMwGdqzE",
+	"Ty0Er6gQXIqF77pY+H/fOAx+w+H62t8bjFTxdeN8ea9x/qlguF5jYw0Q+wX/0yLwE+Cphod8oe4BoXkh",
+	"iWYU3ftE48/3gNKbkr3EoClVsoSlRg8DZwzwEqjRo+wvPihsZm086MLMIaHs1niZqLIqUSXk3Aec7zbh",
+	"6E9YgdFlFF3DIEVR+CfjEVc0qIFLysurpV69uq7czZ9YXDla/1FeNfZpuOtkmYiLqkKPw1yFItpKuVzJ",
+	"ZKZgTJW/PDs9k07Bg53C4tvUR7hr9CfWZ14CeyZhiBOSjHrWkEkgrGWahoWCo2evVd2lyNo+cxGS+vx2",
+	"rGvFpAY+PDVDeSxWXH+w1S4weDLmXcW2eY6tX9gaw664MOUuvm365MEFTL9uTWVrsDjqvlr/QX65gf7g",
+	"4GCD+TdViDcfb9BbufzvPeFMf7XBMBvLLW+LhVeYIJEIBCaY2KqHG4EgT+Wd+OcKAG2HfyfyNo+EX6q2",
+	"aCtXhLmTRn9odLUiMT6HtWe5LynwPoGyrd74CmIUdIaxNbmXPEF9tiN5USOjyLb2ufOg5jTCAOYTbp4T",
+	"eevNskX3TgqKOco+Y1x59+oEBfbA3DAU8SlKLWjZZt1NSbm3KowmRIyxU/xuxKE+I0IPXDbBsE00+Jpg",
+	"+ODJYLhewNPWQNLrcVxx9BHp1HXG599Q+htK/zlQ2iAgsWmpOTIxg4/3xGsbS9WoAdaDREqJPTa4ACIy",
+	"xeJ6NmePz53qVJirXTpL+GR4+K0r+vYFpTVXRrBRVCscCc6cLotMskdUsb5Ow4IJKTERDW3K8qV4iNrj",
+	"ztl2UZd2S6OCSaaU5VRzKspJ5isMp+VUzA2tpy6/tcled2fkVqXMaLfRYNfohsmTWTcsRF9J217VaiWz",
+	"9i/r21nK6t3Au2OtSd/Mindzf73Ew2PZFot8+u1k/quM+ZsGXQMCOIsQdq4vz07h//3f57vmWPFRPPMJ",
+	"UVqAi2l83GehS/QMTXiDyNAK0WRNBikQVxdzyvViNIrSGbNFVkt1AraTpJ/SRrGU6t3AL7+ZSAK90hnT",
+	"y/dN+L2X8PtXlGW3FkcdtVkR0GlejM/vKYp6B6Rchx0+ZEYDWZ4qWlzHxsAkkeqT0qWqpMg0u9voQ/Oe",
+	"KZFI+mw+0S2ybDpEIwqa/IZjCPNkjBD+9b/+N4R57kPYgRMTp8oglEk2Dm2gV/dV2GgQNfEtDkHyshiP",
+	"ACCG4L/n8eIRsaOS3vm5GhLtgspryLX/6L2vEtcZzvMgnG+I9SSItX+4kVpbubvOfPd8k/k0XOX0F4VJ",
+	"y1ClmPR7h7/kAJl7blOf0ncXTNocGOkCmk0u35jOjHwUg1F5vOjlgtyIBAIGGfvMxGvMiYhlB8K+y9zr",
+	"t3pgLxl3IftUAR+NQJIEjwE/UqkqZU2KJME+s8Urddd6xk2g+c4Udn8YaJbuVf7SgGnTKjfCy+6T4WV5",
+	"L1fZOb9ZJx9knfxj8PHrhDjr1XgEiJPFXSYxJqiwqYzSjPt76b09Ust6Ji3KXnJrjJOcuVCUXP0zeJcg",
+	"EbL0XqfPTnxqyEH3yPhfjNbIhQmmL3ej9UebAWLIugm8/IU6PFPL9s2jhnKZNrGIZ/Vrna9RtYuUsLt4",
+	"87qyOY8gx2zNbH8IVVYoUC8j2DWvEd7nYIUucVqcfPbeSp+xMuciNn+YDAatT7xsa9UhJwOX1xXWUurC",
+	"PnOkt/OzUukFSxYBXJMpXlOFr7V6FKkArvUM0GdchKcXF7+cnw2uz07fXZ29tofqrs/vMrdq9pkZXlCM",
+	"jZsSz0PKDNnBGJUsEqDCo+5+2IHfqJpQBvvPXa6MDOA5+CJVNh/LpIyZmRvnp/6zlixiM45cto97ZuNe",
+	"iQI3qoNun/l2i4buaMH6B/a7XSg+WxpNn5Ek8V9gtR37luHtuXWkjjJhc47c1bd6SUz2TXPCTcYUTcyK",
+	"zSmL+dysrF4h1FJR4c8wGV75VaY2LodnTJlkvD67xdTk+F1yqcYCr//rmwAk158unH5p7rDP8UfayGKz",
+	"hU7sIgJhyK0/OUXRZ/7dY3BJaPnduRkzEbQswgBIftmv2ftippVrc3uwr5XSk+otTjYA113lFBQhufvm",
+	"CWRMi9MmO20p7Q9cfpHNC8TYubGl4sJY02BC5MRfLREvXMU+m6HZZzn5znmWxFYmJAVRz1DQEdW4mylJ",
+	"Yy+/mhthrNYtUAla3BTcZ5JO02SRs6lLl3Om+zuw2dQ7+RIi4fJtak8sFlbuA2vyjtvThrKv57D5qqXI",
+	"v4+Mt3ya2hprtcPUCWvlRIzm0/VnV7PT1Vozd01dnv36w/mvPw1+vnjzQwg7xdlUTuTUiGrDZvpsKWDR",
+	"gnB+/0F+y4yT/FzyWB7Lk1uMNJxdLJ9vU7KwmWbGByAVhG9P/mGGdz24PLsanL45P/v1Rg+1WxmiRpw+",
+	"K922ooGUFVGbgG1zRu3MJ0SZ6CATIk0k7q7q6uztyfmbsM92DqtZrTbFNFiVS1q/J50sTEDrBDXam+x5",
+	"PuozNcGpvRBGH0ELE/HpYhX161xAgko5DM8vj4GRQKPbS0gTEuFqA+d9o4yeyLTZeOnGExs410SO2oKE",
+	"0oTf/dXsm9909z+XbTM/Bn42Qmw9GjTH/qXT4O6EkmpkZOkysp6BGIv5gektgMJKqPGouIKgejdZn13y",
+	"JAGq8rSyEgYLVJlgTifxYe29erWPSiQp09Iki7DP8vhLV/jDpdhrCRcSouX1FXkoX3kKyhoYag5b/4Nw",
+	"44lSRnJy/wlVEfC7OcGvTfKwWRHyrgQMVxLFBGHbE9cYx+GENWdlAJUrEzO8EpqfKT5u2bQeO8XSXPnH",
+	"nDVriCak8BjoyJO+qw9eNbPl4VAwRWLLpASuaISLJ6H5fQ1G7UUS29SvemGM7iuo3H0Trk4n+ctlkvzd",
+	"k0i+RRr/MZHGG2Z7rIW70v2AKwDPyNsa8Gqlu3L4smkdd8MhflTGYGVqkRitRPEyGj2TEBa37YWwE57+",
+	"fHb6y8W7m8HNzZvQnvuMz3c78Jsr6ESU/9jUytHQqhUhqwWRMaEslxpye6q3J1XSXpfLhGmVa1lsCFdH",
+	"lIa5THFHJoddyfxGxr8MBOYzWoGBSwSjOAiMqcBIVaU8xb/B4zd4fFR4vFZEFBJNcY1JiQ1XY2UliK1R",
+	"D7KundxBb1BJi2JDCy8Ya9AKiqRkjzkiS9DWzkvrVxk0B8hf5UN5gkAEUwi7gZtPTMBIPl3jcYhRWJsd",
+	"I1N8VF3jwTqAKblAamMubXjxbHnH7fFIaveeN9LAdcJVW9LfjZisUMxIIosb+217zyQkPCIJxGQBYayF",
+	"5BXE0uszV23GiPxjQeNAi980rsU+BtZ9ow/94SL3mORJ4Jq25sZvaAX20khsNWmnkJui16vqMJSn/5Co",
+	"nWD5WlG7GCq/Trw0Pl9WeVWJFnfDetXet664TL1US0NCxRfNOC8v5YqDciTQ7rr8e+rsP+bz93iY88zd",
+	"XOuEL7lnC/m2ep+sQ0TMmmvEOepDU2HVHAw74ZTcmjD6cLdS/LC3t2cGMeFS9V52X3aNLOXG0nT/GBkm",
+	"JbQppc+VsaSzXKlJNnDJzzyJrSHfYIGNaVj4e83sxTbVHKKmVlw2Vu3WM/edX7qG74yMTKJb4KMRjbAD",
+	"zpPkfBUrahYf14wMJoZCGYHaefCki/dxJV25dxoJnmCvnFDWz7rdw8ill/g/bCAk7CCJJpAjVp/p+UiX",
+	"NESkMq2ZspfVUKVwtwO/8iL6w9gv9qF86294DMR83meKc0j43L1WrtFqEdMtogt+Wt4/U4vS2YNITBlK",
+	"CangQ5Q+sdIqH0qQqLyb+bxW7UuMU651DpMtJQPrLCsnvlNGxMLoOQsTmOCLvbpz6eTy3GbrQEJvsc8I",
+	"W7j92FHVbTfaj1y77buBdTbpY8hk3KeCzmiCY4ztVEXGIGMxal3x1CJq+9q5LNuXPKGRizEgScLnEuyM",
+	"LQNJtUhMoIudntb2TA1bo61VdsIsR+vzh8//PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -6,7 +6,7 @@ GO_TEST_FLAGS ?= -count=1 -race -timeout 9m
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test generate check-generated fmt-check vet build fuzz-short chromium
+.PHONY: help run test generate check-generated fmt-check vet build fuzz-short chromium haproxy
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -14,7 +14,7 @@ help: ## list the targets
 run: ## serve on local defaults (PostgreSQL, stripe-mock, dev webhook secret)
 	scripts/dev-run
 
-test: check-generated fmt-check vet fuzz-short chromium ## drift check, gofmt, vet, fuzz briefly, then every test against real PostgreSQL and in Chromium
+test: check-generated fmt-check vet fuzz-short chromium haproxy ## drift check, gofmt, vet, fuzz briefly, then every test against real PostgreSQL, in Chromium and behind HAProxy
 	go test $(GO_TEST_FLAGS) ./...
 
 # A few seconds of each fuzz target, on top of its committed corpus
@@ -48,18 +48,27 @@ fmt-check: ## fail if hand-written Go code is not gofmt-formatted
 vet: ## go vet
 	go vet ./...
 
-# The browser test (cmd/slotpay/browser_test.go) drives Debian's Chromium. As
-# root with apt-get (CI, the project's machines) it is installed when missing;
-# elsewhere install it yourself, or the test skips itself outside CI.
-chromium: ## install Debian's Chromium for the browser test, only when it is missing
-	@if command -v chromium >/dev/null 2>&1; then \
+# Debian packages that tests drive: Chromium for the browser test
+# (cmd/slotpay/browser_test.go), HAProxy for the reverse-proxy test
+# (cmd/slotpay/proxy_test.go). As root with apt-get (CI, the project's
+# machines) each is installed when missing; elsewhere install it yourself, or
+# its test skips itself outside CI (with CI=true it fails instead).
+define apt-install
+	@if command -v $(1) >/dev/null 2>&1 || [ -x /usr/sbin/$(1) ]; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "chromium: missing; installing it for the browser test: apt-get update && apt-get install -y chromium"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		echo "$(1): missing; installing it for $(2): apt-get update && apt-get install -y $(1)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(1); \
 	else \
-		echo "chromium: missing, and installing it needs root and apt-get; the browser test will skip itself" >&2; \
+		echo "$(1): missing, and installing it needs root and apt-get; $(2) will skip itself" >&2; \
 	fi
+endef
+
+chromium: ## install Debian's Chromium for the browser test, only when it is missing
+	$(call apt-install,chromium,the browser test)
+
+haproxy: ## install Debian's HAProxy for the reverse-proxy test, only when it is missing
+	$(call apt-install,haproxy,the reverse-proxy test)
 
 build: ## build bin/slotpay
 	go build -o bin/slotpay ./cmd/slotpay

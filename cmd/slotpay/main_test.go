@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,11 +70,19 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		"NotASecretKey":        {map[string]string{"STRIPE_SECRET_KEY": "pk_test_123"}, "slotpay: STRIPE_SECRET_KEY: must be a Stripe secret"},
 		"UnreachableDatabase":  {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres@127.0.0.1:1/slotpay"},
 		"PasswordNotPrinted":   {map[string]string{"DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres:xxxxx@127.0.0.1:1/slotpay"},
+		"QueryPasswordNotPrinted": {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=disable&password=hunter2"},
+			"slotpay: DATABASE_URL: cannot reach the database at postgres://postgres@127.0.0.1:1/slotpay?password=xxxxx&sslmode=disable"},
+		"UnreadableURLNotPrinted": {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=sometimes&sslpassword=hunter2"},
+			"slotpay: DATABASE_URL: cannot read the connection string postgres://postgres@127.0.0.1:1/slotpay?sslmode=sometimes&sslpassword=xxxxx"},
 		"BadDuration":          {map[string]string{"WEBHOOK_TOLERANCE": "five minutes"}, "slotpay: WEBHOOK_TOLERANCE: not a duration"},
 		"CheckoutTTLTooShort":  {map[string]string{"CHECKOUT_TTL": "10m"}, "slotpay: CHECKOUT_TTL: must be between 30m0s and 24h0m0s"},
 		"BadPublicURL":         {map[string]string{"PUBLIC_BASE_URL": "localhost"}, "slotpay: PUBLIC_BASE_URL: must be an absolute http(s) URL"},
 		"BadCookieSecure":      {map[string]string{"COOKIE_SECURE": "maybe"}, "slotpay: COOKIE_SECURE: must be true or false"},
 		"BadLogLevel":          {map[string]string{"LOG_LEVEL": "loud"}, "slotpay: LOG_LEVEL: must be debug, info, warn or error"},
+		"BadWriteRateLimit":    {map[string]string{"WRITE_RATE_LIMIT": "sixty a minute"}, "slotpay: WRITE_RATE_LIMIT: must be REQUESTS/WINDOW"},
+		"BadMaxHoldsPerClient": {map[string]string{"MAX_HOLDS_PER_CLIENT": "0"}, "slotpay: MAX_HOLDS_PER_CLIENT: must be a whole number"},
+		"BadMaxHoldsPerEmail":  {map[string]string{"MAX_HOLDS_PER_EMAIL": "three"}, "slotpay: MAX_HOLDS_PER_EMAIL: must be a whole number"},
+		"BadMetricsAddr":       {map[string]string{"METRICS_ADDR": "9090"}, "slotpay: METRICS_ADDR: must be host:port"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -128,8 +137,9 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 }
 
 // startServe runs `slotpay serve` on a free port over tdb and waits until it
-// is ready. It returns the base URL, the process and its environment.
-func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.Builder, []string) {
+// is ready. It returns the base URL, the process and its environment; extra
+// KEY=VALUE pairs are added to the environment.
+func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exec.Cmd, *logBuffer, []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -143,9 +153,10 @@ func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.B
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
 	}
+	env = append(env, extra...)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = env
-	stdout := &strings.Builder{}
+	stdout := &logBuffer{}
 	cmd.Stdout = stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
@@ -159,6 +170,25 @@ func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.B
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond)
 	return "http://" + addr, cmd, stdout, env
+}
+
+// logBuffer collects a running process's output; tests read it while the
+// process still writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // envOf turns startServe's environment, with extra KEY=VALUE pairs on top,

@@ -15,6 +15,7 @@ import (
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
@@ -64,6 +65,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, a.metrics, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
 		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
 
@@ -132,7 +139,10 @@ func (a *app) handler() (http.Handler, error) {
 		PendingHold:      a.cfg.PendingHold,
 		CookieSecure:     a.cfg.CookieSecure,
 		TrustedProxies:   a.cfg.TrustedProxies,
+		WriteLimit:       writeLimit(a.cfg.WriteRateLimit),
+		HoldCaps:         booking.HoldCaps{PerClient: a.cfg.MaxHoldsPerClient, PerEmail: a.cfg.MaxHoldsPerEmail},
 		Metrics:          a.metrics,
+		MetricsElsewhere: a.cfg.MetricsAddr != "",
 	}, a.pool, a.logger, a.processor, a.checkouts, a.reconciler)
 }
 

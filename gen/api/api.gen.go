@@ -1039,10 +1039,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1057,10 +1061,14 @@ type ClientInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1076,6 +1084,11 @@ type ClientInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1085,6 +1098,11 @@ type ClientInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1389,10 +1407,14 @@ func (c *Client) AdminLogout(ctx context.Context, reqEditors ...RequestEditorFn)
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1417,10 +1439,14 @@ func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, bod
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -1446,6 +1472,11 @@ func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody,
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1465,6 +1496,11 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2719,10 +2755,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2737,10 +2777,14 @@ type ClientWithResponsesInterface interface {
 	//
 	// Checks the email and password and opens an 8-hour session in the `slotpay_session`
 	// cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-	// email, password or combination gets the same `401`. After 5 failures for one email,
-	// or 20 from one client address, within 15 minutes, further attempts get `429` with
-	// `Retry-After` until the window passes, even with the right password; the count is
-	// kept in PostgreSQL, so it holds across instances.
+	// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+	// for one email from one client address refuse that address for that email, 20
+	// failures from one address refuse that address, and 100 failures for one email from
+	// all addresses refuse that email everywhere: further attempts get `429` with
+	// `Retry-After` until the window passes, even with the right password. The counts are
+	// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+	// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+	// A session ends after 8 hours, or after 1 hour unused.
 	//
 	// `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 	// password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -2756,6 +2800,11 @@ type ClientWithResponsesInterface interface {
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
 	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -2765,6 +2814,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 	// `pending_payment`. The price is computed by the server from the resource.
+	//
+	// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+	// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5335,10 +5389,14 @@ func (c *ClientWithResponses) AdminLogoutWithResponse(ctx context.Context, reqEd
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -5359,10 +5417,14 @@ func (c *ClientWithResponses) AdminLoginWithBodyWithResponse(ctx context.Context
 //
 // Checks the email and password and opens an 8-hour session in the `slotpay_session`
 // cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-// email, password or combination gets the same `401`. After 5 failures for one email,
-// or 20 from one client address, within 15 minutes, further attempts get `429` with
-// `Retry-After` until the window passes, even with the right password; the count is
-// kept in PostgreSQL, so it holds across instances.
+// email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+// for one email from one client address refuse that address for that email, 20
+// failures from one address refuse that address, and 100 failures for one email from
+// all addresses refuse that email everywhere: further attempts get `429` with
+// `Retry-After` until the window passes, even with the right password. The counts are
+// kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+// instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+// A session ends after 8 hours, or after 1 hour unused.
 //
 // `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
 // password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -5384,6 +5446,11 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
 //
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -5399,6 +5466,11 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 //
 // Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
 // `pending_payment`. The price is computed by the server from the resource.
+//
+// One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+// unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -12101,141 +12173,147 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchvHl9+rnJpslcjKAAQvkiWwXBWalm2VZYsRpfpvVlAwjZkDoJeD7nF3DyBYUdV+zYNk8x55lP+T",
-	"pPo2NwwIgIRo2Za+iABm+nrOr8+9PwYxn2WcIVMy6H8MpkgSFObPFwnOMq6Qqc5rzFKyxER/naCMBc0U",
-	"5SzoB5ESOUawmCIDNUUQKDPOJAKVQEAqLjABYV4HPgbCAIlIKQoQ+FuOUsGCqql5VZIZQtFpvOz8jMtu",
-	"EAYynuKM6K6R5bOg/y7QfQbvw0AtMwz6gVSCsknw6VMYvEYllp2LsUKxOtZrjDlLJCgOC0IVjHDMBYIS",
-	"S8omQCaEskZ/H8gsSzHon52EwYwyOtP9HxcdU6ZwgsL0fI1SUs4uOb+h2LJOMuUqI8uhtM9FffhJqewV",
-	"S5chXJMZXlOF314rQWMVwjXGuUDIWYpSQnT56tXPL54Pr59fvn39/NsxSSVGIVwRNf326BziFIleZc5A",
-	"0gnr8FytmUbQGMS3p7+ddL5ZXHx3+f0//+M/z4sWfyEfOhcT/Pbk6dNe77wY6Lkb13lzwEHbVvxr57Xd",
-	"4c6LFrp5kSBTdExROrKxxEAZuDE+kpDyiazPpNnLpzDIiCAzVI5mv9PLzyYvvl/t0f0ENNFtUv1VRtQ0",
-	"CANGZmY3kyAM9ECo0JSuiaza95iLGVFBP8hz8+TqjC9zIXkL3UUMP6hhbH6NNBfoGWcC55TnEjIywXPg",
-	"Gfktx2Jkv+UoluXQ7Lu1pZiRDy+RTdQ06J/0em3DqbDSz7hcHdYv5Kax+pKMUXOH0Fx0DhLR/Hxx9QIq",
-	"rxaDtFhRjrLBu2tocPRkfByfjnud4+Qb7JzFx9h5RnrYORk/GZ/GT5Nn5Pg4CGvze/zYsJ//fNw225d0",
-	"RtXqJK/IBEHS39cubWreqw41wTHJUxX0H/fCctcpU6cndlwWBsyqbwCF1yh5LmJso0f/22cjyE/6ZYvG",
-	"hjcuORunmlv7GvSZBnb9J8mylMZEj+ro36UeWmW3PgYohKXpmCceQoY5I3NCUzJKUS8JSkkm+kcD4ylX",
-	"wOcoUpJJIIyrKQoYWe5zE0KphjQJ+vrDsEeORyfxaXKGj8dPyDcjs3LlNP9F4DjoB//lqDyojuyv8ui5",
-	"GZyZagvcVocZhRBRNicpTYZSEYURcAERLUl2eIPLIWXDXGIUhNWDsIlkbSNyjx/VnjUD+4GLEU0SZPdb",
-	"93HRTH3BqQSGmDhG5ikCz6SeGxnxOT7YehfDi/r2MLcnzCNpx0T1qcsh5YvQjA1iwaXsSKoK9Onuc9Hr",
-	"2Pcac2mFlw3rf99VaJKTMB27JbnBJSyIBP2Vlz3GejEci3yWdWAKBSPp85KaPu8CuP6Ghnyj/U7FcK/7",
-	"+n7M5JHALXmNpZAlckgUzHKpRUQgWpgEqYhQ+vsH46jGGB0R+aM64SiBcX1mKyrHS/OjXhBBYqVZrIBi",
-	"kaco90pUv3L1A89Zcr89YFwNx6aZ6uoLfyrqufmfH2bBiwHtlWyvyDLlJHnD+UsiJvgAPJjZHoeK82Gq",
-	"+9z3fGbI1JXgc5qgeChgyWy3w8z16wCmD1oDyTRfjA2ucgFjQlNMzjUFTbXAH08Jm2CyVxZ4TRQaiRPv",
-	"yQWCKBymrqXayc45zAhbuulY1Y4yIErhLFPyXOutVmmFlCgjhz8Mn1SHrFHJD9T1Ls0Jv2b48tyq3lFF",
-	"UY9AWsW8sUMNXf62Dao+2qJ67ra3bxnJ1ZQL+vt9NzevtlTdXIftgDNCU71cGZFywcXDgV11aFEfGAc7",
-	"Iie3mT08cJt2CAvB2WR1tHtlqbdM5lnGhcLkF0woeWPUmc8OLHnZ7XCm+x1qPWqPkFlslmnpIplR5kwR",
-	"ZkpJQvVQSHoleIZCUa2sGRNPc6gXXokCIkE/SxQX0mjpVIUQ51LxGQqgLE7zxAJeVmn0Y0BmPGdqqLgi",
-	"aY10n/V6DV33yVmwqtGGQTzF+IbnyluQDJVWtftYDpWmXkuzWpfNU6snOv21oaWGQSyQ6MUnqqbUJkRh",
-	"R9EZBm3v5EJoIXvTtl/658w7dn02rnp9zQzR1+dIEvLf3KduzGdtA7QafPWli4TASz7HlMTYaj0qFf13",
-	"rlPXTGno5KN/x1jp9hMqs1yhUWVzuWpceDNFcM88kmCf0mTjTsuUSAUCLdkDVXAQLYhglE2GRpkcesNB",
-	"FA5Y1PwKopzpI1jgnOJCf15wpv9LuVRRCP/8j/88PIdI77yzDDOco/ADSrpwMWD24cogZ5zhUiuKE84Q",
-	"xoLPjAxL4lgTLZBUTXk+caZiOyGpyFJ2B1olLhe6PtptKNCPq2JhHHGeImH6V6cPbE+cU54mQ/yQUYG7",
-	"vWh5aYNZJwy8KEQNLq5wYEaHp7/++PT7/AT/bf7z/0j5yeUxORmdxmfJNouhBSlWaB0FX9bJ6x96Ux0t",
-	"kTjGTJNRabj1SorRbmGcpynYZjUkta7FFsOyesFwy0Uq9bWtl7/kpdsgxWH3tX34UxjkWbIjfjWY3Zn5",
-	"yvkVQ6lOoyTEsI7jFTRcpb12xG6joQobrMBLO1VUILWG4rUlaQOv6hn4PSqHrztg8qg8P2/bqtpZW2Ec",
-	"nHtvV52qX6WJoVoqrBWGKpxtpAenDz3XbepO3GyJEGRZUtVwSqXiYrmnTi31XRrFZrXTBn2VptfGWFZW",
-	"ZNNmXRGrwO6wVcV0tppXc8eai1lxpLS5WcyBw60j0hxxGZkYw/8GeGkypBlqvbe1S/OSTyirGKXuJ1rw",
-	"TDZEi5of5GyDH0TvqFMk6lIZFwJjBVMuJMJ3WocUS3hWb/64d3K22c/SJqYUna5dpdc8bXOKCiQJZ+ky",
-	"gkHe653GEPFMlh+IfjU6ByTx1Iu11tDNGUoYYcoXQA3beNewbzEI9VpqrNRttDiL3cCc23bXnaud7i1n",
-	"Y8UEDhq34eApTHkupDcnOs1q7YG4MtpcrleDa+zzVjrnU3WnzNthddxrt+qt3FlGvosIvxXx31VEEo7c",
-	"Ni6WocvWA9nTtmmqdr61rlyeUPWcKYvwOywdiZUjP0/BDq679sgNwuKLmLAY04qs0LWDqn5jT15P9kO9",
-	"7eVTle/cc21scQ+Jdb3e6NVVJ76tKiv+AVhMOZBYYVJoEFqKjOaURBDFKY1qLOMIYAvxsTSqtHUfVbX2",
-	"wkfv5Vg1JWrzoDYOQhExQbWtBOueVs4M0iCPyqbXdrZ1S+e0Fj5DMqopOqXtMTQrrFDdPNtY6Om2Pszq",
-	"FGtrbqjqdr75/LJFyaJfvmRh3dY0pWpXQDF83WTgYB8aVcrV9qt9nfJWcVgjye+cNYwjz3M9h6PvUKSU",
-	"bVSY6rqSn59v2I+0bV3vZnjTAJHlo5TGMKe4MHFs3hZ3DlRBTISgxh9XWuESoshmC1wzQE3MUXT0cmpF",
-	"DDJBYwRqyc5reY8kzCjjAnLmRJ+/kxVvH9aYFnmNMMhZRmgC+nlISSat03Svlpsv1YjxBRgkNshX9QFX",
-	"zrIMWULZZOg0WctwsW7ZnJExZ2MqZsao4Q2DmodLk4ZroBCOq9YR67vSzRjRy/5t38Ok9aS9dJPbVYDe",
-	"mSFXmck3kYuGWD1VKpP9oyP/RFcaw50WsY/io4wsjza3vrs5s0FTteGtI4IN6smloRFHCtuq3E0fisNU",
-	"6WzSEpk6d+qaBl9w4CudXtnYp8/oQygW1Wset2j+p3dxOTQjRu+i6a91SFRwuRzASe/kSef4pNM7fnN8",
-	"0u/1+r3ef+0d93u9rYH1XojZPpDeHQZyqwDSDokFqbRScuXkqxPoS75AEROJ8OL6FZydHH8DMU+wds4H",
-	"mAuDUkqh0C/9z3ek8/v7j6ef/qVtTYoQjV0o9g7vWKd3Cc2rQVZFACadMKJyoVe64SOvhjlWI4Rawk5r",
-	"4Zz6c2ssp4XzekCM6bbN7dvSig3h07hfj9SoR7pVDo16hErrKVEEAqwIgGRsYwITKrOULM8dSnkB03cK",
-	"iTGbGwllg667AZb1npUDqr28SrhNUGhMsKRvYw1/lauYz7CueWYptcs3YdwetjmbERVP3dlqDue2NXvJ",
-	"Y5K+oU2M6z2zXFxhhoN3veP373qdZ+//18m7Xuf0/WH/Xa/z2H7VyiE1G/5uB8orhoBaqSzi+m1bkGIy",
-	"QRGa9BaeK/ObMbM/kuAIskU9yOhwjsJbJGsAdto57nWOn7SN3+kia0Bys+zeLn1s9psWvpuqpdkJXH0w",
-	"4rTWSQBzAUQCfsgwttyzRoJuYKFZQsi4pD7vYAvlJqVznDkoWvXm8pIob40XqRLwOp/rFlanGOl8R61I",
-	"Hy7p/DbHK2GWkqzTCATGXCSY6CWOCm6KTKyxY7i7+12dianCwwscTTm/MdwacxbT1OKGxqtWzrXi5vAu",
-	"GqJ71cx2RSbGuRoeNzzdb19882z+r/9YthrUvCWtJNZCIraEryWxLMVWEm3TkZrDcy+FNT6uUGTbWtSp",
-	"pFjwGlPv4sX1BF6wZ52i2tC6Cn+f3Qy3yV/6ZRniXnsSv85nM7KzdV8rkLlAuTYbTUKKYxsooWekhwMi",
-	"Z85LpBldn7HdVqDTqrUceq11FT1JJtHaM6S1YE9JAoyD11HB+b7aWy/V6KEhvrYuiklIVCqlbOIiPhKy",
-	"DEEgSWBE4hsby2OjRdr7siq1LMML2rKlzCP6lK0r7t4QJ5vxKO1dOf6Rw5LVb1+5xZTL0pdXRBu70Cnf",
-	"yobOttuk1q7cq2s6uKFZ1tbuhcspoUwqwmI0h4HHa8omleYqh2NxeAy9oLbSsOFbCTeYKSgedyP34YlU",
-	"wg3jCwajJTC+CKunUEuSXJUv/YSa1N2ylq172Uq3bQQWlrzZzvflwbejN2++RvKIUy5xqOhm4aMUde9o",
-	"JK1t2cc2m6igv3M2TMhS1k7EJ60Zj7fkOG5t+pyRD8PCg1DmVe/c3YyyIeOKxjicUZYr3GUCvXUtro7s",
-	"eOeRrdpfrlWeUA4XbevBM2S7E4PRgnef9+NW7EjzSSM73Iy3Q1qFp4rfppHJffHrBeifwblftnbraMCh",
-	"amiNxy2pu8ZSx8fAmUtl2toTcva41ROyIVt3Vb7TS+R2ts5VNX9TxdxdnVBju6qUVuWHKi3UUKKV2BvM",
-	"G3rIuQ3ErN30zlBW5EPXBKsvAtmKoQUr9s1eeG/c85ne35z2NsLS9vDmWz0+O+vdDe2KWffCbafw+OTx",
-	"k1q++n2hcJdZrEXG73a1Sj8Qbq6Z3G4wOlo10fY6z967/zvvP/bCJyftFtvtnOSVlXuyOTCwAbUbodKv",
-	"wTP3byf0rAPnQ0BljbVvA8OXdOc4zd0U3EJ03BSXa1u7baxXWry+Q7DCmGJq69zY3Efr4DIagRbdMdOf",
-	"qYA5SXPr5p5RVm35eP1pUBCO6/1LOg52PwH2B/qfA+j3iuf7wfA/BK73g9B7AON7Qe4eMHYFKUyY1Y6u",
-	"vV0jaHaOQmkeBi3+0TbUqyU17Cis7hJ1RHJ5DztwGIwFn1US70iavhoH/Xc7Rdy8bxosd46RnZHEVmey",
-	"EA8HZl4QFa3YmJXoMARM9Q/GdHqn4Nn7WOE3B8Xy4T5ilqqbUm3U73ebsb4e19pKlcaIF+eCquW1Hocl",
-	"N3l7rbc3leB/DYCYwGgJ0dWr6zdwND8+MtG6R74QXFH8KbbNFeWfGsXaSlIkGf0ZlzabmbIx91nSxNZ2",
-	"qr8OM0KZIpSh0KthooOKkKAJVdN8ZCKB3OP+/5XTtaifNiLxDbLEmpSVqSHmfZ5qKkyKpjNdekNzFy7K",
-	"uEhr6iTGYjBgtlgUAwI+piLUrUkoDKCPJEy5NNGQZIIhENN1zdhY+ByBs3QJo+WAEZNhgYkfinNadQds",
-	"wH7xiaaEgQNXsCh9q4HBFiokkK5EaAyYf8HGaoA+xyQQgfD6h0s4PT191oXncxRLa86HXKI0Vg1kc0x5",
-	"hnAQmSgNza16gqgfHrCimKL3/9fD1M1sbLuGuCKYcmaSTKJGKTZXPMb7C12rBz4vmCUw4snyUC+KLdk4",
-	"YGMu4OTMJ60wX8QRE7sOUUt1yD7YYpDem2EKOs5QTXmid1VNB8x3dV4+YMoimaWt10ECwuRCC6zR2ckJ",
-	"rKmsZJZrwBZTmmJtiq6coJ4PTVO9seOUTqYKorPeM1hT9qsLjz988P0OmN5AU2LHLIlZbY0+2DGQq4nP",
-	"l7ywLg4/AVPVSr/si5LYFTvrnUJZJgsOfuSP5IBFmhe7l4JL+UrQiZHDFZro+qgPBEaCLySKRxKia4w7",
-	"P6CKp51r6guY2XciW61Icz6oKZUDxs335xCn1BjsbQqDm5BrU4LUjMyQmmHrvcmIlIddWDNNuyQuBgYy",
-	"FK55IEkiUMpzGOGSOwY1j9kUbrOgejOis5NnUKsfMmB2car1QLqgEbTOuSZijyvfuU36TmmMzB7mDvR+",
-	"efFmBeQ0BLv0GC4mR+4leaSfNfKdqtbGDMKgiMAIet3jbs/LsSSjQT847fa6p1a1n5rD4Cjof/wUBhbV",
-	"3d8OnI5cyk79S5nHMUrpvk14LH0TUySpmv7uPs1QCRr759wIuksy8w0KJMnSP615mcZHH8c0xU/uu+Ks",
-	"IXliiyNOsMXQ+pqn6JPtulBGtOgNLmQOm/DhUF9vCI7HGCs4sL6VEOxcQ4NatoST9XJrMrUySlhtzWb1",
-	"O0d4+UxyGMJCUKWQOTQeMCUIk65/F2XjPlElMR2faySvjs/VnDGuVcYZduE5UwZAjdSkDwhfjxXMtN04",
-	"OrlEEdnzyIWDTskcq4k+hksYL2fCy8JthibtD5SzF0nQD15SqUyimck+CerlSt+t5ALr46ucnrSObir9",
-	"YRcWp6TutrmY6ypcVnNydihnunlwYzs4P451/dfFrJ1G0CYPlit4ZGt+bvGgq8yqxe5aScyTXm9vJWYa",
-	"qUwttWY0Z2khpiBi/QYoQWi610o6Z3ZWbS8Vsz9qlNMzrx1vfq1WHMm8dLr5pbIE5qcweLzd6Kp1C6ti",
-	"uGGbhgD+7r3eWelDNGrKknxUXecQGC6KfHuTsDaRJjLRpwl/6Dhk6NgkUvfLpxqe+piDDZBapjf7epxd",
-	"KGImfN1rKgrhuD66LlwRKU39lUr5YBNRQSRE/ota7IgtJkyN5LMuWOY2mPKjW0WqNs4us0K24pAVDa69",
-	"1UZ09T0RqwgPMWYIUz3J1Ee0ETYGwGyQxFr81LLdmlrGlbjynosr/7etQ8q3HK6vUr7FSBXfNM6nexin",
-	"Lfned8pWQc4mBMRrggsii3I/5xDZkuXuldIWvW4elUokK7W/C0Pzn+58aBbS2HBC+JX90x4NDwD0GreK",
-	"hboDthfVItrh/egjTT7dAePfVOwTBuapkhWQN9q9r2HlRWOjx9pffOTX3NpU0MWSQ0rZjfHqUAUHK3Hl",
-	"Pqr8sA3gf8Qavq/C+wYGKevqPxiPuMpALVxSXV4tjuvVdTVt/sRy1Nnml4rCuw/DXRerRFyWDtoPc5Ua",
-	"cpBxuZbJTFWYOn95dnokneYJB6WFta2P6NAodmzAvGj4SMIIpyQdu4OJQNRIJ41KzUvPXuvgK+GzA+Yi",
-	"ErVg4VjXym8tfHhphrIvVtx8sDXugHgw5l3HtkUirV/YBsOuuXPmNr5te+XeNWC/bBVqZ7A46z3b/EJx",
-	"P4R+4eRki/m3Fdk3L2/RW7WC8h3hTL+1xTBbK1bvioWvMUUiEQhMMbW1DrcCQZ7JW/HPVfnZDf8u5E0R",
-	"7r5SY9GWp4gKp4h+sVLE05Ts9Nz3qPDdhN4GX7WNG9t8goLOMSkrcrp3B+xA8rIQRplS7RPkQS1ojKHW",
-	"DMz3RN7Iw5pwVJYmTTjKAWNceXfmFAX2wVzSFPMZSi1o2WZdSdHCOxTFUyIm2C1/N+LQgBGhBy7bYNhm",
-	"E3xJMHzyYDDcLNtpCx3p9TivOdaIdHYExhdfUforSv85UNogILG5pwUyMYOPd8RrG7vUqgE2gzIq2TvW",
-	"mQ8xmWF5w51zFBRObCrM7TjdFXwyPPyLq+z2GaU1VyuwVVQrPRzOzi/LdLE9qlhfpmHBhHCYCIIOZcVS",
-	"3Eftcedspyw+u6NRwWVeVfR+KqqZ5GssutV8yy3Nui6Jtc2QeGukVK2WaK/VktjqHyoyVres5V/LzV7X",
-	"ai199i/rdFpJ3d3C7WStSV/Nirdzf7OOw75si2XS/G4y/+uc+csaXQMCOIsRDq6vnl/C//u/jw/NseKj",
-	"ZhZTorQAl9DkfMAil1gZmZvYRI5WiCYb0kSBuOKXM64Xo1WUzpmtpFopBrCbJP2QNoqVfO4WfvmHCXHQ",
-	"K50zvXxfhd87Cb9/RVl2Z3HUUZsVAZ3mxfjijqKo94zKTdjhY3k0kBWpmeWNdgxM0qY+KV1qSIZMs7uN",
-	"9jPPmTqIZMAWU90iy2cjNKKgySc4h6hIfojgn//7/0BU5BpEXbgwcaEMIpnmk8gGfvWeRa0GURN44xCk",
-	"qH2xBwAxBP8dT5Z7xI5aOuWnegiyC+JuINfx3ntfJ64zXBTRQV8R60EQ6/h0K7W2dv2fee/xNvNpuQ3r",
-	"LwqTlqEqMeB3jsspALLw3GY+he42mLQ5J9IFEJvcuQmdG/koAaPyeNHLRd8RCQQMMg6YCSRZEJHILkQD",
-	"lyk3CPpggx5ciDxVwMdjkCTFc8APVKpa7ZIyKW/AbIVK3bWecRtovjXV2+8HmpWrqT83YNo0xq3wsvdg",
-	"eFndy3V2zq/WyXtZJ/8YfPwyIc56NfYAcbK8sCTBFBW21Uqac3+1v7dHalnPpCHZe4KNcZIzF4pSqH8G",
-	"71IkQlae6w7YhU/FOOmdGf+L0Rq5MCH51W60/mgzLgxZt4GXvzWH52rVvnnWUhPTJvLwvHkz9jWqTpmC",
-	"dRtvXtc2Zw9yzM7M9odQZY0C9TKCXfMG4X0K1+gSl+XJZ6/+9BkiCy4S88GkVmh94mlHqw4FGbg8qqiR",
-	"whYNmCO9g5+Uyl6xdBnCNZnhNVX4rVaPYhXCtZ4BQs5SlBKiy1evfn7xfHj9/PLt6+ff2kP10OdTmYtJ",
-	"B8wMLyzHxk0d5xFlhuxggkqWCUfRWe9YKykmAPQx+DpQxpNqkrJMYwPGBZz0rNtTf11PdbH+Usrg+DG4",
-	"TOUQxrmwmTTujl7dscl5iczTA1a/9jZniqZmXAvKEr4w49ftoJY9Sq+ByVvyczt3nGnS1eSAmUpclMEV",
-	"l2oi8Pq/vwxBmhAxl2lnbtovWFyaNKaV/DCfXmMTyDBx/lepuDBmIJgSOfUXHyRLV0/OdjBgxboveJ4m",
-	"Vpgh5W7MUdAx1YCRK0kTL3iZ+0qsuihQCVreEjxgks6ydFnQl8urcjbnW0DFFMb4HLLM6l1fDyzP1G6r",
-	"anPrWpik7MtByS9a/Pn7CCerx4AtxtU4BZyUUU1taD8WfnIVJV1RLnMT0tXzX79/8euPw59evfw+goMS",
-	"FLXI4eoVHWqYsvEeA7YSaWeNVUV1/uIOFCeyuHSsIgilMHWstSndNbDjgaxJrZcZPLBNaUOwnq25Jk3E",
-	"01/NpPRVXfpzmZMKAPvJ2KWbAXgFaq3g2O0x/PVgtMolT30T8GvRKjS9hVAaZrTkU5Z2r9/5NGBXPE21",
-	"AOZTjMpgZS3o5IK5fHEfSdxvFjSoBe8xLQexGAesCHlztQ18avSUSEgJSzBZE/r/hUf9b4Ch9kjhPwg3",
-	"HihKvyD3H1GVMZbbE/zGuHobiC5vi3l3VR9M3Ku07JBy1YUL1h4Ib9SRNbHwRidRlTPFh4qa1hOwBRzM",
-	"VWrMGRBGaKK4zoGOPem7ust1y0YRgQIzJLYSRGj1E+/Cp0UdfKMGIUlstk2zNkHvGdTuFInWR/D/5YL3",
-	"/+5x+1+DO/+Y4M4tA+w3wl3l3rU1gGfkbQ14jepEBXzZSPrb4RA/KHOds6lLYVzkilfR6JGEqLzFLIKD",
-	"6PKn55c/v3r7ZvjmzcvInvuMLw678A9Xs4Yo//KA2WoKLISYpDb+ZkIoK6SGwoTlLSG1TMPVSkiLKbJV",
-	"sSFaH8QXFTLFLcHzdiWLm+7+MhBYzGgNBq4QjOIgMKHmZvWalKf4V3j8Co97hcdrRUQp0ZTXQ1TYcD1W",
-	"1uKGWvUga00vfKIGlbQoNrLwgom9yKHIA/WYI/IUbXmwrFmtvT0m+XUxlAfw/Zpavy3cfGF89MV0ZQhc",
-	"JCistYmRGe5V17i3DmCy3EljzJUNL79b3XF7PJLGfdKtNHCdctWR9HcjJisUc5LK8iZ0294jCSmPSQoJ",
-	"WUKUaCF5DbH0B8xVHjEi/0TQJNTiN00a4WahdTzoQ3+0LGz9Rd6tpi3rarECe2UktmCuU8hNXd91qe/V",
-	"6d8nUCJcva7RLoYqrmmujM9Xjl1b5sJf3l+1920qNNIs29ESw/5Zk3yrS7nmoBwLtLsu/546+w/F/D0e",
-	"FjxzO9c64Use2VqlQf+jNeWLeXu9MEd9aIpImoPhIJqRGxO5HB3WCuH1j47MIKZcqv7T3tOekaXcWNru",
-	"dSKjtII2lYylKpZ0V6v2yBYu+YmniXUjGiywbuSlvy/K3t1RT9toa8UlwDRuk3Lv+aVrec/IyCS+AT4e",
-	"0xi74HwgrizjmrKs5w0jg3FbKyNQO9+TdCEWrmol9+4OwVPsV3N4Bnmvdxq7iH7/wcaewQGSeAoFYg2Y",
-	"no90eRpEKtOaHmxUjw6JDrvwKy8d7sZ+cQzV21SjcyDm9QFTnEPKF+6xahlKi5huEV28yer+mbqEzh5E",
-	"EspQSsgEH+mj01KGVT6UIHF1N4t5rduXBGdc6xwmQUWG1s1TzTWmjIil0XOWpnylr2fpzqWLqxc2QQJS",
-	"eoMDRtjS7ceBqm+70X7kxm0/DG3ksz6GTJJzJuicpjjBxE5V5AxylqDWFS8tonaunbOtc8VTGjvvOElT",
-	"vpBgZ2wZSKplinLA3PS0tmfKdBptrbYTZjmCT+8//f8AAAD//w==",
+	"7H37chtH1t+rnEK+KpGVAQheJEtgqSo0TdssSyZDUuXNJyiYxswB0B8H3bPdPYBgRVXfv3mQbN4jj7JP",
+	"kurb3DAgAJKiZa/2j7U4mOnrOb8+9/7Uivg05QyZkq3ep9YESYzC/PM8xmnKFTLVvsI0IQuM9eMYZSRo",
+	"qihnrV4rVCLDEOYTZKAmCAJlyplEoBIISMUFxiDM58BHQBggEQlFAQL/nqFUMKdqYj6VZIqQdxot2r/g",
+	"otMKWjKa4JTorpFl01bvfUv32foQtNQixVavJZWgbNz6/DloXaESi/bJSKFYHus1RpzFEhSHOaEKhjji",
+	"AkGJBWVjIGNCWa2/j2SaJtjqHR0ErSlldKr73887pkzhGIXp+RqlpJydcn5LsWGdZMJVShYDad8Le/Cz",
+	"UukFSxYBXJMpXlOFr6+VoJEK4BqjTCBkLEEpITy9uPjl/GxwfXb67urs9YgkEsMALomavN47hihBoleZ",
+	"M5B0zNo8Uyum0aoN4vXh3w/a381Pvj/94Z//+Y/jvMW35GP7ZIyvD16+7HaP84Eeu3Ed1wfcatqKv7Wv",
+	"7A63zxvo5jxGpuiIonRkY4mBMnBjfCYh4WNZnUm9l89BKyWCTFE5mv1eLz8bn/+w3KP7CWis26T6UUrU",
+	"pBW0GJma3YxbQUsPhApN6ZrIyn2PuJgS1eq1ssy8uTzj00xI3kB3IcOPahCZX0PNBXrGqcAZ5ZmElIzx",
+	"GHhK/p5hPrK/ZygWxdDst5WlmJKPb5CN1aTVO+h2m4ZTYqVfcLE8rLfktrb6koxQc4fQXHQMEtH8fHJ5",
+	"DqVP80FarChGWePdFTQ4fDHajw5H3fZ+/B22j6J9bL8iXWwfjF6MDqOX8Suyv98KKvN7/tywn/97v2m2",
+	"b+iUquVJXpIxgqS/r1zaxHxXHmqMI5IlqtV73g2KXadMHR7YcVkYMKu+BhSuUPJMRNhEj/63L0aQn/XH",
+	"Fo0Nb5xyNko0t/Y06DMN7PqfJE0TGhE9qr3/kHpopd361EIhLE1HPPYQMsgYmRGakGGCeklQSjLWPxoY",
+	"T7gCPkORkFQCYVxNUMDQcp+bEEo1oHGrp/8YdMn+8CA6jI/w+egF+W5oVq6Y5r8JHLV6rf+yVxxUe/ZX",
+	"uXdmBmem2gC35WGGAYSUzUhC44FURGEIXEBIC5Id3OJiQNkgkxi2gvJBWEeyphG51/cq75qB/cjFkMYx",
+	"soet+yhvprrgVAJDjB0j8wSBp1LPjQz5DJ9svfPhhT17mNsT5pm0Y6L61OWQ8HlgxgaR4FK2JVU5+nQe",
+	"c9Gr2HeFmbTCy5r1f+gq1MlJmI7dktziAuZEgn7kZY+RXgzHIl9kHZhCwUhyVlDTl10A19/AkG/4uFMx",
+	"3OseP4yZPBK4Ja+wFLJYDoiCaSa1iAhEC5MgFRFKP38yjqqN0RGRP6pjjhIY12e2onK0MD/qBREkUprF",
+	"cigWWYLyUYnqV65+5BmLH7YHjKvByDRTXn3hT0U9N//z0yx4PqBHJdtLskg4iW84f0PEGJ+AB1Pb40Bx",
+	"Pkh0n489nykydSn4jMYongpYUtvtIHX9OoDpgdZAUs0XI4OrXMCI0ATjY01BEy3wRxPCxhg/KgtcEYVG",
+	"4sQHcoEgCgeJa6lysnMOU8IWbjpWtaMMiFI4TZU81nqrVVohIcrI4U/DJ+Uha1TyA3W9S3PCrxi+PLaq",
+	"d1hS1EOQVjGv7VBNl79rg8qvNqie2+3tO0YyNeGC/v7Qzc3KLZU312E74JTQRC9XSqScc/F0YFceWtgD",
+	"xsGOyMltZg933KbtwlxwNl4e7aOy1DsmszTlQmH8FmNKbow688WBJSu6HUx1vwOtRz0iZOabZVo6iaeU",
+	"OVOEmVIcUz0UklwKnqJQVCtrxsRTH+qJV6KASNDvEsWFNFo6VQFEmVR8igIoi5IstoCXlhr91CJTnjE1",
+	"UFyRpEK6r7rdmq774qi1rNEGrWiC0S3PlLcgGSota/eRHChNvZZmtS6bJVZPdPprTUsNWpFAohefqIpS",
+	"GxOFbUWn2Gr6JhNCC9nrtv3Uv2e+seuzdtWra2aIvjpHEpP/5v7qRHzaNECrwZc/OokJvOEzTEiEjdaj",
+	"QtF/7zp1zRSGTj78D4yUbj+mMs0UGlU2k8vGhZsJgnvnmQT7liYbd1omRCoQaMkeqIKdcE4Eo2w8MMrk",
+	"wBsOwqDPwvojCDOmj2CBM4pz/fecM/2fhEsVBvDP//zH7jGEeuedZZjhDIUfUNyBkz6zL5cGOeUMF1pR",
+	"HHOGMBJ8amRYEkWaaIEkasKzsTMV2wlJRRay09cqcbHQ1dFuQoF+XCUL45DzBAnTvzp9YHPinPAkHuDH",
+	"lArc7kPLS2vMOkHLi0LU4OISB6Z0cPjrTy9/yA7w32e//I+EH5zuk4PhYXQUb7IYWpBiudaR82WVvH7T",
+	"m+poiUQRppqMCsOtV1KMdgujLEnANqshqXEtNhiW1QsGGy5Soa9tvPwFL90FKQ67r+3Ln4NWlsZb4leN",
+	"2Z2Zr5hfPpTyNApCDKo4XkLDZdprRuwmGiqxwRK8NFNFCVIrKF5ZkibwKp+BP6By+LoFJg+L8/Ouraqc",
+	"tSXGwZn3dlWp+iKJDdVSYa0wVOF0LT04fehMt6k7cbMlQpBFQVWDCZWKi8UjdWqp79QoNsud1uirML3W",
+	"xrK0Ius265JYBXaLrcqns9G86jtWX8ySI6XJzWIOHG4dkeaIS8nYGP7XwEudIc1Qq72tXJo3fExZySj1",
+	"MNGCp7ImWlT8IEdr/CB6R50iUZXKuBAYKZhwIRG+1zqkWMCravP73YOj9X6WJjEl73TlKl3xpMkpKpDE",
+	"nCWLEPpZt3sYQchTWfxB9KfhMSCJJl6stYZuzlDCEBM+B2rYxruGfYutQK+lxkrdRoOz2A3MuW233bnK",
+	"6d5wNpZM4KBxG3ZewoRnQnpzotOsVh6IS6PN5Go1uMI+76RzPpV3ynwdlMe9cqveya1l5PuI8BsR/31F",
+	"JOHIbe1iGbpsPJA9bZumKudb48plMVVnTFmE32LpSKQc+XkKdnDdsUduK8gfRIRFmJRkhY4dVPmJPXk9",
+	"2Q/0thdvlZ6595rY4gES62q90aurTnxbVlb8CzCfcCCRwjjXILQUGc4oCSGMEhpWWMYRwAbiY2FUaeo+",
+	"LGvtuY/ey7FqQtT6Qa0dhCJijGpTCda9rZwZpEYepU2v7Gzjls5oJXyGpFRTdEKbY2iWWKG8ebaxwNNt",
+	"dZjlKVbW3FDV3Xzz5WWLgkW/fsnCuq1pQtW2gGL4us7ArcfQqBKuNl/t64Q3isMaSX7nrGYcOcv0HPa+",
+	"R5FQtlZhqupKfn6+YT/SpnW9n+FNA0SaDRMawYzi3MSxeVvcMVAFERGCGn9cYYWLiSLrLXD1ADUxQ9HW",
+	"y6kVMUgFjRCoJTuv5T2TMKWMC8iYE33+lax4j2GNaZDXCIOMpYTGoN+HhKTSOk0f1XLztRoxvgKDxBr5",
+	"qjrg0lmWIospGw+cJmsZLtItmzMy4mxExdQYNbxhUPNwYdJwDeTCcdk6Yn1Xuhkjetl/2+8wbjxpT93k",
+	"thWgt2bIZWbyTWSiJlZPlEplb2/Pv9GRxnCnRey9aC8li731rW9vzqzRVGV4q4hgjXpyamjEkcKmKnfd",
+	"h+IwVTqbtESmjp26psEXHPhKp1fW9ukL+hDyRfWaxx2a/+F9XA71iNH7aPorHRIlXC4GcNA9eNHeP2h3",
+	"92/2D3rdbq/b/a/d/V63uzGwPggxmwfSvcdA7hRAmiExJ5VGSi6dfFUCfcPnKCIiEc6vL+DoYP87iHiM",
+	"lXO+hZkwKKUUCv3R/3xP2r9/+HT4+d+a1iQP0diGYu/xjXV6F9C8HGSVB2DSMSMqE3qlaz7ycphjOUKo",
+	"Iey0Es6p/26M5bRwXg2IMd02uX0bWrEhfBr3q5Ea1Ui30qFRjVBpPCXyQIAlAZCMbExgTGWakMWxQykv",
+	"YPpOITZmcyOhrNF118Cy3rNiQJWPlwm3Dgq1CRb0bazhF5mK+BSrmmeaULt8Y8btYZuxKVHRxJ2t5nBu",
+	"WrM3PCLJDa1jXPeV5eISM+y87+5/eN9tv/rwvw7ed9uHH3Z777vt5/ZRI4dUbPjbHSgXDAG1UpnH9du2",
+	"IMF4jCIw6S08U+Y3Y2Z/JsERZIN6kNLBDIW3SFYA7LC9323vv2gav9NFVoDketm9WfpY7zfNfTdlS7MT",
+	"uHpgxGmtkwBmAogE/JhiZLlnhQRdw0KzhJBySX3ewQbKTUJnOHVQtOzN5QVR3hkvUibgVT7XDaxOEdLZ",
+	"llqRPlyS2V2OV8IsJVmnEQiMuIgx1ksc5twUmlhjx3D397s6E1OJh+c4nHB+a7g14iyiicUNjVeNnGvF",
+	"zcF9NET3qZntkkyMMzXYr3m6351/92r2t98WjQY1b0kriDWXiC3ha0ksTbCRRJt0pPrw3EdBhY9LFNm0",
+	"FlUqyRe8wtTbeHE9gefsWaWoJrQuw98XN8Ot85d+XYa4K0/i19l0Sra27msFMhMoV2ajSUhwZAMl9Iz0",
+	"cEBkzHmJNKPrM7bTCHRatZYDr7UuoydJJVp7hrQW7AmJgXHwOio431dz64UaPTDE19RFPgmJSiWUjV3E",
+	"R0wWAQgkMQxJdGtjeWy0SHNfVqWWRXhBU7aUeUWfslXF3RviZD0epbkrxz9yULD63Ss3n3BZ+PLyaGMX",
+	"OuVbWdPZZpvU2JX7dEUHtzRNm9o9cTkllElFWITmMPB4Tdm41FzpcMwPj4EX1JYaNnwr4RZTBfnrbuQ+",
+	"PJFKuGV8zmC4AMbnQfkUakiSK/Oln1CduhvWsnEvG+m2icCCgjeb+b44+Lb05s1WSB5RwiUOFF0vfBSi",
+	"7j2NpJUt+9RkExX0d84GMVnIyon4ojHj8Y4cx41Nn1PycZB7EIq86q27m1I2YFzRCAdTyjKF20ygu6rF",
+	"5ZHtbz2yZfvLtcpiyuGkaT14imx7YjBa8Pbzft6IHUk2rmWHm/G2SaPwVPLb1DK5T349Af0zOPfLxm4d",
+	"DThUDazxuCF111jq+Ag4c6lMG3tCjp43ekLWZOsuy3d6idzOVrmq4m8qmbvLE6ptV5nSyvxQpoUKSjQS",
+	"e415Aw85d4GYtZveG8ryfOiKYPVVIFs+tNaSfbMbPBj3fKb3d4fdtbC0Obz5VvePjrr3Q7t81t1g0yk8",
+	"P3j+opKv/lAo3GYWK5Hx+22t0k+Emysmtx2MDpdNtN32qw/uv+0Pn7rBi4Nmi+1mTvLSyr1YHxhYg9q1",
+	"UOnX4JX731boWQXOp4DKCmvfBYZv6NZxmtspuLnouC4u17Z211gvtXh9j2CFEcXE1rmxuY/WwWU0Ai26",
+	"Y6r/pgJmJMmsm3tKWbnl/dWnQU44rvev6TjY/gR4PND/EkD/qHj+OBj+h8D14yD0I4DxgyD3ETB2CSlM",
+	"mNWWrr1tI2i2jkKpHwYN/tEm1KskNWwprG4TdUQy+QA7cNAaCT4tJd6RJLkYtXrvt4q4+VA3WG4dIzsl",
+	"sa3OZCEedsy8IMxbsTEr4W4AmOgfjOn0XsGzD7HCrw+K5YPHiFkqb0q5Ub/fTcb6alxrI1UaI16UCaoW",
+	"13ocltzk3bXebkrB/xoAMYbhAsLLi+sb2Jvt75lo3T1fCC4v/hTZ5vLyT7VibQUpkpT+ggubzUzZiPss",
+	"aWJrO1U/hymhTBHKUOjVMNFBeUjQmKpJNjSRQO51/9+l0zWvnzYk0S2y2JqUlakh5n2eaiJMiqYzXXpD",
+	"cwdOirhIa+okxmLQZ7ZYFAMCPqYi0K1JyA2gzyRMuDTRkGSMARDTdcXYmPscgbNkAcNFnxGTYYGxH4pz",
+	"WnX6rM/e+kRTwsCBK1iUvtPAYAsVEkiWIjT6zH9gYzVAn2MSiEC4+vEUDg8PX3XgbIZiYc35kEmUxqqB",
+	"bIYJTxF2QhOloblVTxD1y32WF1P0/v9qmLqZjW3XEFcIE85MkklYK8Xmisd4f6FrdcfnBbMYhjxe7OpF",
+	"sSUb+2zEBRwc+aQV5os4YmzXIWyoDtkDWwzSezNMQccpqgmP9a6qSZ/5ro6LF0xZJLO01TpIQJica4E1",
+	"PDo4gBWVlcxy9dl8QhOsTNGVE9TzoUmiN3aU0PFEQXjUfQUryn514PnHj77fPtMbaErsmCUxq63RB9sG",
+	"cjXx+ZIX1sXhJ2CqWumPfVESu2JH3UMoymTBzk/8meyzUPNi51RwKS8EHRs5XKGJrg97QGAo+FyieCYh",
+	"vMao/SOqaNK+pr6Amf0mtNWKNOeDmlDZZ9w8P4YoocZgb1MY3IRcmxKkZmSG1Axb701KpNztwIpp2iVx",
+	"MTCQonDNA4ljgVLCTvjb1fnN2eDq5OZs8Ob87flNGMCLLhCw0pzGQWe92D32VO7bc708k24HKlTv6620",
+	"zf+HQfXhFWqUo2wcWnqo/ShRWUqBIS64AxDTrU0xt91RQ2qvoFLfxOxdn1XrlezYDa3P9TUfjcIAmOZs",
+	"Gw0iEVxZiN0O6GOhCkd9Rm0RJ9ebfae2ptRmvEke3aLSFJMiCl8a1GyreUClJvLw5urd9c3ZD4PLq4u/",
+	"nZ9dhzY7PqERMiv1uNPh7fnN0mmgzyqXR8TFeM99JPf0u0YQVuUioq2glYeqtLqd/U7XC/wkpa1e67DT",
+	"7RxaG8jEnJp7rd6nz0HLHn/u3w7F91xuU/WhzKIIpXRPYx5J38QESaImv7u/pqgEjfx7bgSdBZn6BgWS",
+	"eOHf1qBHo71PI5rgZ/csP5RJFtsqkmNssEhf8QR9VmIHitAfzQm5cGYzY9zxyPkt4GiEkYId64QKwM41",
+	"MPBua13ZcADNz1aYC8qt2fIHLmKgeCfeDWAuqFLI3LHVZ0oQJl3/LhzJ/UWVxGR0rI+88vhccR7jg9Zk",
+	"24EzpgzPGfFSn6S+cC2YabtxtDOp+cAc3C5udkJmWM6IMuzGeDETXlS4MzRpf6CcncetXusNlcpk5Jk0",
+	"nVa1ruv7paRpfc4X05M2IoBKLxUEuTihu60v5qpSoOXkpS3qvq4f3MgOzo9jVf9VeXSrETQJzsUK7tni",
+	"qBu86ErYav2kUjv0oNt9tFo8tZyvhqI8mrO0tJcTsf4ClCA0edSSQ0d2Vk0f5bPfq9UdNJ/tr/+sUkXK",
+	"fHS4/qOiVujnoPV8s9GVCzyW9RXDNjVN5f0HvbPSx7JUtEr5rLzOATCc54UJTGbfWJoQTp9P/bHtkKFt",
+	"s23dL58reOqDM9ZAapEH7guXdiAPLvEFwqnItYjq6DpwSaQ0hWpKdZZN6AmREPoHlSAbW3WZGhFxVVTR",
+	"XTDlR7eMVE2cXaTPbMQhS6puc6u1MPQHIlYeR2PsNabMlCkkaUORDIDZaJKV+KmF4BVFn0sB+F0XgP/v",
+	"G8febzhcX859g5Eqvm6cLx9hnLY2fs9ppTk5m1gZrzLPiczrIh1DaGu7u08Ko/2qeZRKtiwVSc8t8n+6",
+	"86FecWTNCeFX9k97NDwB0GvcyhfqHtiel9Vohve9TzT+fA+MvykZcgzMUyVLIG8URF/sy4vGRsGzv/gQ",
+	"uZk1PqELuoeEslvj/qLK6mqVAHwffr/bBPA/YQXfl+F9DYMUFxA8GY+4EkoNXFJeXi2O69V1xX/+xHLU",
+	"0fqP8grFT8NdJ8tEXNRYehzmKjTkVsrlSiYz5XOq/OXZ6Zl0mifsFKbopj7CXaPYsT7zouEzCUOckGTk",
+	"DiYCYS3vNiw0Lz17rYMvxRn3mQvd1IKFY10rvzXw4akZymOx4vqDrXZZxpMx7yq2zTOO/cLWGHbF5Tx3",
+	"8W3TJw8ulvt1q1Bbg8VR99X6D/KLNPQHBwcbzL/pNgLz8Qa9lUtN3xPO9FcbDLOxtPe2WHiFCRKJQGCC",
+	"iS0KuREI8lTeiX+uHNJ2+Hcib/O8gKVilLaOR5h7j/SHpWqnprap575nuZMr8M6KshPBODFiFHSGcVG6",
+	"1H3bZzuSFxVDitxzX0kA1JxGGGjNwDwn8tbbi4vunRQUc5R9xrjyft8JCuyBuc0q4lOUWtCyzbraq7kb",
+	"LYwmRIyxU/xuxKE+I0IPXDbBsE27+Jpg+ODJYLhe39RWhNLrcVzxQBLp7AiMz7+h9DeU/nOgtEFAYpN0",
+	"c2RiBh/vidc2yKtRA6xHr5TSnGzUA0RkisVVgM5RkHv7qTDXCHWW8Mnw8FtXAu8LSmuuqGKjqFZ4OJyd",
+	"XxZ5dY+oYn2dhgUT62JCLdqU5UvxELXHnbPtokrvlkYFl6JW0vupKKfcr7DolhNTNzTrumzfJkPinSFl",
+	"laKr3UZLYqN/KE/t3fDSg0oS+6pWK3nGf1mn01KO8wZuJ2tN+mZWvJv76wUvHsu2WFQX2E7mv8qYv9XS",
+	"NSCAswhh5/ry7BT+3/99vmuOFR9eNJ8QpQW4mMbHfRa6DNTQxF2IDK0QTdbk0wJxVUKnXC9GoyidMVty",
+	"tlQ1YTtJ+iltFEuJ7w388psJcdArnTG9fN+E33sJv39FWXZrcdRRmxUBnebF+Pyeoqj3jMp12OFjeTSQ",
+	"5TmsxdV/DEx2qz4pXQ5Nikyzuw2LNO+ZgpGkz+YT3SLLpkM0oqBJvDiGMM8SCeGf//v/QJgnZYQdODEB",
+	"tAxCmWTj0EagdV+FjQZRE3jjECQvEvIIAGII/nseLx4ROyp5p5+rsdou2r2GXPuP3vsqcZ3hPI8O+oZY",
+	"T4JY+4cbqbWVexLNd883mU/DtWF/UZi0DFUKlr93XE4OkLnnNvW5hnfBpE3OkS7S2iQZjunMyEcxGJXH",
+	"i14u+o5IIGCQsc9MIMmciFh2IOy7lMJ+qwc26MHlElAFfDQCSRI8BvxIpaoUeSmyF/vMlvLUXesZN4Hm",
+	"O1Pm/mGgWbrD+0sDps333Agvu0+Gl+W9XGXn/GadfJB18o/Bx68T4qxX4xEgThY3u8SYoMKmolIzfuvg",
+	"zNsjtaxn8rXshcrGOMmZC0XJ1T+DdwkSIUvvdfrsxOesHHSPjP/FaI1cmCj/cjdaf7SpKYasm8DLXy/E",
+	"M7Vs3zxqKB5qM554Vr9C/BpVu8hVu4s3ryub8whyzNbM9odQZYUC9TKCXfMa4X0OVugSp8XJZ+9I9ak0",
+	"cy5i84dJrdD6xMu2Vh1yMnAJZ2Et1y/sM0d6Oz8rlV6wZBHANZniNVX4WqtHkQrgWs8AfSpIeHpx8cv5",
+	"2eD67PTd1dlre6ju+sQzc4Nrn5nhBcXYuCl4PaTMkB2MUckiMys86u6HHfiNqgllsP/cJfHIAJ6Dr55l",
+	"E8VMLpuZuXF+6j9rWSw2FcqlIblnNiCXKHCjOuj2mW+3aOiOFqx/YL/bheKzpdH0GUkS/wVW27FvGd6e",
+	"W0fqKBM2Gcpds6yXxKQFNWcCZUzRxKzYnLKYz83K6hVCLRUV/gyTepZfm2vjcnjGlMkS7DNTTo0yuORS",
+	"jQVe//c3AUiuP104/TISXMocf6QNeTZb6MQuIhCG3PqTUxR95t89Bpcdl9/TnDET2ssiDIDkF0ubvS9m",
+	"WrmiuQf7Wik9qd5pZSOD3cVWQRErvG+eQMa0OG3S5pbyEcElPtmERYydG1sqLow1DSZETvxFG/HC1S+0",
+	"qaN9lpPvnGdJbGVCUhD1DAUdUY27mZI09vKruR/Hat0ClaDFrdR9Juk0TRY5m7o8Pme6vwObTSGWLyES",
+	"Lt8t98RiYeV2tCbvuD1tKPt6DpuvWor815Hxlk9TW/ytdpg6Ya2cIdJ8uv7sKpi6InDm5q3Ls19/OP/1",
+	"p8HPF29+CGGnOJvKGaYaUW3YTJ8tBSxaEM5vg8jv3HGSn8tqy2N5couRhrOL5fNtShY2Bc74AKSC8O3J",
+	"38zwrgeXZ1eD0zfnZ7/e6KF2K0PUiNNnpbtnNJCyImoTsG3OqJ35hCgTHWRCpInE3VVdnb09OX8T9tnO",
+	"YTXd1ua+BquSXOt38pOFCWidoEZ7k9bPR32mJji11+PoI2hhIj5drKJ+nQtIUCmH4flVOjASaHR7CWlC",
+	"Ilxt4LxvlNETmTYbryB5YgPnmshRWylRmvC7v5p985vu/ueybebHwM9GiK1Hg+bYv3Qa3J1QUo2MLF3N",
+	"1jMQYzE/ML0FUFgJNR4VFzJUb2rrs0ueJEBVnu9WwmCBKhPM6SQ+rL1XL0NSiSRlWppkEfZZHn/pKpK4",
+	"3H8t4UJCtLy+Ig/lK09BWQNDzWHrfxBuPFHKSE7uP6EqAn43J/i1SR42K0LelYDharWYIGx74hrjOJyw",
+	"5qwMoHJlYoZXQvMzxcctm9Zjp1iaCxCZs2YN0YQUHgMdedJ31dKrZrY8HAqmSGz9lsBVs3DxJDS/vcKo",
+	"vUhim/pVr9jRfQWVm4DC1ekkf7lMkn/1JJJvkcZ/TKTxhtkea+GudFviCsAz8rYGvFpNsRy+bFrH3XCI",
+	"H5UxWJkiKUYrUbyMRs8khMXdgyHshKc/n53+cvHuZnBz8ya05z7j890O/OYqTRHlPzZFfDS0akXIakFk",
+	"TCjLpYbcnurtSZW01+X6ZVrlWhYbwtURpWEuU9yRyWFXMr+f8i8DgfmMVmDgEsEoDgJjKjBSVSlP8W/w",
+	"+A0eHxUerxURhURTXOpSYsPVWFkJYmvUg6xrJ3fQG1TSotjQwgvG9vqVPCnZY47IErRF/dL6HQvNAfJX",
+	"+VCeIBDBVOhu4OYTEzCST9d4HGIU1mbHyBQfVdd4sA5gSi6Q2phLG148W95xezyS2i3wjTRwnXDVlvR3",
+	"IyYrFDOSSB/A7tt7JiHhEUkgJgsIYy0kryCWXp+5MjhG5B8LGgda/KZxLfYxsO4bfegPF7nHJE8C17Q1",
+	"N35DK7CXRmLLXDuF3FTjXlWHoTz9h0TtBMuXrNrFUPnl6qXx+XrPK2uu2NtGq/a+dVVv6jVkGhIqvmjG",
+	"eXkpVxyUI4F21+W/ps7+Yz5/j4c5z9zNtU74knu2wnCr98k6RMSsuXidoz40pV/NwbATTsmtCaMPdytV",
+	"GXt7e2YQEy5V72X3ZdfIUm4sTbexkWFSQptS+lwZSzrLJaRkA5f8zJPYGvINFtiYhoW/5c3euFPNIWpq",
+	"xWVj1e6Ac9/5pWv4zsjIJLoFPhrRCDvgPEnOV7GimPJxzchgYiiUEaidB0+6eB9Xa5Z7p5HgCfbKCWX9",
+	"rNs9jFx6if/DBkLCDpJoAjli9Zmej3RJQ0Qq05qpx1kNVQp3O/ArL6I/jP1iH8p3IIfHQMznfaY4h4TP",
+	"3Wvl4rEWMd0iuuCn5f0zRTKdPYjElKGUkAo+ROkTK63yoQSJyruZz2vVvsQ45VrnMNlSMrDOsnLiO2VE",
+	"LIyeszCBCb4KrTuXTi7PbbYOJPQW+4ywhduPHVXddqP9yLXbvhtYZ5M+hkzGfSrojCY4xthOVWQMMhaj",
+	"1hVPLaK2r53Lsn3JExq5GAOSJHwuwc7YMpBUi8QEutjpaW3PFNc12lplJ8xytD5/+Pz/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

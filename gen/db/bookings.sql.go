@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/google/uuid"
@@ -21,7 +22,7 @@ SET checkout_session_id = $1,
     updated_at = now()
 WHERE id = $4
   AND (checkout_session_id IS NULL OR checkout_session_id = $1)
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingAttachCheckoutSessionParams struct {
@@ -60,6 +61,7 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -69,7 +71,7 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 }
 
 const bookingGetByID = `-- name: BookingGetByID :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1
 `
 
 func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -94,6 +96,7 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -103,7 +106,7 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 }
 
 const bookingGetByIDForUpdate = `-- name: BookingGetByIDForUpdate :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -128,6 +131,7 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -144,7 +148,7 @@ INSERT INTO bookings (
     $1, $2, $3, $4, $5, $6,
     $7, $8, $9
 )
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingInsertParams struct {
@@ -193,6 +197,7 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -273,7 +278,7 @@ func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkP
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE ($1::text IS NULL OR status = $1::text)
   AND ($2::uuid IS NULL OR resource_id = $2::uuid)
   AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
@@ -332,6 +337,7 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.ClientAddr,
 			&i.DisputeStatus,
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
@@ -398,7 +404,7 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 }
 
 const bookingListLapsedForUpdate = `-- name: BookingListLapsedForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $1::timestamptz)
 ORDER BY hold_expires_at, id
 LIMIT $2
@@ -441,6 +447,7 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.ClientAddr,
 			&i.DisputeStatus,
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
@@ -457,7 +464,7 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 }
 
 const bookingListLapsedOverlappingForUpdate = `-- name: BookingListLapsedOverlappingForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE resource_id = $1
   AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
   AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
@@ -509,6 +516,7 @@ func (q *Queries) BookingListLapsedOverlappingForUpdate(ctx context.Context, arg
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.RefundRequestedAt,
+			&i.ClientAddr,
 			&i.DisputeStatus,
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
@@ -665,7 +673,7 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
@@ -690,6 +698,7 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -699,7 +708,7 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
@@ -739,6 +748,7 @@ func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLoc
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -833,7 +843,7 @@ WHERE id = $3
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 `
 
 type BookingReserveCheckoutParams struct {
@@ -869,6 +879,7 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
@@ -882,14 +893,14 @@ WITH moved AS (
     UPDATE bookings
     SET status = $1::text, updated_at = now()
     WHERE bookings.id = $2::uuid AND bookings.status = $3::text
-    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
     SELECT moved.id, $3::text, $1::text, $4::text,
            $5::text, $6::uuid
     FROM moved
 )
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM moved
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM moved
 `
 
 type BookingTransitionParams struct {
@@ -920,6 +931,7 @@ type BookingTransitionRow struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	RefundRequestedAt *time.Time
+	ClientAddr        *netip.Addr
 	DisputeStatus     *string
 	DisputeStatusAt   *time.Time
 	RefundFailedAt    *time.Time
@@ -959,6 +971,7 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.RefundRequestedAt,
+		&i.ClientAddr,
 		&i.DisputeStatus,
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,7 +21,9 @@ import (
 func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		// pgx's message quotes the whole string, redacting only some of
+		// its secrets (not ?password= or sslpassword): never pass it on.
+		return nil, fmt.Errorf("DATABASE_URL: cannot read the connection string %s", Redact(databaseURL))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -35,15 +36,6 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("DATABASE_URL: cannot reach the database at %s: %w", Redact(databaseURL), err)
 	}
 	return pool, nil
-}
-
-// Redact drops the password from a database URL so that it can be logged.
-func Redact(databaseURL string) string {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }
 
 // Migrator returns a goose provider over the embedded migrations. Close the

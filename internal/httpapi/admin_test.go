@@ -226,7 +226,7 @@ func TestAdminLogin(t *testing.T) {
 		second := setup(t, withDatabase(first.db))
 		email := first.adminUser(t, admin.RoleOps)
 		instances := []*testBundle{first, second}
-		for i := range admin.MaxEmailFailures {
+		for i := range admin.MaxPairFailures {
 			resp, err := instances[i%2].client.AdminLoginWithResponse(t.Context(), genapi.AdminLoginRequest{Email: email, Password: "wrong password 1"})
 			require.NoError(t, err)
 			requireError(t, http.StatusUnauthorized, "unauthorized", resp.StatusCode(), resp.Body)
@@ -414,7 +414,7 @@ func TestAdminRefund(t *testing.T) {
 
 func TestAdminBookings(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withHoldCaps(-1, -1)) // seven holds of one customer
 	readonly := b.as(t, admin.RoleReadonly)
 	var created []uuid.UUID
 	for hour := 9; hour < 16; hour++ {

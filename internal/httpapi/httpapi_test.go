@@ -25,6 +25,7 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/httpapi"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -61,6 +62,7 @@ type setupOptions struct {
 	livemode       bool
 	trustedProxies []netip.Prefix
 	writeLimit     httpapi.RateLimit
+	holdCaps       booking.HoldCaps
 	database       *testkit.TestDB
 }
 
@@ -75,6 +77,12 @@ func withWebhookSecrets(s ...string) option { return func(o *setupOptions) { o.w
 // negative count lifts it, for tests that send many.
 func withWriteLimit(requests int, window time.Duration) option {
 	return func(o *setupOptions) { o.writeLimit = httpapi.RateLimit{Requests: requests, Window: window} }
+}
+
+// withHoldCaps sets the caps on open unpaid holds per client and per
+// e-mail; a negative cap lifts it, for tests that hold many slots.
+func withHoldCaps(perClient, perEmail int) option {
+	return func(o *setupOptions) { o.holdCaps = booking.HoldCaps{PerClient: perClient, PerEmail: perEmail} }
 }
 
 func withTrustedProxies(p ...netip.Prefix) option {
@@ -116,6 +124,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 		CookieSecure:     true,
 		TrustedProxies:   o.trustedProxies,
 		WriteLimit:       o.writeLimit,
+		HoldCaps:         o.holdCaps,
 		Metrics:          m,
 	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger, m))
 	require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -43,9 +44,15 @@ type Config struct {
 	// value means DefaultRateLimit, a negative Requests no limit (for tests
 	// that must send many).
 	WriteLimit RateLimit
+	// HoldCaps bound each client's and each e-mail's open unpaid holds;
+	// zero values mean DefaultHoldCaps, negative ones no cap.
+	HoldCaps booking.HoldCaps
 	// Metrics, when set, is served at /metrics and counts requests and
 	// webhook deliveries.
 	Metrics *metrics.Metrics
+	// MetricsElsewhere keeps /metrics off this handler: METRICS_ADDR
+	// serves it on a listener of its own.
+	MetricsElsewhere bool
 }
 
 // Server holds the HTTP layer's collaborators.
@@ -111,7 +118,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.HandleFunc("GET /openapi.yaml", serveSpec)
-	if cfg.Metrics != nil {
+	if cfg.Metrics != nil && !cfg.MetricsElsewhere {
 		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
 	mux.Handle("GET /docs/", docs)
@@ -130,7 +137,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	})
 
 	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
-		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
+		s.withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
 	if cfg.Metrics != nil {
 		// Outermost, so that the duration is the whole request's; Route
 		// (here around the mux, and around each generated handler) tells

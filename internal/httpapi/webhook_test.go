@@ -1,7 +1,9 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -433,4 +435,45 @@ func TestWebhookBadInput(t *testing.T) {
 		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 	})
 	require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM payment_events"))
+}
+
+// TestWebhookRefusedBeforeTheBodyIsRead: a delivery whose Stripe-Signature
+// cannot verify is answered 400 invalid_signature at once, without reading
+// its body. The body here never ends: a server that read it first would
+// never answer.
+func TestWebhookRefusedBeforeTheBodyIsRead(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for name, signature := range map[string]string{
+		"Missing":      "",
+		"Malformed":    "t=abc,v1=zz",
+		"NoV1":         fmt.Sprintf("t=%d,v0=%s", time.Now().Unix(), strings.Repeat("0", 64)),
+		"Stale":        fmt.Sprintf("t=%d,v1=%s", time.Now().Add(-time.Hour).Unix(), strings.Repeat("0", 64)),
+		"TooLongToUse": "t=1," + strings.Repeat("v1=00,", 1000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/v1/webhooks/stripe", endlessBody{ctx})
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			if signature != "" {
+				req.Header.Set("Stripe-Signature", signature)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err, "answered without waiting for the body")
+			defer resp.Body.Close()
+			requireWebhookError(t, resp, http.StatusBadRequest, "invalid_signature")
+		})
+	}
+	require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM payment_events"))
+}
+
+// endlessBody is a request body that sends nothing until ctx ends.
+type endlessBody struct{ ctx context.Context }
+
+func (b endlessBody) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
 }

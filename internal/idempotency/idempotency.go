@@ -88,7 +88,8 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 			stored := false
 			defer func() {
-				// A 5xx or a panic frees the key, so that a retry runs afresh.
+				// A 5xx, a 429 or a panic frees the key, so that a retry
+				// runs afresh.
 				if !stored {
 					if err := q.IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Scope: k.scope, Key: k.key, RequestHash: hash}); err != nil {
 						logger.LogAttrs(ctx, slog.LevelError, "release idempotency key", slog.String("error", err.Error()))
@@ -96,7 +97,10 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 				}
 			}()
 			next.ServeHTTP(rec, r)
-			if rec.status >= 500 {
+			// A 429 (a hold cap reached) says "not now", not "no": the
+			// retry after Retry-After must run afresh, as at Stripe, which
+			// does not store rate-limited answers either.
+			if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 				return
 			}
 			status := int32(rec.status)

@@ -2,7 +2,7 @@
 // operators read at /metrics (see docs/RUNBOOK.md for what each one means and
 // the alerts built on them).
 //
-// Callers count what happened through plain methods (WebhookEvent,
+// Callers count what happened through plain methods (PaymentEvent,
 // Transition, ReconcileRun, …) so that no other package handles a
 // prometheus type. A nil *Metrics counts nothing, so code under test may run
 // without one.

@@ -151,11 +151,13 @@ func (b Booking) SessionLapsed(at time.Time) bool {
 
 // Refundable says whether an operator may refund the booking in full now
 // (SPEC §3): it is paid, through a payment intent, and no refund is under
-// way. A refund_pending booking is refunded automatically; a refunded one
-// has nothing left.
+// way. A refund_pending booking is refunded automatically, unless its refund
+// failed at Stripe: then only an operator asks again. A refunded one has
+// nothing left.
 func Refundable(b Booking) error {
-	switch b.Status {
-	case Confirmed, NeedsReview:
+	switch {
+	case b.Status == Confirmed, b.Status == NeedsReview:
+	case b.Status == RefundPending && b.RefundFailedAt != nil:
 	default:
 		return apperr.New(apperr.InvalidState, "the booking is %s; only a confirmed or needs_review booking can be refunded", b.Status)
 	}

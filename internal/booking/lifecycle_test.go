@@ -171,6 +171,9 @@ func TestRefundable(t *testing.T) {
 	}
 	err := booking.Refundable(booking.Booking{Status: booking.Confirmed})
 	require.Equal(t, apperr.InvalidState, apperr.CodeOf(err), "no payment intent, nothing to refund")
+	failedAt := time.Now()
+	require.NoError(t, booking.Refundable(booking.Booking{Status: booking.RefundPending, HasPaymentIntent: true, RefundFailedAt: &failedAt}),
+		"a refund that failed at Stripe is asked again only by an operator")
 }
 
 // TestHoldsSlot pins the statuses the bookings_no_overlap constraint lists.

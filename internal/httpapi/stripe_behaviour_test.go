@@ -139,6 +139,37 @@ func TestRefundThatFailsLater_RefundPendingForAnOperator(t *testing.T) {
 		require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
 	})
 
+	t.Run("AnOperatorRefundsAgain_UnderANewKey", func(t *testing.T) {
+		t.Parallel()
+		rec, base := newStripeRecorder(t)
+		b := setup(t, withStripe(base))
+		bk, pi := b.confirmedWithIntent(t, 10)
+		ops := b.as(t, admin.RoleOps)
+		refundByOperator := func() {
+			resp, err := b.client.RefundAdminBookingWithResponse(t.Context(), bk.Id, &genapi.RefundAdminBookingParams{}, ops)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusAccepted, resp.StatusCode(), string(resp.Body))
+		}
+		refundByOperator()
+		refunded := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))
+		refunded.Created = time.Now().Add(-time.Minute)
+		requireReceived(t, b.deliver(t, refunded.JSON(t)), false)
+		requireReceived(t, b.deliver(t, withID(testkit.Refund("refund.failed", pi, bk.AmountTotal, bk.Currency, "failed")).JSON(t)), false)
+		require.Equal(t, "refund_pending", b.booking(t, bk.Id).Status)
+
+		// The first refund's key holds Stripe's success: the operator's new
+		// refund goes out under the next one, or Stripe would replay it.
+		refundByOperator()
+		var keys []string
+		for _, c := range rec.calls("/v1/refunds") {
+			if c.IdempotencyKey != "" {
+				keys = append(keys, c.IdempotencyKey)
+			}
+		}
+		id := bk.Id.String()
+		require.Equal(t, []string{"slotpay-refund-" + id + "-1", "slotpay-refund-" + id + "-2"}, keys)
+	})
+
 	t.Run("SucceededUpdate_Ignored", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

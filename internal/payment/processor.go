@@ -349,6 +349,16 @@ func (a *applier) note(ctx context.Context, id uuid.UUID, d booking.Decision, ev
 			return fmt.Errorf("note refund: %w", err)
 		}
 	}
+	if d.RefundFailedAt != nil {
+		// The refund's key holds Stripe's success for a day: an operator's
+		// next refund must go out under a new one, or it replays the refund
+		// that failed.
+		attempt, err := NextAttempt(ctx, a.q, refundOperation(id))
+		if err != nil {
+			return err
+		}
+		return attempt.Failed(ctx, a.q)
+	}
 	return nil
 }
 

@@ -56,7 +56,7 @@ func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paym
 // refunded indeed (by anyone: a refund in Stripe's Dashboard, say).
 func (p *Processor) refund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
 	q := database.New(p.pool)
-	attempt, err := NextAttempt(ctx, q, "refund-"+bookingID.String())
+	attempt, err := NextAttempt(ctx, q, refundOperation(bookingID))
 	if err != nil {
 		return err
 	}
@@ -102,6 +102,10 @@ func (p *Processor) refunded(ctx context.Context, bookingID uuid.UUID, paymentIn
 	}
 	return false, it.Err()
 }
+
+// refundOperation names the full refund of a booking in
+// stripe_request_attempts.
+func refundOperation(bookingID uuid.UUID) string { return "refund-" + bookingID.String() }
 
 // refundParams is the full refund of a booking's payment under the key of
 // one attempt; metadata.booking_id is how a read-back recognises it.

@@ -546,7 +546,7 @@ func TestAdminOps(t *testing.T) {
 		resp, err := b.client.RunAdminReconcileWithResponse(t.Context(), &genapi.RunAdminReconcileParams{}, b.as(t, admin.RoleOps))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
-		require.Equal(t, 1, resp.JSON200.HoldsExpired)
+		require.Equal(t, int32(1), resp.JSON200.HoldsExpired)
 		require.Equal(t, "expired", b.booking(t, bk.Id).Status)
 	})
 }

@@ -78,7 +78,7 @@ test-faults: ## PostgreSQL restart, SIGKILL and three instances under webhook st
 lint-api: ## lint api/openapi.yaml and api/site.yaml with spectral:oas and the OWASP ruleset; warnings fail
 	scripts/contract-test spectral
 
-contract-test: ## spectral + OWASP, ogen, openapi-typescript + tsc, Prism in front of a running server, promtool (scripts/contract-test)
+contract-test: ## spectral + OWASP, ogen, openapi-typescript + tsc, @hey-api/openapi-ts, Prism in front of a running server, promtool (scripts/contract-test)
 	scripts/contract-test
 
 api-breaking: ## fail on a breaking change to api/openapi.yaml since the last release (scripts/api-breaking)

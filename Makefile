@@ -75,9 +75,7 @@ build: ## build bin/slotpay
 
 # Operations and proof (issue 5). None of these run in `make test`.
 
-SPECTRAL := npx --yes @stoplight/spectral-cli@6.16.3
-
-.PHONY: bench test-faults lint-api api-breaking
+.PHONY: bench test-faults lint-api api-breaking contract-test
 
 bench: ## load-test a fresh server and database, compare with pgbench, print one table (BENCH_FLAGS=-h for options)
 	go run ./cmd/slotpay-bench $(BENCH_FLAGS)
@@ -86,8 +84,11 @@ test-faults: ## PostgreSQL restart, SIGKILL and three instances under webhook st
 	go vet -tags faults ./internal/faults
 	go test -tags faults $(GO_TEST_FLAGS) ./internal/faults
 
-lint-api: ## lint api/openapi.yaml with spectral's spectral:oas rules; warnings fail
-	$(SPECTRAL) lint --fail-severity=warn api/openapi.yaml
+lint-api: ## lint api/openapi.yaml and api/site.yaml with spectral:oas and the OWASP ruleset; warnings fail
+	scripts/contract-test spectral
+
+contract-test: ## spectral + OWASP, ogen, openapi-typescript + tsc, @hey-api/openapi-ts, Prism in front of a running server, promtool (scripts/contract-test)
+	scripts/contract-test
 
 api-breaking: ## fail on a breaking change to api/openapi.yaml since the last release (scripts/api-breaking)
 	scripts/api-breaking

@@ -73,6 +73,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 	defer stopMetrics()
 	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
 		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
+	if msg, ok := publicURLMismatch(cfg.PublicBaseURL, ln.Addr().String()); ok {
+		logger.Warn(msg)
+	}
 
 	// The reconciler runs in every instance; an advisory lock lets one at a
 	// time act.

@@ -154,54 +154,75 @@ func (e BookingStatus) Valid() bool {
 	}
 }
 
-// Defines values for ErrorErrorCode.
+// Defines values for ConflictErrorErrorCode.
 const (
-	ErrorErrorCodeForbidden            ErrorErrorCode = "forbidden"
-	ErrorErrorCodeIdempotencyKeyInUse  ErrorErrorCode = "idempotency_key_in_use"
-	ErrorErrorCodeIdempotencyKeyReused ErrorErrorCode = "idempotency_key_reused"
-	ErrorErrorCodeInternalError        ErrorErrorCode = "internal_error"
-	ErrorErrorCodeInvalidRequest       ErrorErrorCode = "invalid_request"
-	ErrorErrorCodeInvalidSignature     ErrorErrorCode = "invalid_signature"
-	ErrorErrorCodeInvalidState         ErrorErrorCode = "invalid_state"
-	ErrorErrorCodeNotFound             ErrorErrorCode = "not_found"
-	ErrorErrorCodePayloadTooLarge      ErrorErrorCode = "payload_too_large"
-	ErrorErrorCodePaymentProviderError ErrorErrorCode = "payment_provider_error"
-	ErrorErrorCodeRateLimited          ErrorErrorCode = "rate_limited"
-	ErrorErrorCodeSlotUnavailable      ErrorErrorCode = "slot_unavailable"
-	ErrorErrorCodeUnauthorized         ErrorErrorCode = "unauthorized"
-	ErrorErrorCodeUnsupportedMediaType ErrorErrorCode = "unsupported_media_type"
+	ConflictErrorErrorCodeIdempotencyKeyInUse ConflictErrorErrorCode = "idempotency_key_in_use"
+	ConflictErrorErrorCodeInvalidState        ConflictErrorErrorCode = "invalid_state"
+	ConflictErrorErrorCodeSlotUnavailable     ConflictErrorErrorCode = "slot_unavailable"
 )
 
-// Valid indicates whether the value is a known member of the ErrorErrorCode enum.
-func (e ErrorErrorCode) Valid() bool {
+// Valid indicates whether the value is a known member of the ConflictErrorErrorCode enum.
+func (e ConflictErrorErrorCode) Valid() bool {
 	switch e {
-	case ErrorErrorCodeForbidden:
+	case ConflictErrorErrorCodeIdempotencyKeyInUse:
 		return true
-	case ErrorErrorCodeIdempotencyKeyInUse:
+	case ConflictErrorErrorCodeInvalidState:
 		return true
-	case ErrorErrorCodeIdempotencyKeyReused:
+	case ConflictErrorErrorCodeSlotUnavailable:
 		return true
-	case ErrorErrorCodeInternalError:
+	default:
+		return false
+	}
+}
+
+// Defines values for ErrorCode.
+const (
+	ErrorCodeForbidden            ErrorCode = "forbidden"
+	ErrorCodeIdempotencyKeyInUse  ErrorCode = "idempotency_key_in_use"
+	ErrorCodeIdempotencyKeyReused ErrorCode = "idempotency_key_reused"
+	ErrorCodeInternalError        ErrorCode = "internal_error"
+	ErrorCodeInvalidRequest       ErrorCode = "invalid_request"
+	ErrorCodeInvalidSignature     ErrorCode = "invalid_signature"
+	ErrorCodeInvalidState         ErrorCode = "invalid_state"
+	ErrorCodeNotFound             ErrorCode = "not_found"
+	ErrorCodePayloadTooLarge      ErrorCode = "payload_too_large"
+	ErrorCodePaymentProviderError ErrorCode = "payment_provider_error"
+	ErrorCodeRateLimited          ErrorCode = "rate_limited"
+	ErrorCodeSlotUnavailable      ErrorCode = "slot_unavailable"
+	ErrorCodeUnauthorized         ErrorCode = "unauthorized"
+	ErrorCodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
+)
+
+// Valid indicates whether the value is a known member of the ErrorCode enum.
+func (e ErrorCode) Valid() bool {
+	switch e {
+	case ErrorCodeForbidden:
 		return true
-	case ErrorErrorCodeInvalidRequest:
+	case ErrorCodeIdempotencyKeyInUse:
 		return true
-	case ErrorErrorCodeInvalidSignature:
+	case ErrorCodeIdempotencyKeyReused:
 		return true
-	case ErrorErrorCodeInvalidState:
+	case ErrorCodeInternalError:
 		return true
-	case ErrorErrorCodeNotFound:
+	case ErrorCodeInvalidRequest:
 		return true
-	case ErrorErrorCodePayloadTooLarge:
+	case ErrorCodeInvalidSignature:
 		return true
-	case ErrorErrorCodePaymentProviderError:
+	case ErrorCodeInvalidState:
 		return true
-	case ErrorErrorCodeRateLimited:
+	case ErrorCodeNotFound:
 		return true
-	case ErrorErrorCodeSlotUnavailable:
+	case ErrorCodePayloadTooLarge:
 		return true
-	case ErrorErrorCodeUnauthorized:
+	case ErrorCodePaymentProviderError:
 		return true
-	case ErrorErrorCodeUnsupportedMediaType:
+	case ErrorCodeRateLimited:
+		return true
+	case ErrorCodeSlotUnavailable:
+		return true
+	case ErrorCodeUnauthorized:
+		return true
+	case ErrorCodeUnsupportedMediaType:
 		return true
 	default:
 		return false
@@ -232,6 +253,96 @@ func (e EventOutcome) Valid() bool {
 	}
 }
 
+// Defines values for ForbiddenErrorErrorCode.
+const (
+	ForbiddenErrorErrorCodeForbidden ForbiddenErrorErrorCode = "forbidden"
+)
+
+// Valid indicates whether the value is a known member of the ForbiddenErrorErrorCode enum.
+func (e ForbiddenErrorErrorCode) Valid() bool {
+	switch e {
+	case ForbiddenErrorErrorCodeForbidden:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for IdempotencyKeyReusedErrorErrorCode.
+const (
+	IdempotencyKeyReusedErrorErrorCodeIdempotencyKeyReused IdempotencyKeyReusedErrorErrorCode = "idempotency_key_reused"
+)
+
+// Valid indicates whether the value is a known member of the IdempotencyKeyReusedErrorErrorCode enum.
+func (e IdempotencyKeyReusedErrorErrorCode) Valid() bool {
+	switch e {
+	case IdempotencyKeyReusedErrorErrorCodeIdempotencyKeyReused:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InternalErrorErrorCode.
+const (
+	InternalErrorErrorCodeInternalError InternalErrorErrorCode = "internal_error"
+)
+
+// Valid indicates whether the value is a known member of the InternalErrorErrorCode enum.
+func (e InternalErrorErrorCode) Valid() bool {
+	switch e {
+	case InternalErrorErrorCodeInternalError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InvalidRequestErrorErrorCode.
+const (
+	InvalidRequestErrorErrorCodeInvalidRequest InvalidRequestErrorErrorCode = "invalid_request"
+)
+
+// Valid indicates whether the value is a known member of the InvalidRequestErrorErrorCode enum.
+func (e InvalidRequestErrorErrorCode) Valid() bool {
+	switch e {
+	case InvalidRequestErrorErrorCodeInvalidRequest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotFoundErrorErrorCode.
+const (
+	NotFoundErrorErrorCodeNotFound NotFoundErrorErrorCode = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the NotFoundErrorErrorCode enum.
+func (e NotFoundErrorErrorCode) Valid() bool {
+	switch e {
+	case NotFoundErrorErrorCodeNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PayloadTooLargeErrorErrorCode.
+const (
+	PayloadTooLargeErrorErrorCodePayloadTooLarge PayloadTooLargeErrorErrorCode = "payload_too_large"
+)
+
+// Valid indicates whether the value is a known member of the PayloadTooLargeErrorErrorCode enum.
+func (e PayloadTooLargeErrorErrorCode) Valid() bool {
+	switch e {
+	case PayloadTooLargeErrorErrorCodePayloadTooLarge:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PaymentEventSource.
 const (
 	Reconcile PaymentEventSource = "reconcile"
@@ -247,6 +358,66 @@ func (e PaymentEventSource) Valid() bool {
 	case Replay:
 		return true
 	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PaymentProviderErrorErrorCode.
+const (
+	PaymentProviderErrorErrorCodePaymentProviderError PaymentProviderErrorErrorCode = "payment_provider_error"
+)
+
+// Valid indicates whether the value is a known member of the PaymentProviderErrorErrorCode enum.
+func (e PaymentProviderErrorErrorCode) Valid() bool {
+	switch e {
+	case PaymentProviderErrorErrorCodePaymentProviderError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RateLimitedErrorErrorCode.
+const (
+	RateLimitedErrorErrorCodeRateLimited RateLimitedErrorErrorCode = "rate_limited"
+)
+
+// Valid indicates whether the value is a known member of the RateLimitedErrorErrorCode enum.
+func (e RateLimitedErrorErrorCode) Valid() bool {
+	switch e {
+	case RateLimitedErrorErrorCodeRateLimited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UnauthorizedErrorErrorCode.
+const (
+	UnauthorizedErrorErrorCodeUnauthorized UnauthorizedErrorErrorCode = "unauthorized"
+)
+
+// Valid indicates whether the value is a known member of the UnauthorizedErrorErrorCode enum.
+func (e UnauthorizedErrorErrorCode) Valid() bool {
+	switch e {
+	case UnauthorizedErrorErrorCodeUnauthorized:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UnsupportedMediaTypeErrorErrorCode.
+const (
+	UnsupportedMediaTypeErrorErrorCodeUnsupportedMediaType UnsupportedMediaTypeErrorErrorCode = "unsupported_media_type"
+)
+
+// Valid indicates whether the value is a known member of the UnsupportedMediaTypeErrorErrorCode enum.
+func (e UnsupportedMediaTypeErrorErrorCode) Valid() bool {
+	switch e {
+	case UnsupportedMediaTypeErrorErrorCodeUnsupportedMediaType:
 		return true
 	default:
 		return false
@@ -385,7 +556,9 @@ type AuditEntryPage struct {
 type Availability struct {
 	Date       openapi_types.Date `json:"date"`
 	ResourceId openapi_types.UUID `json:"resource_id"`
-	Slots      []Slot             `json:"slots"`
+
+	// Slots At most one a slot-length apart over one day (slot_minutes ≥ 5).
+	Slots []Slot `json:"slots"`
 
 	// Timezone Example: Europe/Berlin
 	Timezone string `json:"timezone"`
@@ -429,6 +602,24 @@ type Checkout struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
+// ConflictError A 409. `ErrorEnvelope` with the codes of this status.
+type ConflictError struct {
+	Error struct {
+		Code ConflictErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// ConflictErrorErrorCode defines model for ConflictError.Error.Code.
+type ConflictErrorErrorCode string
+
 // CreateBookingRequest A price is never sent; the server computes it.
 type CreateBookingRequest struct {
 	Customer struct {
@@ -439,11 +630,17 @@ type CreateBookingRequest struct {
 		Name string `json:"name"`
 	} `json:"customer"`
 
-	// EndsAt Example: 2026-12-01T12:00:00+01:00
-	EndsAt     time.Time          `json:"ends_at"`
+	// EndsAt Example: 2027-01-04T12:00:00Z
+	EndsAt time.Time `json:"ends_at"`
+
+	// ResourceId A resource of `GET /v1/resources`; the example is the demo `studio-a`.
+	//
+	// Example: 0193a5e0-7b1a-7c3e-9f00-00000000a001
 	ResourceId openapi_types.UUID `json:"resource_id"`
 
-	// StartsAt Example: 2026-12-01T10:00:00+01:00
+	// StartsAt On the resource's slot grid, at least its notice ahead. Try it out with a slot from `GET /v1/resources/{id}/availability`.
+	//
+	// Example: 2027-01-04T10:00:00Z
 	StartsAt time.Time `json:"starts_at"`
 }
 
@@ -452,30 +649,155 @@ type CreateBookingRequest struct {
 // Example: eur
 type Currency = string
 
-// Error defines model for Error.
-type Error struct {
+// ErrorCode What went wrong (SPEC §3); each has one status.
+type ErrorCode string
+
+// ErrorEnvelope The one shape of every error. The `*Error` schemas below are this envelope with
+// `code` narrowed to what one status can carry. Clients must tolerate fields and
+// codes added later.
+type ErrorEnvelope struct {
 	Error struct {
-		Code ErrorErrorCode `json:"code"`
+		// Code What went wrong (SPEC §3); each has one status.
+		Code ErrorCode `json:"code"`
 
 		// Message Safe for display; never carries internal details.
-		Message   string `json:"message"`
-		RequestId string `json:"request_id"`
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
 	} `json:"error"`
 }
 
-// ErrorErrorCode defines model for Error.Error.Code.
-type ErrorErrorCode string
+// ErrorMessage Safe for display; never carries internal details.
+type ErrorMessage = string
+
+// ErrorRequestID The response's `X-Request-Id`, also on a replayed answer.
+//
+// Example: req_0a1b2c3d4e5f6a7b
+type ErrorRequestID = string
 
 // EventOutcome defines model for EventOutcome.
 type EventOutcome string
 
+// ForbiddenError A 403. `ErrorEnvelope` with the codes of this status.
+type ForbiddenError struct {
+	Error struct {
+		Code ForbiddenErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// ForbiddenErrorErrorCode defines model for ForbiddenError.Error.Code.
+type ForbiddenErrorErrorCode string
+
+// IdempotencyKeyReusedError A 422. `ErrorEnvelope` with the codes of this status.
+type IdempotencyKeyReusedError struct {
+	Error struct {
+		Code IdempotencyKeyReusedErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// IdempotencyKeyReusedErrorErrorCode defines model for IdempotencyKeyReusedError.Error.Code.
+type IdempotencyKeyReusedErrorErrorCode string
+
+// InternalError A 500. `ErrorEnvelope` with the codes of this status.
+type InternalError struct {
+	Error struct {
+		Code InternalErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// InternalErrorErrorCode defines model for InternalError.Error.Code.
+type InternalErrorErrorCode string
+
+// InvalidRequestError A 400. `ErrorEnvelope` with the codes of this status.
+type InvalidRequestError struct {
+	Error struct {
+		Code InvalidRequestErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// InvalidRequestErrorErrorCode defines model for InvalidRequestError.Error.Code.
+type InvalidRequestErrorErrorCode string
+
 // LocalTime Example: 09:00
 type LocalTime = string
 
+// NotFoundError A 404. `ErrorEnvelope` with the codes of this status.
+type NotFoundError struct {
+	Error struct {
+		Code NotFoundErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// NotFoundErrorErrorCode defines model for NotFoundError.Error.Code.
+type NotFoundErrorErrorCode string
+
+// PayloadTooLargeError A 413. `ErrorEnvelope` with the codes of this status.
+type PayloadTooLargeError struct {
+	Error struct {
+		Code PayloadTooLargeErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// PayloadTooLargeErrorErrorCode defines model for PayloadTooLargeError.Error.Code.
+type PayloadTooLargeErrorErrorCode string
+
 // PaymentEvent One entry of the payment ledger, without the event's payload.
 type PaymentEvent struct {
-	// ApiVersion Example: 2023-10-16
-	ApiVersion        string              `json:"api_version"`
+	// ApiVersion The event's Stripe API version; `null` when the event names none.
+	//
+	// Example: 2023-10-16
+	ApiVersion        *string             `json:"api_version"`
 	BookingId         *openapi_types.UUID `json:"booking_id"`
 	CheckoutSessionId *string             `json:"checkout_session_id"`
 
@@ -512,31 +834,67 @@ type PaymentEventPage struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// PaymentProviderError A 502. `ErrorEnvelope` with the codes of this status.
+type PaymentProviderError struct {
+	Error struct {
+		Code PaymentProviderErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// PaymentProviderErrorErrorCode defines model for PaymentProviderError.Error.Code.
+type PaymentProviderErrorErrorCode string
+
+// RateLimitedError A 429. `ErrorEnvelope` with the codes of this status.
+type RateLimitedError struct {
+	Error struct {
+		Code RateLimitedErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// RateLimitedErrorErrorCode defines model for RateLimitedError.Error.Code.
+type RateLimitedErrorErrorCode string
+
 // ReconcileSummary defines model for ReconcileSummary.
 type ReconcileSummary struct {
 	// Failures Bookings left for the next run after an error.
-	Failures int `json:"failures"`
+	Failures int32 `json:"failures"`
 
 	// HoldsExpired Lapsed holds that had no Checkout Session.
-	HoldsExpired int `json:"holds_expired"`
+	HoldsExpired int32 `json:"holds_expired"`
 
 	// ProcessingChecked Bookings settling for a day, read back from Stripe.
-	ProcessingChecked int `json:"processing_checked"`
+	ProcessingChecked int32 `json:"processing_checked"`
 
 	// RefundsRequested Refunds of refund_pending bookings Stripe accepted.
-	RefundsRequested int `json:"refunds_requested"`
+	RefundsRequested int32 `json:"refunds_requested"`
 
 	// SessionsCompleted Lapsed holds whose session Stripe reported complete.
-	SessionsCompleted int `json:"sessions_completed"`
+	SessionsCompleted int32 `json:"sessions_completed"`
 
 	// SessionsExpired Lapsed holds whose session Stripe expired.
-	SessionsExpired int `json:"sessions_expired"`
+	SessionsExpired int32 `json:"sessions_expired"`
 
 	// Skipped Another instance was reconciling.
 	Skipped bool `json:"skipped"`
 
 	// UnmatchedApplied Events kept unmatched whose booking is known by now, applied.
-	UnmatchedApplied *int `json:"unmatched_applied,omitempty"`
+	UnmatchedApplied *int32 `json:"unmatched_applied,omitempty"`
 }
 
 // Resource defines model for Resource.
@@ -675,7 +1033,9 @@ type StatusChange struct {
 	At time.Time `json:"at"`
 
 	// Cause Example: checkout.session.completed
-	Cause      string         `json:"cause"`
+	Cause string `json:"cause"`
+
+	// FromStatus `null` for the entry that created the booking.
 	FromStatus *BookingStatus `json:"from_status"`
 
 	// OperatorId The operator who made the change (cause `operator_cancel`), else `null`.
@@ -685,6 +1045,42 @@ type StatusChange struct {
 	StripeEventId *string       `json:"stripe_event_id"`
 	ToStatus      BookingStatus `json:"to_status"`
 }
+
+// UnauthorizedError A 401. `ErrorEnvelope` with the codes of this status.
+type UnauthorizedError struct {
+	Error struct {
+		Code UnauthorizedErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// UnauthorizedErrorErrorCode defines model for UnauthorizedError.Error.Code.
+type UnauthorizedErrorErrorCode string
+
+// UnsupportedMediaTypeError A 415. `ErrorEnvelope` with the codes of this status.
+type UnsupportedMediaTypeError struct {
+	Error struct {
+		Code UnsupportedMediaTypeErrorErrorCode `json:"code"`
+
+		// Message Safe for display; never carries internal details.
+		Message ErrorMessage `json:"message"`
+
+		// RequestId The response's `X-Request-Id`, also on a replayed answer.
+		//
+		// Example: req_0a1b2c3d4e5f6a7b
+		RequestId ErrorRequestID `json:"request_id"`
+	} `json:"error"`
+}
+
+// UnsupportedMediaTypeErrorErrorCode defines model for UnsupportedMediaTypeError.Error.Code.
+type UnsupportedMediaTypeErrorErrorCode string
 
 // BookingID defines model for BookingID.
 type BookingID = openapi_types.UUID
@@ -698,41 +1094,40 @@ type IdempotencyKey = string
 // Limit defines model for Limit.
 type Limit = int32
 
-// ResourceID defines model for ResourceID.
+// ResourceID Example: 0193a5e0-7b1a-7c3e-9f00-00000000a001
 type ResourceID = openapi_types.UUID
 
-// Conflict defines model for Conflict.
-type Conflict = Error
+// Conflict A 409. `ErrorEnvelope` with the codes of this status.
+type Conflict = ConflictError
 
-// Forbidden defines model for Forbidden.
-type Forbidden = Error
+// Forbidden A 403. `ErrorEnvelope` with the codes of this status.
+type Forbidden = ForbiddenError
 
-// IdempotencyKeyReused defines model for IdempotencyKeyReused.
-type IdempotencyKeyReused = Error
+// IdempotencyKeyReused A 422. `ErrorEnvelope` with the codes of this status.
+type IdempotencyKeyReused = IdempotencyKeyReusedError
 
-// InternalError defines model for InternalError.
-type InternalError = Error
+// InvalidRequest A 400. `ErrorEnvelope` with the codes of this status.
+type InvalidRequest = InvalidRequestError
 
-// InvalidRequest defines model for InvalidRequest.
-type InvalidRequest = Error
+// NotFound A 404. `ErrorEnvelope` with the codes of this status.
+type NotFound = NotFoundError
 
-// NotFound defines model for NotFound.
-type NotFound = Error
+// PayloadTooLarge A 413. `ErrorEnvelope` with the codes of this status.
+type PayloadTooLarge = PayloadTooLargeError
 
-// PayloadTooLarge defines model for PayloadTooLarge.
-type PayloadTooLarge = Error
+// RateLimited A 429. `ErrorEnvelope` with the codes of this status.
+type RateLimited = RateLimitedError
 
-// PaymentProviderError defines model for PaymentProviderError.
-type PaymentProviderError = Error
+// Unauthorized A 401. `ErrorEnvelope` with the codes of this status.
+type Unauthorized = UnauthorizedError
 
-// RateLimited defines model for RateLimited.
-type RateLimited = Error
+// UnexpectedError The one shape of every error. The `*Error` schemas below are this envelope with
+// `code` narrowed to what one status can carry. Clients must tolerate fields and
+// codes added later.
+type UnexpectedError = ErrorEnvelope
 
-// Unauthorized defines model for Unauthorized.
-type Unauthorized = Error
-
-// UnsupportedMediaType defines model for UnsupportedMediaType.
-type UnsupportedMediaType = Error
+// UnsupportedMediaType A 415. `ErrorEnvelope` with the codes of this status.
+type UnsupportedMediaType = UnsupportedMediaTypeError
 
 // ListAdminAuditParams defines parameters for ListAdminAudit.
 type ListAdminAuditParams struct {
@@ -2888,21 +3283,42 @@ type ListAdminAuditResponse200Headers struct {
 
 // ListAdminAuditResponse400Headers the declared response headers of an HTTP 400 response for ListAdminAudit
 type ListAdminAuditResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminAuditResponse401Headers the declared response headers of an HTTP 401 response for ListAdminAudit
 type ListAdminAuditResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminAuditResponse403Headers the declared response headers of an HTTP 403 response for ListAdminAudit
 type ListAdminAuditResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminAuditResponse500Headers the declared response headers of an HTTP 500 response for ListAdminAudit
 type ListAdminAuditResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminAuditResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminAudit
+type ListAdminAuditResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -2919,6 +3335,8 @@ type ListAdminAuditResponse struct {
 	JSON403 *Forbidden
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAdminAuditResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -2929,6 +3347,8 @@ type ListAdminAuditResponse struct {
 	Headers403 *ListAdminAuditResponse403Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListAdminAuditResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminAuditResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2954,6 +3374,11 @@ func (r ListAdminAuditResponse) GetJSON403() *Forbidden {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListAdminAuditResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminAuditResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -2992,16 +3417,33 @@ type ListAdminBookingsResponse200Headers struct {
 
 // ListAdminBookingsResponse400Headers the declared response headers of an HTTP 400 response for ListAdminBookings
 type ListAdminBookingsResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminBookingsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminBookings
 type ListAdminBookingsResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminBookingsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminBookings
 type ListAdminBookingsResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminBookingsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminBookings
+type ListAdminBookingsResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3016,6 +3458,8 @@ type ListAdminBookingsResponse struct {
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAdminBookingsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3024,6 +3468,8 @@ type ListAdminBookingsResponse struct {
 	Headers401 *ListAdminBookingsResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListAdminBookingsResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminBookingsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3044,6 +3490,11 @@ func (r ListAdminBookingsResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListAdminBookingsResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminBookingsResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -3082,21 +3533,42 @@ type GetAdminBookingResponse200Headers struct {
 
 // GetAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for GetAdminBooking
 type GetAdminBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for GetAdminBooking
 type GetAdminBookingResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for GetAdminBooking
 type GetAdminBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for GetAdminBooking
 type GetAdminBookingResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// GetAdminBookingResponseDefaultHeaders the declared response headers of an HTTP default response for GetAdminBooking
+type GetAdminBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3113,6 +3585,8 @@ type GetAdminBookingResponse struct {
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetAdminBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3123,6 +3597,8 @@ type GetAdminBookingResponse struct {
 	Headers404 *GetAdminBookingResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAdminBookingResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAdminBookingResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3148,6 +3624,11 @@ func (r GetAdminBookingResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetAdminBookingResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetAdminBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -3181,53 +3662,94 @@ func (r GetAdminBookingResponse) ContentType() string {
 
 // CancelAdminBookingResponse200Headers the declared response headers of an HTTP 200 response for CancelAdminBooking
 type CancelAdminBookingResponse200Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelAdminBooking
 type CancelAdminBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for CancelAdminBooking
 type CancelAdminBookingResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse403Headers the declared response headers of an HTTP 403 response for CancelAdminBooking
 type CancelAdminBookingResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelAdminBooking
 type CancelAdminBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse409Headers the declared response headers of an HTTP 409 response for CancelAdminBooking
 type CancelAdminBookingResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse422Headers the declared response headers of an HTTP 422 response for CancelAdminBooking
 type CancelAdminBookingResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse429Headers the declared response headers of an HTTP 429 response for CancelAdminBooking
 type CancelAdminBookingResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for CancelAdminBooking
 type CancelAdminBookingResponse500Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelAdminBookingResponse502Headers the declared response headers of an HTTP 502 response for CancelAdminBooking
 type CancelAdminBookingResponse502Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CancelAdminBookingResponseDefaultHeaders the declared response headers of an HTTP default response for CancelAdminBooking
+type CancelAdminBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3254,6 +3776,8 @@ type CancelAdminBookingResponse struct {
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *PaymentProviderError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CancelAdminBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3274,6 +3798,8 @@ type CancelAdminBookingResponse struct {
 	Headers500 *CancelAdminBookingResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
 	Headers502 *CancelAdminBookingResponse502Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelAdminBookingResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3326,6 +3852,11 @@ func (r CancelAdminBookingResponse) GetJSON502() *PaymentProviderError {
 	return r.JSON502
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CancelAdminBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CancelAdminBookingResponse) GetBody() []byte {
 	return r.Body
@@ -3357,53 +3888,94 @@ func (r CancelAdminBookingResponse) ContentType() string {
 
 // RefundAdminBookingResponse202Headers the declared response headers of an HTTP 202 response for RefundAdminBooking
 type RefundAdminBookingResponse202Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse400Headers the declared response headers of an HTTP 400 response for RefundAdminBooking
 type RefundAdminBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse401Headers the declared response headers of an HTTP 401 response for RefundAdminBooking
 type RefundAdminBookingResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse403Headers the declared response headers of an HTTP 403 response for RefundAdminBooking
 type RefundAdminBookingResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse404Headers the declared response headers of an HTTP 404 response for RefundAdminBooking
 type RefundAdminBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse409Headers the declared response headers of an HTTP 409 response for RefundAdminBooking
 type RefundAdminBookingResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse422Headers the declared response headers of an HTTP 422 response for RefundAdminBooking
 type RefundAdminBookingResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse429Headers the declared response headers of an HTTP 429 response for RefundAdminBooking
 type RefundAdminBookingResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse500Headers the declared response headers of an HTTP 500 response for RefundAdminBooking
 type RefundAdminBookingResponse500Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RefundAdminBookingResponse502Headers the declared response headers of an HTTP 502 response for RefundAdminBooking
 type RefundAdminBookingResponse502Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RefundAdminBookingResponseDefaultHeaders the declared response headers of an HTTP default response for RefundAdminBooking
+type RefundAdminBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3430,6 +4002,8 @@ type RefundAdminBookingResponse struct {
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *PaymentProviderError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *RefundAdminBookingResponse202Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3450,6 +4024,8 @@ type RefundAdminBookingResponse struct {
 	Headers500 *RefundAdminBookingResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
 	Headers502 *RefundAdminBookingResponse502Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RefundAdminBookingResponseDefaultHeaders
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -3502,6 +4078,11 @@ func (r RefundAdminBookingResponse) GetJSON502() *PaymentProviderError {
 	return r.JSON502
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RefundAdminBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RefundAdminBookingResponse) GetBody() []byte {
 	return r.Body
@@ -3538,11 +4119,24 @@ type AdminMeResponse200Headers struct {
 
 // AdminMeResponse401Headers the declared response headers of an HTTP 401 response for AdminMe
 type AdminMeResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminMeResponse500Headers the declared response headers of an HTTP 500 response for AdminMe
 type AdminMeResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// AdminMeResponseDefaultHeaders the declared response headers of an HTTP default response for AdminMe
+type AdminMeResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3555,12 +4149,16 @@ type AdminMeResponse struct {
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *AdminMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *AdminMeResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminMeResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *AdminMeResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3576,6 +4174,11 @@ func (r AdminMeResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r AdminMeResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AdminMeResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -3614,16 +4217,33 @@ type ListAdminPaymentEventsResponse200Headers struct {
 
 // ListAdminPaymentEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAdminPaymentEvents
 type ListAdminPaymentEventsResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminPaymentEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminPaymentEvents
 type ListAdminPaymentEventsResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // ListAdminPaymentEventsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminPaymentEvents
 type ListAdminPaymentEventsResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminPaymentEventsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminPaymentEvents
+type ListAdminPaymentEventsResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3638,6 +4258,8 @@ type ListAdminPaymentEventsResponse struct {
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListAdminPaymentEventsResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3646,6 +4268,8 @@ type ListAdminPaymentEventsResponse struct {
 	Headers401 *ListAdminPaymentEventsResponse401Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListAdminPaymentEventsResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminPaymentEventsResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3666,6 +4290,11 @@ func (r ListAdminPaymentEventsResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListAdminPaymentEventsResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminPaymentEventsResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -3699,43 +4328,77 @@ func (r ListAdminPaymentEventsResponse) ContentType() string {
 
 // RunAdminReconcileResponse200Headers the declared response headers of an HTTP 200 response for RunAdminReconcile
 type RunAdminReconcileResponse200Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse400Headers the declared response headers of an HTTP 400 response for RunAdminReconcile
 type RunAdminReconcileResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse401Headers the declared response headers of an HTTP 401 response for RunAdminReconcile
 type RunAdminReconcileResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse403Headers the declared response headers of an HTTP 403 response for RunAdminReconcile
 type RunAdminReconcileResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse409Headers the declared response headers of an HTTP 409 response for RunAdminReconcile
 type RunAdminReconcileResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse422Headers the declared response headers of an HTTP 422 response for RunAdminReconcile
 type RunAdminReconcileResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse429Headers the declared response headers of an HTTP 429 response for RunAdminReconcile
 type RunAdminReconcileResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // RunAdminReconcileResponse500Headers the declared response headers of an HTTP 500 response for RunAdminReconcile
 type RunAdminReconcileResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RunAdminReconcileResponseDefaultHeaders the declared response headers of an HTTP default response for RunAdminReconcile
+type RunAdminReconcileResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3758,6 +4421,8 @@ type RunAdminReconcileResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *RunAdminReconcileResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3774,6 +4439,8 @@ type RunAdminReconcileResponse struct {
 	Headers429 *RunAdminReconcileResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *RunAdminReconcileResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RunAdminReconcileResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3816,6 +4483,11 @@ func (r RunAdminReconcileResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RunAdminReconcileResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r RunAdminReconcileResponse) GetBody() []byte {
 	return r.Body
@@ -3847,53 +4519,93 @@ func (r RunAdminReconcileResponse) ContentType() string {
 
 // CreateAdminResourceResponse201Headers the declared response headers of an HTTP 201 response for CreateAdminResource
 type CreateAdminResourceResponse201Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse400Headers the declared response headers of an HTTP 400 response for CreateAdminResource
 type CreateAdminResourceResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse401Headers the declared response headers of an HTTP 401 response for CreateAdminResource
 type CreateAdminResourceResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse403Headers the declared response headers of an HTTP 403 response for CreateAdminResource
 type CreateAdminResourceResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse409Headers the declared response headers of an HTTP 409 response for CreateAdminResource
 type CreateAdminResourceResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse413Headers the declared response headers of an HTTP 413 response for CreateAdminResource
 type CreateAdminResourceResponse413Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse415Headers the declared response headers of an HTTP 415 response for CreateAdminResource
 type CreateAdminResourceResponse415Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse422Headers the declared response headers of an HTTP 422 response for CreateAdminResource
 type CreateAdminResourceResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse429Headers the declared response headers of an HTTP 429 response for CreateAdminResource
 type CreateAdminResourceResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateAdminResourceResponse500Headers the declared response headers of an HTTP 500 response for CreateAdminResource
 type CreateAdminResourceResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminResourceResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAdminResource
+type CreateAdminResourceResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -3920,6 +4632,8 @@ type CreateAdminResourceResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateAdminResourceResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3940,6 +4654,8 @@ type CreateAdminResourceResponse struct {
 	Headers429 *CreateAdminResourceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateAdminResourceResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAdminResourceResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3992,6 +4708,11 @@ func (r CreateAdminResourceResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateAdminResourceResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateAdminResourceResponse) GetBody() []byte {
 	return r.Body
@@ -4023,52 +4744,93 @@ func (r CreateAdminResourceResponse) ContentType() string {
 
 // UpdateAdminResourceResponse200Headers the declared response headers of an HTTP 200 response for UpdateAdminResource
 type UpdateAdminResourceResponse200Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse400Headers the declared response headers of an HTTP 400 response for UpdateAdminResource
 type UpdateAdminResourceResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse401Headers the declared response headers of an HTTP 401 response for UpdateAdminResource
 type UpdateAdminResourceResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse403Headers the declared response headers of an HTTP 403 response for UpdateAdminResource
 type UpdateAdminResourceResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse404Headers the declared response headers of an HTTP 404 response for UpdateAdminResource
 type UpdateAdminResourceResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse409Headers the declared response headers of an HTTP 409 response for UpdateAdminResource
 type UpdateAdminResourceResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse413Headers the declared response headers of an HTTP 413 response for UpdateAdminResource
 type UpdateAdminResourceResponse413Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse415Headers the declared response headers of an HTTP 415 response for UpdateAdminResource
 type UpdateAdminResourceResponse415Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse429Headers the declared response headers of an HTTP 429 response for UpdateAdminResource
 type UpdateAdminResourceResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // UpdateAdminResourceResponse500Headers the declared response headers of an HTTP 500 response for UpdateAdminResource
 type UpdateAdminResourceResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// UpdateAdminResourceResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateAdminResource
+type UpdateAdminResourceResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4095,6 +4857,8 @@ type UpdateAdminResourceResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *UpdateAdminResourceResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4115,6 +4879,8 @@ type UpdateAdminResourceResponse struct {
 	Headers429 *UpdateAdminResourceResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *UpdateAdminResourceResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *UpdateAdminResourceResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4167,6 +4933,11 @@ func (r UpdateAdminResourceResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r UpdateAdminResourceResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateAdminResourceResponse) GetBody() []byte {
 	return r.Body
@@ -4198,23 +4969,42 @@ func (r UpdateAdminResourceResponse) ContentType() string {
 
 // AdminLogoutResponse204Headers the declared response headers of an HTTP 204 response for AdminLogout
 type AdminLogoutResponse204Headers struct {
-	SetCookie  *string
-	XRequestId *string
+	SetCookie           *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLogoutResponse403Headers the declared response headers of an HTTP 403 response for AdminLogout
 type AdminLogoutResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLogoutResponse429Headers the declared response headers of an HTTP 429 response for AdminLogout
 type AdminLogoutResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLogoutResponse500Headers the declared response headers of an HTTP 500 response for AdminLogout
 type AdminLogoutResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// AdminLogoutResponseDefaultHeaders the declared response headers of an HTTP default response for AdminLogout
+type AdminLogoutResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4227,6 +5017,8 @@ type AdminLogoutResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers204 the parsed response headers for an HTTP 204 response
 	Headers204 *AdminLogoutResponse204Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
@@ -4235,6 +5027,8 @@ type AdminLogoutResponse struct {
 	Headers429 *AdminLogoutResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminLogoutResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *AdminLogoutResponseDefaultHeaders
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
@@ -4250,6 +5044,11 @@ func (r AdminLogoutResponse) GetJSON429() *RateLimited {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r AdminLogoutResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AdminLogoutResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -4283,43 +5082,76 @@ func (r AdminLogoutResponse) ContentType() string {
 
 // AdminLoginResponse200Headers the declared response headers of an HTTP 200 response for AdminLogin
 type AdminLoginResponse200Headers struct {
-	SetCookie  *string
-	XRequestId *string
+	SetCookie           *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse400Headers the declared response headers of an HTTP 400 response for AdminLogin
 type AdminLoginResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse401Headers the declared response headers of an HTTP 401 response for AdminLogin
 type AdminLoginResponse401Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse403Headers the declared response headers of an HTTP 403 response for AdminLogin
 type AdminLoginResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse413Headers the declared response headers of an HTTP 413 response for AdminLogin
 type AdminLoginResponse413Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse415Headers the declared response headers of an HTTP 415 response for AdminLogin
 type AdminLoginResponse415Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse429Headers the declared response headers of an HTTP 429 response for AdminLogin
 type AdminLoginResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // AdminLoginResponse500Headers the declared response headers of an HTTP 500 response for AdminLogin
 type AdminLoginResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// AdminLoginResponseDefaultHeaders the declared response headers of an HTTP default response for AdminLogin
+type AdminLoginResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4342,6 +5174,8 @@ type AdminLoginResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *AdminLoginResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4358,6 +5192,8 @@ type AdminLoginResponse struct {
 	Headers429 *AdminLoginResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *AdminLoginResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *AdminLoginResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4400,6 +5236,11 @@ func (r AdminLoginResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r AdminLoginResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r AdminLoginResponse) GetBody() []byte {
 	return r.Body
@@ -4431,53 +5272,93 @@ func (r AdminLoginResponse) ContentType() string {
 
 // CreateBookingResponse201Headers the declared response headers of an HTTP 201 response for CreateBooking
 type CreateBookingResponse201Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse400Headers the declared response headers of an HTTP 400 response for CreateBooking
 type CreateBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse403Headers the declared response headers of an HTTP 403 response for CreateBooking
 type CreateBookingResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse404Headers the declared response headers of an HTTP 404 response for CreateBooking
 type CreateBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse409Headers the declared response headers of an HTTP 409 response for CreateBooking
 type CreateBookingResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse413Headers the declared response headers of an HTTP 413 response for CreateBooking
 type CreateBookingResponse413Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse415Headers the declared response headers of an HTTP 415 response for CreateBooking
 type CreateBookingResponse415Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse422Headers the declared response headers of an HTTP 422 response for CreateBooking
 type CreateBookingResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse429Headers the declared response headers of an HTTP 429 response for CreateBooking
 type CreateBookingResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateBookingResponse500Headers the declared response headers of an HTTP 500 response for CreateBooking
 type CreateBookingResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateBookingResponseDefaultHeaders the declared response headers of an HTTP default response for CreateBooking
+type CreateBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4504,6 +5385,8 @@ type CreateBookingResponse struct {
 	JSON429 *RateLimited
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *CreateBookingResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4524,6 +5407,8 @@ type CreateBookingResponse struct {
 	Headers429 *CreateBookingResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *CreateBookingResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateBookingResponseDefaultHeaders
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4576,6 +5461,11 @@ func (r CreateBookingResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateBookingResponse) GetBody() []byte {
 	return r.Body
@@ -4612,16 +5502,33 @@ type GetBookingResponse200Headers struct {
 
 // GetBookingResponse400Headers the declared response headers of an HTTP 400 response for GetBooking
 type GetBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetBookingResponse404Headers the declared response headers of an HTTP 404 response for GetBooking
 type GetBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetBookingResponse500Headers the declared response headers of an HTTP 500 response for GetBooking
 type GetBookingResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// GetBookingResponseDefaultHeaders the declared response headers of an HTTP default response for GetBooking
+type GetBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4636,6 +5543,8 @@ type GetBookingResponse struct {
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4644,6 +5553,8 @@ type GetBookingResponse struct {
 	Headers404 *GetBookingResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetBookingResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetBookingResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4664,6 +5575,11 @@ func (r GetBookingResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetBookingResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -4697,48 +5613,85 @@ func (r GetBookingResponse) ContentType() string {
 
 // CancelBookingResponse200Headers the declared response headers of an HTTP 200 response for CancelBooking
 type CancelBookingResponse200Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelBooking
 type CancelBookingResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse403Headers the declared response headers of an HTTP 403 response for CancelBooking
 type CancelBookingResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelBooking
 type CancelBookingResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse409Headers the declared response headers of an HTTP 409 response for CancelBooking
 type CancelBookingResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse422Headers the declared response headers of an HTTP 422 response for CancelBooking
 type CancelBookingResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse429Headers the declared response headers of an HTTP 429 response for CancelBooking
 type CancelBookingResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse500Headers the declared response headers of an HTTP 500 response for CancelBooking
 type CancelBookingResponse500Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CancelBookingResponse502Headers the declared response headers of an HTTP 502 response for CancelBooking
 type CancelBookingResponse502Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CancelBookingResponseDefaultHeaders the declared response headers of an HTTP default response for CancelBooking
+type CancelBookingResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4763,6 +5716,8 @@ type CancelBookingResponse struct {
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *PaymentProviderError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CancelBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4781,6 +5736,8 @@ type CancelBookingResponse struct {
 	Headers500 *CancelBookingResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
 	Headers502 *CancelBookingResponse502Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CancelBookingResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4828,6 +5785,11 @@ func (r CancelBookingResponse) GetJSON502() *PaymentProviderError {
 	return r.JSON502
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CancelBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CancelBookingResponse) GetBody() []byte {
 	return r.Body
@@ -4859,48 +5821,85 @@ func (r CancelBookingResponse) ContentType() string {
 
 // CreateCheckoutResponse200Headers the declared response headers of an HTTP 200 response for CreateCheckout
 type CreateCheckoutResponse200Headers struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse400Headers the declared response headers of an HTTP 400 response for CreateCheckout
 type CreateCheckoutResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse403Headers the declared response headers of an HTTP 403 response for CreateCheckout
 type CreateCheckoutResponse403Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse404Headers the declared response headers of an HTTP 404 response for CreateCheckout
 type CreateCheckoutResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse409Headers the declared response headers of an HTTP 409 response for CreateCheckout
 type CreateCheckoutResponse409Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse422Headers the declared response headers of an HTTP 422 response for CreateCheckout
 type CreateCheckoutResponse422Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse429Headers the declared response headers of an HTTP 429 response for CreateCheckout
 type CreateCheckoutResponse429Headers struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse500Headers the declared response headers of an HTTP 500 response for CreateCheckout
 type CreateCheckoutResponse500Headers struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // CreateCheckoutResponse502Headers the declared response headers of an HTTP 502 response for CreateCheckout
 type CreateCheckoutResponse502Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateCheckoutResponseDefaultHeaders the declared response headers of an HTTP default response for CreateCheckout
+type CreateCheckoutResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -4925,6 +5924,8 @@ type CreateCheckoutResponse struct {
 	JSON500 *InternalError
 	// JSON502 the response for an HTTP 502 `application/json` response
 	JSON502 *PaymentProviderError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *CreateCheckoutResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4943,6 +5944,8 @@ type CreateCheckoutResponse struct {
 	Headers500 *CreateCheckoutResponse500Headers
 	// Headers502 the parsed response headers for an HTTP 502 response
 	Headers502 *CreateCheckoutResponse502Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateCheckoutResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4990,6 +5993,11 @@ func (r CreateCheckoutResponse) GetJSON502() *PaymentProviderError {
 	return r.JSON502
 }
 
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateCheckoutResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateCheckoutResponse) GetBody() []byte {
 	return r.Body
@@ -5026,6 +6034,15 @@ type ListResourcesResponse200Headers struct {
 
 // ListResourcesResponse500Headers the declared response headers of an HTTP 500 response for ListResources
 type ListResourcesResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListResourcesResponseDefaultHeaders the declared response headers of an HTTP default response for ListResources
+type ListResourcesResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -5036,10 +6053,14 @@ type ListResourcesResponse struct {
 	JSON200 *ResourceList
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *ListResourcesResponse200Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *ListResourcesResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListResourcesResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5050,6 +6071,11 @@ func (r ListResourcesResponse) GetJSON200() *ResourceList {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListResourcesResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListResourcesResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5088,16 +6114,33 @@ type GetAvailabilityResponse200Headers struct {
 
 // GetAvailabilityResponse400Headers the declared response headers of an HTTP 400 response for GetAvailability
 type GetAvailabilityResponse400Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetAvailabilityResponse404Headers the declared response headers of an HTTP 404 response for GetAvailability
 type GetAvailabilityResponse404Headers struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 // GetAvailabilityResponse500Headers the declared response headers of an HTTP 500 response for GetAvailability
 type GetAvailabilityResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// GetAvailabilityResponseDefaultHeaders the declared response headers of an HTTP default response for GetAvailability
+type GetAvailabilityResponseDefaultHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
 
@@ -5112,6 +6155,8 @@ type GetAvailabilityResponse struct {
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetAvailabilityResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5120,6 +6165,8 @@ type GetAvailabilityResponse struct {
 	Headers404 *GetAvailabilityResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
 	Headers500 *GetAvailabilityResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetAvailabilityResponseDefaultHeaders
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5140,6 +6187,11 @@ func (r GetAvailabilityResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetAvailabilityResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r GetAvailabilityResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
 }
 
 // GetBody returns the raw response body bytes
@@ -5617,6 +6669,13 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -5632,6 +6691,34 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListAdminAuditResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5642,6 +6729,34 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListAdminAuditResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5652,6 +6767,34 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers ListAdminAuditResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5662,6 +6805,27 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 		response.Headers403 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListAdminAuditResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5670,6 +6834,23 @@ func ParseListAdminAuditResponse(rsp *http.Response) (*ListAdminAuditResponse, e
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers ListAdminAuditResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -5717,6 +6898,13 @@ func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsRespo
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -5732,6 +6920,34 @@ func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsRespo
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListAdminBookingsResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5742,6 +6958,34 @@ func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsRespo
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListAdminBookingsResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5752,6 +6996,27 @@ func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsRespo
 		response.Headers401 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListAdminBookingsResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5760,6 +7025,23 @@ func ParseListAdminBookingsResponse(rsp *http.Response) (*ListAdminBookingsRespo
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers ListAdminBookingsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -5814,6 +7096,13 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -5829,6 +7118,34 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers GetAdminBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5839,6 +7156,34 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetAdminBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5849,6 +7194,34 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetAdminBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5859,6 +7232,27 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 		response.Headers404 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5867,6 +7261,23 @@ func ParseGetAdminBookingResponse(rsp *http.Response) (*GetAdminBookingResponse,
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetAdminBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -5956,6 +7367,13 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		}
 		response.JSON502 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -5968,6 +7386,27 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5978,6 +7417,34 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers CancelAdminBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5988,6 +7455,34 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CancelAdminBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5998,6 +7493,34 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers CancelAdminBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6008,6 +7531,34 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CancelAdminBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6018,6 +7569,34 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers CancelAdminBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6028,6 +7607,27 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers409 = &headers
 	case rsp.StatusCode == 422:
 		var headers CancelAdminBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6039,11 +7639,32 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 	case rsp.StatusCode == 429:
 		var headers CancelAdminBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -6055,6 +7676,27 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CancelAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6065,6 +7707,27 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 		response.Headers500 = &headers
 	case rsp.StatusCode == 502:
 		var headers CancelAdminBookingResponse502Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6073,6 +7736,23 @@ func ParseCancelAdminBookingResponse(rsp *http.Response) (*CancelAdminBookingRes
 			headers.XRequestId = &value
 		}
 		response.Headers502 = &headers
+	case true:
+		var headers CancelAdminBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6162,6 +7842,13 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		}
 		response.JSON502 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -6174,6 +7861,27 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6184,6 +7892,34 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers202 = &headers
 	case rsp.StatusCode == 400:
 		var headers RefundAdminBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6194,6 +7930,34 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RefundAdminBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6204,6 +7968,34 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers RefundAdminBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6214,6 +8006,34 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers RefundAdminBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6224,6 +8044,34 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers RefundAdminBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6234,6 +8082,27 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers409 = &headers
 	case rsp.StatusCode == 422:
 		var headers RefundAdminBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6245,11 +8114,32 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 	case rsp.StatusCode == 429:
 		var headers RefundAdminBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -6261,6 +8151,27 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RefundAdminBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6271,6 +8182,27 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 		response.Headers500 = &headers
 	case rsp.StatusCode == 502:
 		var headers RefundAdminBookingResponse502Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6279,6 +8211,23 @@ func ParseRefundAdminBookingResponse(rsp *http.Response) (*RefundAdminBookingRes
 			headers.XRequestId = &value
 		}
 		response.Headers502 = &headers
+	case true:
+		var headers RefundAdminBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6319,6 +8268,13 @@ func ParseAdminMeResponse(rsp *http.Response) (*AdminMeResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -6334,6 +8290,34 @@ func ParseAdminMeResponse(rsp *http.Response) (*AdminMeResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminMeResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6344,6 +8328,27 @@ func ParseAdminMeResponse(rsp *http.Response) (*AdminMeResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminMeResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6352,6 +8357,23 @@ func ParseAdminMeResponse(rsp *http.Response) (*AdminMeResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers AdminMeResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6399,6 +8421,13 @@ func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentE
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -6414,6 +8443,34 @@ func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentE
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers ListAdminPaymentEventsResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6424,6 +8481,34 @@ func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentE
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListAdminPaymentEventsResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6434,6 +8519,27 @@ func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentE
 		response.Headers401 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListAdminPaymentEventsResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6442,6 +8548,23 @@ func ParseListAdminPaymentEventsResponse(rsp *http.Response) (*ListAdminPaymentE
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers ListAdminPaymentEventsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6517,6 +8640,13 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -6529,6 +8659,27 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6539,6 +8690,34 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers RunAdminReconcileResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6549,6 +8728,34 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers RunAdminReconcileResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6559,6 +8766,34 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers RunAdminReconcileResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6569,6 +8804,34 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers RunAdminReconcileResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6579,6 +8842,27 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers409 = &headers
 	case rsp.StatusCode == 422:
 		var headers RunAdminReconcileResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6590,11 +8874,32 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 	case rsp.StatusCode == 429:
 		var headers RunAdminReconcileResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -6606,6 +8911,27 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers RunAdminReconcileResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6614,6 +8940,23 @@ func ParseRunAdminReconcileResponse(rsp *http.Response) (*RunAdminReconcileRespo
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers RunAdminReconcileResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6703,6 +9046,13 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -6715,6 +9065,27 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6725,6 +9096,34 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateAdminResourceResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6735,6 +9134,34 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers CreateAdminResourceResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6745,6 +9172,34 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers CreateAdminResourceResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6755,6 +9210,34 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers403 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateAdminResourceResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6765,6 +9248,27 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateAdminResourceResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6775,6 +9279,27 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers CreateAdminResourceResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6785,6 +9310,27 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateAdminResourceResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6796,11 +9342,32 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 	case rsp.StatusCode == 429:
 		var headers CreateAdminResourceResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -6812,6 +9379,27 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateAdminResourceResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6820,6 +9408,23 @@ func ParseCreateAdminResourceResponse(rsp *http.Response) (*CreateAdminResourceR
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers CreateAdminResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -6909,11 +9514,39 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
 	case rsp.StatusCode == 200:
 		var headers UpdateAdminResourceResponse200Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6924,6 +9557,34 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers UpdateAdminResourceResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6934,6 +9595,34 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers UpdateAdminResourceResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6944,6 +9633,34 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers UpdateAdminResourceResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6954,6 +9671,34 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers UpdateAdminResourceResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6964,6 +9709,34 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers UpdateAdminResourceResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6974,6 +9747,27 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers UpdateAdminResourceResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6984,6 +9778,27 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers UpdateAdminResourceResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6995,11 +9810,32 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 	case rsp.StatusCode == 429:
 		var headers UpdateAdminResourceResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7011,6 +9847,27 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers UpdateAdminResourceResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7019,6 +9876,23 @@ func ParseUpdateAdminResourceResponse(rsp *http.Response) (*UpdateAdminResourceR
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers UpdateAdminResourceResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7062,6 +9936,13 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7074,6 +9955,27 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 			}
 			headers.SetCookie = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7084,6 +9986,34 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 		response.Headers204 = &headers
 	case rsp.StatusCode == 403:
 		var headers AdminLogoutResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7095,11 +10025,32 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 	case rsp.StatusCode == 429:
 		var headers AdminLogoutResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7111,6 +10062,27 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminLogoutResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7119,6 +10091,23 @@ func ParseAdminLogoutResponse(rsp *http.Response) (*AdminLogoutResponse, error) 
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers AdminLogoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7194,6 +10183,13 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7206,6 +10202,27 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 			}
 			headers.SetCookie = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7216,6 +10233,34 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminLoginResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7226,6 +10271,34 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
 		var headers AdminLoginResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7236,6 +10309,34 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers AdminLoginResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7246,6 +10347,27 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers403 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminLoginResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7256,6 +10378,27 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers AdminLoginResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7267,11 +10410,32 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 	case rsp.StatusCode == 429:
 		var headers AdminLoginResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7283,6 +10447,27 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers AdminLoginResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7291,6 +10476,23 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers AdminLoginResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7380,6 +10582,13 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7392,6 +10601,27 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7402,6 +10632,34 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7412,6 +10670,34 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers400 = &headers
 	case rsp.StatusCode == 403:
 		var headers CreateBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7422,6 +10708,34 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CreateBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7432,6 +10746,34 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7442,6 +10784,27 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
 		var headers CreateBookingResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7452,6 +10815,27 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
 		var headers CreateBookingResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7462,6 +10846,27 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7473,11 +10878,32 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 	case rsp.StatusCode == 429:
 		var headers CreateBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7489,6 +10915,27 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7497,6 +10944,23 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers CreateBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7544,6 +11008,13 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7559,6 +11030,34 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers GetBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7569,6 +11068,34 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7579,6 +11106,27 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 		response.Headers404 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7587,6 +11135,23 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7669,6 +11234,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		}
 		response.JSON502 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7681,6 +11253,27 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7691,6 +11284,34 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers CancelBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7701,6 +11322,34 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers400 = &headers
 	case rsp.StatusCode == 403:
 		var headers CancelBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7711,6 +11360,34 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CancelBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7721,6 +11398,34 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers CancelBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7731,6 +11436,27 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers409 = &headers
 	case rsp.StatusCode == 422:
 		var headers CancelBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7742,11 +11468,32 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 	case rsp.StatusCode == 429:
 		var headers CancelBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7758,6 +11505,27 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CancelBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7768,6 +11536,27 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 502:
 		var headers CancelBookingResponse502Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7776,6 +11565,23 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers502 = &headers
+	case true:
+		var headers CancelBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7858,6 +11664,13 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		}
 		response.JSON502 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -7870,6 +11683,27 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 			}
 			headers.IdempotentReplayed = &value
 		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7880,6 +11714,34 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers CreateCheckoutResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7890,6 +11752,34 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers400 = &headers
 	case rsp.StatusCode == 403:
 		var headers CreateCheckoutResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7900,6 +11790,34 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
 		var headers CreateCheckoutResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7910,6 +11828,34 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateCheckoutResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7920,6 +11866,27 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers409 = &headers
 	case rsp.StatusCode == 422:
 		var headers CreateCheckoutResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7931,11 +11898,32 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 	case rsp.StatusCode == 429:
 		var headers CreateCheckoutResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -7947,6 +11935,27 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateCheckoutResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7957,6 +11966,27 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 		response.Headers500 = &headers
 	case rsp.StatusCode == 502:
 		var headers CreateCheckoutResponse502Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7965,6 +11995,23 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 			headers.XRequestId = &value
 		}
 		response.Headers502 = &headers
+	case true:
+		var headers CreateCheckoutResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -7998,6 +12045,13 @@ func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, err
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -8013,6 +12067,27 @@ func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, err
 		response.Headers200 = &headers
 	case rsp.StatusCode == 500:
 		var headers ListResourcesResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8021,6 +12096,23 @@ func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers ListResourcesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -8068,6 +12160,13 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
 	}
 
 	switch {
@@ -8083,6 +12182,34 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers GetAvailabilityResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8093,6 +12220,34 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 		response.Headers400 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetAvailabilityResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8103,6 +12258,27 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 		response.Headers404 = &headers
 	case rsp.StatusCode == 500:
 		var headers GetAvailabilityResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8111,6 +12287,23 @@ func ParseGetAvailabilityResponse(rsp *http.Response) (*GetAvailabilityResponse,
 			headers.XRequestId = &value
 		}
 		response.Headers500 = &headers
+	case true:
+		var headers GetAvailabilityResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
 	}
 
 	return response, nil
@@ -9093,101 +13286,149 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 }
 
 type ConflictResponseHeaders struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type ConflictJSONResponse struct {
-	Body Error
+	Body ConflictError
 
 	Headers ConflictResponseHeaders
 }
 
 type ForbiddenResponseHeaders struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type ForbiddenJSONResponse struct {
-	Body Error
+	Body ForbiddenError
 
 	Headers ForbiddenResponseHeaders
 }
 
 type IdempotencyKeyReusedResponseHeaders struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type IdempotencyKeyReusedJSONResponse struct {
-	Body Error
+	Body IdempotencyKeyReusedError
 
 	Headers IdempotencyKeyReusedResponseHeaders
 }
 
 type InternalErrorResponseHeaders struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type InternalErrorJSONResponse struct {
-	Body Error
+	Body InternalError
 
 	Headers InternalErrorResponseHeaders
 }
 
 type InvalidRequestResponseHeaders struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type InvalidRequestJSONResponse struct {
-	Body Error
+	Body InvalidRequestError
 
 	Headers InvalidRequestResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type NotFoundJSONResponse struct {
-	Body Error
+	Body NotFoundError
 
 	Headers NotFoundResponseHeaders
 }
 
 type PayloadTooLargeResponseHeaders struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type PayloadTooLargeJSONResponse struct {
-	Body Error
+	Body PayloadTooLargeError
 
 	Headers PayloadTooLargeResponseHeaders
 }
 
 type PaymentProviderErrorResponseHeaders struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type PaymentProviderErrorJSONResponse struct {
-	Body Error
+	Body PaymentProviderError
 
 	Headers PaymentProviderErrorResponseHeaders
 }
 
 type RateLimitedResponseHeaders struct {
-	RetryAfter *int
-	XRequestId *string
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type RateLimitedJSONResponse struct {
-	Body Error
+	Body RateLimitedError
 
 	Headers RateLimitedResponseHeaders
 }
 
 type UnauthorizedResponseHeaders struct {
-	XRequestId *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 type UnauthorizedJSONResponse struct {
-	Body Error
+	Body UnauthorizedError
 
 	Headers UnauthorizedResponseHeaders
 }
 
-type UnsupportedMediaTypeResponseHeaders struct {
+type UnexpectedErrorResponseHeaders struct {
+	Allow      *string
 	XRequestId *string
 }
+type UnexpectedErrorJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers UnexpectedErrorResponseHeaders
+}
+
+type UnsupportedMediaTypeResponseHeaders struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
 type UnsupportedMediaTypeJSONResponse struct {
-	Body Error
+	Body UnsupportedMediaTypeError
 
 	Headers UnsupportedMediaTypeResponseHeaders
 }
@@ -9233,6 +13474,18 @@ func (response ListAdminAudit400JSONResponse) VisitListAdminAuditResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9250,6 +13503,18 @@ func (response ListAdminAudit401JSONResponse) VisitListAdminAuditResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9267,6 +13532,18 @@ func (response ListAdminAudit403JSONResponse) VisitListAdminAuditResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9284,10 +13561,43 @@ func (response ListAdminAudit500JSONResponse) VisitListAdminAuditResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminAuditdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminAuditdefaultJSONResponse) VisitListAdminAuditResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9333,6 +13643,18 @@ func (response ListAdminBookings400JSONResponse) VisitListAdminBookingsResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9350,6 +13672,18 @@ func (response ListAdminBookings401JSONResponse) VisitListAdminBookingsResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9367,10 +13701,43 @@ func (response ListAdminBookings500JSONResponse) VisitListAdminBookingsResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminBookingsdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminBookingsdefaultJSONResponse) VisitListAdminBookingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9416,6 +13783,18 @@ func (response GetAdminBooking400JSONResponse) VisitGetAdminBookingResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9433,6 +13812,18 @@ func (response GetAdminBooking401JSONResponse) VisitGetAdminBookingResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9450,6 +13841,18 @@ func (response GetAdminBooking404JSONResponse) VisitGetAdminBookingResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9467,10 +13870,43 @@ func (response GetAdminBooking500JSONResponse) VisitGetAdminBookingResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAdminBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetAdminBookingdefaultJSONResponse) VisitGetAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9485,8 +13921,11 @@ type CancelAdminBookingResponseObject interface {
 }
 
 type CancelAdminBooking200ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type CancelAdminBooking200JSONResponse struct {
@@ -9503,6 +13942,15 @@ func (response CancelAdminBooking200JSONResponse) VisitCancelAdminBookingRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -9521,6 +13969,18 @@ func (response CancelAdminBooking400JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9538,6 +13998,18 @@ func (response CancelAdminBooking401JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9555,6 +14027,18 @@ func (response CancelAdminBooking403JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9572,6 +14056,18 @@ func (response CancelAdminBooking404JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9589,6 +14085,18 @@ func (response CancelAdminBooking409JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9608,6 +14116,15 @@ func (response CancelAdminBooking422JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9628,6 +14145,15 @@ func (response CancelAdminBooking429JSONResponse) VisitCancelAdminBookingRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9645,6 +14171,15 @@ func (response CancelAdminBooking500JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9664,10 +14199,43 @@ func (response CancelAdminBooking502JSONResponse) VisitCancelAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAdminBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CancelAdminBookingdefaultJSONResponse) VisitCancelAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9682,8 +14250,11 @@ type RefundAdminBookingResponseObject interface {
 }
 
 type RefundAdminBooking202ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type RefundAdminBooking202JSONResponse struct {
@@ -9700,6 +14271,15 @@ func (response RefundAdminBooking202JSONResponse) VisitRefundAdminBookingRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -9718,6 +14298,18 @@ func (response RefundAdminBooking400JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9735,6 +14327,18 @@ func (response RefundAdminBooking401JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9752,6 +14356,18 @@ func (response RefundAdminBooking403JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9769,6 +14385,18 @@ func (response RefundAdminBooking404JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9786,6 +14414,18 @@ func (response RefundAdminBooking409JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9805,6 +14445,15 @@ func (response RefundAdminBooking422JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9825,6 +14474,15 @@ func (response RefundAdminBooking429JSONResponse) VisitRefundAdminBookingRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9842,6 +14500,15 @@ func (response RefundAdminBooking500JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9861,10 +14528,43 @@ func (response RefundAdminBooking502JSONResponse) VisitRefundAdminBookingRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefundAdminBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RefundAdminBookingdefaultJSONResponse) VisitRefundAdminBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9909,6 +14609,18 @@ func (response AdminMe401JSONResponse) VisitAdminMeResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9926,10 +14638,43 @@ func (response AdminMe500JSONResponse) VisitAdminMeResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminMedefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AdminMedefaultJSONResponse) VisitAdminMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9975,6 +14720,18 @@ func (response ListAdminPaymentEvents400JSONResponse) VisitListAdminPaymentEvent
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -9992,6 +14749,18 @@ func (response ListAdminPaymentEvents401JSONResponse) VisitListAdminPaymentEvent
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10009,10 +14778,43 @@ func (response ListAdminPaymentEvents500JSONResponse) VisitListAdminPaymentEvent
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminPaymentEventsdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminPaymentEventsdefaultJSONResponse) VisitListAdminPaymentEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10026,8 +14828,11 @@ type RunAdminReconcileResponseObject interface {
 }
 
 type RunAdminReconcile200ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type RunAdminReconcile200JSONResponse struct {
@@ -10044,6 +14849,15 @@ func (response RunAdminReconcile200JSONResponse) VisitRunAdminReconcileResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -10062,6 +14876,18 @@ func (response RunAdminReconcile400JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10079,6 +14905,18 @@ func (response RunAdminReconcile401JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10096,6 +14934,18 @@ func (response RunAdminReconcile403JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10113,6 +14963,18 @@ func (response RunAdminReconcile409JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10132,6 +14994,15 @@ func (response RunAdminReconcile422JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10152,6 +15023,15 @@ func (response RunAdminReconcile429JSONResponse) VisitRunAdminReconcileResponse(
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10169,10 +15049,43 @@ func (response RunAdminReconcile500JSONResponse) VisitRunAdminReconcileResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunAdminReconciledefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RunAdminReconciledefaultJSONResponse) VisitRunAdminReconcileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10187,8 +15100,11 @@ type CreateAdminResourceResponseObject interface {
 }
 
 type CreateAdminResource201ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type CreateAdminResource201JSONResponse struct {
@@ -10205,6 +15121,15 @@ func (response CreateAdminResource201JSONResponse) VisitCreateAdminResourceRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -10223,6 +15148,18 @@ func (response CreateAdminResource400JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10240,6 +15177,18 @@ func (response CreateAdminResource401JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10257,6 +15206,18 @@ func (response CreateAdminResource403JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10274,6 +15235,18 @@ func (response CreateAdminResource409JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10291,6 +15264,15 @@ func (response CreateAdminResource413JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10310,6 +15292,15 @@ func (response CreateAdminResource415JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10329,6 +15320,15 @@ func (response CreateAdminResource422JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10349,6 +15349,15 @@ func (response CreateAdminResource429JSONResponse) VisitCreateAdminResourceRespo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10366,10 +15375,43 @@ func (response CreateAdminResource500JSONResponse) VisitCreateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminResourcedefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAdminResourcedefaultJSONResponse) VisitCreateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10384,7 +15426,10 @@ type UpdateAdminResourceResponseObject interface {
 }
 
 type UpdateAdminResource200ResponseHeaders struct {
-	XRequestId *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type UpdateAdminResource200JSONResponse struct {
@@ -10399,6 +15444,15 @@ func (response UpdateAdminResource200JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10416,6 +15470,18 @@ func (response UpdateAdminResource400JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10433,6 +15499,18 @@ func (response UpdateAdminResource401JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10450,6 +15528,18 @@ func (response UpdateAdminResource403JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10467,6 +15557,18 @@ func (response UpdateAdminResource404JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10484,6 +15586,18 @@ func (response UpdateAdminResource409JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10501,6 +15615,15 @@ func (response UpdateAdminResource413JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10520,6 +15643,15 @@ func (response UpdateAdminResource415JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10540,6 +15672,15 @@ func (response UpdateAdminResource429JSONResponse) VisitUpdateAdminResourceRespo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10557,10 +15698,43 @@ func (response UpdateAdminResource500JSONResponse) VisitUpdateAdminResourceRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAdminResourcedefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateAdminResourcedefaultJSONResponse) VisitUpdateAdminResourceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10573,8 +15747,11 @@ type AdminLogoutResponseObject interface {
 }
 
 type AdminLogout204ResponseHeaders struct {
-	SetCookie  *string
-	XRequestId *string
+	SetCookie           *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type AdminLogout204Response struct {
@@ -10584,6 +15761,15 @@ type AdminLogout204Response struct {
 func (response AdminLogout204Response) VisitAdminLogoutResponse(w http.ResponseWriter) error {
 	if response.Headers.SetCookie != nil {
 		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -10601,6 +15787,18 @@ func (response AdminLogout403JSONResponse) VisitAdminLogoutResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10621,6 +15819,15 @@ func (response AdminLogout429JSONResponse) VisitAdminLogoutResponse(w http.Respo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10638,10 +15845,43 @@ func (response AdminLogout500JSONResponse) VisitAdminLogoutResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogoutdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AdminLogoutdefaultJSONResponse) VisitAdminLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10655,8 +15895,11 @@ type AdminLoginResponseObject interface {
 }
 
 type AdminLogin200ResponseHeaders struct {
-	SetCookie  *string
-	XRequestId *string
+	SetCookie           *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type AdminLogin200JSONResponse struct {
@@ -10673,6 +15916,15 @@ func (response AdminLogin200JSONResponse) VisitAdminLoginResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.SetCookie != nil {
 		w.Header().Set("Set-Cookie", fmt.Sprint(*response.Headers.SetCookie))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -10691,6 +15943,18 @@ func (response AdminLogin400JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10708,6 +15972,18 @@ func (response AdminLogin401JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10725,6 +16001,18 @@ func (response AdminLogin403JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10742,6 +16030,15 @@ func (response AdminLogin413JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10761,6 +16058,15 @@ func (response AdminLogin415JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10781,6 +16087,15 @@ func (response AdminLogin429JSONResponse) VisitAdminLoginResponse(w http.Respons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10798,10 +16113,43 @@ func (response AdminLogin500JSONResponse) VisitAdminLoginResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminLogindefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AdminLogindefaultJSONResponse) VisitAdminLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10816,8 +16164,11 @@ type CreateBookingResponseObject interface {
 }
 
 type CreateBooking201ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type CreateBooking201JSONResponse struct {
@@ -10834,6 +16185,15 @@ func (response CreateBooking201JSONResponse) VisitCreateBookingResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -10852,6 +16212,18 @@ func (response CreateBooking400JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10869,6 +16241,18 @@ func (response CreateBooking403JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10886,6 +16270,18 @@ func (response CreateBooking404JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10903,6 +16299,18 @@ func (response CreateBooking409JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10920,6 +16328,15 @@ func (response CreateBooking413JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10939,6 +16356,15 @@ func (response CreateBooking415JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10958,6 +16384,15 @@ func (response CreateBooking422JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10978,6 +16413,15 @@ func (response CreateBooking429JSONResponse) VisitCreateBookingResponse(w http.R
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -10995,10 +16439,43 @@ func (response CreateBooking500JSONResponse) VisitCreateBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateBookingdefaultJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11044,6 +16521,18 @@ func (response GetBooking400JSONResponse) VisitGetBookingResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11061,6 +16550,18 @@ func (response GetBooking404JSONResponse) VisitGetBookingResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11078,10 +16579,43 @@ func (response GetBooking500JSONResponse) VisitGetBookingResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetBookingdefaultJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11096,8 +16630,11 @@ type CancelBookingResponseObject interface {
 }
 
 type CancelBooking200ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type CancelBooking200JSONResponse struct {
@@ -11114,6 +16651,15 @@ func (response CancelBooking200JSONResponse) VisitCancelBookingResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -11132,6 +16678,18 @@ func (response CancelBooking400JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11149,6 +16707,18 @@ func (response CancelBooking403JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11166,6 +16736,18 @@ func (response CancelBooking404JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11183,6 +16765,18 @@ func (response CancelBooking409JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11202,6 +16796,15 @@ func (response CancelBooking422JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11222,6 +16825,15 @@ func (response CancelBooking429JSONResponse) VisitCancelBookingResponse(w http.R
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11239,6 +16851,15 @@ func (response CancelBooking500JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11258,10 +16879,43 @@ func (response CancelBooking502JSONResponse) VisitCancelBookingResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CancelBookingdefaultJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11276,8 +16930,11 @@ type CreateCheckoutResponseObject interface {
 }
 
 type CreateCheckout200ResponseHeaders struct {
-	IdempotentReplayed *string
-	XRequestId         *string
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
 }
 
 type CreateCheckout200JSONResponse struct {
@@ -11294,6 +16951,15 @@ func (response CreateCheckout200JSONResponse) VisitCreateCheckoutResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.IdempotentReplayed != nil {
 		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
 	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
@@ -11312,6 +16978,18 @@ func (response CreateCheckout400JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11329,6 +17007,18 @@ func (response CreateCheckout403JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11346,6 +17036,18 @@ func (response CreateCheckout404JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11363,6 +17065,18 @@ func (response CreateCheckout409JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11382,6 +17096,15 @@ func (response CreateCheckout422JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11402,6 +17125,15 @@ func (response CreateCheckout429JSONResponse) VisitCreateCheckoutResponse(w http
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11419,6 +17151,15 @@ func (response CreateCheckout500JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11438,10 +17179,43 @@ func (response CreateCheckout502JSONResponse) VisitCreateCheckoutResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCheckoutdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateCheckoutdefaultJSONResponse) VisitCreateCheckoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11486,10 +17260,43 @@ func (response ListResources500JSONResponse) VisitListResourcesResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListResourcesdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListResourcesdefaultJSONResponse) VisitListResourcesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11536,6 +17343,18 @@ func (response GetAvailability400JSONResponse) VisitGetAvailabilityResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11553,6 +17372,18 @@ func (response GetAvailability404JSONResponse) VisitGetAvailabilityResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -11570,10 +17401,43 @@ func (response GetAvailability500JSONResponse) VisitGetAvailabilityResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAvailabilitydefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetAvailabilitydefaultJSONResponse) VisitGetAvailabilityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12173,147 +18037,174 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37chtH1t+rnEK+KpGVAQheJEtgqSo0TdssSyZDUuXNJyiYxswB0B8H3bPdPYBgRVXfv3mQbN4jj7JP",
-	"kurb3DAgAJKiZa/2j7U4mOnrOb8+9/7Uivg05QyZkq3ep9YESYzC/PM8xmnKFTLVvsI0IQuM9eMYZSRo",
-	"qihnrV4rVCLDEOYTZKAmCAJlyplEoBIISMUFxiDM58BHQBggEQlFAQL/nqFUMKdqYj6VZIqQdxot2r/g",
-	"otMKWjKa4JTorpFl01bvfUv32foQtNQixVavJZWgbNz6/DloXaESi/bJSKFYHus1RpzFEhSHOaEKhjji",
-	"AkGJBWVjIGNCWa2/j2SaJtjqHR0ErSlldKr73887pkzhGIXp+RqlpJydcn5LsWGdZMJVShYDad8Le/Cz",
-	"UukFSxYBXJMpXlOFr6+VoJEK4BqjTCBkLEEpITy9uPjl/GxwfXb67urs9YgkEsMALomavN47hihBoleZ",
-	"M5B0zNo8Uyum0aoN4vXh3w/a381Pvj/94Z//+Y/jvMW35GP7ZIyvD16+7HaP84Eeu3Ed1wfcatqKv7Wv",
-	"7A63zxvo5jxGpuiIonRkY4mBMnBjfCYh4WNZnUm9l89BKyWCTFE5mv1eLz8bn/+w3KP7CWis26T6UUrU",
-	"pBW0GJma3YxbQUsPhApN6ZrIyn2PuJgS1eq1ssy8uTzj00xI3kB3IcOPahCZX0PNBXrGqcAZ5ZmElIzx",
-	"GHhK/p5hPrK/ZygWxdDst5WlmJKPb5CN1aTVO+h2m4ZTYqVfcLE8rLfktrb6koxQc4fQXHQMEtH8fHJ5",
-	"DqVP80FarChGWePdFTQ4fDHajw5H3fZ+/B22j6J9bL8iXWwfjF6MDqOX8Suyv98KKvN7/tywn/97v2m2",
-	"b+iUquVJXpIxgqS/r1zaxHxXHmqMI5IlqtV73g2KXadMHR7YcVkYMKu+BhSuUPJMRNhEj/63L0aQn/XH",
-	"Fo0Nb5xyNko0t/Y06DMN7PqfJE0TGhE9qr3/kHpopd361EIhLE1HPPYQMsgYmRGakGGCeklQSjLWPxoY",
-	"T7gCPkORkFQCYVxNUMDQcp+bEEo1oHGrp/8YdMn+8CA6jI/w+egF+W5oVq6Y5r8JHLV6rf+yVxxUe/ZX",
-	"uXdmBmem2gC35WGGAYSUzUhC44FURGEIXEBIC5Id3OJiQNkgkxi2gvJBWEeyphG51/cq75qB/cjFkMYx",
-	"soet+yhvprrgVAJDjB0j8wSBp1LPjQz5DJ9svfPhhT17mNsT5pm0Y6L61OWQ8HlgxgaR4FK2JVU5+nQe",
-	"c9Gr2HeFmbTCy5r1f+gq1MlJmI7dktziAuZEgn7kZY+RXgzHIl9kHZhCwUhyVlDTl10A19/AkG/4uFMx",
-	"3OseP4yZPBK4Ja+wFLJYDoiCaSa1iAhEC5MgFRFKP38yjqqN0RGRP6pjjhIY12e2onK0MD/qBREkUprF",
-	"cigWWYLyUYnqV65+5BmLH7YHjKvByDRTXn3hT0U9N//z0yx4PqBHJdtLskg4iW84f0PEGJ+AB1Pb40Bx",
-	"Pkh0n489nykydSn4jMYongpYUtvtIHX9OoDpgdZAUs0XI4OrXMCI0ATjY01BEy3wRxPCxhg/KgtcEYVG",
-	"4sQHcoEgCgeJa6lysnMOU8IWbjpWtaMMiFI4TZU81nqrVVohIcrI4U/DJ+Uha1TyA3W9S3PCrxi+PLaq",
-	"d1hS1EOQVjGv7VBNl79rg8qvNqie2+3tO0YyNeGC/v7Qzc3KLZU312E74JTQRC9XSqScc/F0YFceWtgD",
-	"xsGOyMltZg933KbtwlxwNl4e7aOy1DsmszTlQmH8FmNKbow688WBJSu6HUx1vwOtRz0iZOabZVo6iaeU",
-	"OVOEmVIcUz0UklwKnqJQVCtrxsRTH+qJV6KASNDvEsWFNFo6VQFEmVR8igIoi5IstoCXlhr91CJTnjE1",
-	"UFyRpEK6r7rdmq774qi1rNEGrWiC0S3PlLcgGSota/eRHChNvZZmtS6bJVZPdPprTUsNWpFAohefqIpS",
-	"GxOFbUWn2Gr6JhNCC9nrtv3Uv2e+seuzdtWra2aIvjpHEpP/5v7qRHzaNECrwZc/OokJvOEzTEiEjdaj",
-	"QtF/7zp1zRSGTj78D4yUbj+mMs0UGlU2k8vGhZsJgnvnmQT7liYbd1omRCoQaMkeqIKdcE4Eo2w8MMrk",
-	"wBsOwqDPwvojCDOmj2CBM4pz/fecM/2fhEsVBvDP//zH7jGEeuedZZjhDIUfUNyBkz6zL5cGOeUMF1pR",
-	"HHOGMBJ8amRYEkWaaIEkasKzsTMV2wlJRRay09cqcbHQ1dFuQoF+XCUL45DzBAnTvzp9YHPinPAkHuDH",
-	"lArc7kPLS2vMOkHLi0LU4OISB6Z0cPjrTy9/yA7w32e//I+EH5zuk4PhYXQUb7IYWpBiudaR82WVvH7T",
-	"m+poiUQRppqMCsOtV1KMdgujLEnANqshqXEtNhiW1QsGGy5Soa9tvPwFL90FKQ67r+3Ln4NWlsZb4leN",
-	"2Z2Zr5hfPpTyNApCDKo4XkLDZdprRuwmGiqxwRK8NFNFCVIrKF5ZkibwKp+BP6By+LoFJg+L8/Ouraqc",
-	"tSXGwZn3dlWp+iKJDdVSYa0wVOF0LT04fehMt6k7cbMlQpBFQVWDCZWKi8UjdWqp79QoNsud1uirML3W",
-	"xrK0Ius265JYBXaLrcqns9G86jtWX8ySI6XJzWIOHG4dkeaIS8nYGP7XwEudIc1Qq72tXJo3fExZySj1",
-	"MNGCp7ImWlT8IEdr/CB6R50iUZXKuBAYKZhwIRG+1zqkWMCravP73YOj9X6WJjEl73TlKl3xpMkpKpDE",
-	"nCWLEPpZt3sYQchTWfxB9KfhMSCJJl6stYZuzlDCEBM+B2rYxruGfYutQK+lxkrdRoOz2A3MuW233bnK",
-	"6d5wNpZM4KBxG3ZewoRnQnpzotOsVh6IS6PN5Go1uMI+76RzPpV3ynwdlMe9cqveya1l5PuI8BsR/31F",
-	"JOHIbe1iGbpsPJA9bZumKudb48plMVVnTFmE32LpSKQc+XkKdnDdsUduK8gfRIRFmJRkhY4dVPmJPXk9",
-	"2Q/0thdvlZ6595rY4gES62q90aurTnxbVlb8CzCfcCCRwjjXILQUGc4oCSGMEhpWWMYRwAbiY2FUaeo+",
-	"LGvtuY/ey7FqQtT6Qa0dhCJijGpTCda9rZwZpEYepU2v7Gzjls5oJXyGpFRTdEKbY2iWWKG8ebaxwNNt",
-	"dZjlKVbW3FDV3Xzz5WWLgkW/fsnCuq1pQtW2gGL4us7ArcfQqBKuNl/t64Q3isMaSX7nrGYcOcv0HPa+",
-	"R5FQtlZhqupKfn6+YT/SpnW9n+FNA0SaDRMawYzi3MSxeVvcMVAFERGCGn9cYYWLiSLrLXD1ADUxQ9HW",
-	"y6kVMUgFjRCoJTuv5T2TMKWMC8iYE33+lax4j2GNaZDXCIOMpYTGoN+HhKTSOk0f1XLztRoxvgKDxBr5",
-	"qjrg0lmWIospGw+cJmsZLtItmzMy4mxExdQYNbxhUPNwYdJwDeTCcdk6Yn1Xuhkjetl/2+8wbjxpT93k",
-	"thWgt2bIZWbyTWSiJlZPlEplb2/Pv9GRxnCnRey9aC8li731rW9vzqzRVGV4q4hgjXpyamjEkcKmKnfd",
-	"h+IwVTqbtESmjp26psEXHPhKp1fW9ukL+hDyRfWaxx2a/+F9XA71iNH7aPorHRIlXC4GcNA9eNHeP2h3",
-	"92/2D3rdbq/b/a/d/V63uzGwPggxmwfSvcdA7hRAmiExJ5VGSi6dfFUCfcPnKCIiEc6vL+DoYP87iHiM",
-	"lXO+hZkwKKUUCv3R/3xP2r9/+HT4+d+a1iQP0diGYu/xjXV6F9C8HGSVB2DSMSMqE3qlaz7ycphjOUKo",
-	"Iey0Es6p/26M5bRwXg2IMd02uX0bWrEhfBr3q5Ea1Ui30qFRjVBpPCXyQIAlAZCMbExgTGWakMWxQykv",
-	"YPpOITZmcyOhrNF118Cy3rNiQJWPlwm3Dgq1CRb0bazhF5mK+BSrmmeaULt8Y8btYZuxKVHRxJ2t5nBu",
-	"WrM3PCLJDa1jXPeV5eISM+y87+5/eN9tv/rwvw7ed9uHH3Z777vt5/ZRI4dUbPjbHSgXDAG1UpnH9du2",
-	"IMF4jCIw6S08U+Y3Y2Z/JsERZIN6kNLBDIW3SFYA7LC9323vv2gav9NFVoDketm9WfpY7zfNfTdlS7MT",
-	"uHpgxGmtkwBmAogE/JhiZLlnhQRdw0KzhJBySX3ewQbKTUJnOHVQtOzN5QVR3hkvUibgVT7XDaxOEdLZ",
-	"llqRPlyS2V2OV8IsJVmnEQiMuIgx1ksc5twUmlhjx3D397s6E1OJh+c4nHB+a7g14iyiicUNjVeNnGvF",
-	"zcF9NET3qZntkkyMMzXYr3m6351/92r2t98WjQY1b0kriDWXiC3ha0ksTbCRRJt0pPrw3EdBhY9LFNm0",
-	"FlUqyRe8wtTbeHE9gefsWaWoJrQuw98XN8Ot85d+XYa4K0/i19l0Sra27msFMhMoV2ajSUhwZAMl9Iz0",
-	"cEBkzHmJNKPrM7bTCHRatZYDr7UuoydJJVp7hrQW7AmJgXHwOio431dz64UaPTDE19RFPgmJSiWUjV3E",
-	"R0wWAQgkMQxJdGtjeWy0SHNfVqWWRXhBU7aUeUWfslXF3RviZD0epbkrxz9yULD63Ss3n3BZ+PLyaGMX",
-	"OuVbWdPZZpvU2JX7dEUHtzRNm9o9cTkllElFWITmMPB4Tdm41FzpcMwPj4EX1JYaNnwr4RZTBfnrbuQ+",
-	"PJFKuGV8zmC4AMbnQfkUakiSK/Oln1CduhvWsnEvG+m2icCCgjeb+b44+Lb05s1WSB5RwiUOFF0vfBSi",
-	"7j2NpJUt+9RkExX0d84GMVnIyon4ojHj8Y4cx41Nn1PycZB7EIq86q27m1I2YFzRCAdTyjKF20ygu6rF",
-	"5ZHtbz2yZfvLtcpiyuGkaT14imx7YjBa8Pbzft6IHUk2rmWHm/G2SaPwVPLb1DK5T349Af0zOPfLxm4d",
-	"DThUDazxuCF111jq+Ag4c6lMG3tCjp43ekLWZOsuy3d6idzOVrmq4m8qmbvLE6ptV5nSyvxQpoUKSjQS",
-	"e415Aw85d4GYtZveG8ryfOiKYPVVIFs+tNaSfbMbPBj3fKb3d4fdtbC0Obz5VvePjrr3Q7t81t1g0yk8",
-	"P3j+opKv/lAo3GYWK5Hx+22t0k+Emysmtx2MDpdNtN32qw/uv+0Pn7rBi4Nmi+1mTvLSyr1YHxhYg9q1",
-	"UOnX4JX731boWQXOp4DKCmvfBYZv6NZxmtspuLnouC4u17Z211gvtXh9j2CFEcXE1rmxuY/WwWU0Ai26",
-	"Y6r/pgJmJMmsm3tKWbnl/dWnQU44rvev6TjY/gR4PND/EkD/qHj+OBj+h8D14yD0I4DxgyD3ETB2CSlM",
-	"mNWWrr1tI2i2jkKpHwYN/tEm1KskNWwprG4TdUQy+QA7cNAaCT4tJd6RJLkYtXrvt4q4+VA3WG4dIzsl",
-	"sa3OZCEedsy8IMxbsTEr4W4AmOgfjOn0XsGzD7HCrw+K5YPHiFkqb0q5Ub/fTcb6alxrI1UaI16UCaoW",
-	"13ocltzk3bXebkrB/xoAMYbhAsLLi+sb2Jvt75lo3T1fCC4v/hTZ5vLyT7VibQUpkpT+ggubzUzZiPss",
-	"aWJrO1U/hymhTBHKUOjVMNFBeUjQmKpJNjSRQO51/9+l0zWvnzYk0S2y2JqUlakh5n2eaiJMiqYzXXpD",
-	"cwdOirhIa+okxmLQZ7ZYFAMCPqYi0K1JyA2gzyRMuDTRkGSMARDTdcXYmPscgbNkAcNFnxGTYYGxH4pz",
-	"WnX6rM/e+kRTwsCBK1iUvtPAYAsVEkiWIjT6zH9gYzVAn2MSiEC4+vEUDg8PX3XgbIZiYc35kEmUxqqB",
-	"bIYJTxF2QhOloblVTxD1y32WF1P0/v9qmLqZjW3XEFcIE85MkklYK8Xmisd4f6FrdcfnBbMYhjxe7OpF",
-	"sSUb+2zEBRwc+aQV5os4YmzXIWyoDtkDWwzSezNMQccpqgmP9a6qSZ/5ro6LF0xZJLO01TpIQJica4E1",
-	"PDo4gBWVlcxy9dl8QhOsTNGVE9TzoUmiN3aU0PFEQXjUfQUryn514PnHj77fPtMbaErsmCUxq63RB9sG",
-	"cjXx+ZIX1sXhJ2CqWumPfVESu2JH3UMoymTBzk/8meyzUPNi51RwKS8EHRs5XKGJrg97QGAo+FyieCYh",
-	"vMao/SOqaNK+pr6Amf0mtNWKNOeDmlDZZ9w8P4YoocZgb1MY3IRcmxKkZmSG1Axb701KpNztwIpp2iVx",
-	"MTCQonDNA4ljgVLCTvjb1fnN2eDq5OZs8Ob87flNGMCLLhCw0pzGQWe92D32VO7bc708k24HKlTv6620",
-	"zf+HQfXhFWqUo2wcWnqo/ShRWUqBIS64AxDTrU0xt91RQ2qvoFLfxOxdn1XrlezYDa3P9TUfjcIAmOZs",
-	"Gw0iEVxZiN0O6GOhCkd9Rm0RJ9ebfae2ptRmvEke3aLSFJMiCl8a1GyreUClJvLw5urd9c3ZD4PLq4u/",
-	"nZ9dhzY7PqERMiv1uNPh7fnN0mmgzyqXR8TFeM99JPf0u0YQVuUioq2glYeqtLqd/U7XC/wkpa1e67DT",
-	"7RxaG8jEnJp7rd6nz0HLHn/u3w7F91xuU/WhzKIIpXRPYx5J38QESaImv7u/pqgEjfx7bgSdBZn6BgWS",
-	"eOHf1qBHo71PI5rgZ/csP5RJFtsqkmNssEhf8QR9VmIHitAfzQm5cGYzY9zxyPkt4GiEkYId64QKwM41",
-	"MPBua13ZcADNz1aYC8qt2fIHLmKgeCfeDWAuqFLI3LHVZ0oQJl3/LhzJ/UWVxGR0rI+88vhccR7jg9Zk",
-	"24EzpgzPGfFSn6S+cC2YabtxtDOp+cAc3C5udkJmWM6IMuzGeDETXlS4MzRpf6CcncetXusNlcpk5Jk0",
-	"nVa1ruv7paRpfc4X05M2IoBKLxUEuTihu60v5qpSoOXkpS3qvq4f3MgOzo9jVf9VeXSrETQJzsUK7tni",
-	"qBu86ErYav2kUjv0oNt9tFo8tZyvhqI8mrO0tJcTsf4ClCA0edSSQ0d2Vk0f5bPfq9UdNJ/tr/+sUkXK",
-	"fHS4/qOiVujnoPV8s9GVCzyW9RXDNjVN5f0HvbPSx7JUtEr5rLzOATCc54UJTGbfWJoQTp9P/bHtkKFt",
-	"s23dL58reOqDM9ZAapEH7guXdiAPLvEFwqnItYjq6DpwSaQ0hWpKdZZN6AmREPoHlSAbW3WZGhFxVVTR",
-	"XTDlR7eMVE2cXaTPbMQhS6puc6u1MPQHIlYeR2PsNabMlCkkaUORDIDZaJKV+KmF4BVFn0sB+F0XgP/v",
-	"G8febzhcX859g5Eqvm6cLx9hnLY2fs9ppTk5m1gZrzLPiczrIh1DaGu7u08Ko/2qeZRKtiwVSc8t8n+6",
-	"86FecWTNCeFX9k97NDwB0GvcyhfqHtiel9Vohve9TzT+fA+MvykZcgzMUyVLIG8URF/sy4vGRsGzv/gQ",
-	"uZk1PqELuoeEslvj/qLK6mqVAHwffr/bBPA/YQXfl+F9DYMUFxA8GY+4EkoNXFJeXi2O69V1xX/+xHLU",
-	"0fqP8grFT8NdJ8tEXNRYehzmKjTkVsrlSiYz5XOq/OXZ6Zl0mifsFKbopj7CXaPYsT7zouEzCUOckGTk",
-	"DiYCYS3vNiw0Lz17rYMvxRn3mQvd1IKFY10rvzXw4akZymOx4vqDrXZZxpMx7yq2zTOO/cLWGHbF5Tx3",
-	"8W3TJw8ulvt1q1Bbg8VR99X6D/KLNPQHBwcbzL/pNgLz8Qa9lUtN3xPO9FcbDLOxtPe2WHiFCRKJQGCC",
-	"iS0KuREI8lTeiX+uHNJ2+Hcib/O8gKVilLaOR5h7j/SHpWqnprap575nuZMr8M6KshPBODFiFHSGcVG6",
-	"1H3bZzuSFxVDitxzX0kA1JxGGGjNwDwn8tbbi4vunRQUc5R9xrjyft8JCuyBuc0q4lOUWtCyzbraq7kb",
-	"LYwmRIyxU/xuxKE+I0IPXDbBsE27+Jpg+ODJYLhe39RWhNLrcVzxQBLp7AiMz7+h9DeU/nOgtEFAYpN0",
-	"c2RiBh/vidc2yKtRA6xHr5TSnGzUA0RkisVVgM5RkHv7qTDXCHWW8Mnw8FtXAu8LSmuuqGKjqFZ4OJyd",
-	"XxZ5dY+oYn2dhgUT62JCLdqU5UvxELXHnbPtokrvlkYFl6JW0vupKKfcr7DolhNTNzTrumzfJkPinSFl",
-	"laKr3UZLYqN/KE/t3fDSg0oS+6pWK3nGf1mn01KO8wZuJ2tN+mZWvJv76wUvHsu2WFQX2E7mv8qYv9XS",
-	"NSCAswhh5/ry7BT+3/99vmuOFR9eNJ8QpQW4mMbHfRa6DNTQxF2IDK0QTdbk0wJxVUKnXC9GoyidMVty",
-	"tlQ1YTtJ+iltFEuJ7w388psJcdArnTG9fN+E33sJv39FWXZrcdRRmxUBnebF+Pyeoqj3jMp12OFjeTSQ",
-	"5TmsxdV/DEx2qz4pXQ5Nikyzuw2LNO+ZgpGkz+YT3SLLpkM0oqBJvDiGMM8SCeGf//v/QJgnZYQdODEB",
-	"tAxCmWTj0EagdV+FjQZRE3jjECQvEvIIAGII/nseLx4ROyp5p5+rsdou2r2GXPuP3vsqcZ3hPI8O+oZY",
-	"T4JY+4cbqbWVexLNd883mU/DtWF/UZi0DFUKlr93XE4OkLnnNvW5hnfBpE3OkS7S2iQZjunMyEcxGJXH",
-	"i14u+o5IIGCQsc9MIMmciFh2IOy7lMJ+qwc26MHlElAFfDQCSRI8BvxIpaoUeSmyF/vMlvLUXesZN4Hm",
-	"O1Pm/mGgWbrD+0sDps333Agvu0+Gl+W9XGXn/GadfJB18o/Bx68T4qxX4xEgThY3u8SYoMKmolIzfuvg",
-	"zNsjtaxn8rXshcrGOMmZC0XJ1T+DdwkSIUvvdfrsxOesHHSPjP/FaI1cmCj/cjdaf7SpKYasm8DLXy/E",
-	"M7Vs3zxqKB5qM554Vr9C/BpVu8hVu4s3ryub8whyzNbM9odQZYUC9TKCXfMa4X0OVugSp8XJZ+9I9ak0",
-	"cy5i84dJrdD6xMu2Vh1yMnAJZ2Et1y/sM0d6Oz8rlV6wZBHANZniNVX4WqtHkQrgWs8AfSpIeHpx8cv5",
-	"2eD67PTd1dlre6ju+sQzc4Nrn5nhBcXYuCl4PaTMkB2MUckiMys86u6HHfiNqgllsP/cJfHIAJ6Dr55l",
-	"E8VMLpuZuXF+6j9rWSw2FcqlIblnNiCXKHCjOuj2mW+3aOiOFqx/YL/bheKzpdH0GUkS/wVW27FvGd6e",
-	"W0fqKBM2Gcpds6yXxKQFNWcCZUzRxKzYnLKYz83K6hVCLRUV/gyTepZfm2vjcnjGlMkS7DNTTo0yuORS",
-	"jQVe//c3AUiuP104/TISXMocf6QNeTZb6MQuIhCG3PqTUxR95t89Bpcdl9/TnDET2ssiDIDkF0ubvS9m",
-	"WrmiuQf7Wik9qd5pZSOD3cVWQRErvG+eQMa0OG3S5pbyEcElPtmERYydG1sqLow1DSZETvxFG/HC1S+0",
-	"qaN9lpPvnGdJbGVCUhD1DAUdUY27mZI09vKruR/Hat0ClaDFrdR9Juk0TRY5m7o8Pme6vwObTSGWLyES",
-	"Lt8t98RiYeV2tCbvuD1tKPt6DpuvWor815Hxlk9TW/ytdpg6Ya2cIdJ8uv7sKpi6InDm5q3Ls19/OP/1",
-	"p8HPF29+CGGnOJvKGaYaUW3YTJ8tBSxaEM5vg8jv3HGSn8tqy2N5couRhrOL5fNtShY2Bc74AKSC8O3J",
-	"38zwrgeXZ1eD0zfnZ7/e6KF2K0PUiNNnpbtnNJCyImoTsG3OqJ35hCgTHWRCpInE3VVdnb09OX8T9tnO",
-	"YTXd1ua+BquSXOt38pOFCWidoEZ7k9bPR32mJji11+PoI2hhIj5drKJ+nQtIUCmH4flVOjASaHR7CWlC",
-	"Ilxt4LxvlNETmTYbryB5YgPnmshRWylRmvC7v5p985vu/ueybebHwM9GiK1Hg+bYv3Qa3J1QUo2MLF3N",
-	"1jMQYzE/ML0FUFgJNR4VFzJUb2rrs0ueJEBVnu9WwmCBKhPM6SQ+rL1XL0NSiSRlWppkEfZZHn/pKpK4",
-	"3H8t4UJCtLy+Ig/lK09BWQNDzWHrfxBuPFHKSE7uP6EqAn43J/i1SR42K0LelYDharWYIGx74hrjOJyw",
-	"5qwMoHJlYoZXQvMzxcctm9Zjp1iaCxCZs2YN0YQUHgMdedJ31dKrZrY8HAqmSGz9lsBVs3DxJDS/vcKo",
-	"vUhim/pVr9jRfQWVm4DC1ekkf7lMkn/1JJJvkcZ/TKTxhtkea+GudFviCsAz8rYGvFpNsRy+bFrH3XCI",
-	"H5UxWJkiKUYrUbyMRs8khMXdgyHshKc/n53+cvHuZnBz8ya05z7j890O/OYqTRHlPzZFfDS0akXIakFk",
-	"TCjLpYbcnurtSZW01+X6ZVrlWhYbwtURpWEuU9yRyWFXMr+f8i8DgfmMVmDgEsEoDgJjKjBSVSlP8W/w",
-	"+A0eHxUerxURhURTXOpSYsPVWFkJYmvUg6xrJ3fQG1TSotjQwgvG9vqVPCnZY47IErRF/dL6HQvNAfJX",
-	"+VCeIBDBVOhu4OYTEzCST9d4HGIU1mbHyBQfVdd4sA5gSi6Q2phLG148W95xezyS2i3wjTRwnXDVlvR3",
-	"IyYrFDOSSB/A7tt7JiHhEUkgJgsIYy0kryCWXp+5MjhG5B8LGgda/KZxLfYxsO4bfegPF7nHJE8C17Q1",
-	"N35DK7CXRmLLXDuF3FTjXlWHoTz9h0TtBMuXrNrFUPnl6qXx+XrPK2uu2NtGq/a+dVVv6jVkGhIqvmjG",
-	"eXkpVxyUI4F21+W/ps7+Yz5/j4c5z9zNtU74knu2wnCr98k6RMSsuXidoz40pV/NwbATTsmtCaMPdytV",
-	"GXt7e2YQEy5V72X3ZdfIUm4sTbexkWFSQptS+lwZSzrLJaRkA5f8zJPYGvINFtiYhoW/5c3euFPNIWpq",
-	"xWVj1e6Ac9/5pWv4zsjIJLoFPhrRCDvgPEnOV7GimPJxzchgYiiUEaidB0+6eB9Xa5Z7p5HgCfbKCWX9",
-	"rNs9jFx6if/DBkLCDpJoAjli9Zmej3RJQ0Qq05qpx1kNVQp3O/ArL6I/jP1iH8p3IIfHQMznfaY4h4TP",
-	"3Wvl4rEWMd0iuuCn5f0zRTKdPYjElKGUkAo+ROkTK63yoQSJyruZz2vVvsQ45VrnMNlSMrDOsnLiO2VE",
-	"LIyeszCBCb4KrTuXTi7PbbYOJPQW+4ywhduPHVXddqP9yLXbvhtYZ5M+hkzGfSrojCY4xthOVWQMMhaj",
-	"1hVPLaK2r53Lsn3JExq5GAOSJHwuwc7YMpBUi8QEutjpaW3PFNc12lplJ8xytD5/+Pz/AwAA//8=",
+	"7L37chs3uiD+Kl/xd6osTTUp6mZbUqXqpyiaRBUn9kpyzewJvWywGyRx3AR6ALRoJuuq8+8+yJ59j32U",
+	"eZItfAD63iJ1icaJNX+Mo2YD/QH48N0vv/UisUgFp1yr3vFvvTklMZX4nxcxXaRCU677lzRNyIrG5nFM",
+	"VSRZqpngveNeqGVGQ1jOKQc9pyCpSgVXNACVRRFVCoSEg0+fAmAKX1BaSBoD4WpJJWgBhAMlMmFUgqT/",
+	"yKjSI75kem7fJgsKOSDRqv8jXcHWguq5iANIiZ4D4TFMRLzaHsDpRFGuQeg5lUum6GDEe0FPRXO6IAZ0",
+	"yrNF7/iXnoG59yHo6VVKe8c9pSXjs97nz0Hvkmq56p9ONZXNtV7RSPBYGaCXhGmY0KmQFLRcMT4DMiOM",
+	"D6rf+0QWaUJ7xwd7QW8q5ILo3nGPcb2/1wt6C8bZwgC0m0PCuKYzKhGUK6oUE/xMiI+Mtmy8SoROyWqs",
+	"7HvhMfygdfqWJ6sArsiCXjFNv7nSkkU6gCsaZZJCxhNzJOHZ27c/XpyPr87P3l+efzMliaJhAO+Inn+z",
+	"cwJRQok5I8FBsRnvi0x3rKtXA+Kb/X/s9V8tT789++6f//lfJ/mMP5FP/dMZ/Wbv9evh8CQH9MTBdVIH",
+	"uNd2Nn/vXxJN37AF0338/5YT0kTTfjQnfGaOxOGTApIkYkljSKmEKGEGSUgcS7MXzOJtlElpHi8Zj8US",
+	"tsK/XV5cn48vT6/Px28ufrq4DrcHcIXYxUG1f6Zjk14OWw6/5cDL67ukC8K4WXljjZd+UQmd6nbw7wvp",
+	"4dF9IFW05ST+5glCbWMpj1VgoH7P2SdQ9kbdF97dVy8PDl+9HNZ3+OVBJ9x2wv5FCym7iCnXbMqocpQM",
+	"XzWwOix/oSARMw8t0ih6Q+UqJ3onODB0I8csDkFMkcBJKSRSqZwMGsJ2Q5KMdl0tSf8xHpLdyV60Hx/Q",
+	"w+lL8mpiqAb59IbymZ73jl8eNK/J56CXEkkWVDsq/q2hH3x28V1zwe4nYLGBgZlHhqL2gh4nC9y7uBcY",
+	"ODImDe03ZLMMa77lWYZvNq/sWSaVaKGkIaef9DjCX3GPzJakkt4wkSlIyYyegEjJP+zuIGT/yKhcFaDZ",
+	"sZWtK+3M3nDYBk6JkfxIV02wfiIfa4evyJQaei8NXzgBRSn+fPruAkpDcyAt9yygrHGujpOevJzuRvvT",
+	"YX83fkX7B9Eu7R+RIe3vTV9O96PX8RHZ3a2e/N7hIfIP//du22o7aOQ7MqOg2K+dW5vguDKoMZ2SLNG9",
+	"48M2UrYgnywfw11fw9UuqRKZjGgbPvrf7o2QxZYOd4/2ySEd9l9Ndkn/VbRP+0fT4bA/dP8jw6HZ0nUY",
+	"/Nl8zd5tvExngk8Tw5+OjdzEjWxk/pOkacIiYpax8x/KrKUEy289vP12SOyZ5jjj5IawhEwSavaQKkVm",
+	"5kckDonQIG6oTEiqgHAUaGBir6vbAUtguuiEgbzYl3+TdNo77v1/O4Wst2N/VTt+SecIJC65RdAogxsG",
+	"EDJ+QxIWj5Feh0bGC1mB6+OPdDVmfJwpGpqTXC9UtkHoRu20DekSB26bpzngNqa76UzFoC7GuPlMZkAL",
+	"m1ozQfEunt5fhZywOKb8YUg6zaepYidTwCmNHZkUCQWRopBPJuKGPjJy5mvpxs4czvDYMlYrib5QFjjD",
+	"boWARCwDBBIiKZTqK6ZzIv+MoU+MoVU2fEkzZbf4/shapz3SztnA3LomuSQKzJswRdyI2XRKUVp1qPHI",
+	"6Ny28G7Mbl+UQ/OPZeidIoqLcMyiHbefMbIDI7mmkpPkvMCre6Oim2psfyijoP8J/E+PiluVJbTiUwWy",
+	"8BiUWFA9NxrAlLCExsC4YjH16o7VZmKqCUsMHWUcmEYVCDIeU1nVkuIB/Gy0IW/gsa8QXr9zASgBxArU",
+	"IDOugEwlVfNnTN0QU1Hwco8fiqpWiCuIXYGrRk8fEw2LTGmYUCBTjWdLpDbPHx15y6u6DYUrEDta6HEw",
+	"FlQBF0Zr00xNV9b+ILiWJNKG++eytcwSqp75/hPj7s9C/1Vk/IG8ngs9nuI0ZXyVXnc05+9/fkwU9cB3",
+	"I2cOWHgMXIDKornX2Qzy5RBuIZsGxkmk2Q3NfwicFMLp0o/bfsbRJ8bRd2SVCBJfC/GGyBl9GKqmdrKx",
+	"FmKc4HR1Td+TLjQN0k8RalYvDw/3X8Jkpal6ZCSura4blxuQO1JbhfMAfmTfPjPuTRFrQbl+J8UNi6l8",
+	"BEkztTOOUzdli8SJZlX7GvjXIBJZEiOdnBgEJNGcxifmbxQF0fZO48dHvObqOxCvZVHhMVxpyVID7xRV",
+	"HiGd0NqA/BkfN8LHfMKH6t6SaDpO3EwV5BMCFoSvci/OiRG+lhCLJX9k9Cotphu1yoAaclYHDw1E+VOn",
+	"EqEDlHF1Yl2+YclBHObuqyrG1XzItx1L+dVnptyJq+85yfRcSPbrQ5E1K89U1c1RswCz9MQgQkqUWgr5",
+	"2ISwvJRuVC2DaaVJC50zbiKmbjnU3IalFHzWhPxZdnxyNKWfUhrlROh3U85t/AuycB/ZIDighVOKTD+2",
+	"FR5Xc85vaCJS2oavp3xlg26sZSuAPH7HLAbEFA1HShOdKdi6end+Bv/3/+xvD+B0YTBXz+kCwoPhYYgD",
+	"R7yh52OQD+EQnprlhmDPwCtMbjussKPnhR1ATKdU2iCg0kXAOZrex7cciIUiwKnsrMpuK86L03XFIvS+",
+	"P7/uClt5EE6pLE2F1DT+icaMXOP8DyOB+YzjhZlyjDDfqpnkVqD6px6bODYXexuRbFtIeAzEAq3nRAOz",
+	"mBDWIQ+fxcQN8C8/OXtx4gXjLmikeX9Oc2MHUSBSKokWUmHIBNMBRJnSYkElMB4lWWzl9FSaFzWz3nWy",
+	"EBnXYy00SSpIfDQcbhLhE/SiOY0+ikz7eDTEyvIljdRYG2y1ONoLejxLrA/eBRPU7m/QiyQlBsOIroS8",
+	"xETTvmYL2msbgzFP0Wqt792/h2Ps/pgx1W1Bxl5dBonJ/+/+GkRi0QaDjZgoDzqNCbwRNzQhEW2lVEVg",
+	"xS/uo26aIlRSTP6DRohWMVNppunYUvUmOlzPKbh3XuS0nyivxyVEaZDUXl9gGrbCJZEG88foXh77uIsw",
+	"GPGw/ghCdC+MJb1hdGn+Xgpu/kmE0mEA//zP/9o+gdAcrotN5eibcADFAzgdcftyCciF4BQDtGaCU5hK",
+	"sUBGQKLI4CWQRM9FNnOBqXZBSpOVshym2OgqtJsgmYfLbKP7cSJEQgk3vzpb/Ob4NxdJPKafUibp3Qba",
+	"67ImKibILQ8MeVDjkqVsvP/z96+/y/bov9/8+N8TsXe2S/Ym+9FBvMlmGBWf57w/v3ot8YUOl0gU0dSg",
+	"URGn57mXFRCmWZKAnXZQjvop78UGYFkz7XjDTSp8JRtvf3GXbqMajgJf2Zc/B70sje9IomqX3YVVFevL",
+	"QSkvo0DEoEqqSwSviXvtRLkNh0rXoEFe2rGiRDUrhLqyJW3Eq8zJvkMHZ5PsTgpGd9tpVJhi6W7QGx9S",
+	"XxMzkxgRk0nrnWeaLtSG5rNzM6f5iFsQkZKsCsQZz5nSQq4e6aMWwc7Qqtb8aA2FiuC0GiyNHVl3Hu+I",
+	"NbtXTyOHeCPQ64eyIJ8u7LhyZGi+faVo1LZYVeQiwoYzI99KyQyjJ9fQjPotQwiqX+vcjDdixnjJy0vi",
+	"mBmASPKutC8YuR+slxdEqmryQiWY9GBNMKk5Q2cNqUpTQkoaaZgLqSh8S7SmcgVH1el3h3sH64NV22SP",
+	"/KOdu3QpkrbUCElJLHiyCmGUDYf7EYQiVcUfxAwNT4CSaO7FURvPJjhVMKGJWALDi+IzRvyMvcDspSGA",
+	"Zo6WHBIHmEveaBHmKly5I2beEUoMloet1zAXmVTeBe+sPp2MrAFQproNkZUL8165IN3yYeDooAx352m8",
+	"V23i630E6I1Q+L7Si3RIs3Y/ELtaeaXHUJyqwnpaNyeLmT7n2lLmms4TaYcnHtUcJR1YhtcL8gcR4RFN",
+	"Spx6YL9bfmL5nsfPsTm84q3SM/deG/4+QF7sVsy8PuiEp6aq4F+A5VwAiTSNc/ndyHDhDSMhhFHCwkFL",
+	"3PYGwlthpWj7fFjWfPOMBC9FoiVhLVBrgdBEzqjeVH50b2tn8KmhR+nQKyfbeqQ3rJL+RlJmkDZh7Tlw",
+	"DWwvH56dLPB4WwWzvMTKniNW3X41HoXtFxft8xfP5W04PUuYbiELeDvr17D3GFpJItqk0lMNC6G0YYBA",
+	"UI/qJ8iugaRE2mQE/DEmK9jCjIAF45mmCv75v/43HG5vLlUmQtdEstevm4dlKM6vgtdMGOeZ2aWdb6lM",
+	"GF+r1lQ1Gr+DfmK/F22H02nkMrQizSYJi+CG0SWmd3m71wkwDRGRkqH5ubB4xUST9daueq6pvKGybzbQ",
+	"aESQShbRarZfZBTdBeNCQsaduPI1WcwewyzSIoARDhlPCYvBvA8JSZWNFXxUE8qXak34AiwDa6SpKsAl",
+	"tpZSHjM+Gzt90164yMyM7DISfMrkAq0L3kJn7nBhW3AT5NJu2UxhwwHMNCiFJS5CxoyjcSvTPXOLa5GI",
+	"73znmvfFT5HJmpw81zpVxzs7/o2BQiOZkZl3op2UrHbWz35302ENbSrgdZ3zGpWimpjW4m44GB4NIKw4",
+	"J8Oq51FZQY55+3OTCOfOsdoJoausQK2WjL1KBpz5uzX9rRUzckfbBm7Xn9y7DRl27Ugnz1581zwds7oC",
+	"jMrMzZOoK+e4Y60HhvfWXc9NTRf1Q3V8TjmDvaJcnzid2DBEcAxROf28dmwlH8rDDCZNB0t+C7zud4sF",
+	"Zf8+/ph6+vJ9LCad3poSrywA2BvuveoPd/vDg+vdvePh8Hg4/PeN+VyNgdXPMY92FlMIvz+/hp2b3R3/",
+	"UIX2TB0oPic+pgsBodJZzESfhBWB5pEyemuMtBEB4EqYIJQvlE0WmEkWB0A0JNSoBUyjS9mgKZlTEg/g",
+	"Wq6M6CcyVxTACtDWgdRc+85vLP68Q0rif22l5WMZ3u1YbhWA2/l1fmdar3RJLKvu1RuxpDIiisLF1Vs4",
+	"2Nt9hRS3uhKaSWShWlNpBv2PX0j/1w+/7X/+t7aTQap15ihvXTAjGpZYdQFjnYoYEmfFmxOF6klB5z3p",
+	"bsbR5JSbzTjRmTT7WIsLKye/lvMN7s8HgtZg8M5YjM6Exlq0ZSPbrCMo+EPXfudhPe1WGbOlc5LiNba1",
+	"LnC+AaDR5C84RQiO7zjLKZHUMl3q5vZRPQZBQuBESgxZ0gKW5lyLc4OIcNSgVgM4wzItyoaeaJFQs3KY",
+	"MprECgiPR9xyeBLH1Ejp2kf63InBr+WiiI9/Xp5dgbephJKpzSqNmUoTsjpxXNkruXlCo00SxHtXsfy3",
+	"lOFw3yxW2op43nn+QtVMcwGQRAkQHHMIbUyiKyZVpT33Kp8S9NDF9jbTkVjQqs0sTZi9cjMurG6Q8QXR",
+	"0dypAqhLtN2zWhJ7qyS7/1SSbEHZviLJtDvvuu0w9vae6jA6qPzXdDL1xOv6aRwOh092GlVe+lWdQjP9",
+	"tpVMPeFZVKW2r+gw3oiIJNesri0Oj46Hw6o0vfXLcPfDL8P+0Yf/uffLsL//Yfv4l2H/0D5qFbGrSayt",
+	"R3zwVEdcyNVf0eG2JmC2ncPuk0kETb3k6zqPIrCqxSBAgXItV3mJOpdLmdB4Rl2eg1H70Zhh5nihwO1n",
+	"i8MnZeMbKn1cSFPo9TO4sMbTdxfg3q/GsuZfA04W6GvitGFC2O/vDvu7Lzdx2Dj/VYcrYr2/p92cvT7o",
+	"NQ+8K0cUOSP9MaAL5mg4HALNJBAFPrmm2+tSM1HgIUEqFPNF+jZwiCXshi7cFWmG4opCM7gVmctaRFfA",
+	"7AZBCxFlN3f0pEmqRHJzW9Qs4Q57MBwQJI2ENDo0URDmKk2I1YWc1nP/oFkXoVAiN0s6mQvxEW9wJHjE",
+	"EnubjSrXSnms/2J8H6+iG4qrbThZ6I0e79bClN9fvDq6+fvfVq3xGD4Qo0DW3MViEX9gMCGhrSja5ler",
+	"g+cGBRVKUcLItr2oYkm+4ZVLfZcQXI/g+fWsYtQ6GvoYURz1YNc/VPBmV5p/U6/Ze0IGv6lJ8E/K5Rvp",
+	"4a1q/5N5Eys23K/pGDzBv8oWC9IWDTklLMkkVZ21il3V66kr5mRuI8iMu9hYX2m5zupb61jbgAQ19r7+",
+	"pvxAUkVtFIiyIYBzEgMX4D374KJ8N/xcEY0wRnrc9s18mYpqnWBpNluZkKwCkJTEMCHRR+tasmLihh+3",
+	"oQqqyJ9oK7+LrxgsrwZE+AAnVU+42fDbjumoccEfb9/s5VyoIgo6r/zhksX8LHf9+mYH3fptN3TTL35k",
+	"adr2oVNXnJFxpQmPKMpYXgxifDYopivJnLlMNvZG6MbEyCsVfKSphvx1txSflckUfORiyWGyAi6WQatw",
+	"d0vR9/Id9yus36GW3W49/tbL0IakQUES2ilKIWA246pvOoT4KBGKjjVbL8cXtph7xqhVjum3tpA0yX4V",
+	"fByTlVrfNOC22tobR54tyKdxHgVadKi48+cWjI+tH9yHgt5hAcOuGZuQ7d4ZsmaoxRXGFMBp236IlPK7",
+	"I0M5BPYO6z5spRdJNqu11XAxEK16SCkyttbA4PTnUzA/gwtw3Thw1hAZpsc2dq+lZDwG5YipddUmQm8e",
+	"iHpw2BqIuqZKfFNVMlvkTrZ6qyoRvaVow/KCasdVxrTyfSjjQoVKtCJ77fIGnuTcRqdsiNQdw5MKUpbX",
+	"4a9oLF8EZctB6zVCmYbBg+me7zDwan+4lixtTt78rLsHB8P7Ubt81cNg0yUc7h2+rPRJeCgpvMsqOinj",
+	"t3cNQHsiutmxuLuR0UkzCGnYP/rg/u1/+G0YvNxrj0naLA2hFlSwZuNqpHYtqfR7cOT+dyfqWSWcT0Eq",
+	"K1f7NmL4hin9UFtRLgCuy0+2s90GzjsjNd8xXvV6nockaeEKENrQRhT0jUROU/M3k7bZjw2RYbw88243",
+	"wc9xw339S6L4dyfyj0fXfw9a/qgk+3HI9L+EIj8OEX4EevsgqvoIZLRBKTB1rZnRfdc0pDun8tRJeksc",
+	"bxthq9RvaCrId8nOIpl6gO8j6E2lWHRWCipl1KJnEx2uaG9zfg5XedhmQZdCe/+FCT+BgfnDOidC0PvU",
+	"n4m+e9io23K3pOgFiW3zMctmYAtPBcJ8FgtouB0ATcwPuK33ypZ+iN9sfRa0GD9GZloZpcqTemxtc69V",
+	"E5k7rk2zQmdrnMzuU3kLKqHpX5G3oLsYYGu8zOHTnUdrzP5XczJoUo8yyfTqyoBhd0nd3q32ulTVxIgp",
+	"NIbJCsJ3b69sdgwWMNjxrWzz7n+RnS7v/1drN1uwGpKyH+nKlolkfCp8iUxie/VVh8OCMK4J41QaeoEp",
+	"lHne5IzpeTbBdEn3uv+3IQPnDTQnJPpIeWyZlsYmkj5SSM8l1oxzjgTvOhrAaZEfbh0PBE13I26b/9n4",
+	"dt8YIiUrBbk74oWCuVCYFU5mNMDiqCUWCUxBzvtA8GQFk9WIEywdQ2MPigvEGIz4iP/kK99hXwoUgcDK",
+	"Urda+ny6U9JIBhpxP8CmBYGRNhWmhlz+9Qz29/ePBnBeJJRApqjN4MmTRrZq19lm+oy4SxWZE7Nl9iIA",
+	"JwvssmHWyrSyF37b7ky1RWueu1BNK8Bd+MtfzsQiJZrZtKzBX/4Cl777IyzICmaE8VIKChiS4PS6PBTM",
+	"9u9w0RvHQEbcNRzGRBabPODnYKWeNR+5WMJWuYV2nlajyAqUsH4bDUbjY3w24npOF4omN+7jELYprsdg",
+	"uzuflAu6mvUrTVY4F40DX1434+ghGnGEzxy9ORGmIDwYDqFelHd7AJd0IW7y/iZ6lWL5T7s8LFLtgDXb",
+	"UCkoO82kUZCxKziBiaTkY1HCH8FhChKGSM44xCJSO2c/nP78/fmbt98PFjGel8UfJCIhzAXHKklhrd+U",
+	"a1zhY53c1m75gpS+eTggYxCSxiNuJNG9A191icdFoond55ay2Mdg+6B7IRbb+5bblI+4/9RJ8QI2ccMr",
+	"VO3a5hJazL7v7UFHH7jAZkEt5yyhlSW6hlxmPSxJzPZNEzaba3OKR9DVphMOP33CxR7sHRlgLQDmwmJH",
+	"JdvUa8s37rL+9mo1/FIzr+2TcnoO3vAR9zfPOu6XHtIXChgecrlvcgAEG4613NKuHt/oE/cbif0dDfC+",
+	"X4Q9uYPhPhQNI2Hre/FCjXhoaP/gTAql3ko2Q+uMpljgxlYTlmKpqHyhILyiUf+vVEfz/hXzjU/tmNBe",
+	"cMNpUMwYcYHPT1zDcRdC4DfUzalAGcbBKUOwzf6nRKntAXQsc8TNDC54pK2feUvn8gBeDoGA1fENGXFm",
+	"6+0TSxxH3M9XHInrz1+mltVyx2FQfZhXLg4tXoaNYsQWY2FCV8IxLPysrbFqP4ekZu8IKq0afPpgBdm2",
+	"7IHW1/qNmE7DACNiXcyuoq5auNlUI4ZU2d+IuwrR7mv2nXqPeNezW0QfqTYYk1IqfTN9PFZ8YHvkhdeX",
+	"76+uz78bv7t8+/eL8yuLtae+Sjlpq1FuWa/ZAhqXKqE3S57nvN5wuLZC6Xlm7AvHBRHjpuxTTuY9ICLT",
+	"2O2v0iQN4Rhx3w3BTbuNS8DaN2RGVQBXSzIzMsL7i8DK1LGIMiPvBGZ2ySJLN3NxxW02woKJ/DFoIRwF",
+	"szLVxFJ6krIdc3kHK7JIDB7MsdEg4TCnkmLzQNxwLmBGOSaFxv64rEgwzTheXUvHDZO0eaEJiyi3Zgwn",
+	"Dv50cd0Q/4xw6mqpCTnbcYPUjnkX7VM6KUmSvaCXR3T3hoO9wdDb4UjKese9/cFwsG+9D3MUk3fmlCR6",
+	"/mvv+LfPQW9HUhKv/B+5GEyy2NYfn7V11r8UCfU1DAdQhKgbWpAbDGx5LieQmp2n0ymNNGxZC0YA1lgQ",
+	"GLbsEvWtsQWZNnLhoDybrYDs7TH5O/F2AEvJtKbcCYojg0hcue+7sHn3F9OKJtMTg9Vl+FynFQzswlB2",
+	"OOcaqQ6aPIzsGnrJHZft4OhnylACFJVddYg5uaHlsmyIhVwUKxFFZ1RECvsDE/wi7h333jClsfIfFhLr",
+	"VVvp/9LMDkhWpeWpvAeDk8ODUhEE2djMru7r5Qpqd2i1vx44p/16OLq+X7WR3AmCNk212MEdXyV/7Ytn",
+	"Nrz284da9/W94XCD1gebtRqoFZ5r6S9gbpYhdzkSmxGgJWFJs3fAAzo8HNhVtQ3KV19rkNnDYbvrh1Ua",
+	"5+Cg/fWDigbin4Pe4WbQVXrPBoVffD2A1ZYpZesCXrmaXeGXDwYrlI8frVhJ1YvyGQVGxsyLHmNpwpnC",
+	"TG5fufVT31GVvq0I6n75XKHFPvRxDTkuKs76TugDyGM5vR2KyVznr0I3gHdEKaxzn0eXhzbSkygI/YNK",
+	"1KtBTaw4Z2Smjij320ich65J5dqoQlH0a6Pb1TDdts9aq0/yQGqXR6migwS1Tuz6anUVJH428LKT9hoV",
+	"oqO7y95w72V/d68/3L0e3rkoy4bgujbem0CqxTo4Xz8CnCEqtcfOhpSjM4aVegPXkqi8rcIJhNba4IYU",
+	"jvCudZQqvherqXu5/3C8pV7NfA138Tv7h2UrXziTMDQv3+R78IW8+Hc7a8CCTvfgD9clky2yCLRc5gzC",
+	"2i19YRwnkqPCZH/xoek31sxMXVIqJIx/xHAUpq2WXElQ9emp223M4Xta4Q1N1rDmcrlxF9893f1y3Rta",
+	"blh5e9GgqBW4pgR/YPntYP2gvM32l38zT5sXoOgb8TgXc8eVTT/+rZcK1XlBsUFA9W76q/hCOW0ZtgqH",
+	"Vds3wm1URvmIe5H0hYIJnZNk6hgigbAWtBAW2qJZvUgpb+QXjbgLTzACjbv2Vm5sucNnCMpjXeP1DLVa",
+	"W+fpLn7Xlc/DNcoRI89tMJ+wDeaXrdDemYQeDI/WD/DFanHA3t4G628pSWUHb/C1cu/mexP5w+EGYLb3",
+	"7X5CDnFJE0oUBQJzmtgOXxuxBpGqW7mC665xN65wqj7mOZCNzmK2FnyYe97NwFLrOmxU52nSizxAIMgN",
+	"/SXHHDoGYyrZDY2LPnRu7IhvKVFUnS9q5frgNNBLFtHA6Gn4nKiP3vdRfN7JlbGgasTRrWxdr3Mq6bER",
+	"HSc0EguqjOhqp3XFR3KbfhjNiZzRQfE7CpgjTqQBXLUxJ5ti+iUxp70nY071ZnXW1W/246QSvUGUs+pw",
+	"sXzmXc+865l3/XF5F/IFYksZ5fSaI9e4Jxezwf2tloZ6xHApjd3G0UFEFrSIinSOsDx+jEkwnx00qDZS",
+	"tp9cn6nfUbJ3/cdaxfrCg+ejOIvaC4+oyv/5jF8YeYmBf33G8218iHrtJJd+0eHyjoYvV62gZJtislw2",
+	"rcNjUa4LtKHbwtVTajOU35rAUC1i3Gopb/Wd5sWTNmysXykT1jVrpZLTn9Yh26gitYFL1lo8n83mvx/l",
+	"qBc8fCzbeVH77W4a2GXGlWNebgIJgkc0j3s63HbBrDZ+EQvMMw0xi09GPHR1S0KM6JIZtSoNWVOWBYhr",
+	"AbgQZjNaFZuM25aRpZp2d9NrntKO1ijE1HLXsOUC7nTGzfY9qyLPqkhFFflzahZPqBy4O2gFcmcd4GJ5",
+	"T8Ug7y+zjqL6yEFD3vNiMTZ4eUKBcMAyMkb2cJnsKTXXwoXD43vYGI+M+HJuZuTZYkJRMMf05xMI81zt",
+	"ELtDhnlqdDiAU0yQ4RCqJJuFLrngKGx1ZWCYn6OreWHLRyCreFm+FfHqESlqpcDL52oylWE1nxv0fPfR",
+	"v96lPNloexfW+kzHn+n4Q+j47v5GppdymXM77nCT9TRzPp+ZR5N5WDJTShG8d3xjtS2Zq9xg66Dcxjxs",
+	"VQHl8o4wmW3GblCWjgFVa1XppQYYmo/8YsQxIG9JZKwGEI5cuZNRz6equQxKhrkRoEhCT4B+YkpXSlEW",
+	"lVVG3DYNNJ82K25jJe+x3/nDWIkfmIe3/H5sxNai2YiLDJ+Mi5TPsstD8cwEnv0KXxDX+PMRfpcg+3DC",
+	"71PokdAnVNO2gsA34qMj8t6TYPQCzN23aWPoVhDcBSvmBhTkAgklUpXeG4z4qc9r3RseoD8Z7S5CYiZc",
+	"+TNL4tNX8Uq0kXQk5m/ETGS66Zk4aGlmZ7PfRaZrNOuK6n5Rt+C2e31VOZxnmfcWcndnEvSHu6uVe2mQ",
+	"Cywm1q7j56BDGz8rpCRs35sn/y6FjPEPzEU0GvnrvlG+88vhSjKEtWoY4Yi7C7n1g9bpW56sArgiC3rF",
+	"NP3mSksW6QCuzAqoT14Nz96+/fHifHx1fvb+8vwbK4Bt+9IM2Gx1xBG8oIBNYBvmCeN4GWFGtSpy2sOD",
+	"4W44gL8xPWccdg9d2rEK4BB8LWebmonVHnDlGOJi/qzl3drkbZc47Z7ZJBiiwUG1NxxxP28x0S0zWH/n",
+	"7nAIxbAGNCNOksSPoNV57FtI8ZY2XMZVMwCiNV2kWpktwUTm9tzljGuW4I4tGY/FEnfW7BA1EnThn8Wk",
+	"fb/rLiZVZFxjTu+IY7VvxuGdUHom6dV/e+PSY+nKWWgiKZTKqbKyaUZ4hE5EJ5LCRNiooZTKEffvnoCr",
+	"KyAELAhf2SL7Gm3tAdhSIn3mzr5YaaUiwDHshobm53hLeaxcNs5ra04KivycXXwCGTdqG+YbNyo5gEvV",
+	"tqUeaOyClZQW0tadmBM1t2FYWGTC1uy3xVVGPEffpciS2OoPpEDqGyrZlBlu5PKira4zzhSV1m4lqZaM",
+	"xn7tI67YIk1W+TV1lQecO/EWjoU1Q38P9aH4QC5DPq0KgQA4LtkaA2V5MOPPLPgr1zie9YH7yRi2entN",
+	"xHCCfTlXtV3m+MH1MnFV3A3fC9+d//zdxc/fj394++a7ELYKjl2uFGL4jA0ZHfFGCoNlTdYIg7WnFpjT",
+	"57UEl5ufx7HmlmhD5N82uf6CrGwiP3pclYbwp9O/I3hX43fnl+OzNxfnP18bUIcVEA0dHvGMY7QVkv3A",
+	"ChW+zhbtI+feWs6JxshYTLgiim53fer8p9OLN+GIb+1Xy6bYGiZBV7GSWmEcRVaY4jKnhgdiOTAxtfWb",
+	"ICGpooYxrzAHxGUvuJJKCdXacTbDz/FdmEqK1jEFaUIi2u04uW+E7RO5TCpA3olfPZ7jZE0uiW11oDD0",
+	"/Nlv8kdhYM/Wr6/HZ5Izxx9Q4annh+QcscEjb0/areZKpNkkYRHcMLo8RsJrOWGAXwug8D4YKl00hc35",
+	"Tkw0GYz4O5EkwHRej6DEmSTVmeROf/Xpf8f1oo6V3BJuNA8e0RHPMzJcfUdfbGlOFCTE6HYdub5feJrv",
+	"GuLcnt73L6I5f4C03PyqfE91kT60+WVZm0hrM0/VbUmurpoipnRZGQYddnDK2zNfganO5Fdv7Mi5tM+C",
+	"wtljZ8Bg2shUzpY8oRiKfwJs6q+NaytXNXLnocCwoMRWWAxcnTcXD8ny3rhoXqEktqn59Vp2w6O8bKYh",
+	"GjTsTtn902XrPifqPktYz3lLX0re0oYZtWuZgKPQt7AB1OsMG6jVvM6Juk2dvZ1J0E8azcVYUhC1Xy3K",
+	"NPqFgtAyBjUmOoSt8OyH87Mf376/Hl9fvwmtJMXFcnsAf3MVcon2g7Hop2E4RuG22jbB2s5eDsu9Gd6a",
+	"WynW0qyvbVT7piAWdueYhKWSmJ3ZsnYn/fb9eRhDvqIOztBAGC1A0phJGumq3KzFM9N4ZhrPTON3ZxpX",
+	"mshC+i0aI5eIUzcHqYSmt+rb575Gvw0ws81/CDcCu5mOxrZjcV4kyFNimSXUlhpO6y1K2xMJL3NQniCQ",
+	"DhvctdC4Uwx4zJeLXtAYSz9PVhhg86g67b9U18TSa6S23hKyFM+a2GIFDnJDWEJsR4ZO/LlKhO4r9iuq",
+	"Y5rKG5IonyTo53uhIBERSSAmKwhjo4x1INrxiLtSmqhaziSLA6PmsbiWDRFYd7QRoyar3AOcF3QyeLnE",
+	"OAirGJYgse3nnNEIu+R11WMrL/8hEauN4o5v3GZo6gNKSvD5PmyddRuJ9v1kCkv9usqZ9TqULUmrv2v1",
+	"qPJWdogeU0ntqatnu9Jd7/pf873zdDi/b103Hr2d8qa9vjam/WMPBXQhmltXqTV/XCpD/0LBqHctVxg1",
+	"nulRDwV7VfY/MqxVOuKJILErqxNAxRU4F9h6I4ZUSOzQ06gw7yPTFUyMCvX+8o2LFrKexCShErawncTx",
+	"zg6u3sx5/Hr4ehhCxmMqIVyQj5hUGboSjLb+/A42i2PuaFzDT3Md3L791tJ6iEySElUtlXEo08xBs9yu",
+	"aqEGP4gktq5GpHk2Fg3dlkZbs029q/nobbOglkSijyCmUxbRATiftfOKdrR7OqkZ3zCGTaNK5eIMlItC",
+	"dV1ShHdPS5HQ43KRgVE2HO5HLm3Y/2GTFmCLkmgOOYUdcbMe5RLJidI4G3ZwqAbQhtsD+FkU0Xdo19uF",
+	"cl+2EPudYHKDFgISsXSvlduN2ON2m+hCcpvngP0BnJ2UxIxTpSCVYmJbx1aKtDPBVe/zh8//LwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76"
 
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
@@ -549,7 +551,7 @@ func TestAdminOps(t *testing.T) {
 		resp, err := b.client.RunAdminReconcileWithResponse(t.Context(), &genapi.RunAdminReconcileParams{}, b.as(t, admin.RoleOps))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
-		require.Equal(t, 1, resp.JSON200.HoldsExpired)
+		require.Equal(t, int32(1), resp.JSON200.HoldsExpired)
 		require.Equal(t, "expired", b.booking(t, bk.Id).Status)
 	})
 }
@@ -614,4 +616,30 @@ func TestAdminResources(t *testing.T) {
 		require.NoError(t, err)
 		requireError(t, http.StatusNotFound, "not_found", resp.StatusCode(), resp.Body)
 	})
+}
+
+func TestAdminPaymentEvents_APIVersionIsNullWhenTheEventNamesNone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	versioned := withID(testkit.DisputeCreated("pi_test_"+uuid.NewString()[:8], 100, "eur"))
+	requireReceived(t, b.deliver(t, versioned.JSON(t)), false)
+	unversioned := withID(testkit.DisputeCreated("pi_test_"+uuid.NewString()[:8], 100, "eur"))
+	var event map[string]any
+	require.NoError(t, json.Unmarshal(unversioned.JSON(t), &event))
+	event["api_version"] = nil
+	body, err := json.Marshal(event)
+	require.NoError(t, err)
+	requireReceived(t, b.deliver(t, body), false)
+
+	resp, err := b.client.ListAdminPaymentEventsWithResponse(t.Context(), &genapi.ListAdminPaymentEventsParams{}, b.as(t, admin.RoleReadonly))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+	versions := map[string]*string{}
+	for _, e := range resp.JSON200.Items {
+		versions[e.StripeEventId] = e.ApiVersion
+	}
+	require.Equal(t, new(stripe.APIVersion), versions[versioned.ID])
+	require.Contains(t, versions, unversioned.ID)
+	require.Nil(t, versions[unversioned.ID], "null, not \"\": the event named no version")
+	require.Contains(t, string(resp.Body), `"api_version":null`)
 }

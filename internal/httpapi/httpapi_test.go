@@ -37,6 +37,8 @@ import (
 func TestMain(m *testing.M) {
 	// Swagger UI's page is HTML; kin-openapi decodes only data formats.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+	// The contract itself is served as a file (type string, format binary).
+	openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.FileBodyDecoder)
 	testkit.Main(m)
 }
 
@@ -245,26 +247,31 @@ func requireError(t *testing.T, status int, code string, gotStatus int, body []b
 	require.NotEmpty(t, env.Error.RequestID)
 }
 
-// validatingTransport checks every response the tests receive against
-// api/openapi.yaml, with its status declared for the operation, and that it
-// carries X-Request-Id. Responses to paths the spec does not know must still
-// be the error envelope.
+// validatingTransport checks every response the tests receive against the
+// contract (api/openapi.yaml, or api/site.yaml for the routes outside the
+// API), with its status declared for the operation, and that it carries
+// X-Request-Id. Responses to paths neither knows must still be the error
+// envelope.
 type validatingTransport struct {
-	t      testing.TB
-	spec   *openapi3.T
-	router routers.Router
+	t       testing.TB
+	specs   []*openapi3.T
+	routers []routers.Router
 }
 
 func newValidatingTransport(t testing.TB) *validatingTransport {
-	// The contract file itself, not the generated code's embedded copy,
-	// which leaves out the operations excluded from generation.
-	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)
-	require.NoError(t, err)
-	require.NoError(t, spec.Validate(t.Context()))
-	spec.Servers = nil
-	router, err := gorillamux.NewRouter(spec)
-	require.NoError(t, err)
-	return &validatingTransport{t: t, spec: spec, router: router}
+	v := &validatingTransport{t: t}
+	// The contract files themselves, not the generated code's embedded
+	// copy, which leaves out the operations excluded from generation.
+	for _, doc := range [][]byte{apispec.OpenAPI, apispec.Site} {
+		spec, err := openapi3.NewLoader().LoadFromData(doc)
+		require.NoError(t, err)
+		require.NoError(t, spec.Validate(t.Context()))
+		spec.Servers = nil
+		router, err := gorillamux.NewRouter(spec)
+		require.NoError(t, err)
+		v.specs, v.routers = append(v.specs, spec), append(v.routers, router)
+	}
+	return v
 }
 
 func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -287,13 +294,25 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if resp.Header.Get("X-Request-Id") == "" {
 		v.t.Errorf("%s %s: response has no X-Request-Id", req.Method, req.URL.Path)
 	}
-	route, params, findErr := v.router.FindRoute(req)
-	if findErr != nil {
-		v.t.Logf("%s %s: no route in the spec: %v", req.Method, req.URL.Path, findErr)
+	var (
+		route    *routers.Route
+		params   map[string]string
+		findErrs []error
+	)
+	for _, router := range v.routers {
+		r, p, err := router.FindRoute(req)
+		if err == nil {
+			route, params = r, p
+			break
+		}
+		findErrs = append(findErrs, err)
+	}
+	if route == nil {
+		v.t.Logf("%s %s: no route in the contract: %v", req.Method, req.URL.Path, findErrs)
 		var env map[string]any
 		if err := json.Unmarshal(body, &env); err != nil {
 			v.t.Errorf("%s %s: %d response is not JSON: %s", req.Method, req.URL.Path, resp.StatusCode, body)
-		} else if err := v.spec.Components.Schemas["Error"].Value.VisitJSON(env); err != nil {
+		} else if err := v.specs[0].Components.Schemas["ErrorEnvelope"].Value.VisitJSON(env); err != nil {
 			v.t.Errorf("%s %s: unrouted response is not the error envelope: %v", req.Method, req.URL.Path, err)
 		}
 		return resp, nil
@@ -308,7 +327,7 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 	})
 	if err != nil {
-		v.t.Errorf("%s %s: response %d does not match api/openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+		v.t.Errorf("%s %s: response %d does not match the contract: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}
 	return resp, nil
 }

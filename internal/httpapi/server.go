@@ -81,6 +81,10 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	if err != nil {
 		return nil, err
 	}
+	methods, err := newMethodTable()
+	if err != nil {
+		return nil, err
+	}
 
 	// The contract's routes. Admin routes name the least role that may use
 	// them (SPEC §3, and x-slotpay-role in api/openapi.yaml); the session is
@@ -108,7 +112,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	// body reaches the signature check byte for byte; and outside the rate
 	// limit, so that Stripe's retries are never refused.
 	mux.HandleFunc("POST /v1/webhooks/stripe", s.handleStripeWebhook)
-	mux.Handle("/v1/", s.limitWrites(s.cfg.WriteLimit, v1))
+	mux.Handle("/v1/", s.limitWrites(s.cfg.WriteLimit, s.refuseOtherMethods(methods, v1)))
 
 	docs := v5emb.New("slotpay API", "/openapi.yaml", "/docs/")
 	scriptHashes, err := inlineScriptHashes(docs)
@@ -132,9 +136,9 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	for _, path := range web.Paths() {
 		mux.Handle("GET "+path, pages)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.refuseOtherMethods(methods, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute)
-	})
+	})))
 
 	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
 		s.withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))

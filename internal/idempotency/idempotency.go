@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -190,8 +191,27 @@ func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k sco
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(int(*row.ResponseStatus))
-		_, _ = w.Write(row.ResponseBody)
+		_, _ = w.Write(withRequestID(row.ResponseBody, w.Header().Get("X-Request-Id")))
 	}
+}
+
+// withRequestID gives a replayed error envelope this request's id: the
+// stored one names a request the client no longer holds, and X-Request-Id,
+// which the logs know this replay by, must agree with the body. Any other
+// body is replayed as stored.
+func withRequestID(body []byte, id string) []byte {
+	var env struct {
+		Error map[string]json.RawMessage `json:"error"`
+	}
+	if id == "" || json.Unmarshal(body, &env) != nil || env.Error["request_id"] == nil {
+		return body
+	}
+	env.Error["request_id"], _ = json.Marshal(id)
+	out, err := json.Marshal(env)
+	if err != nil {
+		return body
+	}
+	return append(out, '\n')
 }
 
 // requestHash identifies "the same request": method, path and body.

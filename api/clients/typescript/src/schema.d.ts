@@ -59,6 +59,11 @@ export interface paths {
          * Hold a slot
          * @description Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
          *     `pending_payment`. The price is computed by the server from the resource.
+         *
+         *     One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+         *     unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+         *     (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+         *     them lapse. Paying, cancelling or letting a hold lapse frees its place.
          */
         post: operations["createBooking"];
         delete?: never;
@@ -148,10 +153,14 @@ export interface paths {
          * Sign in
          * @description Checks the email and password and opens an 8-hour session in the `slotpay_session`
          *     cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-         *     email, password or combination gets the same `401`. After 5 failures for one email,
-         *     or 20 from one client address, within 15 minutes, further attempts get `429` with
-         *     `Retry-After` until the window passes, even with the right password; the count is
-         *     kept in PostgreSQL, so it holds across instances.
+         *     email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+         *     for one email from one client address refuse that address for that email, 20
+         *     failures from one address refuse that address, and 100 failures for one email from
+         *     all addresses refuse that email everywhere: further attempts get `429` with
+         *     `Retry-After` until the window passes, even with the right password. The counts are
+         *     kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+         *     instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+         *     A session ends after 8 hours, or after 1 hour unused.
          *
          *     `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
          *     password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -289,6 +298,29 @@ export interface paths {
          * @description Role `readonly` or above. Events without their payload.
          */
         get: operations["listAdminPaymentEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The operators' audit trail, newest first
+         * @description Role `admin`. One entry per operator action that took effect (refund, cancel,
+         *     resource create or change, operator account created or changed), written in the
+         *     transaction of the action itself; an action that failed left none. Entries made by
+         *     `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+         */
+        get: operations["listAdminAudit"];
         put?: never;
         post?: never;
         delete?: never;
@@ -723,6 +755,13 @@ export interface components {
             payment_intent_id: string | null;
             disputed: boolean;
             /**
+             * @description The dispute's status as Stripe last reported it (`warning_needs_response`,
+             *     `needs_response`, `under_review`, `won`, `lost`, …); `null` when never disputed. A
+             *     `lost` dispute's money is gone from the account although the status stays.
+             * @example needs_response
+             */
+            dispute_status: string | null;
+            /**
              * Format: date-time
              * @description When Stripe accepted slotpay's request for a full refund.
              */
@@ -754,6 +793,11 @@ export interface components {
             cause: string;
             /** @example evt_1NG8Du2eZvKYlo2CUI79vXWy */
             stripe_event_id: string | null;
+            /**
+             * Format: uuid
+             * @description The operator who made the change (cause `operator_cancel`), else `null`.
+             */
+            operator_id: string | null;
             /** Format: date-time */
             at: string;
         };
@@ -800,6 +844,32 @@ export interface components {
             /** @description `null` on the last page. */
             next_cursor: string | null;
         };
+        AuditEntry: {
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: uuid
+             * @description The operator who acted; `null` for `via` `cli`.
+             */
+            operator_id: string | null;
+            /** @enum {string} */
+            via: "api" | "cli";
+            /** @enum {string} */
+            action: "booking.refund" | "booking.cancel" | "resource.create" | "resource.update" | "admin_user.create" | "admin_user.update";
+            /** @enum {string} */
+            target_type: "booking" | "resource" | "admin_user";
+            /** Format: uuid */
+            target_id: string;
+            /** @description The `X-Request-Id` of the request that acted; `null` for `via` `cli`. */
+            request_id: string | null;
+            /** Format: date-time */
+            at: string;
+        };
+        AuditEntryPage: {
+            items: components["schemas"]["AuditEntry"][];
+            /** @description `null` on the last page. */
+            next_cursor: string | null;
+        };
         AdminBookingDetail: {
             booking: components["schemas"]["AdminBooking"];
             /** @description Oldest first. */
@@ -840,6 +910,11 @@ export interface components {
              * @description Bookings left for the next run after an error.
              */
             failures: number;
+            /**
+             * Format: int32
+             * @description Events kept unmatched whose booking is known by now, applied.
+             */
+            unmatched_applied?: number;
         };
         ResourceCreate: {
             /** @example studio-b */
@@ -1528,6 +1603,8 @@ export interface operations {
                 from?: string;
                 /** @description Only bookings starting before this instant. */
                 to?: string;
+                /** @description `true`: only bookings whose payment was disputed; `false`: only the others. */
+                disputed?: boolean;
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
                 /** @description `next_cursor` of the previous page; opaque. */
@@ -1695,6 +1772,41 @@ export interface operations {
             };
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    listAdminAudit: {
+        parameters: {
+            query?: {
+                /** @description Only the actions on this booking, resource or operator account. */
+                target_id?: string;
+                /** @description Only the actions of this operator. */
+                operator_id?: string;
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description `next_cursor` of the previous page; opaque. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the audit trail. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntryPage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["UnexpectedError"];
         };

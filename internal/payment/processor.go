@@ -95,13 +95,13 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 
 // ApplyUnmatched applies, through the same serialised path as a webhook,
 // events still recorded unmatched whose booking is known by now (SPEC §5,
-// the reconciler's second net). It returns how many it applied.
-func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (int, error) {
+// the reconciler's second net). It returns how many it applied and how many
+// failed; a failed one is logged and left for the next run.
+func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (applied, failed int, err error) {
 	ids, err := database.New(p.pool).PaymentEventListUnmatchedKnown(ctx, maxRows)
 	if err != nil {
-		return 0, fmt.Errorf("list unmatched events whose booking is known: %w", err)
+		return 0, 0, fmt.Errorf("list unmatched events whose booking is known: %w", err)
 	}
-	applied := 0
 	for _, id := range ids {
 		a, err := p.inTransaction(ctx, SourceReconcile, func(ctx context.Context, a *applier) error {
 			row, err := a.q.PaymentEventGetByID(ctx, id)
@@ -111,12 +111,15 @@ func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (int, err
 			return a.applyWaiting(ctx, []db.PaymentEvent{row})
 		})
 		if err != nil {
-			return applied, fmt.Errorf("apply unmatched event %d: %w", id, err)
+			failed++
+			p.logger.LogAttrs(ctx, slog.LevelError, "could not apply an unmatched event whose booking is known; the next run retries",
+				slog.Int64("payment_event_id", id), slog.String("error", err.Error()))
+			continue
 		}
 		p.afterCommit(ctx, a)
 		applied += len(a.outcomes)
 	}
-	return applied, nil
+	return applied, failed, nil
 }
 
 // inTransaction runs fn with an applier in one transaction. A deadlock

@@ -98,9 +98,11 @@ func (r *Reconciler) run(ctx context.Context) (Summary, error) {
 	var s Summary
 	q := db.New(r.pool)
 
-	if s.UnmatchedApplied, err = r.processor.ApplyUnmatched(ctx, batch); err != nil {
+	applied, failed, err := r.processor.ApplyUnmatched(ctx, batch)
+	if err != nil {
 		return s, err
 	}
+	s.UnmatchedApplied, s.Failures = applied, s.Failures+failed
 
 	expired, err := booking.ExpireLapsedHolds(ctx, r.pool, time.Now())
 	if err != nil {

@@ -98,7 +98,7 @@ func resourceBody(slug string) string {
 // 403 below it, 401 without a session.
 func TestAdminRoles(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withJobs()) // a reconcile pass runs as a job
 	bk := b.hold(t, at(10), at(11))
 
 	type request struct{ method, path, body string }
@@ -538,7 +538,7 @@ func TestAdminOps(t *testing.T) {
 
 	t.Run("ReconcilesNow", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t)
+		b := setup(t, withJobs())
 		bk := b.hold(t, at(10), at(11))
 		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE id = $1", bk.Id)
 		resp, err := b.client.RunAdminReconcileWithResponse(t.Context(), &genapi.RunAdminReconcileParams{}, b.as(t, admin.RoleOps))

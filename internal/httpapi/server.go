@@ -14,6 +14,7 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -59,13 +60,14 @@ type Server struct {
 	sessions   *admin.Sessions
 }
 
-// NewServer returns slotpay's whole HTTP handler.
-func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor,
+// NewServer returns slotpay's whole HTTP handler over arch's database and
+// logger, serving the services internal/app wired.
+func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Processor,
 	checkouts *checkout.Service, reconciler *reconcile.Reconciler,
 ) (http.Handler, error) {
 	s := &Server{
-		cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts,
-		reconciler: reconciler, sessions: admin.NewSessions(pool),
+		cfg: cfg, pool: arch.Pool, logger: arch.Logger, processor: processor, checkout: checkouts,
+		reconciler: reconciler, sessions: admin.NewSessions(arch.Pool),
 	}
 	if s.cfg.WriteLimit == (RateLimit{}) {
 		s.cfg.WriteLimit = DefaultRateLimit

@@ -180,10 +180,12 @@ var ensureTemplate = sync.OnceValues(func() (string, error) {
 	return name, nil
 })
 
-// migrationsHash names the schema: any change to a migration file yields a
-// new template instead of reusing a stale one.
+// migrationsHash names the schema: any change to a migration file, or a River
+// release with new migrations, yields a new template instead of reusing a
+// stale one.
 func migrationsHash() (string, error) {
 	h := sha256.New()
+	fmt.Fprintf(h, "river\x00%d\x00", database.RiverVersion())
 	// WalkDir visits in lexical order, so the hash is stable.
 	err := fs.WalkDir(sqlfiles.Migrations, "migrations", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -64,7 +64,17 @@ type StripeFake struct {
 	idempotency map[string]idempotentResult
 	calls       []fakeCall
 	failures    []fakeFailure
+	holds       []*fakeHold
 }
+
+type fakeHold struct {
+	pathPrefix string
+	reached    chan struct{}
+	released   chan struct{}
+	once       sync.Once
+}
+
+func (h *fakeHold) release() { h.once.Do(func() { close(h.released) }) }
 
 // FakeSession is a Checkout Session as the fake holds it.
 type FakeSession struct {
@@ -298,6 +308,32 @@ func (f *StripeFake) FailNext(pathPrefix string, status int, stripeErrorJSON str
 	f.failures = append(f.failures, fakeFailure{pathPrefix: pathPrefix, status: status, body: stripeErrorJSON})
 }
 
+// Hold makes the next request whose path starts with pathPrefix wait before
+// it is answered: reached is closed when it arrives, and it goes on when
+// release is called (at the latest when the test ends). A held request whose
+// caller goes away meanwhile is never answered or applied, like a request
+// that never reached Stripe.
+func (f *StripeFake) Hold(pathPrefix string) (reached <-chan struct{}, release func()) {
+	h := &fakeHold{pathPrefix: pathPrefix, reached: make(chan struct{}), released: make(chan struct{})}
+	f.mu.Lock()
+	f.holds = append(f.holds, h)
+	f.mu.Unlock()
+	f.t.Cleanup(h.release)
+	return h.reached, h.release
+}
+
+func (f *StripeFake) takeHold(path string) *fakeHold {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, h := range f.holds {
+		if strings.HasPrefix(path, h.pathPrefix) {
+			f.holds = append(f.holds[:i], f.holds[i+1:]...)
+			return h
+		}
+	}
+	return nil
+}
+
 func (s *fakeSession) snapshot() FakeSession {
 	out := s.FakeSession
 	out.Metadata = maps.Clone(s.Metadata)
@@ -317,6 +353,14 @@ func (f *StripeFake) ensurePaymentIntent(s *fakeSession) {
 // ServeHTTP answers one API request. The whole request is handled under the
 // lock, so requests (and the test's control calls) apply one at a time.
 func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := f.takeHold(r.URL.Path); h != nil {
+		close(h.reached)
+		select {
+		case <-h.released:
+		case <-r.Context().Done():
+			return // the caller went away while held: Stripe never saw it
+		}
+	}
 	body, err := io.ReadAll(r.Body)
 	var a fakeAnswer
 	if err != nil {

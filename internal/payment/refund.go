@@ -1,0 +1,80 @@
+package payment
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/stripe/stripe-go/v76"
+
+	"github.com/slotpay/slotpay/gen/db"
+)
+
+// RefundArgs is a River job asking Stripe for the full refund of a late
+// payment whose slot is gone (SPEC §2.1). It is inserted by EnqueueRefund in
+// the transaction that decides the refund, so it exists if and only if that
+// decision committed.
+type RefundArgs struct {
+	BookingID       uuid.UUID `json:"booking_id" river:"unique"`
+	PaymentIntentID string    `json:"payment_intent_id"`
+}
+
+func (RefundArgs) Kind() string { return "refund" }
+
+// InsertOpts makes the job unique per booking: a second decision for the
+// same booking (a replayed event, the reconciler's net) while one is queued,
+// running, retrying or completed adds nothing.
+func (RefundArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// EnqueueRefund inserts the refund job in tx.
+func EnqueueRefund(ctx context.Context, jobs *river.Client[pgx.Tx], tx pgx.Tx, bookingID uuid.UUID, paymentIntentID string) error {
+	if _, err := jobs.InsertTx(ctx, tx, RefundArgs{BookingID: bookingID, PaymentIntentID: paymentIntentID}, nil); err != nil {
+		return fmt.Errorf("enqueue refund for booking %s: %w", bookingID, err)
+	}
+	return nil
+}
+
+// RefundWorker requests the refunds of RefundArgs jobs, outside any
+// transaction. A failed attempt is retried by River with backoff; the
+// idempotency key makes every attempt the same request to Stripe.
+type RefundWorker struct {
+	river.WorkerDefaults[RefundArgs]
+	processor *Processor
+}
+
+// NewRefundWorker returns the worker for RefundArgs jobs.
+func NewRefundWorker(p *Processor) *RefundWorker { return &RefundWorker{processor: p} }
+
+// Timeout bounds one attempt: stripe-go's own retries included, a refund
+// request takes seconds, and River rescues a job only after its timeout.
+func (*RefundWorker) Timeout(*river.Job[RefundArgs]) time.Duration { return time.Minute }
+
+func (w *RefundWorker) Work(ctx context.Context, job *river.Job[RefundArgs]) error {
+	return w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
+}
+
+// RequestRefund asks Stripe for a full refund of the booking's payment and
+// notes that Stripe accepted it. The idempotency key is derived from the
+// booking, so every attempt, whoever makes it (the refund job's retries, an
+// operator's refund), is one refund at Stripe; charge.refunded then makes
+// the booking refunded.
+func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID)}
+	params.Context = ctx
+	params.SetIdempotencyKey("slotpay-refund-" + bookingID.String())
+	params.AddMetadata("booking_id", bookingID.String())
+	if _, err := p.stripe.Refunds.New(params); err != nil {
+		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
+	}
+	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
+		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
+	return nil
+}

@@ -249,9 +249,7 @@ func TestRefund_NetReplacesADiscardedJob(t *testing.T) {
 	// The job is found discarded, as when it used up its attempts, before
 	// it ever ran: River fetches no job of this database meanwhile because
 	// the instance is stopped first.
-	stopCtx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	require.NoError(t, b.app.Stop(stopCtx))
+	b.stop(t)
 	bk := b.latePaymentSlotTaken(t, nil)
 	b.db.Exec(t, "UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE kind = 'refund'")
 	require.NoError(t, b.app.Start(context.WithoutCancel(t.Context())))

@@ -35,7 +35,7 @@ const (
 	// takes it for dead (its instance crashed) and retries it. River
 	// ignores a job still inside its worker's own Timeout, so a long pass
 	// is never taken from a live instance.
-	rescueAfter = 2 * time.Minute
+	rescueAfter = time.Minute
 	// softStop is how long Stop lets running jobs finish before cancelling
 	// their contexts.
 	softStop = 15 * time.Second

@@ -44,11 +44,18 @@ type instance struct {
 
 func newInstance(t *testing.T, databaseURL string) *instance {
 	t.Helper()
+	return newInstanceWithStripe(t, databaseURL, testkit.StripeMock(t))
+}
+
+// newInstanceWithStripe is newInstance talking to the Stripe API at
+// stripeURL (a testkit.StripeFake, for tests that need Stripe's state).
+func newInstanceWithStripe(t *testing.T, databaseURL, stripeURL string) *instance {
+	t.Helper()
 	addr := freeAddr(t)
 	in := &instance{t: t, addr: addr, env: []string{
 		"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + databaseURL,
-		"STRIPE_API_BASE=" + testkit.StripeMock(t),
+		"STRIPE_API_BASE=" + stripeURL,
 		"STRIPE_WEBHOOK_SECRET=" + webhookSecret,
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,

@@ -69,12 +69,25 @@ type StripeFake struct {
 
 type fakeHold struct {
 	pathPrefix string
+	afterApply bool // applied first, then the answer is held
 	reached    chan struct{}
 	released   chan struct{}
 	once       sync.Once
 }
 
 func (h *fakeHold) release() { h.once.Do(func() { close(h.released) }) }
+
+// wait tells the test the request is here and waits for release; false if
+// the caller went away first.
+func (h *fakeHold) wait(r *http.Request) bool {
+	close(h.reached)
+	select {
+	case <-h.released:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
 
 // FakeSession is a Checkout Session as the fake holds it.
 type FakeSession struct {
@@ -314,7 +327,17 @@ func (f *StripeFake) FailNext(pathPrefix string, status int, stripeErrorJSON str
 // caller goes away meanwhile is never answered or applied, like a request
 // that never reached Stripe.
 func (f *StripeFake) Hold(pathPrefix string) (reached <-chan struct{}, release func()) {
-	h := &fakeHold{pathPrefix: pathPrefix, reached: make(chan struct{}), released: make(chan struct{})}
+	return f.hold(&fakeHold{pathPrefix: pathPrefix})
+}
+
+// HoldAnswer is Hold for a request that Stripe carries out at once but
+// answers only on release: its caller may die not knowing it succeeded.
+func (f *StripeFake) HoldAnswer(pathPrefix string) (reached <-chan struct{}, release func()) {
+	return f.hold(&fakeHold{pathPrefix: pathPrefix, afterApply: true})
+}
+
+func (f *StripeFake) hold(h *fakeHold) (<-chan struct{}, func()) {
+	h.reached, h.released = make(chan struct{}), make(chan struct{})
 	f.mu.Lock()
 	f.holds = append(f.holds, h)
 	f.mu.Unlock()
@@ -353,13 +376,9 @@ func (f *StripeFake) ensurePaymentIntent(s *fakeSession) {
 // ServeHTTP answers one API request. The whole request is handled under the
 // lock, so requests (and the test's control calls) apply one at a time.
 func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h := f.takeHold(r.URL.Path); h != nil {
-		close(h.reached)
-		select {
-		case <-h.released:
-		case <-r.Context().Done():
-			return // the caller went away while held: Stripe never saw it
-		}
+	hold := f.takeHold(r.URL.Path)
+	if hold != nil && !hold.afterApply && !hold.wait(r) {
+		return // the caller went away while held: Stripe never saw it
 	}
 	body, err := io.ReadAll(r.Body)
 	var a fakeAnswer
@@ -369,6 +388,9 @@ func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		a = f.answer(r, body)
 		f.mu.Unlock()
+	}
+	if hold != nil && hold.afterApply && !hold.wait(r) {
+		return // applied, but the caller went away before the answer
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -130,15 +130,24 @@ func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Proce
 		s.writeError(w, r, errNoRoute)
 	})
 
-	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
-		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
-	if cfg.Metrics != nil {
-		// Outermost, so that the duration is the whole request's; Route
-		// (here around the mux, and around each generated handler) tells
-		// it which route pattern served the request.
-		handler = cfg.Metrics.Middleware(handler)
+	// The middleware, in the order a request meets it.
+	return chain(mux,
+		s.withRequestID, // an id in the context and in X-Request-Id, for all below
+		s.observe,       // the one look at the response: access log and request metrics
+		func(next http.Handler) http.Handler { return withSecurityHeaders(docsCSP(scriptHashes), next) },
+		s.withRecovery, // a panic answers internal_error, observed as a 500
+		func(next http.Handler) http.Handler { return withClientIP(cfg.TrustedProxies, next) },
+		s.withCrossOriginProtection,
+		metrics.Route, // tells observe which pattern of mux served the request
+	), nil
+}
+
+// chain wraps h in middleware, the first listed outermost.
+func chain(h http.Handler, middleware ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(middleware) - 1; i >= 0; i-- {
+		h = middleware[i](h)
 	}
-	return handler, nil
+	return h
 }
 
 // apiHandler serves the generated contract: body limit, JSON content type,

@@ -20,8 +20,9 @@ import (
 
 var binary string
 
-// TestMain builds the real binary once: these tests run it as an operator
-// would and read its exit code and output.
+// TestMain builds the real binary once, for the tests where a real process
+// is the point (signals, a terminal, serve beside a command); the others
+// call run in this process.
 func TestMain(m *testing.M) { testkit.MainWithBinary(m, &binary) }
 
 type result struct {
@@ -30,9 +31,20 @@ type result struct {
 	stderr string
 }
 
+// runCommand runs the program in this process as main would, with env as
+// its whole environment, and returns its exit code and output.
+func runCommand(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	err := run(t.Context(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+	code := exitCode(err, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// runBinary runs the real binary, its stdin not a terminal.
 func runBinary(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.WaitTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -85,7 +97,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 			for k, v := range c.change {
 				env[k] = v
 			}
-			r := runBinary(t, env, "serve")
+			r := runCommand(t, env, "serve")
 			require.Equal(t, 1, r.code)
 			require.True(t, strings.HasPrefix(r.stderr, c.want), "stderr: %q", r.stderr)
 			require.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
@@ -99,30 +111,30 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 	tdb := testkit.NewDatabase(t)
 	env := map[string]string{"DATABASE_URL": tdb.URL}
 
-	r := runBinary(t, env, "migrate", "status")
+	r := runCommand(t, env, "migrate", "status")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "00001_schema.sql")
 	require.Contains(t, r.stdout, "applied")
 
 	for range 2 {
-		r = runBinary(t, env, "seed-demo")
+		r = runCommand(t, env, "seed-demo")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "resource studio-a 0193a5e0-7b1a-7c3e-9f00-00000000a001")
 	}
 	require.Equal(t, 2, tdb.Count(t, "SELECT count(*) FROM resources WHERE slug IN ('studio-a', 'meeting-room')"))
 
-	r = runBinary(t, env, "migrate", "down")
+	r = runCommand(t, env, "migrate", "down")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "rolled back")
-	r = runBinary(t, env, "migrate", "status")
+	r = runCommand(t, env, "migrate", "status")
 	require.Contains(t, r.stdout, "pending")
-	r = runBinary(t, env, "migrate", "up")
+	r = runCommand(t, env, "migrate", "up")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "applied ")
-	r = runBinary(t, env, "migrate", "status")
+	r = runCommand(t, env, "migrate", "status")
 	require.NotContains(t, r.stdout, "pending")
 
-	r = runBinary(t, env, "migrate", "sideways")
+	r = runCommand(t, env, "migrate", "sideways")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "usage")
 }
@@ -157,7 +169,7 @@ func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.B
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 50*time.Millisecond)
+	}, testkit.WaitTimeout, 50*time.Millisecond)
 	return "http://" + addr, cmd, stdout, env
 }
 
@@ -184,7 +196,7 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err, stdout.String())
-	case <-time.After(shutdownGrace + 5*time.Second):
+	case <-time.After(shutdownGrace + testkit.WaitTimeout):
 		t.Fatal("serve did not stop after SIGTERM")
 	}
 	require.Contains(t, stdout.String(), `"msg":"stopped"`)
@@ -213,17 +225,43 @@ func TestDevPay(t *testing.T) {
 	id := booking["id"].(string)
 
 	envMap := func(extra ...string) map[string]string { return envOf(env, extra...) }
-	r := runBinary(t, envMap(), "dev", "pay", id)
+	r := runCommand(t, envMap(), "dev", "pay", id)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "no checkout session yet")
 
 	post("/v1/bookings/"+id+"/checkout", "")
-	r = runBinary(t, envMap("STRIPE_SECRET_KEY=sk_live_123"), "dev", "pay", id)
+	r = runCommand(t, envMap("STRIPE_SECRET_KEY=sk_live_123"), "dev", "pay", id)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "refuses to run with a live Stripe key")
 
-	r = runBinary(t, envMap(), "dev", "pay", id)
+	r = runCommand(t, envMap(), "dev", "pay", id)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "200 OK")
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", id))
+}
+
+// TestReconcileCommand: `slotpay reconcile` runs one pass through River (its
+// own client works the job when no serve instance is up) and prints what the
+// pass did.
+func TestReconcileCommand(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	res := testkit.CreateResource(t, tdb, nil)
+	tdb.Exec(t, `INSERT INTO bookings (id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at)
+		VALUES (gen_random_uuid(), $1, 'ada@example.com', 'Ada', $2, $3, 'pending_payment', 4500, 'eur', now() - interval '1 second')`,
+		res.ID, testkit.TomorrowAt(10), testkit.TomorrowAt(11))
+	env := map[string]string{
+		"DATABASE_URL":          tdb.URL,
+		"STRIPE_API_BASE":       testkit.StripeMock(t),
+		"STRIPE_WEBHOOK_SECRET": "whsec_test",
+	}
+	r := runCommand(t, env, "reconcile")
+	require.Equal(t, 0, r.code, r.stderr)
+	var s struct {
+		Skipped      bool `json:"skipped"`
+		HoldsExpired int  `json:"holds_expired"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), r.stdout)
+	require.Equal(t, 1, s.HoldsExpired)
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM river_job WHERE kind = 'reconcile' AND state = 'completed'"))
 }

@@ -88,7 +88,7 @@ func (in *instance) start() {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 15*time.Second, 20*time.Millisecond, "serve did not become ready:\n%s", in.stdout)
+	}, testkit.WaitTimeout, 20*time.Millisecond, "serve did not become ready:\n%s", in.stdout)
 }
 
 // kill ends the process with SIGKILL: no shutdown, no deferred cleanup,

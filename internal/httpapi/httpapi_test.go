@@ -126,7 +126,7 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: testkit.WaitTimeout}
 	client, err := genapi.NewClientWithResponses(srv.URL, genapi.WithHTTPClient(hc))
 	require.NoError(t, err)
 	return &testBundle{

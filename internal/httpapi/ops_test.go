@@ -71,6 +71,17 @@ func TestReadyzFailsWhileMigrationsArePending(t *testing.T) {
 	require.Contains(t, body, "migration")
 }
 
+// TestReadyzFailsWhileRiverMigrationsArePending: River's job tables are part
+// of the schema an instance needs; refunds and passes are inserted there.
+func TestReadyzFailsWhileRiverMigrationsArePending(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.db.Exec(t, "DELETE FROM river_migration WHERE version = (SELECT max(version) FROM river_migration)")
+	resp, body := b.get(t, "/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+	require.Contains(t, body, "migration")
+}
+
 func TestReadyzFailsWhileTheDatabaseIsUnreachable(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

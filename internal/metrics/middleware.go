@@ -48,7 +48,7 @@ func TrackRoute(r *http.Request) (*http.Request, func() string) {
 	}
 }
 
-// Route records the ServeMux pattern that served the request for Middleware.
+// Route records the ServeMux pattern that served the request for TrackRoute.
 // Wrap a *http.ServeMux with it (the mux sets r.Pattern on the request it
 // was handed) or a handler registered on a mux (r.Pattern is already set).
 // Without TrackRoute before it, it does nothing.

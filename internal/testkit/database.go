@@ -104,7 +104,7 @@ func (d TestDB) Count(t testing.TB, sql string, args ...any) int {
 
 func dropDatabase(t testing.TB, admin *pgxpool.Pool, name string) {
 	// t.Context() is already cancelled when cleanups run.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
 		t.Errorf("testkit: drop database %s: %v", name, err)

@@ -413,7 +413,7 @@ type ReconcileSummary struct {
 	// ProcessingChecked Bookings settling for a day, read back from Stripe.
 	ProcessingChecked int `json:"processing_checked"`
 
-	// RefundsRequested Refunds of refund_pending bookings Stripe accepted.
+	// RefundsRequested Refunds of refund_pending bookings enqueued again because their job had given up.
 	RefundsRequested int `json:"refunds_requested"`
 
 	// SessionsCompleted Lapsed holds whose session Stripe reported complete.
@@ -422,7 +422,7 @@ type ReconcileSummary struct {
 	// SessionsExpired Lapsed holds whose session Stripe expired.
 	SessionsExpired int `json:"sessions_expired"`
 
-	// Skipped Another instance was reconciling.
+	// Skipped A pass was already running (on any instance); none was started.
 	Skipped bool `json:"skipped"`
 }
 
@@ -835,8 +835,9 @@ type ClientInterface interface {
 
 	// RunAdminReconcile Reconcile with Stripe now
 	//
-	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-	// `skipped` is true when another instance was reconciling at that moment.
+	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+	// pass is a background job, run by whichever instance fetches it first, and waited for;
+	// `skipped` is true when a pass was already running at that moment.
 	//
 	// Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
 	RunAdminReconcile(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1105,8 +1106,9 @@ func (c *Client) ListAdminPaymentEvents(ctx context.Context, params *ListAdminPa
 
 // RunAdminReconcile Reconcile with Stripe now
 //
-// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-// `skipped` is true when another instance was reconciling at that moment.
+// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+// pass is a background job, run by whichever instance fetches it first, and waited for;
+// `skipped` is true when a pass was already running at that moment.
 //
 // Corresponds with POST /v1/admin/reconcile (the `RunAdminReconcile` operationId).
 func (c *Client) RunAdminReconcile(ctx context.Context, params *RunAdminReconcileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2377,8 +2379,9 @@ type ClientWithResponsesInterface interface {
 
 	// RunAdminReconcileWithResponse Reconcile with Stripe now
 	//
-	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-	// `skipped` is true when another instance was reconciling at that moment.
+	// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+	// pass is a background job, run by whichever instance fetches it first, and waited for;
+	// `skipped` is true when a pass was already running at that moment.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4835,8 +4838,9 @@ func (c *ClientWithResponses) ListAdminPaymentEventsWithResponse(ctx context.Con
 
 // RunAdminReconcileWithResponse Reconcile with Stripe now
 //
-// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-// `skipped` is true when another instance was reconciling at that moment.
+// Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+// pass is a background job, run by whichever instance fetches it first, and waited for;
+// `skipped` is true when a pass was already running at that moment.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11376,130 +11380,131 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rbhvHtuarLPRswDKGpEhJdiwKAUZRnMSIE2ssG9mzTQ+72L1I1lazqlNVTZrxCJi/50HOOe9xHmU/",
-	"yUHd+samSEq04iTOn1gkuy6r1vpq3ftjEPFZyhkyJYP+x2CKJEZh/vkixlnKFTLVfo1pQpYY649jlJGg",
-	"qaKcBf0gVCLDEBZTZKCmCAJlyplEoBIISMUFxiDM48DHQBggEQlFAQJ/zVAqWFA1NY9KMkPIJ42W7R9x",
-	"2QlagYymOCN6amTZLOi/C/ScwftWoJYpBv1AKkHZJLi5aQWvUYll+3ysUKyu9QojzmIJisOCUAUjHHOB",
-	"oMSSsgmQCaGsNt8HMksTDPonR61gRhmd6fl7+cSUKZygMDNfoZSUswvOryk20EkmXKVkOZT2d2EfflAq",
-	"fcWSZQuuyAyvqMKvr5SgkWrBFUaZQMhYglJCePHq1Y8vng+vnl+8ff386zFJJIYtuCRq+vXhGUQJEk1l",
-	"zkDSCWvzTK3ZRlBbxNfHvx61v1qcf3Px7b/+/3+c5SP+RD60zyf49dGzZ93uWb7QM7eus/qCg6aj+Hv7",
-	"tT3h9osGvnkRI1N0TFE6trHMQBm4NT6SkPCJrO6kPstNK0iJIDNUjme/0eRnkxffrs7ovgIa6zGp/igl",
-	"ahq0AkZm5jTjoBXohVChOV0zWXnuMRczooJ+kGXml6s7vsiE5A18FzL8oIaR+TbUUqB3nAqcU55JSMkE",
-	"z4Cn5NcM85X9mqFYFkuzz1ZIMSMfXiKbqGnQP+p2m5ZTEqUfcbm6rJ/IdY36koxRS4fQUnQGEtF8fX75",
-	"AkqP5ou0WFGssia7a3hw9HTci47H3XYv/grbJ1EP26eki+2j8dPxcfQsPiW9XtCq7O/JEyN+/u9e025f",
-	"0hlVq5u8JBMESX9bS9rEPFdeaoxjkiUq6D/ptopTp0wdH9l1WRgwVN8ACq9R8kxE2MSP/rtPxpA3+mGL",
-	"xkY2LjgbJ1pa+xr0mQZ2/U+SpgmNiF7V4T+lXlrptD4GKITl6YjHHkKGGSNzQhMySlCTBKUkE/2lgfGE",
-	"K+BzFAlJJRDG1RQFjKz0uQ2hVEMaB339x7BLeqOj6Dg+wSfjp+SrkaFcsc2/CRwH/eB/HBYX1aH9Vh4+",
-	"N4szW22A2/IywxaElM1JQuOhVERhCFxASAuWHV7jckjZMJMYBq3yRVhHsqYVuZ8fVn5rFvYdFyMax8ju",
-	"R/dxPkyV4FQCQ4ydIPMEgadS742M+BwfjN758sK+vcztDfNI2jVRfetySPiiZdYGkeBStiVVOfp09kn0",
-	"Kva9xkxa5WUD/e9LhTo7CTOxI8k1LmFBJOiPvO4x1sRwIvJJ6MAUCkaS5wU3fVoCuPmGhn3D/W7FSK/7",
-	"+H7C5JHAkbwiUshiOSQKZpnUKiIQrUyCVEQo/fmDSVRtjY6J/FUdc5TAuL6zFZXjpflSE0SQSGkRy6FY",
-	"ZAnKvTLVz1x9xzMW3+8MGFfDsRmmTH3hb0W9N//1wxA8X9Be2faSLBNO4jecvyRigg8gg6mdcag4HyZ6",
-	"zn3vZ4ZMXQo+pzGKhwKW1E47TN28DmD6oC2QVMvF2OAqFzAmNMH4THPQVCv80ZSwCcZ7FYHXRKHROPGe",
-	"UiCIwmHiRqrc7JzDjLCl24417SgDohTOUiXPtN1qjVZIiDJ6+MPISXnJGpX8Qt3s0tzwa5Yvz6zpHZYM",
-	"9RCkNcxrJ1Sz5W87oPJPG0zP3c72LSOZmnJBf7vv4WblkcqH67AdcEZoosmVEikXXDwc2JWXFvaBcbAr",
-	"cnqbOcMDd2iPYSE4m6yudq8i9ZbJLE25UBj/hDElb4w588mBJSumHc70vENtR+0RMvPDMiOdxzPKnCvC",
-	"bCmOqV4KSS4FT1Eoqo014+KpL/XcG1FAJOjfEsWFNFY6VS2IMqn4DAVQFiVZbAEvLQ36MSAznjE1VFyR",
-	"pMK6p91uzdZ9ehKsWrStIJpidM0z5T1IhkvL1n0kh0pzr+VZbctmibUTnf1as1JbQSSQaOITVTFqY6Kw",
-	"regMg6ZnMiG0kr3p2C/878wzlj4bqV6lmWH66h5JTP6X+6sT8VnTAq0FX37oPCbwks8xIRE2eo8KQ/+d",
-	"m9QNUzg6+eifGCk9fkxlmrnLx3054jxBwvS3ToXdnp5TnsRD/JBSgbs9aI9/gyeiFfjbmxpRXmGalA6P",
-	"f/7+2bfZEf5j/uP/SfjRRY8cjY6jk3gbDtJ3P8sV5ZyVqtLzyxSZVxZIFGGq9K2U+xq9Xm0MMhhnSQJ2",
-	"WC1FjbTYYllWlR1uSaTCxNia/FIRlclNUuDg5sr++KYVZGm8o8jV+NN5por95Uspb6NgxFYVekoCvMp7",
-	"zSDTxEMlMWhmgpLQV3CmQoEm8Sqj9LeoHALsgBqjAuFvO5nKbVCSE5z7eEyViV8lsWFSKqyfgCqcbTx+",
-	"p7E/12PqSdxuiRBkWTDRcEql4mK5p0kts10Y1Xt10ho7Fc7B2lpWKLLpsC6JNbF2OKp8O1vtq35idWKW",
-	"XP1NgYAsSULgNlSWEKmM97+zGU3q8meWWp1tLWle8gllJbfJ/S4/nsra5Vfx1J9s8NTrE3WqblVv4EJg",
-	"pGDKhUT4Rls5Ygmn1eF73aOTzZGApos0n3QtlV7zpClsJ5DEnCXLEAZZt3scQchTWfxB9KPhGSCJpl7x",
-	"sq5YzlDCCBO+AGrExgcv/YhBS9NSQ6MeoyGc6RbmAou7nlzlMm+4CktOWtAwDQfPYMozIb3Dy+n+a++/",
-	"ldVmcr2hVhGft9KFR8onZZ5ulde99qjeyp21uLsomVsx/101IuHYbSOxDF823r+et81QlfutkXI2EkIT",
-	"qpY7Ek9TaYVswT40noSr7aH3KuGN95c+v984q+nbzzO9h8NvUCSUbVRoqrqM358f2K+0ia53s+XeTBHS",
-	"bJTQCOYUFyY1wpt3Z0AVREQIaly8hWEXE0U2G3X1nAcxR9HW5NSKEqSCRgjUyr/Xwh5JmFHGBWTMYdVf",
-	"yTDch7XUALCEQcZSQmPQv4eEpNL64fdqWX2uRsZnYDBsAMTqgkvZRSmymLLJ0KmeVuAiPbJRUSPOxlTM",
-	"jNFhIq9DgVqGCxvEDZDfZmXrxbpD9TCERZgkJdsF40Yl4MJtbtcbb2eBXBUmP0QmavfgVKlU9g8P/S86",
-	"0hjW+k48jA5TsjzcPPru7oYaT1WWt44JNugTF4ZHHCtsqyPX3XIOUyUwnGvNCZk6c/qVBl9w4CudIlg7",
-	"p0/olsqJ6lWFW1T147t4sepJSHdRzdf6uEq4XCzgqHv0tN07and7b3pH/W633+3+z26v3+1uDaz3Qszm",
-	"hXTvsJBbFZBmSMxZpZGTSzdflUFf8gWKiEiEF1ev4OSo9xVEPMbKPR9gJgxKabtLP/R/35H2b+8/Ht/8",
-	"rYkmedRvF469wzM2jlJA82rcPs/poRNGVCY0pWthl3LmTDno3JDJVMkQ0n83pgdZOK/GWM20TZGEhlFs",
-	"VojG/Wrwr5o8Ubo0qkHPxlsijy2tKIBkbNNMYirThCzPHEp5BdNPCrHxcxkNpUFmipjUx02wrM+sWFDl",
-	"4VXGrYNCbYMFfxv31atMRXxWYQkTE7LkmzBuL9uMzYiKpu5uNZdzE81e8ogkb2gd47qnVopLwnDwrtt7",
-	"/67bPn3//47eddvH7x/333XbT+xHjRJScbrtdqG8YgjIlFjmqaJ2LEgwnqBomYxpninznfGLPZLgGLLB",
-	"PEjpcI7CuxAqAHbc7nXbvadN63e2yBqQ3Ky7N2sfG5+Lc2dr2TXkFK4+GHVa2ySAmQAiAT+kGFnpWaNB",
-	"17DQkBBSLqlPZd3CuEnoHGcOilajLbxgyltDkGUGXhcT2SKoECGd72gV6cslmd8WGCHMcpL18oLAiIsY",
-	"Y03iMJem0KSvOYG7e1zEXnRlGV7gaMr5tZHWiLOIJhY3NF41Sq5VN4d3sRDdo2a3KzoxztWwV4tEvX3x",
-	"1en8778smwZTLkZdYtZcI7aMrzWxNMFGFm2ykerLcw+1KnJc4sgmWlS5JCd4Rah3ibJ4Bs/Fs8pRTWhd",
-	"hr9P7pPfFOD4vHzyrz2LX2WzGRG7OuO0AZkJlGsLHCQkOLaBTL0jvRwQGXNuXS3o+o7tNAKdNq3l0Fut",
-	"q+hJUonWnyFBTYmCKYmBcfA2KjhndfPohRk9NMzXNEW+CYlKJZRNXEQ2JssWCCQxjEh0DWPBZy6a2zyX",
-	"NallEQ9sSsA3P9G3bNVw9444WY8XN0/l5EcOC1G/nXKLKZeF8z1PYLOqI/hRNky23SE1TuUeXTPBNU3T",
-	"pnHPXZoyZVIRFqG5DDxeUzYpDZdfjjUR8WPXGa1hW41kbWShprNuFWLSLILFHbSD6JFI0fkaJSBKuMSh",
-	"opv1gELrvKO/snIsH5vck4L+xtkwJktZuZyeNtaz3FLBsrUXckY+DHNnflE1t/N0M8qGjCsa4XBGWaZw",
-	"lw101424urLezitbdYVcqSymHM6b6MFTZLszgzFId9/3k0YxTrJJrfbPrLdNGvWYUgilVqd3/vM56K/B",
-	"RUK2jrBoM4yqofXjNhRmGacZHwNnLlF966DEyZPGoMSGWqxVVUuTyJ1sVaoqoZ+S57m8odpxlTmtLA9l",
-	"XqigRCOz14S35SHnNhCzLsw7Q1le7VbRcT4LZMuXFqy4Grute+Oer+P76ri7EZa2hzc/au/kpHs3tMt3",
-	"3W1tu4UnR0+eVqoR7wuFu+xiLTJ+s6uD+IFwc83mdoPR0aq3tNs+fe/+337/sdt6etTsPN0uXl2i3NPN",
-	"STU1qN0IlZ4Gp+6/ndCzCpwPAZUV0b4NDF/SnXOcdrM1c9VxU06bHe22tV4SFU3vkDcwppjYLga2ssXG",
-	"moxyLuEaMdV/UwFzkmQ24jyjrDxyb/1tkDOOm/1zug52vwH2B/qfAuj3iuf7wfDfBa73g9B7AON7Qe4e",
-	"MHYFKUzG045Rtl2TWXZOCKlfBg2hyibUqyQE76is7pIARDJ5D5dsKxgLPhsWKS8kSV6Ng/67nZJf3td9",
-	"h/f0O290qSs+3EeWTnnv5UE9WZvc043HbRxVUSaoWl7pme05yttb5LwpZaRqZMEYRksIL19dvYHDee/Q",
-	"5Mke+v45ec+MyA6Xd82o9bgpzpik9Edc2iIwysbcF5cR2xKj+jjMCGWKUIZC799kwORpLxOqptnIZLu4",
-	"n/v/r1xbeduZEYmukcXWbapM6xUf11NTwbPJ1LvnvDO1A+dF7p915xFjig+Y7bHBgIDPG2jp0STkTr5H",
-	"EqZcmow/MsEWEDM15iVkVEIeVwPOkiWMlgNGTNovxn4pLjDTGbAB+4kzXJq2TgwcaoGFv1std9vfiUCy",
-	"koUwYP4Bm48A+oKQQATC6+8u4Pj4+LQDz+coltZlDZlEadwFyOaY8BThIDSZCOFju0HUPx6wvAeVj3GH",
-	"5Zq80OzGjmuYK4QpZybzOax1sHE19z4m5kY9sFJhZhzxePlYE8V2uhqwMRdwdOIzqZnvfYWxpUPY0FSr",
-	"D7aHlvfYmz5YM1RTHutTVdMB81OdFT8w3SQMaavtI4AwudCaYHhydARrGlIYcg3YYkoTrGzRdWHS+6FJ",
-	"og92nNDJVEF40j2FNd1SOvDkwwc/74DpAzSdCQxJDLU13mDbqKua+XylsHXj+w2YZiD6YV/LbSl20j2G",
-	"orsIHHzPH8kBC7Usdi4El/KVoBOj4CqMlG2tRWAk+EKieCQhvMKo/R2qaNq+or7vi30mtE0etOSDmlI5",
-	"YNx8fgZRQjVuWmn1G3JjSpBakBlSs2x9NimR8nEH1mzTksTleUCKwg0PJI4FSnkGI1xyJ6DmZ+ZflqD6",
-	"MMKTo1OolF0PmCVOuYy6AxpBq5JrstK48pN3BjZ4GCGzt6QDvZ9evFkBOQ3BFls6XEwO3UPyUP/WKE6q",
-	"3FIsaAV5lkHQ7fQ6Xa8gkpQG/eC40+0cW5t5ai6Dw6D/8aYVWFR3/3bgdGhzI2sfyiyKUEr3acwj6YeY",
-	"IknU9Df31wyVoJH/nVtBZ0lmfkCBJF76X2tZptHhxzFN8MZ9lt81Pg6k1zvBBifma54glGpEfNudDuRx",
-	"LN/ejooczFvAcFGUVMElkZqjK13CTJSLSAj9B5V4nu0ZRo2krgtgmqO2ZcKUsxdx0A+0dVwuYJJBtX/a",
-	"u4+NLbKKTN2taq1XdIzmUWsZb9v3WVupTzO3Vx431PqoKZI2bVBs1NO0SbKBK7WuEZjGojUty0q5fl2X",
-	"6/ePrdP8tlyub0a4xUoV37TOZ3daZ9OhFuxxaDusbfFD1wdPq8GVBmRH3e7eCvpXiv4aavtfMTSiAHyc",
-	"E3yvLQtO7IaaHso3fljrW2Qe621+rNKF4qYVPNlurnK7p7IaboS7poC/e6+PSPo0BAMPOaGqIKUZhmgg",
-	"fFeUq31oO+xv22KmorLtphFFDz/S+OYOUPqmpLYaNKVKlrDUKH3gdDLrEXPqjf3GB73nVtVGl0YHCWXX",
-	"xotGFRyspNT5hLrHTTj6PVZgdBVFNwhI0aXywWTEVTE3SEmZvFqX0dR19bd/WGE56Z5sfihvY/Uw0nW+",
-	"ysRFmfN+hKtQnIKUy7VCZipYq/LlxemRBDsGHBSGd9Mc4WNjf7IB851IHkkY4ZQk4761JwmEtUqa0FOg",
-	"ZXavVbOVzKEBcxkg+v52omvVpAY5vDBL2Zcobr7Yah1VH0x414ltXkPkCVsT2DUdnG+T26ZH7t1R6WFF",
-	"/3jzQ0VPzruAxUn3dPMDebdV/cDR0Rb7b2pZaR7eYrZyP7I7wpl+aotlNvZ/2xULX2OCRCIQmGJi27Bs",
-	"BYI8lbfin80E2xH/zuV1num30v7FVuaGua9MP2hstaLwL4e1R7lLr+VdM2WXiXHZxCjoHGPr+Sg55Abs",
-	"QPKiBrioJvO1gaAWNMIWLKbcfE7ktXxcUY4eSa8FxRzlgGm73+pDMEWBfTAtzyM+Q6kVLTusa92eOw3D",
-	"aErEBDvF90YdGjAi9MJlEwzbRMrPCYaPHgyG6x2FbI9OTY+zir+VSGeuM774gtJfUPqPgdIGAYktu8mR",
-	"iRl8vCNe21hxowWoocwrk7XEZRvjgYjMsHhfhHOv5rENKkyv6c4KPhkZ/smWlHxKbc31NWlU1fKNmZou",
-	"Kv3W9mxifZ6OBRPZM4GlNmU5Ke5j9rh7tl00ytrRqWCKRWS5lI6KchHdGsdpudRkS++pq99p8tfdGpmu",
-	"9D3qNjrsmqYrinW27IxZKUtbN2qlcmgnX+0fyam4UrW0walYeJO+uBVvl/56Ceu+fItFveBuOv/rjPlX",
-	"n7gBBHAWIRxcXT6/gP/6zyePzbXig6mLKVFagYtpfDZgoStkCc17DUSGVokmGypkgCgbUJxxTYxGVTpj",
-	"tutTqQ5yN036IX0UK6VsDfLyi8l30JTOmCbfF+X3Tsrvn1GX3VkdddxmVUBneTG+uKMq6gOQchN22CZ/",
-	"1tbOS2GK90MwMEUy+qZ0qbgpMi3uNgnE/M60gCIDtpjqEVk2G6FRBU3+5hmEebJpCP/6t3+HMM/tDDtw",
-	"btKFGIQyySahzQfonoaNDlFTC+IQJC/73QOAGIb/hsfLPWJHpXzlppqL5pLmasjV2/vs69R1hos8teoL",
-	"Yj0IYvWOtzJrKy/TMM892WY/Db3l/6QwaQWqlBq4FTzab9YAZB65TX3Jwm0waXN8pcsrM7UKEzo3+lEM",
-	"xuTxqpd71QuRQMAg44CZfI0FEbHsQDhwlQmDoA/2rYcuc5Iq4OMxSJLgGeAHKlWlbLsoghgw25xLT613",
-	"3ASab00v6PuBZulFb58aMG3ZyFZ42X0wvCyf5To/5xfv5L28k78PPn6eEGejGnuAOFk0V44xQYVNbSLm",
-	"3L8o0/sjta5nstPtW7eMc5Izl4qSm38G7xIkQpZ+1xmwc5+he9Q9MfEXYzVyYTI1y9No+9Em4hq2bgIv",
-	"3+GbZ2rVv3nS0A7M5ne7d8SWpPMKVbvIzL9NNqtvut2DHrOzsP0uXFnhQE1GsDSvMd5Na40tcVHcfPZF",
-	"Oj5xeMFFbP4wGbfannjW1qZDzgYuvX7lFcID5ljv4H6vEn7s0+zNa34GzCyvVayNmxaWI8oM28EElSzy",
-	"0MOTbk8bKSbP8gn4vhsmkmpy9c1gA8YFHHVt2FN/XM2AtvFSyqD3BFxlWAvGmbAJ1u6NV3pikwodml8P",
-	"WPUlUhlTNDHrWlAW84VZvx4Hte5RRA1MOrvf25mTTFPFIAfsGlNTznDJpZoIvPrfL1sgTYqYK8Aw763M",
-	"RVya7PaVsgGfdW3rCjB28VepuDBuIJgSOfU9n+Ola6VjJxiwnO4LniWxVWZIcRpzFHRMNWBkStLYK17D",
-	"TKKw5qJAJWjxzq0Bk3SWJsucv1y6vfM53wIqphD5U+gyq+8leGB9ptJZvymsa2GSss8HJT9r9eevo5ys",
-	"XgO2+UntFnBaRrmCoPla+ME103JNUDRshpfPf/72xc/fD3949fLbEA4KUNQqh+sP8di8K93kewzYSqad",
-	"dVbljYnz9u9OZXGNifMklNzVsdandNfEjgfyJjX2cX5gn9KGZD3b40aajKc/m0vpi7n0x3In5QD2g/FL",
-	"1xPwctRawbHbc/iryWil91v0TcKvRauWma0FhWNGaz5FV9vq6y4G7JIniVbAfCVPkaysFZ1MMFdG6DOJ",
-	"+/U610ryHtN6EItwwPKUN1fy6ivmpkRCQliM8ZrU/888638DDDVnCv9OuPFAWfo5u3+Pqsix3J7hN+bV",
-	"20R0eVvOuysGNnmv0opDwlUHzllzIrwxR9bkwhubRJXuFJ8qakaPwdb1mrfIMOdAGKHJ4joDOvas71pO",
-	"Vj0beQYKzJDYAuGWtU98CJ/mLYCNGYQkttU29ZLV7ilU2qmH6zP4/3TJ+3/1vP0vyZ2/T3Lnlgn2G+Gu",
-	"9MqZNYBn9G0NeLWmFTl82Uz62+EQPyjz6jk1xQEzIXLFy2j0SEJYvMAlhIPw4ofnFz++evtm+ObNy9De",
-	"+4wvHnfgF9fKgCj/8IBRW2PUgogkNv/GvC3daw25C8t7QiqVhqsNMhZTZKtqQ7g+iS/MdYpbkuctJfOX",
-	"/PxpIDDf0RoMXGEYxUFgTM1bICtanuJf4PELPO4VHq8UEYVGU3TGLonheqys5A012kHWm57HRA0qaVVs",
-	"ZOEFYw1araIO1GOOyBK0XWPSenfc5pzk1/lSHiD2a3orNkjzuYnR59uVLeAiRmG9TYzMcK+2xr1tAFPl",
-	"TmprLh148dnqidvrkdRepdnIA1cJV21JfzNqskIxJ4n0OcN+vEcSEh6RBGKyhDDWSvIaZukPmGvwYVT+",
-	"iaBxS6vfNK6lm7Vs4EFf+qNl7uvP6241b9lQi1XYSyuxDQqdQW76KK4rfS9v/z6JEq3VN1VZYqj8DZWl",
-	"9flOfeu6YriXdlb9fZv6edS7YzTksH/SIt8yKddclGOB9tTlX9Nm/y7fv8fDXGZul1qnfMlD27Qu6H+0",
-	"rnwx97zayH1oeouZi+EgnJFrk7kcPq70R+ofHppFTLlU/WfdZ12jS7m1NL3SgoySEtqUKpbKWNJZbY4j",
-	"G6TkB57ENoxosMCGkZf+VRm2V3q1bKNpFFcAU3uRhnvOk67hOaMjk+ga+HhMI+yAi4G4bl1ruvWd1ZwM",
-	"JmytjELtYk/SvzfbNjPjPtwheIJ92O493HBg3sOdI9aA6f1IV6dBpDKj6cWG1eyQ8HEHfuZFwN34L3pQ",
-	"fpFceAbEPD5ginMw7/WW9e5kFjEdEV2+yer5mXZVzh9EYspQSkgFH+mr03KGNT6UIFH5NPN9rTuXGGdc",
-	"2xymQEW2bJinXGtMGRFLY+csTVcz3+bM3Uvnly9sgQQk9BoHjLClO48DVT12Y/3Ijcf+uGUzn/U1ZIqc",
-	"U0HnNMEJxnarImOQsRi1rXhhEbV95YJt7Uue0MhFx0mS8IUEu2MrQFItE5QD5ranrT3Tvc1Ya5WTMOQI",
-	"bt7f/HcAAAD//w==",
+	"7H3rchu38ueroGZPlaVakiIl2bGpStUqipO44sRay66cPaaXA840SURDYAJgSDNeVe3XfZDdfY//o5wn",
+	"+RcawNw4FEmJVpzE+RKL5ODS6P6h7/MxiMQsFRy4VkH/YzAFGoPEf76IYZYKDVy3X0Oa0CXE5uMYVCRZ",
+	"qpngQT8ItcwgJIspcKKnQCSoVHAFhClCidJCQkwkPk7EmFBOgMqEgSQSfstAabJgeoqPKjoDkk8aLds/",
+	"wrITtAIVTWFGzdTAs1nQfxeYOYP3rUAvUwj6gdKS8Ulwc9MKXoOWy/b5WINcXesVRILHimhBFpRpMoKx",
+	"kEC0XDI+IXRCGa/N94HO0gSC/ulxK5gxzmZm/l4+MeMaJiBx5itQigl+IcQ1gwY6qUTolC6Hyv4u7JMf",
+	"tE5f8WTZIld0BldMw9dXWrJIt8gVRJkEkvEElCLhxatXP754Prx6fvH29fOvxzRRELbIJdXTr4/OSJQA",
+	"NVQWnCg24W2R6TXbCGqL+Prkt+P2V4vzby6+/ff//n9n+Yg/0Q/t8wl8ffz0abd7li/0zK3rrL7goOko",
+	"/tl+bU+4/aKBb17EwDUbM1CObSwzME7cGh8pkoiJqu6kPstNK0ippDPQjme/MeTnkxffrs7oviIsNmMy",
+	"81FK9TRoBZzO8DTjoBWYhTBpON0wWXnusZAzqoN+kGX4y9UdX2RSiQa+Czl80MMIvw2NFJgdpxLmTGSK",
+	"pHQCZ0Sk9LcM8pX9loFcFkuzz1ZIMaMfXgKf6GnQP+52m5ZTEqUfYbm6rJ/odY36io7BSIc0UnRGFAB+",
+	"fX75gpQezRdpsaJYZU121/Dg6Mm4F52Mu+1e/BW0T6MetJ/RLrSPx0/GJ9HT+Bnt9YJWZX+PH6P4+b97",
+	"Tbt9yWZMr27ykk6AKPb7WtIm+Fx5qTGMaZbooP+42ypOnXF9cmzXZWEAqb4BFF6DEpmMoIkf/XefjCFv",
+	"zMMWjVE2LgQfJ0Za+wb0uQF280+apgmLqFnV0a/KLK10Wh8DkNLydCRiDyHDjNM5ZQkdJWBIAkrRifkS",
+	"YTwRmog5yISmilAu9BQkGVnpcxsCpYcsDvrmj2GX9kbH0Ul8Co/HT+hXI6Rcsc1/SBgH/eC/HBUX1ZH9",
+	"Vh09x8XhVhvgtrzMsEVCxuc0YfFQaaohJEKSkBUsO7yG5ZDxYaYgDFrli7COZE0rcj8/qvwWF/adkCMW",
+	"x8DvR/dxPkyV4EwRDhA7QRYJEJEqszc6EnN4MHrnywv79jK3N8wjZdfEzK0rSCIWLVwbiaRQqq2YztGn",
+	"s0+iV7HvNWTKKi8b6H9fKtTZSeLEjiTXsCQLqoj5yOseY0MMJyKfhA5cg+Q0eV5w06clgJtviOwb7ncr",
+	"KL3u4/sJk0cCR/KKSAGP1ZBqMsuUUREJNcokUZpKbT5/MImqrdExkb+qYwGKcGHubM3UeIlfGoJIGmkj",
+	"YjkUyywBtVem+lno70TG4/udARd6OMZhytSX/lY0e/NfPwzB8wXtlW0v6TIRNH4jxEsqJ/AAMpjaGYda",
+	"iGFi5tz3fmbA9aUUcxaDfChgSe20w9TN6wCmT4wFkhq5GCOuCknGlCUQnxkOmhqFP5pSPoF4ryLwmmpA",
+	"jRPuKQWSahgmbqTKzS4EmVG+dNuxph3jhGoNs1SrM2O3WqOVJFSjHv4wclJeskElv1A3u8Ibfs3y1Zk1",
+	"vcOSoR4SZQ3z2gnVbPnbDqj80wbTc7ezfctppqdCst/ve7hZeaTy4TpsJzCjLDHkSqlSCyEfDuzKSwv7",
+	"hAtiV+T0NjzDA3doh2QhBZ+srnavIvWWqyxNhdQQ/wQxo2/QnPnkwJIV0w5nZt6hsaP2CJn5YeFI5/GM",
+	"ceeKwC3FMTNLocmlFClIzYyxhi6e+lLPvRFFqCLmt1QLqdBKZ7pFokxpMQNJGI+SLLaAl5YG/RjQmci4",
+	"HmqhaVJh3Wfdbs3WfXIarFq0rSCaQnQtMu09SMilZes+UkNtuNfyrLFls8Taic5+rVmprSCSQA3xqa4Y",
+	"tTHV0NZsBkHTM5mURsnedOwX/nf4jKXPRqpXaYZMX90jjel/c391IjFrWqC14MsPnceUvBRzSGgEjd6j",
+	"wtB/5yZ1wxSOTjH6FSJtxo+ZSjN3+bgvR0IkQLn51qmw29NzKpJ4CB9SJmG3B+3xb/BEtAJ/ezMU5RWm",
+	"Sdnw5Ofvn36bHcO/5j/+j0QcX/To8egkOo234SBz9/NcUc5ZqSo9v0yBe2WBRhGk2txKua/R69VokJFx",
+	"liTEDmukqJEWWyzLqrLDLYlUmBhbk19pqjO1SQoc3FzZH9+0giyNdxS5Gn86z1Sxv3wp5W0UjNiqQk9J",
+	"gFd5rxlkmnioJAbNTFAS+grOVCjQJF5llP4WtEOAHVBjVCD8bSdTuQ1KcgJzH4+pMvGrJEYmZdL6CZiG",
+	"2cbjdxr7czOmmcTtlkpJlwUTDadMaSGXe5rUMtsFqt6rk9bYqXAO1tayQpFNh3VJrYm1w1Hl29lqX/UT",
+	"qxOz5OpvCgRkSRISYUNlCVUavf+dzWhSlz9canW2taR5KSaMl9wm97v8RKpql1/FU3+6wVNvTtSpulW9",
+	"QUgJkSZTIRWQb4yVI5fkWXX4Xvf4dHMkoOkizSddS6XXImkK20mgseDJMiSDrNs9iUgoUlX8Qc2j4RkB",
+	"Gk294mVdsYKDIiNIxIIwFBsfvPQjBi1DSwONZoyGcKZbmAss7npylcu84SosOWmJgWly8JRMRSaVd3g5",
+	"3X/t/bey2kytN9Qq4vNWufBI+aTw6VZ53WuP6q3aWYu7i5K5FfPfVSOSjt02Egv5svH+9byNQ1Xut0bK",
+	"2UgIS5he7kg8Q6UVsgX70HgSobeH3qtENN5f5vx+F7ymbz/PzB6OvgGZML5RoanqMn5/fmC/0ia63s2W",
+	"ezMFkmajhEVkzmCBqRHevDsjTJOISsnQxVsYdjHVdLNRV895kHOQbUNOoyiRVLIICLPy77WwR4rMGBeS",
+	"ZNxh1d/JMNyHtdQAsJSTjKeUxcT8niQ0VdYPv1fL6nM1Mj4Dg2EDIFYXXMouSoHHjE+GTvW0AheZkVFF",
+	"jQQfMzlDowMjr0MJRoYLG8QNkN9mZevFukPNMJRHkCQl2wXiRiXgwm1u1xtvZ4FcFSY/RCZr9+BU61T1",
+	"j478LzoKDWtzJx5FRyldHm0efXd3Q42nKstbxwQb9IkL5BHHCtvqyHW3nMNURTjMjeYEXJ85/cqAL3Hg",
+	"q5wiWDunT+iWyonqVYVbVPWTu3ix6klId1HN1/q4SrhcLOC4e/yk3Ttud3tvesf9brff7f7Xbq/f7W4N",
+	"rPdCzOaFdO+wkFsVkGZIzFmlkZNLN1+VQV+KBciIKiAvrl6R0+PeVyQSMVTu+QAyiShl7C7z0P98R9u/",
+	"v/94cvOPJprkUb9dOPYOz9g4SgHNq3H7PKeHTTjVmTSUroVdypkz5aBzQyZTJUPI/N2YHmThvBpjxWmb",
+	"IgkNo9isEIP71eBfNXmidGlUg56Nt0QeW1pRAOnYppnETKUJXZ45lPIKpp+UxOjnQg2lQWaKmNTHTbBs",
+	"zqxYUOXhVcatg0JtgwV/o/vqVaYjMauwBMaELPkmXNjLNuMzqqOpu1vxcm6i2UsR0eQNq2Nc95mV4pIw",
+	"HLzr9t6/67afvf9fx++67ZP3h/133fZj+1GjhFScbrtdKK84EOBaLvNUUTsWSSCegGxhxrTINH6HfrFH",
+	"ijiGbDAPUjacg/QuhAqAnbR73XbvSdP6nS2yBiQ36+7N2sfG5+Lc2Vp2DTmFq09QnTY2CYFMEqoIfEgh",
+	"stKzRoOuYSGSkKRCMZ/KuoVxk7A5zBwUrUZbRMGUt4Ygywy8LiayRVAhAjbf0Soyl0syvy0wQrnlJOvl",
+	"JRIiIWOIDYnDXJpCTF9zAnf3uIi96MoyvIDRVIhrlNZI8IglFjcMXjVKrlU3h3exEN2juNsVnRjmetir",
+	"RaLevvjq2fyfvyybBtMuRl1i1lwjtoxvNLE0gUYWbbKR6stzD7UqclziyCZaVLkkJ3hFqHeJsngGz8Wz",
+	"ylFNaF2Gv0/uk98U4Pi8fPKvPYtfZbMZlbs644wBmUlQawscFElgbAOZZkdmOURm3Ll1jaCbO7bTCHTG",
+	"tFZDb7WuoidNFVh/hiJ6SjWZ0phwQbyNSpyzunn0woweIvM1TZFvQoHWCeMTF5GN6bJFJNCYjGh0TcZS",
+	"zFw0t3kua1KrIh7YlICPPzG3bNVw9444RYD/lkFmcBDzrEYQ0UxhUQST5Fcxwv1P2Bw4ydLmhTjpUsMC",
+	"CG6n62IqVOGaz9PbrGJJ/CgbJtvuCBunco+umeCapWnTuOeYFGQviMSc09IwHTfUPBDmflkSxpWmPILD",
+	"M8IFB/wtGjqVyfKLtSZefuY6kzZsupHojezXxCetQsSaxbe4v3YQWxppNl+jQESJUDDUbLMOUWisd/R1",
+	"Vg7tY5NrU7LfBR/GdKkqF9uTxlqYW6pftvZgzuiHYR4IKCrudp5uxviQC80iGM4YzzTssoHuuhFXV9bb",
+	"eWWrbpQrncVMkPMmeogU+O7MgMbs7vt+3CjkSTap1Q3ietu0UQcqhV9qNX7nP58T8zVxUZStozPGhGN6",
+	"aH3ADUVd6HATY2JgBJPctw5onD5uDGhsqONaVdMMidzJVqWqEjYqea3LG6odV5nTyvJQ5oUKSjQye014",
+	"Wx5ybgMx6/68M5TllXIV/eizQLZ8acGKm7Lbujfu+RrAr066G2Fpe3jzo/ZOT7t3Q7t8193Wtlt4fPz4",
+	"SaWS8b5QuMsu1iLjN7s6lx8IN9dsbjcYHa16WrvtZ+/d/9vvP3ZbT46bHa/bxbpLlHuyOSGnBrUbodLT",
+	"4Jn7byf0rALnQ0BlRbRvA8OXbOf8qN3s1Fx13JQPZ0e7ba2XVEfTO+QcjBkktgOCrYqxcSqsP1TkGiB1",
+	"ts2cJpmNVs8YL4/cW38b5IzjZv+croPdb4D9gf6nAPq94vl+MPwPgev9IPQewPhekLsHjF1BCsyW2jFC",
+	"t2sizM7JJPXLoCHM2YR6lWTiHZXVXZKHaKbu4c5tBWMpZsMiXYYmyatx0H+3U+LM+7rf8Z4+643ueC2G",
+	"+8jwKe+9PKgna5Nru/G40Y0VZZLp5ZWZ2Z6jur29zptSNqtBFojJaEnCy1dXb8jRvHeEObZHvvdO3m8j",
+	"ssPlHTdq/XGKM6Yp+xGWtoCM8bHwhWnUttOoPk5mlHFNGQdp9o/ZM3nKzITpaTbCTBn3c///lWsrb1kz",
+	"otE18Ni6XDW2bfExQT2VIptMvfPOO2I75LzIG7TOPoqm+IDb/hycUOJzDlpmNEVyF+AjRaZCYbYgnUCL",
+	"UJwa8vIzpkgekyOCJ0syWg44xZRhiP1SXFCnM+AD/pPgsMSWUJw41CIW/m613G1vKEqSlQyGAfcP2FwG",
+	"Yi4IRagE8vq7C3JycvKsQ57PQS6tu5tkChS6C4DPIREpkIMQsxjCQ7tBMD8e8Lx/lY+Ph+V6vhB3Y8dF",
+	"5grJVHDMmg5r3W9cvb6Pp7lRD6xU4IwjES8PDVFsl6wBHwtJjk99Fjb3fbMgtnQIGxpy9Yntv+W9/dhD",
+	"awZ6KmJzqno64H6qs+IH2IkCSVttPUEoVwujCYanx8dkTTMLJNeAL6YsgcoWXQcnsx+WJOZgxwmbTDUJ",
+	"T7vPyJpOKx3y+MMHP++AmwPErgZIEqS2wRtoo7pqmM9XGdsQgN8ANhIxD/s6cEux0+4JKTqTkIPvxSM1",
+	"4KGRxc6FFEq9kmyCCq6GSNu2XJSMpFgokI8UCa8gan8HOpq2r5jvGWOfCW2DCCP5RE+ZGnCBn5+RKGEG",
+	"N620+g25MRVRRpA5MFy2OZuUKnXYIWu2aUnickRICtINT2gcS1DqjIxgKZyA4s/wX5ag5jDC0+NnpFKy",
+	"PeCWOOUS7A4xCFqVXMxoE9pP3hnYwGME3N6SDvR+evFmBeQMBFts6Qg5OXIPqSPzW1ScdLkdWdAK8gyF",
+	"oNvpdbpeQaQpC/rBSafbObE28xQvg6Og//GmFVhUd/924HRk8yprH6osikAp92ksIuWHmAJN9PR399cM",
+	"tGSR/51bQWdJZ35AjGz4XxtZZtHRxzFL4MZ9lt81PoZk1juBBifma5EAKdWX+JY9HZLHwHxrPCZzMG8R",
+	"DouiHItcUmU4utJhDCNkVJHQf1CJBdp+YwwldV3wE4/alhgzwV/EQT8w1nG5+EkF1d5r7z42ttcqsny3",
+	"qtNe0TGaR61ly23fo22ltg1vrzzmaPRRLLDGFio2YootlmzsSq9rImawaE27s1KeYNflCf5r6xTBLZfr",
+	"GxlusVItNq3z6Z3W2XSoBXsc2e5sW/zQ9dAzanCledlxt7u3ZgArBYMNfQFecUBRIGKcE3yv7Q5O7Yaa",
+	"Hso3flTreYSP9TY/VulgcdMKHm83V7lVVFkNR+GuKeDv3psjUj6FAeEhJ1QVpAzDUAOE74pStw9th/1t",
+	"WwhVVMXdNKLo0UcW39wBSt+U1FZEU6ZVCUtR6SNOJ7MeMafe2G98SHxuVW1wKXgkYfwavWhMk4OVdDyf",
+	"jHfYhKPfQwVGV1F0g4AUHS4fTEZcBXSDlJTJa3QZQ11Xu/unFZbT7unmh/IWWA8jXeerTFyUSO9HuArF",
+	"KUiFWitkWP1alS8vTo8UsWOQg8LwbpojPET7kw+472LySJERTGky7lt7kpKwVoUTegq0cPdGNVvJOhpw",
+	"lwFi7m8nulZNapDDC1zKvkRx88VW68b6YMK7Tmzz+iNP2JrArun+fJvcNj1y725MDyv6J5sfKvp53gUs",
+	"TrvPNj+Qd2o1Dxwfb7H/pnaX+PAWs5V7md0RzsxTWyyzsXfcrlj4GhKgCgglU0hsC5etQFCk6lb8s5lg",
+	"O+LfubpWOdTUW8fYqt4w95WZB9FWK4oGc1h7lLv0Wt41U3aZoMsmBsnmEFvPR8khN+AHShT1w0Ulmq8r",
+	"JHrBImiRxVTg51Rdq8OKcvRIeS0oFqAG3Nj9Vh8iU5DQJ9guPRIzUEbRssO6tu+50zCMplROoFN8j+rQ",
+	"gFNpFq6aYNgmYX5OMHz8YDBc70Zk+3saepxV/K1UOXOdi8UXlP6C0n8OlEYEpLZkJ0cmjvh4R7y2seJG",
+	"C9BAmVcma2nNNsZDIjqD4l0Tzr2axzaYxD7VnRV8Qhn+yZajfEptzfVEaVTV8o1hPRhTfmt7NrE+T8cC",
+	"RvYwsNRmPCfFfcwed8+2iyZbOzoVsNBElcvwmCwX4K1xnJbLVLb0nrranyZ/3a2R6UrPpG6jw65puqLQ",
+	"Z8uumpWStnWjVqqOdvLV/pmciisVTxucioU36Ytb8Xbpr5e/7su3WNQa7qbzv864f22KG0ASwSMgB1eX",
+	"zy/If/z/x4d4rfhg6mJKtVHgYhZjTHjAsVQGX5A0otH1RBq1g/wqRi0s1BotyWLKoimq6r5ohoxBR1Ps",
+	"IWF3bq+uBcW44FjIswEPXY1MiK9bkBlY/ZyuL82h2kYpZ8JQuFE/z7htQ1UqzNxNPX9Ix8dKbV2DEP6C",
+	"SRTm+DJuzuSLRn0njfqvqCDvrOM6brN6pTPnuFjcUb/1UU21CZBs10FrwOf1NcULKzjByhtz/br83hRQ",
+	"3G1mCf4Oe1LRAV9MzYg8m40A9UtMCj0jYZ7BGpJ//5//S8I8YTTskHPMQeIkVEk2CW2SQfdZ2OhlxQIT",
+	"hyB5HfIeAAQZ/hsRL/eIHZWamJtqgpvLxKshV2/vs6+zATgs8nytL4j1IIjVO9nKVq683QOfe7zNfhqa",
+	"3f9FYdIKVCnfcCt4tN+sAcg8HJz6OojbYNImDiuXrIYFELZm22hQaEd5fc69e8ZoSgSRccAxCWRBZaw6",
+	"JBy4codB0Cf2NYwuHZNpIsZjomgCZwQ+MKUrdeRFZcWA225hZmqz4ybQfIvNqe8HmqU3z31qwLS1KFvh",
+	"ZffB8LJ8luucp19cnvdyef4x+Ph5QpwNlewB4lTR7TmGBDQ09a2YC//mTu/kNLoeprzb14Chx1Nwl9+S",
+	"25CIdwlQqUq/6wz4uU/7Pe6eYlAHk1OFxPTP8jS2ZQNLEvu2mCbw8i3HRaZXnaanDf3JbNK4e2ltSTqv",
+	"QLeLdP/bZLP66t096DE7C9sfwpUVDjRkJJbmNca7aa2xJS6Km8++2cdnIy+EjPEPTOM19sTTtjEdcjZw",
+	"Ofsr7zQecMd6B/d7t/Ghz93H9w4NOC6vVaxNYE/NEePIdmQCWhXJ7eFpt2eMFEzefEx8Mw8Mz2IBAA42",
+	"4EKS466NpZqPq2nVNgjLOOk9Jq7crEXGmbRZ2+4VXGZizK8O8dcDXn2rVcY1S3BdC8ZjscD1m3HA6B5F",
+	"KAJz5P3ezpxkYmmEGvBrSLFG4lIoPZFw9d9ftojCvDNX1YEv0sxFXGHK/Eotgk/ltsUKELugrtJCohuI",
+	"TKma+ibU8dL19rETWHcV0n0hsiS2ygwtTmMOko2ZAYxMKxZ7xWuYKZDWXJSgJSteAjbgis3SZJnzl8vh",
+	"d47sW0AFq5s/hS6z+qKEB9ZnKq3+m2LFFiYZ/3xQ8rNWf/4+ysnqNWA7qtRuAadllMsSmq+FH1x3L9dZ",
+	"xcBmePn8529f/Pz98IdXL78NyUEBikblcE0nDvHl7ZhEMuAr6XvWWZV3Ss770TuVxXVKzjNbclfHWp/S",
+	"XbNFHsib1NhY+oF9ShsyAG3jHIVpVH81l9IXc+nP5U7KAewH9EvXs/py1FrBsdsLA6oZbqUXbvQxi9ii",
+	"VQtna5HCMWM0n6LNbvX9GwN+KZLEKGC+PKjIgDaKTia5q0306cn9evFsJSOQGz2IRzDgeR6dq6P1ZXhT",
+	"qkhCeQzxmnqCz7yUYAMMNacf/0G48UCp/zm7fw+6SNzcnuE3Juvb7HZ1WyK9qzDGZFplxSERukPOeXN2",
+	"PZojaxLs0SbRpTvF55/i6DGxxcL4WhvuHAgjwNSwM8LGnvVdl8uqZyNPayEzoLbquGXtE58XwPKexGgG",
+	"AY1tCU+9Drb7jFT6u4frywL+chUBf/digC8Zo39MxuiWWfsb4a70Dpw1gIf6tgG8WieMHL5sev7tcAgf",
+	"NL4LD7N0MESuRRmNHikSFm+UCclBePHD84sfX719M3zz5mVo730uFocd8ovrj0C1f3jAmS1capGIJtjb",
+	"2LYV9lpD7sLynpBK+eJq143FFPiq2hCuzwwMc53ilox8S8n8rUN/GQjMd7QGA1cYRgsiIWb4WsqKlqfF",
+	"F3j8Ao97hccrTWWh0RTNuEtiuB4rK3lDjXaQ9abnMVFEJaOKjSy8QGxAq1UUl3rMkVkCthVNWm+525zo",
+	"/DpfygPEfrFhY4M0n2OMPt+uahEhY5DW28TpDPZqa9zbBsDSeVpbc+nAi89WT9xej7T2bs9GHrhKhG4r",
+	"9juqyRrknCbKJyL78R4pkoiIJiSmSxLGRklewyz9AXddQ1Dln0gWt4z6zeJaulnLBh7MpT9a5r7+vJgX",
+	"k1gx1GIV9tJKbNdDZ5Bjc8Z19fTl7d8nUaK1+uosSwydvzKztD7f/m9dqw33FtGqv29Tk5B6y42GxPhP",
+	"WjlcJuWai3IswZ66+nva7N/l+/d4mMvM7VLrlC91ZDvhBf2P1pUv555XG7kPsGEZXgwH4YxeY+ZyeFhp",
+	"utQ/OsJFTIXS/afdp13Updxamt6xQUdJCW1KZVBlLOmsdtxRDVLyg0hiG0ZELLBh5KV/d4dtwF6tBWka",
+	"xVXV1N7s4Z7zpGt4DnVkGl0TMR6zCDrExUBcC7A1LQDPak4GDFtrVKhd7En5F3nbDmnChzukSKBPtnsx",
+	"ODnAF4PniDXgZj/KFX9QpXE0s9iwmh0SHnbIz6IIuKP/okfKb7YLzwjFxwdcC0HwReOq3vLMIqYjoss3",
+	"WT0/7IHl/EE0ZhyUIqkUI3N1Ws6wxoeWNCqfZr6vdecSw0wYmwOrXlTLhnnKBcyMU7lEO2eJrdJ87zR3",
+	"L51fvrBVFyRh1zDglC/deRzo6rGj9aM2Hvthy2Y+m2sIK6dTyeYsgQnEdqsy4yTjMRhb8cIiavvKBdva",
+	"lyJhkYuO0yQRC0Xsjq0AKb1MQA24256x9rAlHFprlZNAcgQ372/+MwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -137,6 +139,31 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 	r = runCommand(t, env, "migrate", "sideways")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "usage")
+}
+
+// TestMigrateUpAppliesRiversMigrations: River's job tables are part of the
+// schema `migrate up` manages, and `migrate status` lists them.
+func TestMigrateUpAppliesRiversMigrations(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	m, err := database.RiverMigrator(tdb.Pool)
+	require.NoError(t, err)
+	_, err = m.Migrate(t.Context(), rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
+	require.NoError(t, err)
+	env := map[string]string{"DATABASE_URL": tdb.URL}
+
+	r := runCommand(t, env, "migrate", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "river 001  pending")
+	require.Error(t, database.CheckSchema(t.Context(), tdb.Pool), "not ready without River's tables")
+
+	r = runCommand(t, env, "migrate", "up")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "applied river 001")
+	r = runCommand(t, env, "migrate", "status")
+	require.Contains(t, r.stdout, "river 001  applied")
+	require.NotContains(t, r.stdout, "pending")
+	require.NoError(t, database.CheckSchema(t.Context(), tdb.Pool))
 }
 
 // startServe runs `slotpay serve` on a free port over tdb and waits until it

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -166,38 +167,92 @@ func TestMigrateUpAppliesRiversMigrations(t *testing.T) {
 	require.NoError(t, database.CheckSchema(t.Context(), tdb.Pool))
 }
 
-// startServe runs `slotpay serve` on a free port over tdb and waits until it
-// is ready. It returns the base URL, the process and its environment.
-func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.Builder, []string) {
+// serveEnv is the environment of a serve instance on a free port over tdb.
+func serveEnv(t *testing.T, tdb testkit.TestDB) (addr string, env []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	require.NoError(t, ln.Close())
-
-	env := []string{
+	return addr, []string{
 		"DATABASE_URL=" + tdb.URL,
 		"STRIPE_API_BASE=" + testkit.StripeMock(t),
 		"STRIPE_WEBHOOK_SECRET=whsec_test",
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
 	}
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = env
-	stdout := &strings.Builder{}
-	cmd.Stdout = stdout
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+}
 
-	require.Eventually(t, func() bool {
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	testkit.WaitFor(t, "serve to be ready", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, testkit.WaitTimeout, 50*time.Millisecond)
+	})
+}
+
+// startServe runs the real binary's `slotpay serve` over tdb and waits until
+// it is ready, for tests that signal the process. It returns the base URL,
+// the process, its output and its environment.
+func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *lockedBuffer, []string) {
+	t.Helper()
+	addr, env := serveEnv(t, tdb)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = env
+	stdout := &lockedBuffer{}
+	cmd.Stdout = stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitReady(t, addr)
 	return "http://" + addr, cmd, stdout, env
+}
+
+// serveInProcess runs `slotpay serve` in this process through run over tdb
+// until the test ends, when it must stop cleanly; it waits until the
+// instance is ready and returns its base URL and environment.
+func serveInProcess(t *testing.T, tdb testkit.TestDB) (string, []string) {
+	t.Helper()
+	addr, env := serveEnv(t, tdb)
+	getenv := func(k string) string { return envOf(env)[k] }
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	out := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, getenv, out, out) }()
+	t.Cleanup(func() {
+		stop() // what SIGTERM does to main's context
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v\n%s", err, out)
+			}
+		case <-time.After(shutdownGrace + testkit.WaitTimeout):
+			t.Errorf("serve did not stop:\n%s", out)
+		}
+	})
+	waitReady(t, addr)
+	return "http://" + addr, env
+}
+
+// lockedBuffer collects output written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // envOf turns startServe's environment, with extra KEY=VALUE pairs on top,
@@ -236,7 +291,7 @@ func TestDevPay(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
 	res := testkit.CreateResource(t, tdb, nil)
-	base, _, _, env := startServe(t, tdb)
+	base, env := serveInProcess(t, tdb)
 
 	post := func(path, body string) map[string]any {
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -198,12 +197,12 @@ func waitReady(t *testing.T, addr string) {
 // startServe runs the real binary's `slotpay serve` over tdb and waits until
 // it is ready, for tests that signal the process. It returns the base URL,
 // the process, its output and its environment.
-func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *lockedBuffer, []string) {
+func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *testkit.Output, []string) {
 	t.Helper()
 	addr, env := serveEnv(t, tdb)
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = env
-	stdout := &lockedBuffer{}
+	stdout := &testkit.Output{}
 	cmd.Stdout = stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
@@ -219,7 +218,7 @@ func serveInProcess(t *testing.T, tdb testkit.TestDB) (string, []string) {
 	addr, env := serveEnv(t, tdb)
 	getenv := func(k string) string { return envOf(env)[k] }
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
-	out := &lockedBuffer{}
+	out := &testkit.Output{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, getenv, out, out) }()
 	t.Cleanup(func() {
@@ -235,24 +234,6 @@ func serveInProcess(t *testing.T, tdb testkit.TestDB) (string, []string) {
 	})
 	waitReady(t, addr)
 	return "http://" + addr, env
-}
-
-// lockedBuffer collects output written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // envOf turns startServe's environment, with extra KEY=VALUE pairs on top,

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,7 +38,7 @@ type instance struct {
 	addr   string
 	env    []string
 	cmd    *exec.Cmd
-	stdout *syncBuffer
+	stdout *testkit.Output
 }
 
 func newInstance(t *testing.T, databaseURL string) *instance {
@@ -77,7 +76,7 @@ func (in *instance) start() {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = in.env
-	in.stdout = &syncBuffer{}
+	in.stdout = &testkit.Output{}
 	cmd.Stdout, cmd.Stderr = in.stdout, in.stdout
 	require.NoError(t, cmd.Start())
 	in.cmd = cmd
@@ -262,25 +261,4 @@ func freeAddr(t *testing.T) string {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() < 1<<20 {
-		b.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/booking"
 )
 
 // RefundArgs is a River job asking Stripe for the full refund of a late
@@ -56,7 +58,26 @@ func NewRefundWorker(p *Processor) *RefundWorker { return &RefundWorker{processo
 func (*RefundWorker) Timeout(*river.Job[RefundArgs]) time.Duration { return time.Minute }
 
 func (w *RefundWorker) Work(ctx context.Context, job *river.Job[RefundArgs]) error {
-	return w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
+	b, err := db.New(w.processor.pool).BookingGetByID(ctx, job.Args.BookingID)
+	if err != nil {
+		return fmt.Errorf("load booking %s: %w", job.Args.BookingID, err)
+	}
+	if booking.Status(b.Status) != booking.RefundPending || b.RefundRequestedAt != nil {
+		return nil // refunded or requested meanwhile: nothing left to ask
+	}
+	err = w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
+	if se, ok := errors.AsType[*stripe.Error](err); ok && se.Code == stripe.ErrorCodeChargeAlreadyRefunded {
+		// Refunded by other means (the Dashboard): no retry can succeed,
+		// the refund the booking needs exists, and charge.refunded moves
+		// the booking on. Noted, so that the reconciler's net leaves it.
+		w.processor.logger.LogAttrs(ctx, slog.LevelWarn, "refund not needed: the charge is already refunded",
+			slog.String("booking_id", job.Args.BookingID.String()))
+		if err := db.New(w.processor.pool).BookingMarkRefundRequested(ctx, job.Args.BookingID); err != nil {
+			return fmt.Errorf("note refund requested for booking %s: %w", job.Args.BookingID, err)
+		}
+		return nil
+	}
+	return err
 }
 
 // RequestRefund asks Stripe for a full refund of the booking's payment and

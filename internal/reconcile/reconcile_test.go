@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76"
 
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/app"
@@ -381,4 +382,44 @@ func TestReplayEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, reconcile.ReplaySummary{Listed: 2, AlreadyRecorded: 2}, s)
 	require.Equal(t, 2, b.db.Count(t, "SELECT count(*) FROM payment_events"))
+}
+
+// TestRefund_ChargeAlreadyRefunded_NotRetried: when Stripe answers that the
+// charge is refunded already (by other means), the job ends at once instead
+// of retrying for weeks, and the reconciler's net leaves the booking alone;
+// charge.refunded moves it on.
+func TestRefund_ChargeAlreadyRefunded_NotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk := b.latePaymentSlotTaken(t, func() {
+		// Someone refunds the payment in the Dashboard first.
+		params := &stripe.RefundParams{PaymentIntent: stripe.String(b.stripe.Sessions()[0].PaymentIntent)}
+		_, err := b.app.Arch.Stripe.Refunds.New(params)
+		require.NoError(t, err)
+	})
+	testkit.WaitFor(t, "the refund noted", func() bool { return b.refundRequested(t, bk.ID) })
+	require.Zero(t, b.run(t).RefundsRequested)
+	require.Len(t, b.stripe.Refunds(), 1, "the Dashboard's")
+	require.Equal(t, 2, b.stripe.Calls("POST", "/v1/refunds"), "the Dashboard's, then the job's one attempt")
+	require.Equal(t, "refund_pending", b.status(t, bk.ID))
+}
+
+// TestRefund_BookingRefundedBeforeTheJobRuns_NoStripeCall: a job that finds
+// its booking no longer refund_pending (charge.refunded came first) asks
+// Stripe nothing.
+func TestRefund_BookingRefundedBeforeTheJobRuns_NoStripeCall(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.stop(t)
+	bk := b.latePaymentSlotTaken(t, nil)
+	pi := b.stripe.Sessions()[0].PaymentIntent
+	_, err := b.processor.Process(t.Context(), testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency).JSON(t), payment.SourceWebhook)
+	require.NoError(t, err)
+	require.Equal(t, "refunded", b.status(t, bk.ID))
+
+	require.NoError(t, b.app.Start(context.WithoutCancel(t.Context())))
+	testkit.WaitFor(t, "the refund job to complete", func() bool {
+		return b.db.Count(t, "SELECT count(*) FROM river_job WHERE kind = 'refund' AND state = 'completed'") == 1
+	})
+	require.Zero(t, b.stripe.Calls("", "/v1/refunds"))
 }

@@ -164,7 +164,7 @@ func TestIdempotencyKey(t *testing.T) {
 // each get their own first response, never the other's.
 func TestIdempotencyKeyIsPerOperator(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withJobs()) // a reconcile pass runs as a job
 	key := "shared-key"
 	params := &genapi.RunAdminReconcileParams{IdempotencyKey: &key}
 	alice, bob := b.as(t, admin.RoleOps), b.as(t, admin.RoleOps)

@@ -303,24 +303,26 @@ func TestWebhookSignature(t *testing.T) {
 	b := setup(t)
 	bk, co := b.paidBooking(t, 10)
 	payload := completed(bk, co).JSON(t)
-	now := time.Now()
 
+	// Signed at delivery, so that however slow the machine, a stale or
+	// future timestamp stays outside the 300 s tolerance when checked.
+	signedAt := func(p []byte, secret string, skew time.Duration) func() string {
+		return func() string { return testkit.SignatureHeader(p, secret, time.Now().Add(skew)) }
+	}
 	refused := map[string]struct {
 		payload   []byte
-		signature string
+		signature func() string
 	}{
-		"Missing":     {payload, ""},
-		"Malformed":   {payload, "t=abc,v1=zz"},
-		"WrongSecret": {payload, testkit.SignatureHeader(payload, "whsec_wrong", now)},
-		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), testkit.SignatureHeader(payload, webhookSecret, now)},
-		// A minute past the 300 s tolerance, so that a slow machine cannot
-		// bring the timestamp back within it before the server checks.
-		"Stale":     {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(-360*time.Second))},
-		"FarFuture": {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(360*time.Second))},
+		"Missing":     {payload, func() string { return "" }},
+		"Malformed":   {payload, func() string { return "t=abc,v1=zz" }},
+		"WrongSecret": {payload, signedAt(payload, "whsec_wrong", 0)},
+		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), signedAt(payload, webhookSecret, 0)},
+		"Stale":       {payload, signedAt(payload, webhookSecret, -360*time.Second)},
+		"FarFuture":   {payload, signedAt(payload, webhookSecret, 360*time.Second)},
 	}
 	for name, c := range refused {
 		t.Run(name, func(t *testing.T) {
-			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature), http.StatusBadRequest, "invalid_signature")
+			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature()), http.StatusBadRequest, "invalid_signature")
 		})
 	}
 	require.NotEqual(t, string(payload), string(refused["Tampered"].payload), "the tampered payload must differ")

@@ -320,9 +320,7 @@ func TestReconcileCommand(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
 	res := testkit.CreateResource(t, tdb, nil)
-	tdb.Exec(t, `INSERT INTO bookings (id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at)
-		VALUES (gen_random_uuid(), $1, 'ada@example.com', 'Ada', $2, $3, 'pending_payment', 4500, 'eur', now() - interval '1 second')`,
-		res.ID, testkit.TomorrowAt(10), testkit.TomorrowAt(11))
+	testkit.CreateBooking(t, tdb, testkit.BookingOpts{Resource: &res, HoldExpiresAt: time.Now().Add(-time.Second)})
 	env := map[string]string{
 		"DATABASE_URL":          tdb.URL,
 		"STRIPE_API_BASE":       testkit.StripeMock(t),

@@ -99,7 +99,7 @@ func latePaymentSlotTaken(t *testing.T, tdb testkit.TestDB, fake *testkit.Stripe
 	session, err := a.Checkouts.Start(t.Context(), bk.ID)
 	require.NoError(t, err)
 	fake.Complete(session.ID, "paid")
-	tdb.Exec(t, "UPDATE bookings SET status = 'cancelled' WHERE id = $1", bk.ID)
+	testkit.SetBooking(t, tdb, bk.ID, testkit.BookingOpts{Status: booking.Cancelled})
 	_, _, err = booking.Hold(t.Context(), tdb.Pool, req, 15*time.Minute)
 	require.NoError(t, err)
 

@@ -87,7 +87,7 @@ func TestReadyzFailsWhileMigrationsArePending(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			b.db.Exec(t, undo)
+			b.db.Exec(t, undo) // raw SQL on purpose: forgetting a migration is the fault under test
 			resp, body := b.get(t, "/readyz")
 			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
 			require.Contains(t, body, "migration")

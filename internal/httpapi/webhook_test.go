@@ -238,6 +238,7 @@ func TestInvariant3_EachEventAppliedOnce(t *testing.T) {
 		b := setup(t)
 		bk, co := b.paidBooking(t, 10)
 		requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)
+		// Raw SQL on purpose: the rule is that the database refuses it.
 		_, err := b.db.Pool.Exec(t.Context(),
 			"INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause) VALUES ($1, 'expired', 'confirmed', 'test')", bk.Id)
 		require.ErrorContains(t, err, "booking_status_changes_confirmed_once_idx")
@@ -261,6 +262,7 @@ func TestInvariant4_AnsweredEventsAreRecordedFailedOnesLeaveNoTrace(t *testing.T
 			t.Parallel()
 			b := setup(t)
 			bk, co := b.paidBooking(t, 10)
+			// Fault injection: a trigger makes the transition's INSERT fail.
 			b.db.Exec(t, `CREATE FUNCTION fail_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN `+failure+`; RETURN NEW; END $$`)
 			b.db.Exec(t, `CREATE TRIGGER fail_transition BEFORE INSERT ON booking_status_changes

@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/slotpay/slotpay/internal/config"
-	"github.com/slotpay/slotpay/internal/httpapi"
 	"github.com/slotpay/slotpay/internal/metrics"
 )
 
@@ -47,13 +45,4 @@ func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (func(),
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
-}
-
-// writeLimit is WRITE_RATE_LIMIT as the HTTP layer takes it: a negative
-// count lifts the limit.
-func writeLimit(l config.RateLimit) httpapi.RateLimit {
-	if l.Off {
-		return httpapi.RateLimit{Requests: -1}
-	}
-	return httpapi.RateLimit{Requests: l.Requests, Window: l.Window}
 }

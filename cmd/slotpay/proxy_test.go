@@ -86,7 +86,7 @@ func TestBehindHAProxyClientsAreCountedApart(t *testing.T) {
 
 	// start runs slotpay behind its own HAProxy with the extra settings and
 	// an operator account.
-	start := func(t *testing.T, extra ...string) (string, testkit.TestDB, *logBuffer) {
+	start := func(t *testing.T, extra ...string) (string, testkit.TestDB, *testkit.Output) {
 		tdb := testkit.NewDatabase(t)
 		backend, _, stdout, env := startServe(t, tdb, extra...)
 		r := runBinary(t, envOf(env, "SLOTPAY_ADMIN_PASSWORD="+password),

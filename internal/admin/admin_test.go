@@ -156,11 +156,13 @@ func TestLoginThrottle(t *testing.T) {
 	operator := netip.MustParseAddr("198.51.100.7")
 	// failures records n failed attempts at once, as if made within the
 	// last minute, without hashing n passwords.
-	failures := func(t *testing.T, tdb testkit.TestDB, n int, email string, ip func(i int) string) {
+	failures := func(t *testing.T, tdb testkit.TestDB, n int, email, ip func(i int) string) {
 		for i := range n {
-			tdb.Exec(t, "INSERT INTO login_attempts (email, ip, at, success) VALUES ($1, $2, now() - interval '1 minute', false)", email, ip(i))
+			testkit.CreateLoginAttempt(t, tdb, testkit.LoginAttemptOpts{Email: email(i), IP: ip(i), Age: time.Minute})
 		}
 	}
+
+	same := func(s string) func(int) string { return func(int) string { return s } }
 
 	t.Run("AttackerLocksOutOnlyThemselves", func(t *testing.T) {
 		t.Parallel()
@@ -193,8 +195,7 @@ func TestLoginThrottle(t *testing.T) {
 	t.Run("AddressRefusedAfterTwentyFailures", func(t *testing.T) {
 		t.Parallel()
 		sessions, tdb := setup(t)
-		failures(t, tdb, MaxIPFailures, "", func(int) string { return attacker.String() })
-		tdb.Exec(t, "UPDATE login_attempts SET email = 'guess' || id || '@example.com'")
+		failures(t, tdb, MaxIPFailures, func(i int) string { return fmt.Sprintf("guess%d@example.com", i) }, func(int) string { return attacker.String() })
 		_, err := sessions.Login(t.Context(), "ops@example.com", goodPassword, attacker)
 		require.InDelta(t, (ThrottleWindow - time.Minute).Seconds(), waitOf(t, err).Seconds(), 5)
 		_, err = sessions.Login(t.Context(), "ops@example.com", goodPassword, operator)
@@ -204,10 +205,10 @@ func TestLoginThrottle(t *testing.T) {
 	t.Run("EmailRefusedEverywhereAfterAHundredFailures", func(t *testing.T) {
 		t.Parallel()
 		sessions, tdb := setup(t)
-		failures(t, tdb, MaxEmailFailures-1, "ops@example.com", func(i int) string { return fmt.Sprintf("10.0.%d.%d", i/250, i%250+1) })
+		failures(t, tdb, MaxEmailFailures-1, same("ops@example.com"), func(i int) string { return fmt.Sprintf("10.0.%d.%d", i/250, i%250+1) })
 		_, err := sessions.Login(t.Context(), "ops@example.com", goodPassword, operator)
 		require.NoError(t, err, "99 failures from everywhere do not refuse the e-mail")
-		failures(t, tdb, 1, "ops@example.com", func(int) string { return "10.9.9.9" })
+		failures(t, tdb, 1, same("ops@example.com"), same("10.9.9.9"))
 		_, err = sessions.Login(t.Context(), "ops@example.com", goodPassword, operator)
 		require.InDelta(t, (ThrottleWindow - time.Minute).Seconds(), waitOf(t, err).Seconds(), 5)
 	})
@@ -215,8 +216,9 @@ func TestLoginThrottle(t *testing.T) {
 	t.Run("FailuresOutsideTheWindowDoNotCount", func(t *testing.T) {
 		t.Parallel()
 		sessions, tdb := setup(t)
-		failures(t, tdb, MaxIPFailures, "ops@example.com", func(int) string { return attacker.String() })
-		tdb.Exec(t, "UPDATE login_attempts SET at = now() - $1::interval", (ThrottleWindow + time.Second).String())
+		for range MaxIPFailures {
+			testkit.CreateLoginAttempt(t, tdb, testkit.LoginAttemptOpts{Email: "ops@example.com", IP: attacker.String(), Age: ThrottleWindow + time.Second})
+		}
 		_, err := sessions.Login(t.Context(), "ops@example.com", goodPassword, attacker)
 		require.NoError(t, err)
 	})
@@ -268,18 +270,18 @@ func TestSessionEnds(t *testing.T) {
 
 	t.Run("AfterAnHourUnused", func(t *testing.T) {
 		s := login(t)
-		tdb.Exec(t, "UPDATE admin_sessions SET last_seen_at = now() - interval '59 minutes' WHERE token_hash = $1", hashOf(s))
+		testkit.SetAdminSession(t, tdb, hashOf(s), testkit.AdminSessionOpts{LastSeenAt: time.Now().Add(-59 * time.Minute)})
 		_, err := sessions.Authenticate(ctx, s.Token)
 		require.NoError(t, err, "used within the hour")
 		require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM admin_sessions WHERE token_hash = $1 AND last_seen_at > now() - interval '1 minute'", hashOf(s)),
 			"using a session restarts its idle hour")
-		tdb.Exec(t, "UPDATE admin_sessions SET last_seen_at = now() - interval '61 minutes' WHERE token_hash = $1", hashOf(s))
+		testkit.SetAdminSession(t, tdb, hashOf(s), testkit.AdminSessionOpts{LastSeenAt: time.Now().Add(-61 * time.Minute)})
 		_, err = sessions.Authenticate(ctx, s.Token)
 		require.Equal(t, apperr.Unauthorized, apperr.CodeOf(err))
 	})
 	t.Run("AfterEightHoursInUse", func(t *testing.T) {
 		s := login(t)
-		tdb.Exec(t, "UPDATE admin_sessions SET created_at = now() - interval '9 hours', expires_at = now() - interval '1 hour' WHERE token_hash = $1", hashOf(s))
+		testkit.SetAdminSession(t, tdb, hashOf(s), testkit.AdminSessionOpts{CreatedAt: time.Now().Add(-9 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour)})
 		_, err := sessions.Authenticate(ctx, s.Token)
 		require.Equal(t, apperr.Unauthorized, apperr.CodeOf(err))
 	})

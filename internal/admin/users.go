@@ -74,33 +74,47 @@ func validEmail(email string) error {
 // CreateUser adds an operator, recorded in the audit trail as done by by in
 // the same transaction. The password must pass CheckPasswordStrength.
 func CreateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string, by audit.Actor) (User, error) {
-	email = normalizeEmail(email)
-	hash, err := prepare(email, role, password)
-	if err != nil {
-		return User{}, err
-	}
-	var user User
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		q := database.New(tx)
-		row, err := q.AdminUserInsert(ctx, db.AdminUserInsertParams{
-			ID: uuid.Must(uuid.NewV7()), Email: email, Role: string(role), PasswordHash: hash,
+	return writeUser(ctx, pool, email, role, password, by, audit.AdminUserCreate,
+		func(q *db.Queries, email, hash string) (db.AdminUser, error) {
+			row, err := q.AdminUserInsert(ctx, db.AdminUserInsertParams{
+				ID: uuid.Must(uuid.NewV7()), Email: email, Role: string(role), PasswordHash: hash,
+			})
+			if database.IsUniqueViolation(err) {
+				return row, ErrUserExists
+			}
+			if err != nil {
+				return row, fmt.Errorf("create admin user: %w", err)
+			}
+			return row, nil
 		})
-		if database.IsUniqueViolation(err) {
-			return ErrUserExists
-		}
-		if err != nil {
-			return fmt.Errorf("create admin user: %w", err)
-		}
-		user = userOf(row)
-		return audit.Record(ctx, q, by, audit.AdminUserCreate, row.ID)
-	})
-	return user, err
 }
 
 // UpdateUser sets an existing operator's role and password, and ends every
 // session of theirs: whoever held one may be why the password changes. It
 // is recorded in the audit trail in the same transaction.
 func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string, by audit.Actor) (User, error) {
+	return writeUser(ctx, pool, email, role, password, by, audit.AdminUserUpdate,
+		func(q *db.Queries, email, hash string) (db.AdminUser, error) {
+			row, err := q.AdminUserUpdate(ctx, db.AdminUserUpdateParams{Email: email, Role: string(role), PasswordHash: hash})
+			if database.IsNotFound(err) {
+				return row, fmt.Errorf("no admin user has the email %s", email)
+			}
+			if err != nil {
+				return row, fmt.Errorf("update admin user: %w", err)
+			}
+			if err := q.AdminSessionRevokeAllOfUser(ctx, row.ID); err != nil {
+				return row, fmt.Errorf("end sessions of admin user %s: %w", row.ID, err)
+			}
+			return row, nil
+		})
+}
+
+// writeUser checks and hashes an operator's details (before any
+// transaction: hashing takes a while), then, in one transaction, stores
+// them with write and records action in the audit trail.
+func writeUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role, password string, by audit.Actor, action audit.Action,
+	write func(q *db.Queries, email, hash string) (db.AdminUser, error),
+) (User, error) {
 	email = normalizeEmail(email)
 	hash, err := prepare(email, role, password)
 	if err != nil {
@@ -109,18 +123,12 @@ func UpdateUser(ctx context.Context, pool *pgxpool.Pool, email string, role Role
 	var user User
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		q := database.New(tx)
-		row, err := q.AdminUserUpdate(ctx, db.AdminUserUpdateParams{Email: email, Role: string(role), PasswordHash: hash})
-		if database.IsNotFound(err) {
-			return fmt.Errorf("no admin user has the email %s", email)
-		}
+		row, err := write(q, email, hash)
 		if err != nil {
-			return fmt.Errorf("update admin user: %w", err)
+			return err
 		}
 		user = userOf(row)
-		if err := q.AdminSessionRevokeAllOfUser(ctx, row.ID); err != nil {
-			return fmt.Errorf("end sessions of admin user %s: %w", row.ID, err)
-		}
-		return audit.Record(ctx, q, by, audit.AdminUserUpdate, row.ID)
+		return audit.Record(ctx, q, by, action, row.ID)
 	})
 	return user, err
 }

@@ -166,6 +166,7 @@ func TestAudit_FailedActionsLeaveNoRow(t *testing.T) {
 		bk := b.hold(t, at(10), at(11))
 		_, ops := b.operator(t, admin.RoleOps)
 		_, adminSession := b.operator(t, admin.RoleAdmin)
+		// Fault injection: a trigger makes the audit INSERT fail.
 		b.db.Exec(t, `CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN RAISE EXCEPTION 'audit refused'; END $$`)
 		b.db.Exec(t, `CREATE TRIGGER fail_audit BEFORE INSERT ON admin_audit FOR EACH ROW EXECUTE FUNCTION fail_audit()`)

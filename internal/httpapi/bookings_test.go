@@ -73,6 +73,7 @@ func TestInvariant1_NoOverlappingSlotHoldingBookings(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		bk := b.hold(t, at(10), at(12))
+		// Raw SQL on purpose: the rule is that the database refuses it.
 		_, err := b.db.Pool.Exec(t.Context(), `
 			INSERT INTO bookings (id, resource_id, customer_email, customer_name, starts_at, ends_at, status,
 			                      amount_total, currency, hold_expires_at)

@@ -7,12 +7,15 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/stretchr/testify/require"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/testkit"
 )
 
 // holdFrom asks for the hour-long slot at hour on the default resource for
@@ -25,6 +28,21 @@ func (b *testBundle) holdFrom(t *testing.T, client, email string, hour int) (int
 }
 
 func (b *testBundle) holdOn(t *testing.T, resource uuid.UUID, client, email string, hour int) (int, string) {
+	t.Helper()
+	resp := b.holdRequest(t, resource, client, email, hour)
+	return resp.StatusCode(), resp.HTTPResponse.Header.Get("Retry-After")
+}
+
+// heldFrom is holdFrom for a hold that must be granted: it returns the
+// booking's id, for the test to put the hold in another state.
+func (b *testBundle) heldFrom(t *testing.T, client, email string, hour int, msgAndArgs ...any) uuid.UUID {
+	t.Helper()
+	resp := b.holdRequest(t, b.resource.ID, client, email, hour)
+	require.Equal(t, http.StatusCreated, resp.StatusCode(), msgAndArgs...)
+	return resp.JSON201.Id
+}
+
+func (b *testBundle) holdRequest(t *testing.T, resource uuid.UUID, client, email string, hour int) *genapi.CreateBookingResponse {
 	t.Helper()
 	req := bookingRequest(resource, at(hour), at(hour+1))
 	req.Customer.Email = openapi_types.Email(email)
@@ -39,7 +57,7 @@ func (b *testBundle) holdOn(t *testing.T, resource uuid.UUID, client, email stri
 	if resp.StatusCode() != http.StatusCreated {
 		requireError(t, http.StatusTooManyRequests, "rate_limited", resp.StatusCode(), resp.Body)
 	}
-	return resp.StatusCode(), resp.HTTPResponse.Header.Get("Retry-After")
+	return resp
 }
 
 // holdsAtOnce sends twelve holds at once, spread over three resources (so
@@ -118,11 +136,9 @@ func TestHoldCaps(t *testing.T) {
 	t.Run("RetryAfterIsWhenEnoughHoldsLapse", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withHoldCaps(2, -1))
-		for hour := 9; hour < 11; hour++ {
-			status, _ := b.holdFrom(t, "", fmt.Sprintf("c%d@example.com", hour), hour)
-			require.Equal(t, http.StatusCreated, status)
-		}
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() + interval '100 seconds' WHERE customer_email = 'c9@example.com'")
+		c9 := b.heldFrom(t, "", "c9@example.com", 9)
+		b.heldFrom(t, "", "c10@example.com", 10)
+		testkit.SetBooking(t, b.db, c9, testkit.BookingOpts{HoldExpiresAt: time.Now().Add(100 * time.Second)})
 		status, retry := b.holdFrom(t, "", "c11@example.com", 11)
 		require.Equal(t, http.StatusTooManyRequests, status)
 		seconds, err := strconv.Atoi(retry)
@@ -133,16 +149,14 @@ func TestHoldCaps(t *testing.T) {
 	t.Run("OnlyOpenUnpaidHoldsCount", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withHoldCaps(1, 1))
-		status, _ := b.holdFrom(t, "", "ada@example.com", 9)
-		require.Equal(t, http.StatusCreated, status)
-		status, _ = b.holdFrom(t, "", "ada@example.com", 10)
+		first := b.heldFrom(t, "", "ada@example.com", 9)
+		status, _ := b.holdFrom(t, "", "ada@example.com", 10)
 		require.Equal(t, http.StatusTooManyRequests, status)
 
-		b.db.Exec(t, "UPDATE bookings SET status = 'confirmed'")
-		status, _ = b.holdFrom(t, "", "ada@example.com", 10)
-		require.Equal(t, http.StatusCreated, status, "a paid booking is not a hold")
+		testkit.SetBooking(t, b.db, first, testkit.BookingOpts{Status: booking.Confirmed})
+		second := b.heldFrom(t, "", "ada@example.com", 10, "a paid booking is not a hold")
 
-		b.db.Exec(t, "UPDATE bookings SET hold_expires_at = now() - interval '1 second' WHERE status = 'pending_payment'")
+		testkit.LapseHold(t, b.db, second)
 		status, _ = b.holdFrom(t, "", "ada@example.com", 11)
 		require.Equal(t, http.StatusCreated, status, "a lapsed hold is not open")
 	})
@@ -150,8 +164,7 @@ func TestHoldCaps(t *testing.T) {
 	t.Run("ARefusedHoldIsNotStoredUnderItsIdempotencyKey", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withHoldCaps(1, -1))
-		status, _ := b.holdFrom(t, "", "a@example.com", 9)
-		require.Equal(t, http.StatusCreated, status)
+		held := b.heldFrom(t, "", "a@example.com", 9)
 		key := "hold-" + uuid.NewString()
 		retry := func() *genapi.CreateBookingResponse {
 			resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{IdempotencyKey: &key},
@@ -160,7 +173,7 @@ func TestHoldCaps(t *testing.T) {
 			return resp
 		}
 		require.Equal(t, http.StatusTooManyRequests, retry().StatusCode())
-		b.db.Exec(t, "UPDATE bookings SET status = 'cancelled'")
+		testkit.SetBooking(t, b.db, held, testkit.BookingOpts{Status: booking.Cancelled})
 		resp := retry()
 		require.Equal(t, http.StatusCreated, resp.StatusCode(), "the retry runs afresh once a place is free")
 		require.Empty(t, resp.HTTPResponse.Header.Get("Idempotent-Replayed"))

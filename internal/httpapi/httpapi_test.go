@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,12 +24,10 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/app/apptest"
 	"github.com/slotpay/slotpay/internal/booking"
-	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/httpapi"
-	"github.com/slotpay/slotpay/internal/metrics"
-	"github.com/slotpay/slotpay/internal/payment"
-	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
@@ -43,7 +40,7 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	webhookSecret = "whsec_test_current"
+	webhookSecret = apptest.WebhookSecret
 	checkoutTTL   = 30 * time.Minute
 	pendingHold   = 15 * time.Minute
 )
@@ -66,6 +63,7 @@ type setupOptions struct {
 	writeLimit     httpapi.RateLimit
 	holdCaps       booking.HoldCaps
 	database       *testkit.TestDB
+	jobs           bool
 }
 
 type option func(*setupOptions)
@@ -91,6 +89,10 @@ func withTrustedProxies(p ...netip.Prefix) option {
 	return func(o *setupOptions) { o.trustedProxies = p }
 }
 
+// withJobs works the instance's background jobs (refund requests, reconcile
+// passes) while the test runs.
+func withJobs() option { return func(o *setupOptions) { o.jobs = true } }
+
 // withDatabase runs this server on another test's database: a second
 // instance of one deployment.
 func withDatabase(d testkit.TestDB) option { return func(o *setupOptions) { o.database = &d } }
@@ -110,31 +112,32 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	} else {
 		tdb = testkit.NewDatabase(t)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	sc := testkit.StripeClient(t, o.stripeBase)
-
 	srv := httptest.NewUnstartedServer(nil)
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	require.NoError(t, err)
-	m := metrics.New(tdb.Pool)
-	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger, m)
-	checkouts := checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger, m)
-	handler, err := httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   o.webhookSecrets,
-		WebhookTolerance: 300 * time.Second,
-		PendingHold:      pendingHold,
-		CookieSecure:     true,
-		TrustedProxies:   o.trustedProxies,
-		WriteLimit:       o.writeLimit,
-		HoldCaps:         o.holdCaps,
-		Metrics:          m,
-	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger, m))
+	a := apptest.New(t, tdb.Pool, o.stripeBase, &apptest.Opts{
+		Metrics: true,
+		Configure: func(c *config.Config) {
+			c.PublicBaseURL = public
+			c.StripeWebhookSecret = o.webhookSecrets
+			c.TrustedProxies = o.trustedProxies
+			if o.livemode {
+				c.StripeSecretKey = "sk_live_123"
+			}
+		},
+	})
+	if o.jobs {
+		apptest.Start(t, a)
+	}
+	a.HTTP.WriteLimit = o.writeLimit
+	a.HTTP.HoldCaps = o.holdCaps
+	handler, err := a.Handler()
 	require.NoError(t, err)
 	srv.Config.Handler = handler
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: testkit.WaitTimeout}
 	client, err := genapi.NewClientWithResponses(srv.URL, genapi.WithHTTPClient(hc))
 	require.NoError(t, err)
 	return &testBundle{

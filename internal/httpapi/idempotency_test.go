@@ -127,6 +127,7 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		req := bookingRequest(b.resource.ID, at(10), at(12))
+		// Fault injection: with its table gone, the booking's INSERT fails.
 		b.db.Exec(t, "ALTER TABLE bookings RENAME TO bookings_away")
 		failed, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-5xx"), req)
 		require.NoError(t, err)
@@ -164,7 +165,7 @@ func TestIdempotencyKey(t *testing.T) {
 // each get their own first response, never the other's.
 func TestIdempotencyKeyIsPerOperator(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withJobs()) // a reconcile pass runs as a job
 	key := "shared-key"
 	params := &genapi.RunAdminReconcileParams{IdempotencyKey: &key}
 	alice, bob := b.as(t, admin.RoleOps), b.as(t, admin.RoleOps)

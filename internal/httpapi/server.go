@@ -14,6 +14,7 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
@@ -66,13 +67,14 @@ type Server struct {
 	sessions   *admin.Sessions
 }
 
-// NewServer returns slotpay's whole HTTP handler.
-func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor,
+// NewServer returns slotpay's whole HTTP handler over arch's database and
+// logger, serving the services internal/app wired.
+func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Processor,
 	checkouts *checkout.Service, reconciler *reconcile.Reconciler,
 ) (http.Handler, error) {
 	s := &Server{
-		cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts,
-		reconciler: reconciler, sessions: admin.NewSessions(pool),
+		cfg: cfg, pool: arch.Pool, logger: arch.Logger, processor: processor, checkout: checkouts,
+		reconciler: reconciler, sessions: admin.NewSessions(arch.Pool),
 	}
 	if s.cfg.WriteLimit == (RateLimit{}) {
 		s.cfg.WriteLimit = DefaultRateLimit
@@ -140,15 +142,24 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 		s.writeError(w, r, errNoRoute)
 	})))
 
-	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
-		s.withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
-	if cfg.Metrics != nil {
-		// Outermost, so that the duration is the whole request's; Route
-		// (here around the mux, and around each generated handler) tells
-		// it which route pattern served the request.
-		handler = cfg.Metrics.Middleware(handler)
+	// The middleware, in the order a request meets it.
+	return chain(mux,
+		s.withRequestID, // an id in the context and in X-Request-Id, for all below
+		s.observe,       // the one look at the response: access log and request metrics
+		func(next http.Handler) http.Handler { return withSecurityHeaders(docsCSP(scriptHashes), next) },
+		s.withRecovery, // a panic answers internal_error, observed as a 500
+		func(next http.Handler) http.Handler { return s.withClientIP(cfg.TrustedProxies, next) },
+		s.withCrossOriginProtection,
+		metrics.Route, // tells observe which pattern of mux served the request
+	), nil
+}
+
+// chain wraps h in middleware, the first listed outermost.
+func chain(h http.Handler, middleware ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(middleware) - 1; i >= 0; i-- {
+		h = middleware[i](h)
 	}
-	return handler, nil
+	return h
 }
 
 // apiHandler serves the generated contract: body limit, JSON content type,

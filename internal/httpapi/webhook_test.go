@@ -238,6 +238,7 @@ func TestInvariant3_EachEventAppliedOnce(t *testing.T) {
 		b := setup(t)
 		bk, co := b.paidBooking(t, 10)
 		requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)
+		// Raw SQL on purpose: the rule is that the database refuses it.
 		_, err := b.db.Pool.Exec(t.Context(),
 			"INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause) VALUES ($1, 'expired', 'confirmed', 'test')", bk.Id)
 		require.ErrorContains(t, err, "booking_status_changes_confirmed_once_idx")
@@ -261,6 +262,7 @@ func TestInvariant4_AnsweredEventsAreRecordedFailedOnesLeaveNoTrace(t *testing.T
 			t.Parallel()
 			b := setup(t)
 			bk, co := b.paidBooking(t, 10)
+			// Fault injection: a trigger makes the transition's INSERT fail.
 			b.db.Exec(t, `CREATE FUNCTION fail_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN `+failure+`; RETURN NEW; END $$`)
 			b.db.Exec(t, `CREATE TRIGGER fail_transition BEFORE INSERT ON booking_status_changes
@@ -303,24 +305,26 @@ func TestWebhookSignature(t *testing.T) {
 	b := setup(t)
 	bk, co := b.paidBooking(t, 10)
 	payload := completed(bk, co).JSON(t)
-	now := time.Now()
 
+	// Signed at delivery, so that however slow the machine, a stale or
+	// future timestamp stays outside the 300 s tolerance when checked.
+	signedAt := func(p []byte, secret string, skew time.Duration) func() string {
+		return func() string { return testkit.SignatureHeader(p, secret, time.Now().Add(skew)) }
+	}
 	refused := map[string]struct {
 		payload   []byte
-		signature string
+		signature func() string
 	}{
-		"Missing":     {payload, ""},
-		"Malformed":   {payload, "t=abc,v1=zz"},
-		"WrongSecret": {payload, testkit.SignatureHeader(payload, "whsec_wrong", now)},
-		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), testkit.SignatureHeader(payload, webhookSecret, now)},
-		// A minute past the 300 s tolerance, so that a slow machine cannot
-		// bring the timestamp back within it before the server checks.
-		"Stale":     {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(-360*time.Second))},
-		"FarFuture": {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(360*time.Second))},
+		"Missing":     {payload, func() string { return "" }},
+		"Malformed":   {payload, func() string { return "t=abc,v1=zz" }},
+		"WrongSecret": {payload, signedAt(payload, "whsec_wrong", 0)},
+		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), signedAt(payload, webhookSecret, 0)},
+		"Stale":       {payload, signedAt(payload, webhookSecret, -360*time.Second)},
+		"FarFuture":   {payload, signedAt(payload, webhookSecret, 360*time.Second)},
 	}
 	for name, c := range refused {
 		t.Run(name, func(t *testing.T) {
-			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature), http.StatusBadRequest, "invalid_signature")
+			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature()), http.StatusBadRequest, "invalid_signature")
 		})
 	}
 	require.NotEqual(t, string(payload), string(refused["Tampered"].payload), "the tampered payload must differ")

@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"slices"
@@ -26,7 +25,7 @@ func TestAlertsAndDashboardNameOnlySeriesThatExist(t *testing.T) {
 	m.WebhookDuplicate()
 	m.Transition("", "pending_payment")
 	m.ReconcileRun(metrics.ReconcileSummary{HoldsExpired: 1, Failures: 1}, nil)
-	m.Middleware(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	m.ObserveRequest("GET /", http.StatusNotFound, 0)
 
 	families, err := m.Registry().Gather()
 	require.NoError(t, err)

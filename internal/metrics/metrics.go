@@ -35,6 +35,12 @@ type Metrics struct {
 	reconcileLastOK   prometheus.Gauge
 }
 
+// counterVec is a counter of slotpay's namespace, one series per value of
+// labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
 // httpBuckets span a cached availability read (a millisecond) to a Stripe
 // call that stripe-go retried (seconds); the webhook's 50 ms target sits
 // between two buckets' edges so its p99 can be read off directly.
@@ -45,14 +51,12 @@ var httpBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2
 func New(pool *pgxpool.Pool) *Metrics {
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
-		paymentEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "payment_events_total",
-			Help: "Ledger outcomes written for Stripe events, by source (webhook, reconcile, replay), event type and outcome (applied, ignored, unmatched, review); an event applied after waiting unmatched counts again under its new outcome.",
-		}, []string{"source", "type", "outcome"}),
-		webhookRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "webhook_rejected_total",
-			Help: "Webhook deliveries refused before anything was recorded, by reason (invalid_signature, payload_too_large, unreadable_body, processing_error).",
-		}, []string{"reason"}),
+		paymentEvents: counterVec("payment_events_total",
+			"Ledger outcomes written for Stripe events, by source (webhook, reconcile, replay), event type and outcome (applied, ignored, unmatched, review); an event applied after waiting unmatched counts again under its new outcome.",
+			"source", "type", "outcome"),
+		webhookRejected: counterVec("webhook_rejected_total",
+			"Webhook deliveries refused before anything was recorded, by reason (invalid_signature, payload_too_large, unreadable_body, processing_error).",
+			"reason"),
 		webhookDuplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "webhook_duplicates_total",
 			Help: "Deliveries of a Stripe event id already in the ledger, answered 200 without change.",
@@ -62,18 +66,15 @@ func New(pool *pgxpool.Pool) *Metrics {
 			Help:    "HTTP request duration by ServeMux route pattern and status code.",
 			Buckets: httpBuckets,
 		}, []string{"route", "code"}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "booking_transitions_total",
-			Help: "Booking status changes committed, by from and to status (from is \"\" for a new booking).",
-		}, []string{"from", "to"}),
-		reconcileRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "reconcile_runs_total",
-			Help: "Reconciler runs by result: ok, skipped (another instance held the lock), error.",
-		}, []string{"result"}),
-		reconcileActions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "reconcile_actions_total",
-			Help: "What reconciler runs did, by action; action failure counts bookings left for the next run after an error.",
-		}, []string{"action"}),
+		transitions: counterVec("booking_transitions_total",
+			"Booking status changes committed, by from and to status (from is \"\" for a new booking).",
+			"from", "to"),
+		reconcileRuns: counterVec("reconcile_runs_total",
+			"Reconciler runs by result: ok, skipped (another instance held the lock), error.",
+			"result"),
+		reconcileActions: counterVec("reconcile_actions_total",
+			"What reconciler runs did, by action; action failure counts bookings left for the next run after an error.",
+			"action"),
 		reconcileLastOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "reconcile_last_success_timestamp_seconds",
 			Help: "Unix time of the last reconciler run that completed in this instance (skipped runs count: another instance did the work).",
@@ -196,7 +197,10 @@ func (m *Metrics) ReconcileRun(s ReconcileSummary, err error) {
 	}
 }
 
-// observeRequest records one request's duration.
-func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
+// ObserveRequest records one request's duration by route pattern and status.
+func (m *Metrics) ObserveRequest(route string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.httpDuration.WithLabelValues(route, strconv.Itoa(code)).Observe(d.Seconds())
 }

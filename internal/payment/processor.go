@@ -8,9 +8,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -39,16 +41,21 @@ type Result struct {
 type Processor struct {
 	pool     *pgxpool.Pool
 	stripe   *client.API
+	jobs     *river.Client[pgx.Tx]
 	livemode bool
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
 }
 
-// NewProcessor returns a Processor for a deployment in livemode (from the
-// secret key). stripe is used after commit to request refunds; m (which may
-// be nil) counts committed transitions.
-func NewProcessor(pool *pgxpool.Pool, stripe *client.API, livemode bool, logger *slog.Logger, m *metrics.Metrics) *Processor {
-	return &Processor{pool: pool, stripe: stripe, livemode: livemode, logger: logger, metrics: m}
+// NewProcessor returns a Processor for the deployment arch describes (its
+// livemode comes from the secret key). The refunds its transitions decide
+// are inserted into jobs in the deciding transaction and requested at Stripe
+// by RefundWorker after commit.
+func NewProcessor(arch *baseservice.Archetype, jobs *river.Client[pgx.Tx]) *Processor {
+	return &Processor{
+		pool: arch.Pool, stripe: arch.Stripe, jobs: jobs, livemode: arch.Config.Livemode(),
+		logger: arch.Logger, metrics: arch.Metrics,
+	}
 }
 
 // Process records a verified event in the ledger and applies it, in one
@@ -128,7 +135,7 @@ func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (applied,
 // it is run again, as nothing of it was committed.
 func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(context.Context, *applier) error) (*applier, error) {
 	for attempt := 1; ; attempt++ {
-		a := &applier{livemode: p.livemode, source: source}
+		a := &applier{jobs: p.jobs, livemode: p.livemode, source: source}
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 			a.tx, a.q = tx, database.New(tx)
 			return fn(ctx, a)
@@ -139,8 +146,7 @@ func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(co
 	}
 }
 
-// afterCommit counts and reports what a committed transaction did, and asks
-// Stripe for the refunds it decided.
+// afterCommit counts and reports what a committed transaction did.
 func (p *Processor) afterCommit(ctx context.Context, a *applier) {
 	for _, t := range a.transitions {
 		p.metrics.Transition(string(t.from), string(t.to))
@@ -161,26 +167,18 @@ func (p *Processor) afterCommit(ctx context.Context, a *applier) {
 			p.logger.LogAttrs(ctx, slog.LevelError, "payment event needs an operator's review", attrs...)
 		}
 	}
-	// The event is committed; its refund must not depend on the webhook
-	// caller waiting for the answer.
-	refundCtx := context.WithoutCancel(ctx)
-	for _, r := range a.refunds {
-		if err := p.RequestRefund(refundCtx, r.BookingID, r.PaymentIntentID); err != nil {
-			p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
-				slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
-		}
-	}
 }
 
 // applier applies events inside one transaction.
 type applier struct {
-	tx       pgx.Tx
-	q        *db.Queries
+	tx pgx.Tx
+	q  *db.Queries
+	// jobs receives the refunds this transaction decides, as River jobs in
+	// the same transaction: they exist exactly when the decision commits,
+	// and the Stripe call happens after commit, never inside it.
+	jobs     *river.Client[pgx.Tx]
 	livemode bool
 	source   Source
-	// refunds are requested at Stripe after commit: never hold a
-	// transaction open across a network call.
-	refunds []refundRequest
 	// transitions and outcomes are counted after commit: a rolled-back one
 	// never happened.
 	transitions []transition
@@ -195,11 +193,6 @@ type recorded struct {
 	outcome                    booking.Outcome
 	bookingID                  *uuid.UUID
 	moved                      bool // the event changed the booking's status
-}
-
-type refundRequest struct {
-	BookingID       uuid.UUID
-	PaymentIntentID string
 }
 
 func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, error) {
@@ -414,7 +407,7 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	from := booking.Status(b.Status)
 	if d.IfSlotTaken == "" {
 		// refund_pending reached any other way (a refund that failed) is
-		// never requested automatically: no refund is queued here.
+		// never requested automatically: no refund job is inserted here.
 		_, err := booking.Transition(ctx, a.q, b, d.To, booking.EventCause(ev.Type, ev.ID))
 		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, err
@@ -434,7 +427,9 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	d.To = d.IfSlotTaken
 	a.transitions = append(a.transitions, transition{from, d.To})
 	if d.To == booking.RefundPending && b.PaymentIntentID != nil {
-		a.refunds = append(a.refunds, refundRequest{BookingID: b.ID, PaymentIntentID: *b.PaymentIntentID})
+		if err := EnqueueRefund(ctx, a.jobs, a.tx, b.ID, *b.PaymentIntentID); err != nil {
+			return d, err
+		}
 	}
 	return d, nil
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/stripe/stripe-go/v76"
 
 	"github.com/slotpay/slotpay/gen/db"
@@ -16,6 +18,71 @@ import (
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 )
+
+// RefundArgs is a River job asking Stripe for the full refund of a late
+// payment whose slot is gone (SPEC §2.1). It is inserted by EnqueueRefund in
+// the transaction that decides the refund, so it exists if and only if that
+// decision committed.
+type RefundArgs struct {
+	BookingID       uuid.UUID `json:"booking_id" river:"unique"`
+	PaymentIntentID string    `json:"payment_intent_id"`
+}
+
+func (RefundArgs) Kind() string { return "refund" }
+
+// InsertOpts makes the job unique per booking: a second decision for the
+// same booking (a replayed event, the reconciler's net) while one is queued,
+// running, retrying or completed adds nothing.
+func (RefundArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// EnqueueRefund inserts the refund job in tx.
+func EnqueueRefund(ctx context.Context, jobs *river.Client[pgx.Tx], tx pgx.Tx, bookingID uuid.UUID, paymentIntentID string) error {
+	if _, err := jobs.InsertTx(ctx, tx, RefundArgs{BookingID: bookingID, PaymentIntentID: paymentIntentID}, nil); err != nil {
+		return fmt.Errorf("enqueue refund for booking %s: %w", bookingID, err)
+	}
+	return nil
+}
+
+// RefundWorker requests the refunds of RefundArgs jobs, outside any
+// transaction. A failed attempt is retried by River with backoff; every
+// retry reads the outcome back before it sends a new Stripe request (see
+// Processor.refund), so retries never refund twice.
+type RefundWorker struct {
+	river.WorkerDefaults[RefundArgs]
+	processor *Processor
+}
+
+// NewRefundWorker returns the worker for RefundArgs jobs.
+func NewRefundWorker(p *Processor) *RefundWorker { return &RefundWorker{processor: p} }
+
+// Timeout bounds one attempt: stripe-go's own retries included, a refund
+// request takes seconds, and River rescues a job only after its timeout.
+func (*RefundWorker) Timeout(*river.Job[RefundArgs]) time.Duration { return time.Minute }
+
+func (w *RefundWorker) Work(ctx context.Context, job *river.Job[RefundArgs]) error {
+	b, err := database.New(w.processor.pool).BookingGetByID(ctx, job.Args.BookingID)
+	if err != nil {
+		return fmt.Errorf("load booking %s: %w", job.Args.BookingID, err)
+	}
+	if booking.Status(b.Status) != booking.RefundPending || b.RefundRequestedAt != nil {
+		return nil // refunded or requested meanwhile: nothing left to ask
+	}
+	err = w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
+	if se, ok := errors.AsType[*stripe.Error](err); ok && se.Code == stripe.ErrorCodeChargeAlreadyRefunded {
+		// Refunded by other means (the Dashboard): no retry can succeed,
+		// the refund the booking needs exists, and charge.refunded moves
+		// the booking on. Noted, so that the reconciler's net leaves it.
+		w.processor.logger.LogAttrs(ctx, slog.LevelWarn, "refund not needed: the charge is already refunded",
+			slog.String("booking_id", job.Args.BookingID.String()))
+		if err := database.New(w.processor.pool).BookingMarkRefundRequested(ctx, job.Args.BookingID); err != nil {
+			return fmt.Errorf("note refund requested for booking %s: %w", job.Args.BookingID, err)
+		}
+		return nil
+	}
+	return err
+}
 
 // RequestRefund asks Stripe for the full refund of a paid booking whose slot
 // cannot be honoured (refund_pending) and notes that Stripe accepted it;

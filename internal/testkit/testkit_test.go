@@ -34,6 +34,7 @@ func TestNewDatabase(t *testing.T) {
 		a, b := testkit.NewDatabase(t), testkit.NewDatabase(t)
 		require.NotEqual(t, a.Name, b.Name)
 
+		// Raw SQL on purpose: a table only one clone has shows the isolation.
 		a.Exec(t, "CREATE TABLE probe (id int)")
 		a.Exec(t, "INSERT INTO probe VALUES ($1)", 1)
 		require.Equal(t, 1, a.Count(t, "SELECT count(*) FROM probe"))

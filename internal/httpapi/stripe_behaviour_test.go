@@ -97,7 +97,9 @@ func TestRefundThatFailsLater_RefundPendingForAnOperator(t *testing.T) {
 		t.Run(c.eventType+"_"+c.status, func(t *testing.T) {
 			t.Parallel()
 			rec, base := newStripeRecorder(t)
-			b := setup(t, withStripe(base))
+			// With the background jobs worked: the reconciler's pass and any
+			// refund job it might (wrongly) insert run for real.
+			b := setup(t, withStripe(base), withJobs())
 			bk, pi := b.confirmedWithIntent(t, 10)
 
 			refunded := withID(testkit.ChargeRefunded(pi, bk.AmountTotal, bk.AmountTotal, bk.Currency))

@@ -59,6 +59,11 @@ export interface paths {
          * Hold a slot
          * @description Holds the slot for `PENDING_HOLD` (15 minutes by default) in status
          *     `pending_payment`. The price is computed by the server from the resource.
+         *
+         *     One client address may have at most `MAX_HOLDS_PER_CLIENT` (10 by default) open
+         *     unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
+         *     (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
+         *     them lapse. Paying, cancelling or letting a hold lapse frees its place.
          */
         post: operations["createBooking"];
         delete?: never;
@@ -148,10 +153,14 @@ export interface paths {
          * Sign in
          * @description Checks the email and password and opens an 8-hour session in the `slotpay_session`
          *     cookie (HttpOnly, SameSite=Strict, Secure unless `COOKIE_SECURE=false`). Every wrong
-         *     email, password or combination gets the same `401`. After 5 failures for one email,
-         *     or 20 from one client address, within 15 minutes, further attempts get `429` with
-         *     `Retry-After` until the window passes, even with the right password; the count is
-         *     kept in PostgreSQL, so it holds across instances.
+         *     email, password or combination gets the same `401`. Within 15 minutes, 5 failures
+         *     for one email from one client address refuse that address for that email, 20
+         *     failures from one address refuse that address, and 100 failures for one email from
+         *     all addresses refuse that email everywhere: further attempts get `429` with
+         *     `Retry-After` until the window passes, even with the right password. The counts are
+         *     kept in PostgreSQL, so they hold across instances. Password checks are bounded per
+         *     instance; while too many run at once, a sign-in gets `429` with `Retry-After: 1`.
+         *     A session ends after 8 hours, or after 1 hour unused.
          *
          *     `Idempotency-Key` is not honoured here: storing a hash of a body that holds a
          *     password would keep a password verifier outside `admin_users`. A retried sign-in
@@ -297,6 +306,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The operators' audit trail, newest first
+         * @description Role `admin`. One entry per operator action that took effect (refund, cancel,
+         *     resource create or change, operator account created or changed), written in the
+         *     transaction of the action itself; an action that failed left none. Entries made by
+         *     `slotpay admin create-user` on a server have `via` `cli` and no operator or request.
+         */
+        get: operations["listAdminAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/reconcile": {
         parameters: {
             query?: never;
@@ -308,8 +340,9 @@ export interface paths {
         put?: never;
         /**
          * Reconcile with Stripe now
-         * @description Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-         *     `skipped` is true when another instance was reconciling at that moment.
+         * @description Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+         *     pass is a background job, run by whichever instance fetches it first, and waited for;
+         *     `skipped` is true when a pass was already running at that moment.
          */
         post: operations["runAdminReconcile"];
         delete?: never;
@@ -754,6 +787,11 @@ export interface components {
             cause: string;
             /** @example evt_1NG8Du2eZvKYlo2CUI79vXWy */
             stripe_event_id: string | null;
+            /**
+             * Format: uuid
+             * @description The operator who made the change (cause `operator_cancel`), else `null`.
+             */
+            operator_id: string | null;
             /** Format: date-time */
             at: string;
         };
@@ -800,6 +838,32 @@ export interface components {
             /** @description `null` on the last page. */
             next_cursor: string | null;
         };
+        AuditEntry: {
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: uuid
+             * @description The operator who acted; `null` for `via` `cli`.
+             */
+            operator_id: string | null;
+            /** @enum {string} */
+            via: "api" | "cli";
+            /** @enum {string} */
+            action: "booking.refund" | "booking.cancel" | "resource.create" | "resource.update" | "admin_user.create" | "admin_user.update";
+            /** @enum {string} */
+            target_type: "booking" | "resource" | "admin_user";
+            /** Format: uuid */
+            target_id: string;
+            /** @description The `X-Request-Id` of the request that acted; `null` for `via` `cli`. */
+            request_id: string | null;
+            /** Format: date-time */
+            at: string;
+        };
+        AuditEntryPage: {
+            items: components["schemas"]["AuditEntry"][];
+            /** @description `null` on the last page. */
+            next_cursor: string | null;
+        };
         AdminBookingDetail: {
             booking: components["schemas"]["AdminBooking"];
             /** @description Oldest first. */
@@ -808,7 +872,7 @@ export interface components {
             payment_events: components["schemas"]["PaymentEvent"][];
         };
         ReconcileSummary: {
-            /** @description Another instance was reconciling. */
+            /** @description A pass was already running (on any instance); none was started. */
             skipped: boolean;
             /**
              * Format: int32
@@ -832,7 +896,7 @@ export interface components {
             processing_checked: number;
             /**
              * Format: int32
-             * @description Refunds of refund_pending bookings Stripe accepted.
+             * @description Refunds of refund_pending bookings enqueued again because their job had given up.
              */
             refunds_requested: number;
             /**
@@ -1695,6 +1759,41 @@ export interface operations {
             };
             400: components["responses"]["InvalidRequest"];
             401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    listAdminAudit: {
+        parameters: {
+            query?: {
+                /** @description Only the actions on this booking, resource or operator account. */
+                target_id?: string;
+                /** @description Only the actions of this operator. */
+                operator_id?: string;
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description `next_cursor` of the previous page; opaque. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of the audit trail. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEntryPage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["UnexpectedError"];
         };

@@ -340,8 +340,9 @@ export interface paths {
         put?: never;
         /**
          * Reconcile with Stripe now
-         * @description Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did;
-         *     `skipped` is true when another instance was reconciling at that moment.
+         * @description Role `ops` or above. Runs the reconciler once (SPEC §5) and answers what it did: the
+         *     pass is a background job, run by whichever instance fetches it first, and waited for;
+         *     `skipped` is true when a pass was already running at that moment.
          */
         post: operations["runAdminReconcile"];
         delete?: never;
@@ -878,7 +879,7 @@ export interface components {
             payment_events: components["schemas"]["PaymentEvent"][];
         };
         ReconcileSummary: {
-            /** @description Another instance was reconciling. */
+            /** @description A pass was already running (on any instance); none was started. */
             skipped: boolean;
             /**
              * Format: int32
@@ -902,7 +903,7 @@ export interface components {
             processing_checked: number;
             /**
              * Format: int32
-             * @description Refunds of refund_pending bookings Stripe accepted.
+             * @description Refunds of refund_pending bookings enqueued again because their job had given up.
              */
             refunds_requested: number;
             /**

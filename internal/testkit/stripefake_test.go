@@ -292,7 +292,7 @@ func TestStripeFakeRefunds(t *testing.T) {
 		require.Equal(t, r.ID, again.ID)
 		require.Equal(t, []testkit.FakeRefund{{
 			ID: r.ID, PaymentIntent: pi, IdempotencyKey: "slotpay-refund-b1", Amount: 9000,
-			Metadata: map[string]string{"booking_id": "b1"},
+			Metadata: map[string]string{"booking_id": "b1"}, Status: "succeeded", Created: r.Created,
 		}}, fake.Refunds())
 
 		// Another key: nothing is left to refund.

@@ -392,7 +392,7 @@ func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case <-r.Context().Done():
 			}
 		}
-		cutConnection(w)
+		cutConnection(w, a)
 		return
 	}
 	h := w.Header()
@@ -412,9 +412,16 @@ func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(a.body) //nolint:errcheck // the client went away
 }
 
-// cutConnection closes the client's connection without an answer, as a
-// network failure between slotpay and Stripe does.
-func cutConnection(w http.ResponseWriter) {
+// cutConnection closes the client's connection in the middle of the answer,
+// as a network failure between slotpay and Stripe does. Half the answer is
+// sent first: a connection closed before any byte would be retried by Go's
+// transport itself (it treats a request with an Idempotency-Key as
+// idempotent), which hides the failure rather than injecting it.
+func cutConnection(w http.ResponseWriter, a fakeAnswer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.WriteHeader(a.status)
+	w.Write(a.body[:len(a.body)/2]) //nolint:errcheck // cut anyway
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler) // net/http then closes the connection

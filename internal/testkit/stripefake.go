@@ -223,16 +223,22 @@ func (f *StripeFake) Sessions() []FakeSession {
 // "pi_fake_…" unless it has one. A misuse fails the test.
 func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 	f.t.Helper()
+	if err := f.TryComplete(sessionID, paymentStatus); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TryComplete is Complete that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TryComplete(sessionID, paymentStatus string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok {
-		f.t.Errorf("testkit: StripeFake.Complete: no session %s", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: no session %s", sessionID)
 	}
 	if s.Status != "open" {
-		f.t.Errorf("testkit: StripeFake.Complete: session %s is %s; only an open session can complete", sessionID, s.Status)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: session %s is %s; only an open session can complete", sessionID, s.Status)
 	}
 	var piStatus string
 	switch paymentStatus {
@@ -241,13 +247,13 @@ func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 	case "unpaid":
 		piStatus = "processing"
 	default:
-		f.t.Errorf("testkit: StripeFake.Complete: payment status %q is none of paid, unpaid, no_payment_required", paymentStatus)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: payment status %q is none of paid, unpaid, no_payment_required", paymentStatus)
 	}
 	s.Status, s.PaymentStatus = "complete", paymentStatus
 	f.ensurePaymentIntent(s)
 	s.piStatus = piStatus
 	f.emitSession(s, "checkout.session.completed")
+	return nil
 }
 
 // SetPaymentIntentStatus sets the status of the completed session's payment
@@ -256,16 +262,22 @@ func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 // session stays unpaid). A misuse fails the test.
 func (f *StripeFake) SetPaymentIntentStatus(sessionID, status string) {
 	f.t.Helper()
+	if err := f.TrySetPaymentIntentStatus(sessionID, status); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TrySetPaymentIntentStatus is SetPaymentIntentStatus that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TrySetPaymentIntentStatus(sessionID, status string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok {
-		f.t.Errorf("testkit: StripeFake.SetPaymentIntentStatus: no session %s", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetPaymentIntentStatus: no session %s", sessionID)
 	}
 	if s.PaymentIntent == "" {
-		f.t.Errorf("testkit: StripeFake.SetPaymentIntentStatus: session %s has no payment intent yet; Complete it first", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetPaymentIntentStatus: session %s has no payment intent yet; Complete it first", sessionID)
 	}
 	was := s.piStatus
 	s.piStatus = status
@@ -280,6 +292,7 @@ func (f *StripeFake) SetPaymentIntentStatus(sessionID, status string) {
 			f.emitSession(s, "checkout.session.async_payment_failed")
 		}
 	}
+	return nil
 }
 
 // Refunds returns every refund in the order they were created.

@@ -370,12 +370,19 @@ func (f *StripeFake) retrievePaymentIntent(id string) fakeAnswer {
 // the test.
 func (f *StripeFake) SetRefundStatus(refundID, status string) {
 	f.t.Helper()
+	if err := f.TrySetRefundStatus(refundID, status); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TrySetRefundStatus is SetRefundStatus that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TrySetRefundStatus(refundID, status string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	i := slices.IndexFunc(f.refunds, func(r FakeRefund) bool { return r.ID == refundID })
 	if i < 0 {
-		f.t.Errorf("testkit: StripeFake.SetRefundStatus: no refund %s", refundID)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetRefundStatus: no refund %s", refundID)
 	}
 	r := &f.refunds[i]
 	allowed := map[string][]string{
@@ -383,8 +390,7 @@ func (f *StripeFake) SetRefundStatus(refundID, status string) {
 		"succeeded": {"failed"},
 	}[r.Status]
 	if !slices.Contains(allowed, status) {
-		f.t.Errorf("testkit: StripeFake.SetRefundStatus: a %s refund cannot become %s", r.Status, status)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetRefundStatus: a %s refund cannot become %s", r.Status, status)
 	}
 	was := r.Status
 	r.Status = status
@@ -402,6 +408,7 @@ func (f *StripeFake) SetRefundStatus(refundID, status string) {
 	if status == "failed" {
 		f.emit("refund.failed", obj, prev)
 	}
+	return nil
 }
 
 // --- Disputes ---
@@ -455,16 +462,24 @@ func (f *StripeFake) disputeObject(d *fakeDispute) map[string]any {
 // the dispute id. A misuse fails the test.
 func (f *StripeFake) OpenDispute(sessionID, reason string) string {
 	f.t.Helper()
+	id, err := f.TryOpenDispute(sessionID, reason)
+	if err != nil {
+		f.t.Error(err)
+	}
+	return id
+}
+
+// TryOpenDispute is OpenDispute that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TryOpenDispute(sessionID, reason string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok || s.piStatus != "succeeded" {
-		f.t.Errorf("testkit: StripeFake.OpenDispute: session %s has no succeeded payment", sessionID)
-		return ""
+		return "", fmt.Errorf("testkit: StripeFake.OpenDispute: session %s has no succeeded payment", sessionID)
 	}
 	if f.openDispute(s.PaymentIntent) != nil {
-		f.t.Errorf("testkit: StripeFake.OpenDispute: the payment of %s is disputed already", sessionID)
-		return ""
+		return "", fmt.Errorf("testkit: StripeFake.OpenDispute: the payment of %s is disputed already", sessionID)
 	}
 	d := &fakeDispute{
 		id: RandomID("dp_fake_"), paymentIntent: s.PaymentIntent, reason: reason, status: "needs_response",
@@ -474,14 +489,21 @@ func (f *StripeFake) OpenDispute(sessionID, reason string) string {
 	f.emit("charge.dispute.created", f.disputeObject(d), nil)
 	d.withdrawn = true
 	f.emit("charge.dispute.funds_withdrawn", f.disputeObject(d), nil)
-	return d.id
+	return d.id, nil
 }
 
 // UpdateDispute moves an open dispute to another open status (e.g.
 // under_review, once evidence is submitted): charge.dispute.updated.
 func (f *StripeFake) UpdateDispute(disputeID, status string) {
 	f.t.Helper()
-	f.moveDispute("UpdateDispute", disputeID, status, "charge.dispute.updated")
+	if err := f.TryUpdateDispute(disputeID, status); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TryUpdateDispute is UpdateDispute returning a misuse as an error.
+func (f *StripeFake) TryUpdateDispute(disputeID, status string) error {
+	return f.moveDispute("UpdateDispute", disputeID, status, "charge.dispute.updated")
 }
 
 // CloseDispute ends a dispute won (funds reinstated:
@@ -489,22 +511,26 @@ func (f *StripeFake) UpdateDispute(disputeID, status string) {
 // (charge.dispute.closed; the money stays with the customer).
 func (f *StripeFake) CloseDispute(disputeID string, won bool) {
 	f.t.Helper()
-	if !won {
-		f.moveDispute("CloseDispute", disputeID, "lost", "charge.dispute.closed")
-		return
+	if err := f.TryCloseDispute(disputeID, won); err != nil {
+		f.t.Error(err)
 	}
-	f.moveDispute("CloseDispute", disputeID, "won", "charge.dispute.closed", "charge.dispute.funds_reinstated")
+}
+
+// TryCloseDispute is CloseDispute returning a misuse as an error.
+func (f *StripeFake) TryCloseDispute(disputeID string, won bool) error {
+	if !won {
+		return f.moveDispute("CloseDispute", disputeID, "lost", "charge.dispute.closed")
+	}
+	return f.moveDispute("CloseDispute", disputeID, "won", "charge.dispute.closed", "charge.dispute.funds_reinstated")
 }
 
 // moveDispute gives an open dispute its next status and emits events.
-func (f *StripeFake) moveDispute(caller, disputeID, status string, events ...string) {
-	f.t.Helper()
+func (f *StripeFake) moveDispute(caller, disputeID, status string, events ...string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.disputes[disputeID]
 	if !ok || d.status == "won" || d.status == "lost" {
-		f.t.Errorf("testkit: StripeFake.%s: no open dispute %s", caller, disputeID)
-		return
+		return fmt.Errorf("testkit: StripeFake.%s: no open dispute %s", caller, disputeID)
 	}
 	prev := map[string]any{"status": d.status}
 	d.status = status
@@ -514,6 +540,15 @@ func (f *StripeFake) moveDispute(caller, disputeID, status string, events ...str
 		}
 		f.emit(typ, f.disputeObject(d), prev)
 	}
+	return nil
+}
+
+// ClearFaults removes every injected fault, and the queued FailNext
+// failures.
+func (f *StripeFake) ClearFaults() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults, f.failures = nil, nil
 }
 
 // Disputes returns every dispute.
@@ -560,15 +595,23 @@ func (f *StripeFake) PayThroughPaymentLink(clientReferenceID string, amount int6
 // passes (checkout.session.expired). A misuse fails the test.
 func (f *StripeFake) ExpireNow(sessionID string) {
 	f.t.Helper()
+	if err := f.TryExpireNow(sessionID); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TryExpireNow is ExpireNow that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TryExpireNow(sessionID string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok || s.Status != "open" {
-		f.t.Errorf("testkit: StripeFake.ExpireNow: no open session %s", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.ExpireNow: no open session %s", sessionID)
 	}
 	s.Status = "expired"
 	f.emitSession(s, "checkout.session.expired")
+	return nil
 }
 
 // --- Money ---

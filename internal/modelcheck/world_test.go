@@ -1,0 +1,398 @@
+package modelcheck_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/payment"
+	"github.com/slotpay/slotpay/internal/reconcile"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+const (
+	webhookSecret = "whsec_test_modelcheck"
+	// serverApp names the server's database connections, so that a fault
+	// kills only those, never the checker's own.
+	serverApp = "slotpay-modelcheck-server"
+)
+
+type config struct {
+	seed    uint64
+	steps   int
+	defects map[defect]bool
+}
+
+// result is what one world found and covered.
+type result struct {
+	violations []string
+	log        []string
+	cov        coverage
+}
+
+// world is one slotpay server on its own database, against its own Stripe
+// simulator, and the checker's record of what it did to them.
+type world struct {
+	t          testing.TB
+	cfg        config
+	db         testkit.TestDB
+	serverPool *pgxpool.Pool
+	stripe     *testkit.StripeFake
+	processor  *payment.Processor
+	checkouts  *checkout.Service
+	reconciler *reconcile.Reconciler
+	url        string
+	http       *http.Client
+	resources  []db.Resource
+	operator   uuid.UUID
+	deliveries *deliveryRand
+
+	mu       sync.Mutex
+	bookings []*tracked
+	acked    map[string]bool // events a webhook answered 2xx
+	// checkoutsRefused counts checkouts Stripe refused while no fault was
+	// injected (the expires-at defect).
+	checkoutsRefused int
+	cov              coverage
+}
+
+// tracked is a booking as the checker knows it.
+type tracked struct {
+	id      uuid.UUID
+	amount  int64
+	session string
+	settled bool // its async payment settled, one way or the other
+}
+
+// deliveryRand serialises the world's delivery generator: rounds may run
+// concurrently, a rand.Rand may not.
+type deliveryRand struct {
+	mu   sync.Mutex
+	seed uint64
+	n    uint64
+}
+
+func (d *deliveryRand) next() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n++
+	return d.n
+}
+
+func newWorld(t testing.TB, cfg config) *world {
+	t.Helper()
+	ctx := t.Context()
+	opts := []testkit.FakeOption{testkit.EmitEvents(), testkit.FaultSeed(cfg.seed)}
+	if cfg.defects[defectIdempotent5xx] {
+		opts = append(opts, testkit.StoreEveryAnswer())
+	}
+	if cfg.defects[defectExpiresAt] {
+		opts = append(opts, testkit.CheckExpiresAt())
+	}
+	w := &world{
+		t: t, cfg: cfg, db: testkit.NewDatabase(t), stripe: testkit.NewStripeFake(t, opts...),
+		acked: map[string]bool{}, deliveries: &deliveryRand{seed: cfg.seed},
+	}
+	w.cov.init()
+
+	u, err := url.Parse(w.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("application_name", serverApp)
+	q.Set("pool_max_conns", "8")
+	u.RawQuery = q.Encode()
+	w.serverPool, err = database.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.serverPool.Close)
+
+	// As cmd/slotpay configures it: stripe-go retries connection errors
+	// twice, under the same idempotency key.
+	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+		URL:               stripe.String(w.stripe.URL),
+		MaxNetworkRetries: stripe.Int64(2),
+		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
+	})
+	sc := &client.API{}
+	sc.Init("sk_test_modelcheck", &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
+
+	logger := slog.New(slog.DiscardHandler)
+	srv := httptest.NewUnstartedServer(nil)
+	public, err := url.Parse("http://" + srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.processor = payment.NewProcessor(w.serverPool, sc, false, logger, nil)
+	w.checkouts = checkout.NewService(w.serverPool, sc, w.processor, public, 30*time.Minute, logger, nil)
+	w.reconciler = reconcile.New(w.serverPool, sc, w.checkouts, w.processor, logger, nil)
+	handler, err := httpapi.NewServer(httpapi.Config{
+		WebhookSecrets:   []string{webhookSecret},
+		WebhookTolerance: 300 * time.Second,
+		PendingHold:      15 * time.Minute,
+		CookieSecure:     true,
+		WriteLimit:       httpapi.RateLimit{Requests: -1},
+	}, w.serverPool, logger, w.processor, w.checkouts, w.reconciler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = handler
+	srv.Start()
+	t.Cleanup(srv.Close)
+	w.url = srv.URL
+	w.http = &http.Client{Timeout: 60 * time.Second}
+
+	for range 2 {
+		w.resources = append(w.resources, testkit.CreateResource(t, w.db, nil))
+	}
+	w.operator = uuid.Must(uuid.NewV7())
+	if _, err := db.New(w.db.Pool).AdminUserInsert(ctx, db.AdminUserInsertParams{
+		ID: w.operator, Email: "ops@example.com", Role: "ops", PasswordHash: "$argon2id$v=19$m=65536,t=1,p=1$bm90$bm90",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// runWorld runs a seed's plan against a fresh world, waits until it is
+// quiet, and checks the invariants.
+func runWorld(t testing.TB, cfg config) result {
+	t.Helper()
+	w := newWorld(t, cfg)
+	ctx := t.Context()
+	plan := makePlan(cfg)
+	var log []string
+	for i, st := range plan {
+		outcomes := make([]string, len(st))
+		var wg sync.WaitGroup
+		for j, o := range st {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				outcomes[j] = o.String() + " → " + w.do(ctx, o)
+			}()
+		}
+		wg.Wait()
+		log = append(log, fmt.Sprintf("step %2d: %s", i+1, strings.Join(outcomes, " ‖ ")))
+	}
+	quiet := w.quiesce(ctx)
+	log = append(log, "quiesce: "+quiet)
+	violations := w.check(ctx)
+	w.cov.worlds = 1
+	for k, n := range w.stripe.InjectedFaults() {
+		w.cov.faults["stripe_"+k] += n
+	}
+	w.interleavings(ctx)
+	return result{violations: violations, log: log, cov: w.cov}
+}
+
+// quiesce lets the world settle as production would: faults end, Stripe
+// delivers everything it has queued (retrying what failed), the reconciler
+// and replay-events run, until nothing changes any more.
+func (w *world) quiesce(ctx context.Context) string {
+	w.stripe.ClearFaults()
+	rounds := 0
+	prevEmitted := -1
+	for ; rounds < 20; rounds++ {
+		for k := 0; w.stripe.QueuedEvents() > 0 && k < 100; k++ {
+			w.deliver(ctx, 0, 0, w.concurrency(4))
+		}
+		if _, err := w.reconciler.Run(ctx); err != nil {
+			w.t.Logf("quiesce: reconcile: %v", err)
+		}
+		if _, err := w.reconciler.Replay(ctx, time.Hour); err != nil {
+			w.t.Logf("quiesce: replay: %v", err)
+		}
+		emitted := len(w.stripe.Emitted())
+		if w.stripe.QueuedEvents() == 0 && emitted == prevEmitted {
+			break
+		}
+		prevEmitted = emitted
+	}
+	return fmt.Sprintf("%d rounds, %d events emitted, %d queued", rounds+1, len(w.stripe.Emitted()), w.stripe.QueuedEvents())
+}
+
+// concurrency is n when the race scenario is on, else 1: delivered one at a
+// time, events cannot race each other.
+func (w *world) concurrency(n int) int {
+	if w.cfg.defects[defectRace] {
+		return n
+	}
+	return 1
+}
+
+func (w *world) deliver(ctx context.Context, max int, dup float64, conc int) testkit.DeliveryReport {
+	rep := w.stripe.DeliverEvents(ctx, testkit.Delivery{
+		URL: w.url + "/v1/webhooks/stripe", Secret: webhookSecret,
+		Rand: newRand(w.cfg.seed, 1000+w.deliveries.next()), Max: max, Duplicate: dup, Concurrency: conc,
+		Client: w.http,
+	})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range rep.Acknowledged {
+		w.acked[id] = true
+	}
+	w.cov.faults["webhook_non_2xx"] += rep.Failed
+	w.cov.faults["event_duplicates"] += rep.Duplicates
+	w.cov.deliveries += rep.Sent
+	return rep
+}
+
+// api calls slotpay's HTTP API and returns the status and decoded body.
+func (w *world) api(ctx context.Context, method, path string, body any) (int, map[string]any) {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, w.url+path, r)
+	if err != nil {
+		return 0, nil
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func (w *world) pick(i int) *tracked {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.bookings) == 0 {
+		return nil
+	}
+	return w.bookings[i%len(w.bookings)]
+}
+
+// pickPaid picks among the bookings with a checkout session, most of the
+// time the newest ones: the operations on payments then mostly meet a
+// payment they can act on.
+func (w *world) pickPaid(i int) *tracked {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var with []*tracked
+	for _, b := range w.bookings {
+		if b.session != "" {
+			with = append(with, b)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	if i%4 != 0 && len(with) > 3 {
+		with = with[len(with)-3:]
+	}
+	return with[i%len(with)]
+}
+
+// coverage is what a run exercised.
+type coverage struct {
+	worlds       int
+	ops          map[string]int // by kind, attempted
+	effective    map[string]int // by kind, that changed something
+	faults       map[string]int
+	deliveries   int
+	orders       map[string]int // per-booking event-type order → bookings
+	outOfOrder   int            // bookings whose events reached slotpay in another order than Stripe created them
+	bookingsSeen int
+}
+
+func (c *coverage) init() {
+	c.ops, c.effective, c.faults, c.orders = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+}
+
+func (c *coverage) add(o coverage) {
+	c.worlds += o.worlds
+	c.deliveries += o.deliveries
+	c.outOfOrder += o.outOfOrder
+	c.bookingsSeen += o.bookingsSeen
+	for k, v := range o.ops {
+		c.ops[k] += v
+	}
+	for k, v := range o.effective {
+		c.effective[k] += v
+	}
+	for k, v := range o.faults {
+		c.faults[k] += v
+	}
+	for k, v := range o.orders {
+		c.orders[k] += v
+	}
+}
+
+func (c coverage) String() string {
+	var b strings.Builder
+	total, eff := 0, 0
+	for _, k := range sortedKeys(c.ops) {
+		total += c.ops[k]
+		eff += c.effective[k]
+	}
+	fmt.Fprintf(&b, "operations: %d (%d took effect)\n", total, eff)
+	for _, k := range sortedKeys(c.ops) {
+		fmt.Fprintf(&b, "  %-18s %7d  took effect %7d\n", k, c.ops[k], c.effective[k])
+	}
+	fmt.Fprintf(&b, "webhook deliveries: %d\n", c.deliveries)
+	b.WriteString("faults injected:\n")
+	for _, k := range sortedKeys(c.faults) {
+		if c.faults[k] > 0 {
+			fmt.Fprintf(&b, "  %-18s %7d\n", k, c.faults[k])
+		}
+	}
+	fmt.Fprintf(&b, "interleavings: %d bookings with events, %d distinct per-booking event orders, %d bookings whose events arrived in another order than Stripe created them\n",
+		c.bookingsSeen, len(c.orders), c.outOfOrder)
+	type kv struct {
+		k string
+		v int
+	}
+	var top []kv
+	for k, v := range c.orders {
+		top = append(top, kv{k, v})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].v > top[j].v || (top[i].v == top[j].v && top[i].k < top[j].k) })
+	for i, e := range top {
+		if i == 12 {
+			fmt.Fprintf(&b, "  … %d more\n", len(top)-12)
+			break
+		}
+		fmt.Fprintf(&b, "  %6d × %s\n", e.v, e.k)
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stripe/stripe-go/v76"
 
 	"github.com/slotpay/slotpay/internal/audit"
 	"github.com/slotpay/slotpay/internal/testkit"
@@ -25,6 +26,7 @@ const (
 	opCancel         opKind = "cancel"
 	opOperatorCancel opKind = "operator_cancel"
 	opOperatorRefund opKind = "operator_refund"
+	opDashRefund     opKind = "dashboard_refund"
 	opRefundFails    opKind = "refund_fails"
 	opDispute        opKind = "dispute_open"
 	opDisputeUpdate  opKind = "dispute_update"
@@ -47,7 +49,7 @@ var weights = []struct {
 }{
 	{opBook, 14, ""}, {opCheckout, 12, ""}, {opPay, 10, ""}, {opPayAsync, 3, ""}, {opSettle, 3, ""},
 	{opLetExpire, 3, ""}, {opLapse, 2, ""}, {opCancel, 3, ""}, {opOperatorCancel, 2, ""},
-	{opOperatorRefund, 5, ""}, {opRefundFails, 3, defectRefundFailure}, {opDispute, 2, ""},
+	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opRefundFails, 3, defectRefundFailure}, {opDispute, 2, ""},
 	{opDisputeUpdate, 1, ""}, {opDisputeClose, 2, ""}, {opPaymentLink, 2, defectProvenance},
 	{opDeliver, 10, ""}, {opBurst, 3, ""}, {opReconcile, 4, ""}, {opReplay, 2, ""},
 	{opStripeFault, 4, ""}, {opKillBackend, 2, ""},
@@ -239,6 +241,20 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 			return "no booking", false
 		}
 		_, err := w.processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+		return errText(err), err == nil
+
+	case opDashRefund:
+		// The merchant refunds in Stripe's Dashboard: a refund slotpay
+		// did not ask for, possibly before slotpay knows the payment.
+		b := w.pickPaid(o.A)
+		if b == nil {
+			return "no session", false
+		}
+		pi := w.stripe.Session(w.session(b)).PaymentIntent
+		if pi == "" {
+			return "not paid", false
+		}
+		_, err := w.dashboard.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi)})
 		return errText(err), err == nil
 
 	case opRefundFails:

@@ -66,6 +66,8 @@ type world struct {
 	resources  []db.Resource
 	operator   uuid.UUID
 	deliveries *deliveryRand
+	// dashboard is the merchant acting in Stripe's Dashboard, beside slotpay.
+	dashboard *client.API
 
 	mu       sync.Mutex
 	bookings []*tracked
@@ -162,6 +164,7 @@ func newWorld(t testing.TB, cfg config) *world {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	w.url = srv.URL
+	w.dashboard = testkit.StripeClient(t, w.stripe.URL)
 	w.http = &http.Client{Timeout: 60 * time.Second}
 
 	for range 2 {

@@ -218,6 +218,12 @@ func (w *world) check(ctx context.Context) []string {
 		}
 	}
 
+	// SPEC §2.2 and §5: once quiet (the reconciler has run with Stripe
+	// answering), no lapsed hold still holds its slot.
+	if n := w.db.Count(w.t, `SELECT count(*) FROM bookings WHERE status = 'pending_payment' AND hold_expires_at < now()`); n > 0 {
+		fail("§2.2: %d lapsed holds still hold their slots once quiet (the reconciler could not release them)", n)
+	}
+
 	// §8.7: no e-mail holds more unpaid slots than the limit.
 	if w.cfg.defects[defectHoldLimits] {
 		perEmail := map[string]int{}

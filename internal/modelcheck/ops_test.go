@@ -27,6 +27,7 @@ const (
 	opOperatorCancel opKind = "operator_cancel"
 	opOperatorRefund opKind = "operator_refund"
 	opDashRefund     opKind = "dashboard_refund"
+	opPayRefundBurst opKind = "pay_refund_burst"
 	opRefundFails    opKind = "refund_fails"
 	opDispute        opKind = "dispute_open"
 	opDisputeUpdate  opKind = "dispute_update"
@@ -49,7 +50,7 @@ var weights = []struct {
 }{
 	{opBook, 14, ""}, {opCheckout, 12, ""}, {opPay, 10, ""}, {opPayAsync, 3, ""}, {opSettle, 3, ""},
 	{opLetExpire, 3, ""}, {opLapse, 2, ""}, {opCancel, 3, ""}, {opOperatorCancel, 2, ""},
-	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opRefundFails, 3, defectRefundFailure}, {opDispute, 2, ""},
+	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opPayRefundBurst, 3, defectRace}, {opRefundFails, 3, defectRefundFailure}, {opDispute, 2, ""},
 	{opDisputeUpdate, 1, ""}, {opDisputeClose, 2, ""}, {opPaymentLink, 2, defectProvenance},
 	{opDeliver, 10, ""}, {opBurst, 3, ""}, {opReconcile, 4, ""}, {opReplay, 2, ""},
 	{opStripeFault, 4, ""}, {opKillBackend, 2, ""},
@@ -256,6 +257,24 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		}
 		_, err := w.dashboard.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi)})
 		return errText(err), err == nil
+
+	case opPayRefundBurst:
+		// Issue 10 §1 as it happens after an outage: the customer pays,
+		// the merchant refunds at once, and Stripe's retries deliver the
+		// completion and the refund at the same instant.
+		b := w.pickPaid(o.A)
+		if b == nil {
+			return "no session", false
+		}
+		if err := w.stripe.TryComplete(w.session(b), "paid"); err != nil {
+			return "not open", false
+		}
+		pi := w.stripe.Session(w.session(b)).PaymentIntent
+		if _, err := w.dashboard.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi)}); err != nil {
+			return "paid; refund: " + errText(err), true
+		}
+		rep := w.deliver(ctx, 0, 0.3, w.concurrency(8))
+		return fmt.Sprintf("paid, refunded, burst of %d", rep.Sent), true
 
 	case opRefundFails:
 		b := w.pickPaid(o.A)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -183,6 +184,9 @@ func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 		idempotency: map[string]idempotentResult{},
 		disputes:    map[string]*fakeDispute{},
 		sentAll:     map[string]int{},
+	}
+	if os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT") != "" {
+		opts = append([]FakeOption{Faithful()}, opts...)
 	}
 	for _, o := range opts {
 		o(&f.opts)

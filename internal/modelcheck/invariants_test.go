@@ -186,6 +186,7 @@ func (w *world) check(ctx context.Context) []string {
 		}
 	}
 	refused := w.checkoutsRefused
+	v = append(v, w.liveness...)
 	w.mu.Unlock()
 
 	// §8.5: no event Stripe delivered is lost, whatever its order; none

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,6 +30,7 @@ const (
 	opDashRefund     opKind = "dashboard_refund"
 	opPayRefundBurst opKind = "pay_refund_burst"
 	opRefundFails    opKind = "refund_fails"
+	opRetryAfter5xx  opKind = "retry_after_5xx"
 	opDispute        opKind = "dispute_open"
 	opDisputeUpdate  opKind = "dispute_update"
 	opDisputeClose   opKind = "dispute_close"
@@ -50,15 +52,21 @@ var weights = []struct {
 }{
 	{opBook, 14, ""}, {opCheckout, 12, ""}, {opPay, 10, ""}, {opPayAsync, 3, ""}, {opSettle, 3, ""},
 	{opLetExpire, 3, ""}, {opLapse, 2, ""}, {opCancel, 3, ""}, {opOperatorCancel, 2, ""},
-	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opPayRefundBurst, 3, defectRace}, {opRefundFails, 3, defectRefundFailure}, {opDispute, 2, ""},
+	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opPayRefundBurst, 3, defectRace}, {opRefundFails, 3, defectRefundFailure}, {opRetryAfter5xx, 3, defectIdempotent5xx}, {opDispute, 2, ""},
 	{opDisputeUpdate, 1, ""}, {opDisputeClose, 2, ""}, {opPaymentLink, 2, defectProvenance},
 	{opDeliver, 10, ""}, {opBurst, 3, ""}, {opReconcile, 4, ""}, {opReplay, 2, ""},
 	{opStripeFault, 4, ""}, {opKillBackend, 2, ""},
 }
 
-// feeders are the kinds that feed events to slotpay; without the race
-// scenario a step has at most one of them, and deliveries go one by one.
-var feeders = map[opKind]bool{opDeliver: true, opBurst: true, opReconcile: true, opReplay: true}
+// feeders are the kinds that feed Stripe's facts to slotpay: webhooks, the
+// reconciler, replay, and the API calls that read a session back and apply
+// it (cancel, and a new hold closing lapsed sessions in its way). Without
+// the race scenario a step has at most one of them, and deliveries go one
+// by one: the race of issue 10 §1 needs two at once.
+var feeders = map[opKind]bool{
+	opDeliver: true, opBurst: true, opReconcile: true, opReplay: true, opPayRefundBurst: true,
+	opCancel: true, opOperatorCancel: true, opBook: true,
+}
 
 type op struct {
 	Kind opKind
@@ -275,6 +283,41 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		}
 		rep := w.deliver(ctx, 0, 0.3, w.concurrency(8))
 		return fmt.Sprintf("paid, refunded, burst of %d", rep.Sent), true
+
+	case opRetryAfter5xx:
+		// SPEC §2.2: after a Stripe 500 the outcome is unknown; once Stripe
+		// answers again, slotpay's retry must get through (a new key after
+		// reading the outcome back), not the stored 500 for 24 hours.
+		b := w.pickPaid(o.A)
+		if b == nil {
+			return "no session", false
+		}
+		path := "/v1/refunds"
+		retry := func() error {
+			_, err := w.processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+			return err
+		}
+		if o.B%2 == 1 {
+			path = "/v1/checkout/sessions/" + w.session(b) + "/expire"
+			retry = func() error {
+				_, err := w.checkouts.CancelByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+				return err
+			}
+		}
+		remove := w.stripe.Inject(testkit.Fault{Kind: testkit.FaultError, Path: path, Times: 1})
+		first := retry()
+		remove()
+		if first == nil || !strings.Contains(first.Error(), "500") {
+			return "first: " + errText(first), first == nil
+		}
+		calls := w.stripe.Calls(http.MethodPost, path)
+		second := retry()
+		if second != nil && w.stripe.Calls(http.MethodPost, path) > calls && strings.Contains(second.Error(), "500") {
+			w.mu.Lock()
+			w.liveness = append(w.liveness, fmt.Sprintf("§2.2: booking %s: after one Stripe 500 on %s, the retry got a 500 again with Stripe healthy (the stored answer): %s", b.id, path, errText(second)))
+			w.mu.Unlock()
+		}
+		return "first: 500; retry: " + errText(second), true
 
 	case opRefundFails:
 		b := w.pickPaid(o.A)

@@ -75,7 +75,9 @@ type world struct {
 	// checkoutsRefused counts checkouts Stripe refused while no fault was
 	// injected (the expires-at defect).
 	checkoutsRefused int
-	cov              coverage
+	// liveness lists operations that should have succeeded and did not.
+	liveness []string
+	cov      coverage
 }
 
 // tracked is a booking as the checker knows it.

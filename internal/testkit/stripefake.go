@@ -578,6 +578,7 @@ func (f *StripeFake) route(method, path string, params url.Values, idemKey strin
 // --- Checkout Sessions ---
 
 func (f *StripeFake) createSession(params url.Values, idemKey string) fakeAnswer {
+	received := time.Now()
 	mode := params.Get("mode")
 	if mode == "" {
 		return missingParam("mode")
@@ -639,11 +640,14 @@ func (f *StripeFake) createSession(params url.Values, idemKey string) fakeAnswer
 		}
 		expiresAt = v
 		if f.opts.CheckExpiresAt {
-			// Stripe measures from the moment it receives the request.
-			if expiresAt < now+30*60 {
+			// Stripe measures from the moment it receives the request, not
+			// from whole seconds: an expires_at computed as now + 30 min
+			// before a round trip elsewhere is refused.
+			at := time.Unix(expiresAt, 0)
+			if at.Before(received.Add(30 * time.Minute)) {
 				return invalidParam("expires_at", "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.")
 			}
-			if expiresAt > now+24*60*60 {
+			if at.After(received.Add(24 * time.Hour)) {
 				return invalidParam("expires_at", "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.")
 			}
 		}

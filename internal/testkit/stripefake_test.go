@@ -44,7 +44,7 @@ func sessionParams(bookingID string, amount int64, expiresAt time.Time) *stripe.
 
 func newFakeSession(t *testing.T, sc *client.API, amount int64) *stripe.CheckoutSession {
 	t.Helper()
-	cs, err := sc.CheckoutSessions.New(sessionParams(testkit.RandomID("b_"), amount, time.Now().Add(30*time.Minute)))
+	cs, err := sc.CheckoutSessions.New(sessionParams(testkit.RandomID("b_"), amount, time.Now().Add(40*time.Minute)))
 	require.NoError(t, err)
 	return cs
 }

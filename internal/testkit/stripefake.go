@@ -185,9 +185,7 @@ func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 		disputes:    map[string]*fakeDispute{},
 		sentAll:     map[string]int{},
 	}
-	if os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT") != "" {
-		opts = append([]FakeOption{Faithful()}, opts...)
-	}
+	opts = append(defaultFakeOptions(t), opts...)
 	for _, o := range opts {
 		o(&f.opts)
 	}
@@ -196,6 +194,30 @@ func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
+}
+
+// defaultFakeOptions reads STRIPEFAKE_FAITHFUL_DEFAULT: "1" or "all" makes
+// every fake faithful, a comma-separated list of store, expires_at and
+// events turns on those behaviours only. It shows which tests rely on the
+// kind default, and lets the default be flipped once they no longer do.
+func defaultFakeOptions(t testing.TB) []FakeOption {
+	var opts []FakeOption
+	for _, name := range strings.Split(os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT"), ",") {
+		switch strings.TrimSpace(name) {
+		case "":
+		case "1", "all":
+			opts = append(opts, Faithful())
+		case "store":
+			opts = append(opts, StoreEveryAnswer())
+		case "expires_at":
+			opts = append(opts, CheckExpiresAt())
+		case "events":
+			opts = append(opts, EmitEvents())
+		default:
+			t.Fatalf("testkit: STRIPEFAKE_FAITHFUL_DEFAULT: %q is none of 1, all, store, expires_at, events", name)
+		}
+	}
+	return opts
 }
 
 // Session returns the session id, or the zero FakeSession if there is none.

@@ -41,6 +41,7 @@ const (
 	opReplay         opKind = "replay"
 	opStripeFault    opKind = "stripe_fault"
 	opKillBackend    opKind = "pg_kill"
+	opRestart        opKind = "server_restart"
 )
 
 // weights of each kind in a plan; a kind whose defect scenario is off is
@@ -55,7 +56,7 @@ var weights = []struct {
 	{opOperatorRefund, 5, ""}, {opDashRefund, 2, ""}, {opPayRefundBurst, 3, defectRace}, {opRefundFails, 3, defectRefundFailure}, {opRetryAfter5xx, 3, defectIdempotent5xx}, {opDispute, 2, ""},
 	{opDisputeUpdate, 1, ""}, {opDisputeClose, 2, ""}, {opPaymentLink, 2, defectProvenance},
 	{opDeliver, 10, ""}, {opBurst, 3, ""}, {opReconcile, 4, ""}, {opReplay, 2, ""},
-	{opStripeFault, 4, ""}, {opKillBackend, 2, ""},
+	{opStripeFault, 4, ""}, {opKillBackend, 2, ""}, {opRestart, 1, ""},
 }
 
 // feeders are the kinds that feed Stripe's facts to slotpay: webhooks, the
@@ -65,7 +66,7 @@ var weights = []struct {
 // by one: the race of issue 10 §1 needs two at once.
 var feeders = map[opKind]bool{
 	opDeliver: true, opBurst: true, opReconcile: true, opReplay: true, opPayRefundBurst: true,
-	opCancel: true, opOperatorCancel: true, opBook: true,
+	opCancel: true, opOperatorCancel: true, opBook: true, opRestart: true,
 }
 
 type op struct {
@@ -130,6 +131,7 @@ func (w *world) do(ctx context.Context, o op) string {
 }
 
 func (w *world) run(ctx context.Context, o op) (string, bool) {
+	_, processor, checkouts, reconciler := w.server()
 	switch o.Kind {
 	case opBook:
 		res := w.resources[o.B%len(w.resources)]
@@ -241,7 +243,7 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		if b == nil {
 			return "no booking", false
 		}
-		_, err := w.checkouts.CancelByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+		_, err := checkouts.CancelByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
 		return errText(err), err == nil
 
 	case opOperatorRefund:
@@ -249,7 +251,7 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		if b == nil {
 			return "no booking", false
 		}
-		_, err := w.processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+		_, err := processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
 		return errText(err), err == nil
 
 	case opDashRefund:
@@ -294,13 +296,13 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		}
 		path := "/v1/refunds"
 		retry := func() error {
-			_, err := w.processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+			_, err := processor.RefundByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
 			return err
 		}
 		if o.B%2 == 1 {
 			path = "/v1/checkout/sessions/" + w.session(b) + "/expire"
 			retry = func() error {
-				_, err := w.checkouts.CancelByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
+				_, err := checkouts.CancelByOperator(ctx, b.id, audit.Operator(w.operator, "req_modelcheck"))
 				return err
 			}
 		}
@@ -386,14 +388,14 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		return fmt.Sprintf("sent %d, failed %d", rep.Sent, rep.Failed), rep.Sent > 0
 
 	case opReconcile:
-		s, err := w.reconciler.Run(ctx)
+		s, err := reconciler.Run(ctx)
 		if err != nil {
 			return errText(err), false
 		}
 		return fmt.Sprintf("%+v", s), true
 
 	case opReplay:
-		s, err := w.reconciler.Replay(ctx, time.Hour)
+		s, err := reconciler.Replay(ctx, time.Hour)
 		if err != nil {
 			return errText(err), false
 		}
@@ -411,6 +413,15 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		}
 		w.stripe.Inject(f)
 		return fmt.Sprintf("%s ×%d on %s", f.Kind, f.Times, f.Path), true
+
+	case opRestart:
+		if err := w.restart(ctx); err != nil {
+			return errText(err), false
+		}
+		w.mu.Lock()
+		w.cov.faults["server_restarted"]++
+		w.mu.Unlock()
+		return "restarted", true
 
 	case opKillBackend:
 		// One of the server's connections, preferring one inside a

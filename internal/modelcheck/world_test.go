@@ -61,6 +61,9 @@ type world struct {
 	processor  *payment.Processor
 	checkouts  *checkout.Service
 	reconciler *reconcile.Reconciler
+	stripeAPI  *client.API
+	srvMu      sync.Mutex // guards srv, url and the collaborators, replaced by a restart
+	srv        *httptest.Server
 	url        string
 	http       *http.Client
 	resources  []db.Resource
@@ -143,29 +146,10 @@ func newWorld(t testing.TB, cfg config) *world {
 	sc := &client.API{}
 	sc.Init("sk_test_modelcheck", &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
 
-	logger := slog.New(slog.DiscardHandler)
-	srv := httptest.NewUnstartedServer(nil)
-	public, err := url.Parse("http://" + srv.Listener.Addr().String())
-	if err != nil {
+	w.stripeAPI = sc
+	if err := w.start(); err != nil {
 		t.Fatal(err)
 	}
-	w.processor = payment.NewProcessor(w.serverPool, sc, false, logger, nil)
-	w.checkouts = checkout.NewService(w.serverPool, sc, w.processor, public, 30*time.Minute, logger, nil)
-	w.reconciler = reconcile.New(w.serverPool, sc, w.checkouts, w.processor, logger, nil)
-	handler, err := httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   []string{webhookSecret},
-		WebhookTolerance: 300 * time.Second,
-		PendingHold:      15 * time.Minute,
-		CookieSecure:     true,
-		WriteLimit:       httpapi.RateLimit{Requests: -1},
-	}, w.serverPool, logger, w.processor, w.checkouts, w.reconciler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = handler
-	srv.Start()
-	t.Cleanup(srv.Close)
-	w.url = srv.URL
 	w.dashboard = testkit.StripeClient(t, w.stripe.URL)
 	w.http = &http.Client{Timeout: 60 * time.Second}
 
@@ -179,6 +163,68 @@ func newWorld(t testing.TB, cfg config) *world {
 		t.Fatal(err)
 	}
 	return w
+}
+
+// start runs a slotpay server: at first, and again after a restart. A
+// restart is a new process: new collaborators, a new listener, the same
+// database and Stripe account.
+func (w *world) start() error {
+	logger := slog.New(slog.DiscardHandler)
+	srv := httptest.NewUnstartedServer(nil)
+	public, err := url.Parse("http://" + srv.Listener.Addr().String())
+	if err != nil {
+		return err
+	}
+	processor := payment.NewProcessor(w.serverPool, w.stripeAPI, false, logger, nil)
+	checkouts := checkout.NewService(w.serverPool, w.stripeAPI, processor, public, 30*time.Minute, logger, nil)
+	reconciler := reconcile.New(w.serverPool, w.stripeAPI, checkouts, processor, logger, nil)
+	handler, err := httpapi.NewServer(httpapi.Config{
+		WebhookSecrets:   []string{webhookSecret},
+		WebhookTolerance: 300 * time.Second,
+		PendingHold:      15 * time.Minute,
+		CookieSecure:     true,
+		WriteLimit:       httpapi.RateLimit{Requests: -1},
+	}, w.serverPool, logger, processor, checkouts, reconciler)
+	if err != nil {
+		return err
+	}
+	srv.Config.Handler = handler
+	srv.Start()
+	w.t.Cleanup(srv.Close)
+	w.srvMu.Lock()
+	defer w.srvMu.Unlock()
+	w.srv, w.url = srv, srv.URL
+	w.processor, w.checkouts, w.reconciler = processor, checkouts, reconciler
+	return nil
+}
+
+// restart kills the server as a crash does: every client connection cut
+// (answers in flight are lost; Stripe retries what it did not see
+// answered), the process's database connections terminated, then a new
+// server started.
+func (w *world) restart(ctx context.Context) error {
+	w.srvMu.Lock()
+	old := w.srv
+	w.srvMu.Unlock()
+	old.CloseClientConnections()
+	if _, err := w.db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1`, serverApp); err != nil {
+		return err
+	}
+	if err := w.start(); err != nil {
+		return err
+	}
+	// Waits for the old handlers, which fail on their dead connections: a
+	// dead process applies nothing after the restart.
+	old.Close()
+	return nil
+}
+
+// server returns the running server's address and collaborators.
+func (w *world) server() (string, *payment.Processor, *checkout.Service, *reconcile.Reconciler) {
+	w.srvMu.Lock()
+	defer w.srvMu.Unlock()
+	return w.url, w.processor, w.checkouts, w.reconciler
 }
 
 // runWorld runs a seed's plan against a fresh world, waits until it is
@@ -224,10 +270,11 @@ func (w *world) quiesce(ctx context.Context) string {
 		for k := 0; w.stripe.QueuedEvents() > 0 && k < 100; k++ {
 			w.deliver(ctx, 0, 0, w.concurrency(4))
 		}
-		if _, err := w.reconciler.Run(ctx); err != nil {
+		_, _, _, reconciler := w.server()
+		if _, err := reconciler.Run(ctx); err != nil {
 			w.t.Logf("quiesce: reconcile: %v", err)
 		}
-		if _, err := w.reconciler.Replay(ctx, time.Hour); err != nil {
+		if _, err := reconciler.Replay(ctx, time.Hour); err != nil {
 			w.t.Logf("quiesce: replay: %v", err)
 		}
 		emitted := len(w.stripe.Emitted())
@@ -250,7 +297,7 @@ func (w *world) concurrency(n int) int {
 
 func (w *world) deliver(ctx context.Context, max int, dup float64, conc int) testkit.DeliveryReport {
 	rep := w.stripe.DeliverEvents(ctx, testkit.Delivery{
-		URL: w.url + "/v1/webhooks/stripe", Secret: webhookSecret,
+		URL: w.baseURL() + "/v1/webhooks/stripe", Secret: webhookSecret,
 		Rand: newRand(w.cfg.seed, 1000+w.deliveries.next()), Max: max, Duplicate: dup, Concurrency: conc,
 		Client: w.http,
 	})
@@ -272,7 +319,7 @@ func (w *world) api(ctx context.Context, method, path string, body any) (int, ma
 		b, _ := json.Marshal(body)
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, w.url+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, w.baseURL()+path, r)
 	if err != nil {
 		return 0, nil
 	}
@@ -287,6 +334,11 @@ func (w *world) api(ctx context.Context, method, path string, body any) (int, ma
 	var out map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&out)
 	return resp.StatusCode, out
+}
+
+func (w *world) baseURL() string {
+	u, _, _, _ := w.server()
+	return u
 }
 
 func (w *world) pick(i int) *tracked {

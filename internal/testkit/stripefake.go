@@ -538,6 +538,9 @@ func (f *StripeFake) remember(key, method, path string, params url.Values, a fak
 	if key == "" {
 		return
 	}
+	if prev, ok := f.idempotency[key]; ok && time.Since(prev.at) < idempotencyWindow {
+		return // a failure in front of a stored answer does not replace it
+	}
 	store := a.status < 300
 	if f.opts.StoreEveryAnswer {
 		store = !a.validation && a.status != http.StatusUnauthorized && a.status != http.StatusTooManyRequests

@@ -121,6 +121,21 @@ func TestStripeFakeFaithfulIdempotency(t *testing.T) {
 		require.NoError(t, err)
 	})
 
+	t.Run("AFailureInFrontOfAStoredAnswerDoesNotReplaceIt", func(t *testing.T) {
+		t.Parallel()
+		fake := testkit.NewStripeFake(t, testkit.Faithful())
+		sc := testkit.StripeClient(t, fake.URL)
+		pi := paidSession(t, fake, sc).PaymentIntent
+		first, err := sc.Refunds.New(refundParamsFor(pi, "k1"))
+		require.NoError(t, err)
+		fake.Inject(testkit.Fault{Kind: testkit.FaultError, Path: "/v1/refunds", Times: 1})
+		_, err = sc.Refunds.New(refundParamsFor(pi, "k1"))
+		requireStripeError(t, err, http.StatusInternalServerError, stripe.ErrorTypeAPI)
+		again, err := sc.Refunds.New(refundParamsFor(pi, "k1"))
+		require.NoError(t, err)
+		require.Equal(t, first.ID, again.ID)
+	})
+
 	t.Run("AKeyReusedWithOtherParametersIsRefused", func(t *testing.T) {
 		t.Parallel()
 		fake := testkit.NewStripeFake(t, testkit.Faithful())

@@ -231,11 +231,12 @@ func (e *environment) bookContended(ctx context.Context, client *http.Client, po
 }
 
 // bookingRequest is customer n's request for a slot. Each customer has an
-// address of their own, forwarded by the proxy the bench plays, as in a
-// deployment where many people book at once.
+// address and an e-mail of their own (the address forwarded by the proxy the
+// bench plays), as in a deployment where many people book at once: the hold
+// caps of SPEC §3.2 count per address and per e-mail.
 func bookingRequest(base, resourceID string, start time.Time, n int) request {
-	body := fmt.Sprintf(`{"resource_id":%q,"starts_at":%q,"ends_at":%q,"customer":{"email":"ada@example.com","name":"Ada"}}`,
-		resourceID, start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339))
+	body := fmt.Sprintf(`{"resource_id":%q,"starts_at":%q,"ends_at":%q,"customer":{"email":"customer%d@example.com","name":"Ada"}}`,
+		resourceID, start.Format(time.RFC3339), start.Add(time.Hour).Format(time.RFC3339), n)
 	return request{method: http.MethodPost, url: base + "/v1/bookings", body: []byte(body),
 		header: http.Header{
 			"Content-Type":    {"application/json"},

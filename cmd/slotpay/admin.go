@@ -48,11 +48,18 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return fmt.Errorf("migrate up: %w", err)
 		}
+		riverApplied, err := database.RiverMigrateUp(ctx, pool)
+		for _, v := range riverApplied {
+			fmt.Fprintf(stdout, "applied river %03d\n", v)
+		}
+		if err != nil {
+			return err
+		}
 		version, err := p.GetDBVersion(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "database at version %d\n", version)
+		fmt.Fprintf(stdout, "database at version %d, river at version %d\n", version, database.RiverVersion())
 	case "down":
 		r, err := p.Down(ctx)
 		if err != nil {
@@ -71,8 +78,38 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			fmt.Fprintf(stdout, "%05d  %-40s %s\n", s.Source.Version, s.Source.Path, applied)
 		}
+		if err := riverStatus(ctx, pool, stdout); err != nil {
+			return err
+		}
 	default:
 		return usageError{}
+	}
+	return nil
+}
+
+// riverStatus lists River's migrations like goose's: River's job tables are
+// part of the schema `migrate up` manages. `migrate down` rolls back only
+// slotpay's own migrations; River's stay until removed with River's tools.
+func riverStatus(ctx context.Context, pool *pgxpool.Pool, stdout io.Writer) error {
+	m, err := database.RiverMigrator(pool)
+	if err != nil {
+		return err
+	}
+	existing, err := m.ExistingVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate status: river: %w", err)
+	}
+	applied := make(map[int]bool, len(existing))
+	for _, v := range existing {
+		applied[v.Version] = true
+	}
+	for _, v := range m.AllVersions() {
+		state := "pending"
+		if applied[v.Version] {
+			state = "applied"
+		}
+		// River's names ("pending and more") would be mistaken for states.
+		fmt.Fprintf(stdout, "river %03d  %s\n", v.Version, state)
 	}
 	return nil
 }

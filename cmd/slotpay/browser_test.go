@@ -42,10 +42,10 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 	chromium := findChromium(t)
 
 	tdb := testkit.NewDatabase(t)
-	base, _, _, env := startServe(t, tdb)
+	base, env := serveInProcess(t, tdb)
 	envMap := func(extra ...string) map[string]string { return envOf(env, extra...) }
 	const studioA = "0193a5e0-7b1a-7c3e-9f00-00000000a001" // seed-demo's studio-a
-	r := runBinary(t, envMap(), "seed-demo")
+	r := runCommand(t, envMap(), "seed-demo")
 	require.Equal(t, 0, r.code, r.stderr)
 
 	b := newBrowser(t, chromium)
@@ -90,7 +90,7 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 	b.do(chromedp.WaitVisible(chromedp.CSS(`#state[data-status=pending_payment]`)))
 	require.Equal(t, "Payment being confirmed", b.text("#state-title"))
 
-	r = runBinary(t, envMap(), "dev", "pay", bookingID)
+	r = runCommand(t, envMap(), "dev", "pay", bookingID)
 	require.Equal(t, 0, r.code, r.stderr)
 
 	// The page asks again by itself and turns confirmed.
@@ -118,7 +118,7 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 
 	// The operator.
 	const email, password = "ops-lead@example.com", "Browser test 42 password"
-	r = runBinary(t, envMap(passwordEnv+"="+password), "admin", "create-user", "--email", email, "--role", "admin")
+	r = runCommand(t, envMap(passwordEnv+"="+password), "admin", "create-user", "--email", email, "--role", "admin")
 	require.Equal(t, 0, r.code, r.stderr)
 	b.do(chromedp.Navigate(base+"/admin"),
 		chromedp.WaitVisible(chromedp.CSS("#login-email")),

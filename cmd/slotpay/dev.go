@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/slotpay/slotpay/gen/db"
@@ -64,7 +65,8 @@ func devSetup(ctx context.Context, getenv func(string) string, stdout io.Writer)
 func createDatabaseIfMissing(ctx context.Context, dbURL string, stdout io.Writer) error {
 	u, err := url.Parse(dbURL)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
+		// url.Parse's error quotes the whole URL, password included.
+		return fmt.Errorf("DATABASE_URL: cannot read the connection string %s", database.Redact(dbURL))
 	}
 	name := u.Path
 	if len(name) > 0 && name[0] == '/' {
@@ -76,6 +78,10 @@ func createDatabaseIfMissing(ctx context.Context, dbURL string, stdout io.Writer
 	admin := *u
 	admin.Path = "/postgres"
 	conn, err := pgx.Connect(ctx, admin.String())
+	if _, unreadable := errors.AsType[*pgconn.ParseConfigError](err); unreadable {
+		// pgx's message quotes the string with only some secrets redacted.
+		return fmt.Errorf("DATABASE_URL: cannot read the connection string %s", database.Redact(dbURL))
+	}
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: cannot reach the server at %s: %w", database.Redact(admin.String()), err)
 	}

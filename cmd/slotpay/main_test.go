@@ -13,15 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivermigrate"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
 var binary string
 
-// TestMain builds the real binary once: these tests run it as an operator
-// would and read its exit code and output.
+// TestMain builds the real binary once, for the tests where a real process
+// is the point (signals, a terminal, serve beside a command); the others
+// call run in this process.
 func TestMain(m *testing.M) { testkit.MainWithBinary(m, &binary) }
 
 type result struct {
@@ -30,9 +33,20 @@ type result struct {
 	stderr string
 }
 
+// runCommand runs the program in this process as main would, with env as
+// its whole environment, and returns its exit code and output.
+func runCommand(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	err := run(t.Context(), args, func(k string) string { return env[k] }, &stdout, &stderr)
+	code := exitCode(err, &stderr)
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// runBinary runs the real binary, its stdin not a terminal.
 func runBinary(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testkit.WaitTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -69,11 +83,19 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		"NotASecretKey":        {map[string]string{"STRIPE_SECRET_KEY": "pk_test_123"}, "slotpay: STRIPE_SECRET_KEY: must be a Stripe secret"},
 		"UnreachableDatabase":  {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres@127.0.0.1:1/slotpay"},
 		"PasswordNotPrinted":   {map[string]string{"DATABASE_URL": "postgres://postgres:hunter2@127.0.0.1:1/slotpay?sslmode=disable"}, "slotpay: DATABASE_URL: cannot reach the database at postgres://postgres:xxxxx@127.0.0.1:1/slotpay"},
+		"QueryPasswordNotPrinted": {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=disable&password=hunter2"},
+			"slotpay: DATABASE_URL: cannot reach the database at postgres://postgres@127.0.0.1:1/slotpay?password=xxxxx&sslmode=disable"},
+		"UnreadableURLNotPrinted": {map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/slotpay?sslmode=sometimes&sslpassword=hunter2"},
+			"slotpay: DATABASE_URL: cannot read the connection string postgres://postgres@127.0.0.1:1/slotpay?sslmode=sometimes&sslpassword=xxxxx"},
 		"BadDuration":          {map[string]string{"WEBHOOK_TOLERANCE": "five minutes"}, "slotpay: WEBHOOK_TOLERANCE: not a duration"},
 		"CheckoutTTLTooShort":  {map[string]string{"CHECKOUT_TTL": "10m"}, "slotpay: CHECKOUT_TTL: must be between 30m0s and 24h0m0s"},
 		"BadPublicURL":         {map[string]string{"PUBLIC_BASE_URL": "localhost"}, "slotpay: PUBLIC_BASE_URL: must be an absolute http(s) URL"},
 		"BadCookieSecure":      {map[string]string{"COOKIE_SECURE": "maybe"}, "slotpay: COOKIE_SECURE: must be true or false"},
 		"BadLogLevel":          {map[string]string{"LOG_LEVEL": "loud"}, "slotpay: LOG_LEVEL: must be debug, info, warn or error"},
+		"BadWriteRateLimit":    {map[string]string{"WRITE_RATE_LIMIT": "sixty a minute"}, "slotpay: WRITE_RATE_LIMIT: must be REQUESTS/WINDOW"},
+		"BadMaxHoldsPerClient": {map[string]string{"MAX_HOLDS_PER_CLIENT": "0"}, "slotpay: MAX_HOLDS_PER_CLIENT: must be a whole number"},
+		"BadMaxHoldsPerEmail":  {map[string]string{"MAX_HOLDS_PER_EMAIL": "three"}, "slotpay: MAX_HOLDS_PER_EMAIL: must be a whole number"},
+		"BadMetricsAddr":       {map[string]string{"METRICS_ADDR": "9090"}, "slotpay: METRICS_ADDR: must be host:port"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -85,7 +107,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 			for k, v := range c.change {
 				env[k] = v
 			}
-			r := runBinary(t, env, "serve")
+			r := runCommand(t, env, "serve")
 			require.Equal(t, 1, r.code)
 			require.True(t, strings.HasPrefix(r.stderr, c.want), "stderr: %q", r.stderr)
 			require.Equal(t, 1, strings.Count(r.stderr, "\n"), "one line: %q", r.stderr)
@@ -99,66 +121,129 @@ func TestMigrateAndSeedDemo(t *testing.T) {
 	tdb := testkit.NewDatabase(t)
 	env := map[string]string{"DATABASE_URL": tdb.URL}
 
-	r := runBinary(t, env, "migrate", "status")
+	r := runCommand(t, env, "migrate", "status")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "00001_schema.sql")
 	require.Contains(t, r.stdout, "applied")
 
 	for range 2 {
-		r = runBinary(t, env, "seed-demo")
+		r = runCommand(t, env, "seed-demo")
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "resource studio-a 0193a5e0-7b1a-7c3e-9f00-00000000a001")
 	}
 	require.Equal(t, 2, tdb.Count(t, "SELECT count(*) FROM resources WHERE slug IN ('studio-a', 'meeting-room')"))
 
-	r = runBinary(t, env, "migrate", "down")
+	r = runCommand(t, env, "migrate", "down")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "rolled back")
-	r = runBinary(t, env, "migrate", "status")
+	r = runCommand(t, env, "migrate", "status")
 	require.Contains(t, r.stdout, "pending")
-	r = runBinary(t, env, "migrate", "up")
+	r = runCommand(t, env, "migrate", "up")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "applied ")
-	r = runBinary(t, env, "migrate", "status")
+	r = runCommand(t, env, "migrate", "status")
 	require.NotContains(t, r.stdout, "pending")
 
-	r = runBinary(t, env, "migrate", "sideways")
+	r = runCommand(t, env, "migrate", "sideways")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "usage")
 }
 
-// startServe runs `slotpay serve` on a free port over tdb and waits until it
-// is ready. It returns the base URL, the process and its environment.
-func startServe(t *testing.T, tdb testkit.TestDB) (string, *exec.Cmd, *strings.Builder, []string) {
+// TestMigrateUpAppliesRiversMigrations: River's job tables are part of the
+// schema `migrate up` manages, and `migrate status` lists them.
+func TestMigrateUpAppliesRiversMigrations(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	m, err := database.RiverMigrator(tdb.Pool)
+	require.NoError(t, err)
+	_, err = m.Migrate(t.Context(), rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
+	require.NoError(t, err)
+	env := map[string]string{"DATABASE_URL": tdb.URL}
+
+	r := runCommand(t, env, "migrate", "status")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "river 001  pending")
+	require.Error(t, database.CheckSchema(t.Context(), tdb.Pool), "not ready without River's tables")
+
+	r = runCommand(t, env, "migrate", "up")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "applied river 001")
+	r = runCommand(t, env, "migrate", "status")
+	require.Contains(t, r.stdout, "river 001  applied")
+	require.NotContains(t, r.stdout, "pending")
+	require.NoError(t, database.CheckSchema(t.Context(), tdb.Pool))
+}
+
+// serveEnv is the environment of a serve instance on a free port over tdb.
+func serveEnv(t *testing.T, tdb testkit.TestDB) (addr string, env []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	require.NoError(t, ln.Close())
-
-	env := []string{
+	return addr, []string{
 		"DATABASE_URL=" + tdb.URL,
 		"STRIPE_API_BASE=" + testkit.StripeMock(t),
 		"STRIPE_WEBHOOK_SECRET=whsec_test",
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
 	}
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = env
-	stdout := &strings.Builder{}
-	cmd.Stdout = stdout
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+}
 
-	require.Eventually(t, func() bool {
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	testkit.WaitFor(t, "serve to be ready", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 10*time.Second, 50*time.Millisecond)
+	})
+}
+
+// startServe runs the real binary's `slotpay serve` over tdb and waits until
+// it is ready, for tests that signal the process or read its memory. It
+// returns the base URL, the process, its output and its environment; extra
+// KEY=VALUE pairs are added to the environment (the last of a key wins).
+func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exec.Cmd, *testkit.Output, []string) {
+	t.Helper()
+	addr, env := serveEnv(t, tdb)
+	env = append(env, extra...)
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = env
+	stdout := &testkit.Output{}
+	cmd.Stdout = stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitReady(t, addr)
 	return "http://" + addr, cmd, stdout, env
+}
+
+// serveInProcess runs `slotpay serve` in this process through run over tdb
+// until the test ends, when it must stop cleanly; it waits until the
+// instance is ready and returns its base URL and environment.
+func serveInProcess(t *testing.T, tdb testkit.TestDB) (string, []string) {
+	t.Helper()
+	addr, env := serveEnv(t, tdb)
+	getenv := func(k string) string { return envOf(env)[k] }
+	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
+	out := &testkit.Output{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, getenv, out, out) }()
+	t.Cleanup(func() {
+		stop() // what SIGTERM does to main's context
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v\n%s", err, out)
+			}
+		case <-time.After(shutdownGrace + testkit.WaitTimeout):
+			t.Errorf("serve did not stop:\n%s", out)
+		}
+	})
+	waitReady(t, addr)
+	return "http://" + addr, env
 }
 
 // envOf turns startServe's environment, with extra KEY=VALUE pairs on top,
@@ -184,7 +269,7 @@ func TestServeStopsCleanlyOnSIGTERM(t *testing.T) {
 	select {
 	case err := <-done:
 		require.NoError(t, err, stdout.String())
-	case <-time.After(shutdownGrace + 5*time.Second):
+	case <-time.After(shutdownGrace + testkit.WaitTimeout):
 		t.Fatal("serve did not stop after SIGTERM")
 	}
 	require.Contains(t, stdout.String(), `"msg":"stopped"`)
@@ -197,7 +282,7 @@ func TestDevPay(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
 	res := testkit.CreateResource(t, tdb, nil)
-	base, _, _, env := startServe(t, tdb)
+	base, env := serveInProcess(t, tdb)
 
 	post := func(path, body string) map[string]any {
 		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
@@ -213,17 +298,43 @@ func TestDevPay(t *testing.T) {
 	id := booking["id"].(string)
 
 	envMap := func(extra ...string) map[string]string { return envOf(env, extra...) }
-	r := runBinary(t, envMap(), "dev", "pay", id)
+	r := runCommand(t, envMap(), "dev", "pay", id)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "no checkout session yet")
 
 	post("/v1/bookings/"+id+"/checkout", "")
-	r = runBinary(t, envMap("STRIPE_SECRET_KEY=sk_live_123"), "dev", "pay", id)
+	r = runCommand(t, envMap("STRIPE_SECRET_KEY=sk_live_123"), "dev", "pay", id)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "refuses to run with a live Stripe key")
 
-	r = runBinary(t, envMap(), "dev", "pay", id)
+	r = runCommand(t, envMap(), "dev", "pay", id)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, "200 OK")
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", id))
+}
+
+// TestReconcileCommand: `slotpay reconcile` runs one pass through River (its
+// own client works the job when no serve instance is up) and prints what the
+// pass did.
+func TestReconcileCommand(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	res := testkit.CreateResource(t, tdb, nil)
+	tdb.Exec(t, `INSERT INTO bookings (id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at)
+		VALUES (gen_random_uuid(), $1, 'ada@example.com', 'Ada', $2, $3, 'pending_payment', 4500, 'eur', now() - interval '1 second')`,
+		res.ID, testkit.TomorrowAt(10), testkit.TomorrowAt(11))
+	env := map[string]string{
+		"DATABASE_URL":          tdb.URL,
+		"STRIPE_API_BASE":       testkit.StripeMock(t),
+		"STRIPE_WEBHOOK_SECRET": "whsec_test",
+	}
+	r := runCommand(t, env, "reconcile")
+	require.Equal(t, 0, r.code, r.stderr)
+	var s struct {
+		Skipped      bool `json:"skipped"`
+		HoldsExpired int  `json:"holds_expired"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s), r.stdout)
+	require.Equal(t, 1, s.HoldsExpired)
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM river_job WHERE kind = 'reconcile' AND state = 'completed'"))
 }

@@ -10,18 +10,10 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/client"
-
 	"github.com/slotpay/slotpay/internal/admin"
-	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/app"
 	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
-	"github.com/slotpay/slotpay/internal/httpapi"
-	"github.com/slotpay/slotpay/internal/metrics"
-	"github.com/slotpay/slotpay/internal/payment"
-	"github.com/slotpay/slotpay/internal/reconcile"
 )
 
 // shutdownGrace bounds how long in-flight requests may take to finish after
@@ -34,17 +26,20 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	pool, err := database.Open(ctx, cfg.DatabaseURL)
+	arch, closePool, err := app.Open(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := database.CheckSchema(ctx, pool); err != nil {
+	defer closePool()
+	if err := database.CheckSchema(ctx, arch.Pool); err != nil {
 		logger.Warn("database schema is not current; /readyz answers 503 until `slotpay migrate up` runs", "error", err.Error())
 	}
 
-	a := newApp(cfg, pool, logger)
-	handler, err := a.handler()
+	a, err := app.New(arch, app.Options{Periodic: true})
+	if err != nil {
+		return err
+	}
+	handler, err := a.Handler()
 	if err != nil {
 		return err
 	}
@@ -64,76 +59,56 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, arch.Metrics, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 	logger.Info("serving", "addr", ln.Addr().String(), "database", database.Redact(cfg.DatabaseURL),
 		"stripe_api", stripeAPIName(cfg), "livemode", cfg.Livemode())
+	if msg, ok := publicURLMismatch(cfg.PublicBaseURL, ln.Addr().String()); ok {
+		logger.Warn(msg)
+	}
 
-	// The reconciler runs in every instance; an advisory lock lets one at a
-	// time act.
-	reconcileCtx, stopReconciler := context.WithCancel(ctx)
-	reconcilerDone := make(chan struct{})
-	go func() {
-		defer close(reconcilerDone)
-		a.reconciler.Loop(reconcileCtx, cfg.ReconcileInterval)
-	}()
-	defer func() { stopReconciler(); <-reconcilerDone }()
-	go pruneSessions(reconcileCtx, admin.NewSessions(pool), logger)
+	// Background work (refund requests, and the reconciler every
+	// RECONCILE_INTERVAL under River's leader election) runs in every
+	// instance; jobs outlive a SIGTERM's cancellation of ctx until Stop.
+	if err := a.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	jobsCtx, stopJobs := context.WithCancel(ctx)
+	defer stopJobs()
+	go pruneSessions(jobsCtx, admin.NewSessions(arch.Pool), logger)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
 	select {
-	case err := <-errc:
-		return err
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	// Stop accepting, let in-flight requests (a webhook mid-transaction
-	// included) finish, then close the pool (deferred above).
+	// included) finish, then the running jobs, then close the pool
+	// (deferred above).
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if serveErr == nil {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			serveErr = fmt.Errorf("shutdown: %w", err)
+		} else if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if err := a.Stop(shutdownCtx); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// app is slotpay's parts, wired together once for serve and the commands.
-type app struct {
-	cfg        config.Config
-	pool       *pgxpool.Pool
-	logger     *slog.Logger
-	processor  *payment.Processor
-	checkouts  *checkout.Service
-	reconciler *reconcile.Reconciler
-	metrics    *metrics.Metrics
-}
-
-func newApp(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) *app {
-	sc := newStripeClient(cfg)
-	m := metrics.New(pool)
-	processor := payment.NewProcessor(pool, sc, cfg.Livemode(), logger, m)
-	checkouts := checkout.NewService(pool, sc, processor, cfg.PublicBaseURL, cfg.CheckoutTTL, logger, m)
-	return &app{
-		cfg: cfg, pool: pool, logger: logger,
-		processor:  processor,
-		checkouts:  checkouts,
-		reconciler: reconcile.New(pool, sc, checkouts, processor, logger, m),
-		metrics:    m,
-	}
-}
-
-func (a *app) handler() (http.Handler, error) {
-	return httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   a.cfg.StripeWebhookSecret,
-		WebhookTolerance: a.cfg.WebhookTolerance,
-		PendingHold:      a.cfg.PendingHold,
-		CookieSecure:     a.cfg.CookieSecure,
-		TrustedProxies:   a.cfg.TrustedProxies,
-		Metrics:          a.metrics,
-	}, a.pool, a.logger, a.processor, a.checkouts, a.reconciler)
 }
 
 // pruneSessions deletes dead sessions and old login attempts hourly, so
@@ -152,23 +127,6 @@ func pruneSessions(ctx context.Context, sessions *admin.Sessions, logger *slog.L
 			}
 		}
 	}
-}
-
-// newStripeClient returns a client of its own (never the package-global key)
-// pointed at STRIPE_API_BASE when set. stripe-go retries network errors and
-// 409/5xx answers itself, with the same idempotency key.
-func newStripeClient(cfg config.Config) *client.API {
-	bc := &stripe.BackendConfig{
-		MaxNetworkRetries: stripe.Int64(2),
-		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelError},
-	}
-	if cfg.StripeAPIBase != "" {
-		bc.URL = stripe.String(cfg.StripeAPIBase)
-	}
-	backend := stripe.GetBackendWithConfig(stripe.APIBackend, bc)
-	sc := &client.API{}
-	sc.Init(cfg.StripeSecretKey, &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
-	return sc
 }
 
 func stripeAPIName(cfg config.Config) string {

@@ -26,41 +26,10 @@ func (q *Queries) AdminSessionDeleteOld(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
-const adminSessionGetUser = `-- name: AdminSessionGetUser :one
-SELECT admin_users.id, admin_users.email, admin_users.role, admin_users.password_hash, admin_users.created_at, admin_users.updated_at, admin_sessions.expires_at AS session_expires_at
-FROM admin_sessions
-JOIN admin_users ON admin_users.id = admin_sessions.user_id
-WHERE admin_sessions.token_hash = $1
-  AND admin_sessions.revoked_at IS NULL
-  AND admin_sessions.expires_at > now()
-`
-
-type AdminSessionGetUserRow struct {
-	AdminUser        AdminUser
-	SessionExpiresAt time.Time
-}
-
-// The user of a live session: not revoked, not expired, by the database's
-// clock, which every instance shares.
-func (q *Queries) AdminSessionGetUser(ctx context.Context, tokenHash []byte) (AdminSessionGetUserRow, error) {
-	row := q.db.QueryRow(ctx, adminSessionGetUser, tokenHash)
-	var i AdminSessionGetUserRow
-	err := row.Scan(
-		&i.AdminUser.ID,
-		&i.AdminUser.Email,
-		&i.AdminUser.Role,
-		&i.AdminUser.PasswordHash,
-		&i.AdminUser.CreatedAt,
-		&i.AdminUser.UpdatedAt,
-		&i.SessionExpiresAt,
-	)
-	return i, err
-}
-
 const adminSessionInsert = `-- name: AdminSessionInsert :one
 INSERT INTO admin_sessions (token_hash, user_id, expires_at)
 VALUES ($1, $2, now() + $3::interval)
-RETURNING token_hash, user_id, created_at, expires_at, revoked_at
+RETURNING token_hash, user_id, created_at, expires_at, revoked_at, last_seen_at
 `
 
 type AdminSessionInsertParams struct {
@@ -78,6 +47,7 @@ func (q *Queries) AdminSessionInsert(ctx context.Context, arg AdminSessionInsert
 		&i.CreatedAt,
 		&i.ExpiresAt,
 		&i.RevokedAt,
+		&i.LastSeenAt,
 	)
 	return i, err
 }
@@ -100,4 +70,46 @@ WHERE user_id = $1 AND revoked_at IS NULL
 func (q *Queries) AdminSessionRevokeAllOfUser(ctx context.Context, userID uuid.UUID) error {
 	_, err := q.db.Exec(ctx, adminSessionRevokeAllOfUser, userID)
 	return err
+}
+
+const adminSessionTouch = `-- name: AdminSessionTouch :one
+WITH live AS (
+    UPDATE admin_sessions SET last_seen_at = now()
+    WHERE token_hash = $1
+      AND revoked_at IS NULL
+      AND expires_at > now()
+      AND last_seen_at > now() - $2::interval
+    RETURNING user_id, expires_at
+)
+SELECT admin_users.id, admin_users.email, admin_users.role, admin_users.password_hash, admin_users.created_at, admin_users.updated_at, live.expires_at AS session_expires_at
+FROM live
+JOIN admin_users ON admin_users.id = live.user_id
+`
+
+type AdminSessionTouchParams struct {
+	TokenHash []byte
+	Idle      pgtype.Interval
+}
+
+type AdminSessionTouchRow struct {
+	AdminUser        AdminUser
+	SessionExpiresAt time.Time
+}
+
+// The user of a live session, by the database's clock, which every instance
+// shares: not revoked, before its absolute end, and used within the idle
+// span (SPEC §3: 8 h, or 1 h unused). Using it restarts the idle span.
+func (q *Queries) AdminSessionTouch(ctx context.Context, arg AdminSessionTouchParams) (AdminSessionTouchRow, error) {
+	row := q.db.QueryRow(ctx, adminSessionTouch, arg.TokenHash, arg.Idle)
+	var i AdminSessionTouchRow
+	err := row.Scan(
+		&i.AdminUser.ID,
+		&i.AdminUser.Email,
+		&i.AdminUser.Role,
+		&i.AdminUser.PasswordHash,
+		&i.AdminUser.CreatedAt,
+		&i.AdminUser.UpdatedAt,
+		&i.SessionExpiresAt,
+	)
+	return i, err
 }

@@ -12,6 +12,17 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+const loginAttemptDelete = `-- name: LoginAttemptDelete :exec
+DELETE FROM login_attempts WHERE id = $1
+`
+
+// Withdraws a reserved attempt whose password was never checked (the server
+// was too busy hashing): it must not count against the caller.
+func (q *Queries) LoginAttemptDelete(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, loginAttemptDelete, id)
+	return err
+}
+
 const loginAttemptDeleteOld = `-- name: LoginAttemptDeleteOld :execrows
 DELETE FROM login_attempts WHERE at < now() - interval '30 days'
 `
@@ -26,65 +37,77 @@ func (q *Queries) LoginAttemptDeleteOld(ctx context.Context) (int64, error) {
 	return result.RowsAffected(), nil
 }
 
-const loginAttemptInsert = `-- name: LoginAttemptInsert :exec
-INSERT INTO login_attempts (email, ip, success) VALUES ($1, $2, $3)
+const loginAttemptReserve = `-- name: LoginAttemptReserve :one
+INSERT INTO login_attempts (email, ip, success) VALUES ($1, $2, false)
+RETURNING id
 `
 
-type LoginAttemptInsertParams struct {
-	Email   string
-	Ip      netip.Addr
-	Success bool
+type LoginAttemptReserveParams struct {
+	Email string
+	Ip    netip.Addr
 }
 
-func (q *Queries) LoginAttemptInsert(ctx context.Context, arg LoginAttemptInsertParams) error {
-	_, err := q.db.Exec(ctx, loginAttemptInsert, arg.Email, arg.Ip, arg.Success)
+// Records a sign-in attempt as a failure before its password is checked, so
+// that concurrent attempts are counted as they arrive and cannot all pass
+// the throttle before any is recorded. A right password turns it into a
+// success (LoginAttemptSucceeded).
+func (q *Queries) LoginAttemptReserve(ctx context.Context, arg LoginAttemptReserveParams) (int64, error) {
+	row := q.db.QueryRow(ctx, loginAttemptReserve, arg.Email, arg.Ip)
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
+const loginAttemptSucceeded = `-- name: LoginAttemptSucceeded :exec
+UPDATE login_attempts SET success = true WHERE id = $1
+`
+
+func (q *Queries) LoginAttemptSucceeded(ctx context.Context, id int64) error {
+	_, err := q.db.Exec(ctx, loginAttemptSucceeded, id)
 	return err
 }
 
-const loginAttemptThrottledFor = `-- name: LoginAttemptThrottledFor :one
+const loginAttemptWait = `-- name: LoginAttemptWait :one
 SELECT coalesce(ceil(extract(epoch FROM greatest(
     (SELECT a.at FROM login_attempts a
-     WHERE a.email = $1::text AND NOT a.success AND a.at > now() - $2::interval
-     ORDER BY a.at DESC OFFSET $3::int LIMIT 1),
+     WHERE a.email = $1::text AND a.ip = $2::inet
+       AND NOT a.success AND a.at > now() - $3::interval
+     ORDER BY a.at DESC OFFSET $4::int - 1 LIMIT 1),
     (SELECT a.at FROM login_attempts a
-     WHERE a.ip = $4::inet AND NOT a.success AND a.at > now() - $2::interval
-     ORDER BY a.at DESC OFFSET $5::int LIMIT 1)
-) + $2::interval - now())), 0)::bigint AS seconds
+     WHERE a.ip = $2::inet AND NOT a.success AND a.at > now() - $3::interval
+     ORDER BY a.at DESC OFFSET $5::int - 1 LIMIT 1),
+    (SELECT a.at FROM login_attempts a
+     WHERE a.email = $1::text AND NOT a.success AND a.at > now() - $3::interval
+     ORDER BY a.at DESC OFFSET $6::int - 1 LIMIT 1)
+) + $3::interval - now())), 0)::bigint AS seconds
 `
 
-type LoginAttemptThrottledForParams struct {
-	Email     string
-	Span      pgtype.Interval
-	EmailSkip int32
-	Ip        netip.Addr
-	IpSkip    int32
+type LoginAttemptWaitParams struct {
+	Email    string
+	Ip       netip.Addr
+	Span     pgtype.Interval
+	PairMax  int32
+	IpMax    int32
+	EmailMax int32
 }
 
-// How many seconds further attempts for this email, or from this address,
-// must wait: the max_failures-th most recent failure within the span has to
-// leave it first. Zero means not throttled. Counted by the clock of the
-// database, so that every instance agrees.
-func (q *Queries) LoginAttemptThrottledFor(ctx context.Context, arg LoginAttemptThrottledForParams) (int64, error) {
-	row := q.db.QueryRow(ctx, loginAttemptThrottledFor,
+// SPEC §3: how many seconds further attempts must wait. Within the span,
+// pair_max failures of this e-mail from this address refuse the pair,
+// ip_max failures from this address refuse the address, email_max failures
+// of this e-mail from anywhere refuse the e-mail: the max-th most recent
+// failure of the tripped count has to leave the span first. Zero means not
+// throttled. Counted by the clock of the database, so that every instance
+// agrees.
+func (q *Queries) LoginAttemptWait(ctx context.Context, arg LoginAttemptWaitParams) (int64, error) {
+	row := q.db.QueryRow(ctx, loginAttemptWait,
 		arg.Email,
-		arg.Span,
-		arg.EmailSkip,
 		arg.Ip,
-		arg.IpSkip,
+		arg.Span,
+		arg.PairMax,
+		arg.IpMax,
+		arg.EmailMax,
 	)
 	var seconds int64
 	err := row.Scan(&seconds)
 	return seconds, err
-}
-
-const loginThrottleLock = `-- name: LoginThrottleLock :exec
-SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))
-`
-
-// Serialises the check-and-record of attempts for one key (an email or an
-// address) across instances, for the rest of the transaction. Held for two
-// short statements only, never across password hashing.
-func (q *Queries) LoginThrottleLock(ctx context.Context, key string) error {
-	_, err := q.db.Exec(ctx, loginThrottleLock, key)
-	return err
 }

@@ -24,11 +24,12 @@ type AdminAudit struct {
 }
 
 type AdminSession struct {
-	TokenHash []byte
-	UserID    uuid.UUID
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	RevokedAt *time.Time
+	TokenHash  []byte
+	UserID     uuid.UUID
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	RevokedAt  *time.Time
+	LastSeenAt time.Time
 }
 
 type AdminUser struct {
@@ -60,6 +61,7 @@ type Booking struct {
 	UpdatedAt         time.Time
 	// When Stripe accepted a full refund of this booking, requested automatically (refund_pending) or by an operator. NULL on a refund_pending booking means the reconciler still has to request it.
 	RefundRequestedAt *time.Time
+	ClientAddr        *netip.Addr
 }
 
 type BookingStatusChange struct {

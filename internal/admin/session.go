@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,16 +20,11 @@ import (
 	"github.com/slotpay/slotpay/internal/database"
 )
 
-// SessionLifetime is how long a login lasts (SPEC §3).
-const SessionLifetime = 8 * time.Hour
-
-// Login throttling (SPEC §3): after this many failures for one email, or
-// from one client address, within ThrottleWindow, further attempts are
-// refused until the oldest of them leaves the window.
+// A session ends SessionLifetime after sign-in, or SessionIdle after its
+// last use, whichever comes first (SPEC §3).
 const (
-	MaxEmailFailures = 5
-	MaxIPFailures    = 20
-	ThrottleWindow   = 15 * time.Minute
+	SessionLifetime = 8 * time.Hour
+	SessionIdle     = time.Hour
 )
 
 // errLoginFailed is the one answer to every wrong email, password or
@@ -36,21 +33,17 @@ var errLoginFailed = apperr.New(apperr.Unauthorized, "invalid email or password"
 
 var errNoSession = apperr.New(apperr.Unauthorized, "sign in first: no valid session")
 
-// Throttled is the cause of a rate_limited login refusal.
-type Throttled struct{ Wait time.Duration }
-
-func (t *Throttled) Error() string { return fmt.Sprintf("login throttled for %s", t.Wait) }
-
-// RetryAfter is how long the client should wait.
-func (t *Throttled) RetryAfter() time.Duration { return t.Wait }
-
 // Sessions logs operators in and out and recognises their session tokens.
 type Sessions struct {
 	pool *pgxpool.Pool
+	hash *hashGate
 }
 
-// NewSessions returns Sessions stored in pool's database.
-func NewSessions(pool *pgxpool.Pool) *Sessions { return &Sessions{pool: pool} }
+// NewSessions returns Sessions stored in pool's database. Password hashing
+// runs at most 2 × GOMAXPROCS at a time in this process.
+func NewSessions(pool *pgxpool.Pool) *Sessions {
+	return &Sessions{pool: pool, hash: newHashGate(defaultHashSlots(), hashWait)}
+}
 
 // Session is a successful login: the token goes into the cookie, and only
 // its hash into the database.
@@ -62,56 +55,44 @@ type Session struct {
 
 // Login checks email and password from client address ip, and opens a
 // session. Every failure is the same unauthorized error; a throttled caller
-// is refused with rate_limited even when the password is right.
+// is refused with rate_limited even when the password is right, and so is
+// one that arrives while the server is too busy hashing.
 func (s *Sessions) Login(ctx context.Context, email, password string, ip netip.Addr) (Session, error) {
 	email = normalizeEmail(email)
 	if len(email) > 254 || len(password) > MaxPasswordLength {
 		return Session{}, errLoginFailed
 	}
-	// A cheap check first, so that a throttled caller cannot make us hash.
-	if err := checkThrottle(ctx, database.New(s.pool), email, ip); err != nil {
+	// The cheap check first, counted before the hash, so that neither a
+	// throttled caller nor a crowd of concurrent ones can make us hash.
+	var attempt int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) (err error) {
+		attempt, err = reserveAttempt(ctx, tx, email, ip)
+		return err
+	})
+	if err != nil {
 		return Session{}, err
 	}
-	user, err := database.New(s.pool).AdminUserGetByEmail(ctx, email)
-	known := err == nil
-	if err != nil && !database.IsNotFound(err) {
-		return Session{}, fmt.Errorf("load admin user: %w", err)
+	user, ok, err := s.checkPassword(ctx, email, password)
+	if errors.Is(err, errHashBusy) || (err != nil && ctx.Err() != nil) {
+		// The password was never checked (the server was busy, or the
+		// client left while waiting): the attempt does not count.
+		if delErr := database.New(s.pool).LoginAttemptDelete(context.WithoutCancel(ctx), attempt); delErr != nil {
+			return Session{}, fmt.Errorf("withdraw login attempt: %w", delErr)
+		}
+		return Session{}, err
 	}
-	// An unknown email is checked against a dummy hash with the same
-	// parameters, so the answer takes as long as for a known one: timing
-	// does not tell which emails have accounts. Do not short-cut this.
-	hash := dummyHash()
-	if known {
-		hash = user.PasswordHash
-	}
-	ok, err := verifyPassword(hash, password)
 	if err != nil {
-		return Session{}, fmt.Errorf("verify password of admin user %s: %w", user.ID, err)
+		return Session{}, err
 	}
-	ok = ok && known
+	if !ok {
+		return Session{}, errLoginFailed
+	}
 
 	var session Session
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		q := database.New(tx)
-		// Check and record under locks on the email and the address, always
-		// taken in that order, so that concurrent attempts on any instance
-		// cannot all pass the check before any is recorded. The locks are
-		// held for a few statements, never across the hashing above.
-		if err := q.LoginThrottleLock(ctx, "slotpay-login-email:"+email); err != nil {
-			return fmt.Errorf("lock login email: %w", err)
-		}
-		if err := q.LoginThrottleLock(ctx, "slotpay-login-ip:"+ip.String()); err != nil {
-			return fmt.Errorf("lock login address: %w", err)
-		}
-		if err := checkThrottle(ctx, q, email, ip); err != nil {
-			// Not recorded: refused attempts must not keep the window open.
-			return err
-		}
-		if err := q.LoginAttemptInsert(ctx, db.LoginAttemptInsertParams{Email: email, Ip: ip, Success: ok}); err != nil {
-			return fmt.Errorf("record login attempt: %w", err)
-		}
-		if !ok {
-			return nil
+		if err := q.LoginAttemptSucceeded(ctx, attempt); err != nil {
+			return fmt.Errorf("record login success: %w", err)
 		}
 		token, tokenHash, err := newToken()
 		if err != nil {
@@ -130,27 +111,38 @@ func (s *Sessions) Login(ctx context.Context, email, password string, ip netip.A
 	if err != nil {
 		return Session{}, err
 	}
-	if !ok {
-		return Session{}, errLoginFailed
-	}
 	return session, nil
 }
 
-func checkThrottle(ctx context.Context, q *db.Queries, email string, ip netip.Addr) error {
-	seconds, err := q.LoginAttemptThrottledFor(ctx, db.LoginAttemptThrottledForParams{
-		Email: email, Ip: ip,
-		Span:      pgtype.Interval{Microseconds: ThrottleWindow.Microseconds(), Valid: true},
-		EmailSkip: MaxEmailFailures - 1,
-		IpSkip:    MaxIPFailures - 1,
-	})
+// checkPassword reports whether password is the one of email's account,
+// hashing in one of the gate's slots.
+func (s *Sessions) checkPassword(ctx context.Context, email, password string) (db.AdminUser, bool, error) {
+	user, err := database.New(s.pool).AdminUserGetByEmail(ctx, email)
+	known := err == nil
+	if err != nil && !database.IsNotFound(err) {
+		return db.AdminUser{}, false, fmt.Errorf("load admin user: %w", err)
+	}
+	if err := s.hash.acquire(ctx); err != nil {
+		return db.AdminUser{}, false, err
+	}
+	defer s.hash.release()
+	// An unknown email is checked against a dummy hash with the same
+	// parameters, so the answer takes as long as for a known one: timing
+	// does not tell which emails have accounts. Do not short-cut this.
+	hash := dummyHash()
+	if known {
+		hash = user.PasswordHash
+	}
+	ok, err := verifyPassword(hash, password)
+	// argon2id's 19 MiB are garbage the moment it returns. Collected now,
+	// before the slot is handed on, the next verification reuses those
+	// pages; left to the GC's pacing, the heap would first grow to twice
+	// its live size, and a flood would double the process's memory.
+	runtime.GC()
 	if err != nil {
-		return fmt.Errorf("check login throttle: %w", err)
+		return db.AdminUser{}, false, fmt.Errorf("verify password of admin user %s: %w", user.ID, err)
 	}
-	if seconds > 0 {
-		return apperr.Wrap(&Throttled{Wait: time.Duration(seconds) * time.Second}, apperr.RateLimited,
-			"too many failed sign-in attempts; try again later")
-	}
-	return nil
+	return user, ok && known, nil
 }
 
 // Authenticate returns the user of a live session token.
@@ -159,7 +151,10 @@ func (s *Sessions) Authenticate(ctx context.Context, token string) (User, error)
 	if !ok {
 		return User{}, errNoSession
 	}
-	row, err := database.New(s.pool).AdminSessionGetUser(ctx, hash)
+	row, err := database.New(s.pool).AdminSessionTouch(ctx, db.AdminSessionTouchParams{
+		TokenHash: hash,
+		Idle:      pgtype.Interval{Microseconds: SessionIdle.Microseconds(), Valid: true},
+	})
 	if database.IsNotFound(err) {
 		return User{}, errNoSession
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -29,6 +30,10 @@ type Request struct {
 	// the HTTP layer notes the new booking under the request's
 	// Idempotency-Key, so that the two commit together.
 	Record func(ctx context.Context, q *db.Queries, bookingID uuid.UUID) error
+	// Client is the address the request came from, and Caps how many
+	// unpaid holds it and the e-mail may have open (SPEC §3.2).
+	Client netip.Addr
+	Caps   HoldCaps
 }
 
 // Causes recorded in booking_status_changes for transitions slotpay makes
@@ -115,6 +120,9 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 	)
 	insert := func(tx pgx.Tx) error {
 		q := database.New(tx)
+		if err := admitHold(ctx, q, req, email); err != nil {
+			return err
+		}
 		if err := q.ResourceLockForBooking(ctx, req.ResourceID); err != nil {
 			return fmt.Errorf("lock resource: %w", err)
 		}
@@ -144,6 +152,9 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 			HoldExpiresAt: now.Add(hold),
 		})
 		if err != nil {
+			return err
+		}
+		if err := recordClient(ctx, q, id, req.Client); err != nil {
 			return err
 		}
 		err = q.StatusChangeInsert(ctx, db.StatusChangeInsertParams{

@@ -18,6 +18,7 @@ import (
 
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -42,12 +43,14 @@ type Service struct {
 	metrics    *metrics.Metrics
 }
 
-// NewService returns a Service whose sessions live for ttl and return the
-// customer to pages under publicBase. What Stripe reports about a session is
-// applied through processor, like a webhook. m (which may be nil) counts
-// the transitions the Service makes itself.
-func NewService(pool *pgxpool.Pool, stripe *client.API, processor *payment.Processor, publicBase *url.URL, ttl time.Duration, logger *slog.Logger, m *metrics.Metrics) *Service {
-	return &Service{pool: pool, stripe: stripe, processor: processor, publicBase: publicBase, ttl: ttl, logger: logger, metrics: m}
+// NewService returns a Service whose sessions live for CHECKOUT_TTL and
+// return the customer to pages under PUBLIC_BASE_URL. What Stripe reports
+// about a session is applied through processor, like a webhook.
+func NewService(arch *baseservice.Archetype, processor *payment.Processor) *Service {
+	return &Service{
+		pool: arch.Pool, stripe: arch.Stripe, processor: processor, publicBase: arch.Config.PublicBaseURL,
+		ttl: arch.Config.CheckoutTTL, logger: arch.Logger, metrics: arch.Metrics,
+	}
 }
 
 // Start returns the booking's Checkout Session, creating it on first call.

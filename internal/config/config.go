@@ -30,6 +30,12 @@ type Config struct {
 	// believed; empty means the client is whoever opened the connection.
 	TrustedProxies []netip.Prefix
 	LogLevel       slog.Level
+	// Abuse limits (SPEC §3.2), and where /metrics is served: empty means
+	// on ListenAddr.
+	WriteRateLimit    RateLimit
+	MaxHoldsPerClient int
+	MaxHoldsPerEmail  int
+	MetricsAddr       string
 }
 
 // Defaults are the embedded defaults of SPEC §6.
@@ -72,6 +78,10 @@ func Parse(getenv func(string) string) (Config, error) {
 		CookieSecure:      p.boolean("COOKIE_SECURE", true),
 		TrustedProxies:    p.prefixes("TRUSTED_PROXIES"),
 		LogLevel:          p.logLevel("LOG_LEVEL"),
+		WriteRateLimit:    p.rateLimit("WRITE_RATE_LIMIT", DefaultWriteRateLimit),
+		MaxHoldsPerClient: p.count("MAX_HOLDS_PER_CLIENT", DefaultMaxHoldsPerClient, 1, 10_000),
+		MaxHoldsPerEmail:  p.count("MAX_HOLDS_PER_EMAIL", DefaultMaxHoldsPerEmail, 1, 10_000),
+		MetricsAddr:       p.optionalAddr("METRICS_ADDR"),
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
 	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")

@@ -33,6 +33,49 @@ func TestParseDefaults(t *testing.T) {
 	require.Empty(t, c.TrustedProxies, "no header is trusted unless configured")
 	require.Equal(t, slog.LevelInfo, c.LogLevel)
 	require.False(t, c.Livemode(), "a mock runs in test mode")
+	require.Equal(t, config.RateLimit{Requests: 60, Window: time.Minute}, c.WriteRateLimit)
+	require.Equal(t, 10, c.MaxHoldsPerClient)
+	require.Equal(t, 3, c.MaxHoldsPerEmail)
+	require.Empty(t, c.MetricsAddr, "/metrics on LISTEN_ADDR")
+}
+
+func TestParseAbuseLimits(t *testing.T) {
+	t.Parallel()
+	parse := func(kv ...string) (config.Config, error) {
+		m := map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return config.Parse(env(m))
+	}
+	for value, want := range map[string]config.RateLimit{
+		"600/1h":  {Requests: 600, Window: time.Hour},
+		" 5/30s ": {Requests: 5, Window: 30 * time.Second},
+		"off":     {Off: true},
+		"OFF":     {Off: true},
+	} {
+		c, err := parse("WRITE_RATE_LIMIT", value)
+		require.NoError(t, err, value)
+		require.Equal(t, want, c.WriteRateLimit, value)
+	}
+	for _, value := range []string{"60", "60/", "/1m", "0/1m", "-1/1m", "60/minute", "60/0s", "60/48h", "lots"} {
+		_, err := parse("WRITE_RATE_LIMIT", value)
+		require.ErrorContains(t, err, "WRITE_RATE_LIMIT: must be REQUESTS/WINDOW", value)
+	}
+
+	c, err := parse("MAX_HOLDS_PER_CLIENT", "25", "MAX_HOLDS_PER_EMAIL", "1", "METRICS_ADDR", "127.0.0.1:9090")
+	require.NoError(t, err)
+	require.Equal(t, 25, c.MaxHoldsPerClient)
+	require.Equal(t, 1, c.MaxHoldsPerEmail)
+	require.Equal(t, "127.0.0.1:9090", c.MetricsAddr)
+	for _, name := range []string{"MAX_HOLDS_PER_CLIENT", "MAX_HOLDS_PER_EMAIL"} {
+		for _, value := range []string{"0", "-3", "ten", "1.5"} {
+			_, err := parse(name, value)
+			require.ErrorContains(t, err, name+": must be a whole number from 1 to 10000", value)
+		}
+	}
+	_, err = parse("METRICS_ADDR", "9090")
+	require.ErrorContains(t, err, "METRICS_ADDR: must be host:port")
 }
 
 func TestParse(t *testing.T) {

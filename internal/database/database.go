@@ -8,12 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
+	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	sqlfiles "github.com/slotpay/slotpay/sql"
 )
@@ -22,7 +26,9 @@ import (
 func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		// pgx's message quotes the whole string, redacting only some of
+		// its secrets (not ?password= or sslpassword): never pass it on.
+		return nil, fmt.Errorf("DATABASE_URL: cannot read the connection string %s", Redact(databaseURL))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -35,15 +41,6 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("DATABASE_URL: cannot reach the database at %s: %w", Redact(databaseURL), err)
 	}
 	return pool, nil
-}
-
-// Redact drops the password from a database URL so that it can be logged.
-func Redact(databaseURL string) string {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }
 
 // Migrator returns a goose provider over the embedded migrations. Close the
@@ -62,7 +59,9 @@ func Migrator(pool *pgxpool.Pool) (*goose.Provider, *sql.DB, error) {
 	return p, db, nil
 }
 
-// MigrateUp applies every pending migration.
+// MigrateUp applies every pending migration: slotpay's own (goose), then
+// River's job tables (rivermigrate), which live beside them in the same
+// database so that a job can be inserted in the transaction deciding it.
 func MigrateUp(ctx context.Context, pool *pgxpool.Pool) error {
 	p, db, err := Migrator(pool)
 	if err != nil {
@@ -72,11 +71,52 @@ func MigrateUp(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate up: %w", err)
 	}
+	if _, err := RiverMigrateUp(ctx, pool); err != nil {
+		return err
+	}
 	return nil
 }
 
+// RiverMigrator returns River's migrator for its tables in pool's database.
+func RiverMigrator(pool *pgxpool.Pool) (*rivermigrate.Migrator[pgx.Tx], error) {
+	m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("river migrations: %w", err)
+	}
+	return m, nil
+}
+
+// RiverMigrateUp applies River's pending migrations and returns the versions
+// it applied.
+func RiverMigrateUp(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
+	m, err := RiverMigrator(pool)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("migrate river up: %w", err)
+	}
+	versions := make([]int, 0, len(res.Versions))
+	for _, v := range res.Versions {
+		versions = append(versions, v.Version)
+	}
+	return versions, nil
+}
+
+// RiverVersion is the latest River migration this binary embeds; its
+// schema's name in the test template depends on it.
+func RiverVersion() int {
+	m, err := RiverMigrator(nil)
+	if err != nil {
+		return 0
+	}
+	all := m.AllVersions()
+	return all[len(all)-1].Version
+}
+
 // CheckSchema reports an error unless the database is at the latest migration
-// embedded in this binary.
+// embedded in this binary, River's included.
 func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	p, db, err := Migrator(pool)
 	if err != nil {
@@ -89,6 +129,17 @@ func CheckSchema(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	if pending {
 		return errors.New("migrations are pending")
+	}
+	m, err := RiverMigrator(pool)
+	if err != nil {
+		return err
+	}
+	res, err := m.Validate(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("read river schema version: %w", err)
+	}
+	if !res.OK {
+		return fmt.Errorf("river migrations are pending: %s", strings.Join(res.Messages, "; "))
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,19 +38,29 @@ type instance struct {
 	addr   string
 	env    []string
 	cmd    *exec.Cmd
-	stdout *syncBuffer
+	stdout *testkit.Output
 }
 
 func newInstance(t *testing.T, databaseURL string) *instance {
+	t.Helper()
+	return newInstanceWithStripe(t, databaseURL, testkit.StripeMock(t))
+}
+
+// newInstanceWithStripe is newInstance talking to the Stripe API at
+// stripeURL (a testkit.StripeFake, for tests that need Stripe's state).
+func newInstanceWithStripe(t *testing.T, databaseURL, stripeURL string) *instance {
 	t.Helper()
 	addr := freeAddr(t)
 	in := &instance{t: t, addr: addr, env: []string{
 		"PATH=" + os.Getenv("PATH"),
 		"DATABASE_URL=" + databaseURL,
-		"STRIPE_API_BASE=" + testkit.StripeMock(t),
+		"STRIPE_API_BASE=" + stripeURL,
 		"STRIPE_WEBHOOK_SECRET=" + webhookSecret,
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
+		// Every test customer comes from 127.0.0.1: these tests race
+		// holds across instances, not against the per-client hold cap.
+		"MAX_HOLDS_PER_CLIENT=1000",
 	}}
 	in.start()
 	t.Cleanup(func() {
@@ -70,7 +79,7 @@ func (in *instance) start() {
 	t.Helper()
 	cmd := exec.Command(binary, "serve")
 	cmd.Env = in.env
-	in.stdout = &syncBuffer{}
+	in.stdout = &testkit.Output{}
 	cmd.Stdout, cmd.Stderr = in.stdout, in.stdout
 	require.NoError(t, cmd.Start())
 	in.cmd = cmd
@@ -81,7 +90,7 @@ func (in *instance) start() {
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
-	}, 15*time.Second, 20*time.Millisecond, "serve did not become ready:\n%s", in.stdout)
+	}, testkit.WaitTimeout, 20*time.Millisecond, "serve did not become ready:\n%s", in.stdout)
 }
 
 // kill ends the process with SIGKILL: no shutdown, no deferred cleanup,
@@ -248,25 +257,4 @@ func freeAddr(t *testing.T) string {
 	require.NoError(t, err)
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// syncBuffer collects a child's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() < 1<<20 {
-		b.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

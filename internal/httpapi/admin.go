@@ -205,14 +205,15 @@ func (h *handlers) RunAdminReconcile(ctx context.Context, _ genapi.RunAdminRecon
 	if err != nil {
 		return nil, err
 	}
+	// Counts of one run: far below int32's range.
 	return genapi.RunAdminReconcile200JSONResponse{Body: genapi.ReconcileSummary{
 		Skipped:           s.Skipped,
-		HoldsExpired:      s.HoldsExpired,
-		SessionsExpired:   s.SessionsExpired,
-		SessionsCompleted: s.SessionsCompleted,
-		ProcessingChecked: s.ProcessingChecked,
-		RefundsRequested:  s.RefundsRequested,
-		Failures:          s.Failures,
+		HoldsExpired:      int32(s.HoldsExpired),
+		SessionsExpired:   int32(s.SessionsExpired),
+		SessionsCompleted: int32(s.SessionsCompleted),
+		ProcessingChecked: int32(s.ProcessingChecked),
+		RefundsRequested:  int32(s.RefundsRequested),
+		Failures:          int32(s.Failures),
 	}}, nil
 }
 
@@ -397,7 +398,7 @@ func paymentEventOut(e db.PaymentEvent) genapi.PaymentEvent {
 		Id:                e.ID,
 		StripeEventId:     e.StripeEventID,
 		Type:              e.Type,
-		ApiVersion:        e.APIVersion,
+		ApiVersion:        apiVersion(e.APIVersion),
 		Livemode:          e.Livemode,
 		StripeCreatedAt:   e.StripeCreatedAt.UTC(),
 		ReceivedAt:        e.ReceivedAt.UTC(),
@@ -409,6 +410,15 @@ func paymentEventOut(e db.PaymentEvent) genapi.PaymentEvent {
 		Detail:            e.Detail,
 		ResolvedAt:        utc(e.ResolvedAt),
 	}
+}
+
+// apiVersion is null for an event that named no API version: the ledger
+// keeps "" for it, which is not a version.
+func apiVersion(v string) *string {
+	if v == "" {
+		return nil
+	}
+	return &v
 }
 
 func utc(t *time.Time) *time.Time {

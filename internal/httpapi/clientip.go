@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 )
 
 // clientIP is who sent the request, as far as the server can know: the
@@ -73,9 +75,21 @@ func clientBucket(addr netip.Addr) netip.Addr {
 	return addr
 }
 
-// withClientIP works out the client's bucket once per request.
-func withClientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
+// withClientIP works out the client's bucket once per request. Requests
+// that carry X-Forwarded-For while no proxy is trusted are most likely
+// behind a proxy that TRUSTED_PROXIES does not name, which makes every
+// customer one client: that is said once in the log (SPEC §3.2).
+func (s *Server) withClientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
+	var warn sync.Once
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(trusted) == 0 && r.Header.Get("X-Forwarded-For") != "" {
+			warn.Do(func() {
+				s.logger.LogAttrs(r.Context(), slog.LevelWarn,
+					"requests carry X-Forwarded-For but TRUSTED_PROXIES is empty: every client behind that proxy "+
+						"counts as one address for rate limits, hold caps and sign-in throttling; set TRUSTED_PROXIES to the proxy's address",
+					slog.String("request_id", requestID(r.Context())), slog.String("peer", r.RemoteAddr))
+			})
+		}
 		ctx := context.WithValue(r.Context(), clientIPKey, clientBucket(clientIP(r, trusted)))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

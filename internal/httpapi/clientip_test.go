@@ -1,8 +1,11 @@
 package httpapi
 
 import (
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -45,4 +48,26 @@ func TestClientBucketGroupsAnIPv6Slash64(t *testing.T) {
 	require.Equal(t, clientBucket(netip.MustParseAddr("2001:db8:1:2::1")), clientBucket(netip.MustParseAddr("2001:db8:1:2:ffff::9")))
 	require.NotEqual(t, clientBucket(netip.MustParseAddr("2001:db8:1:2::1")), clientBucket(netip.MustParseAddr("2001:db8:1:3::1")))
 	require.Equal(t, "192.0.2.7", clientBucket(netip.MustParseAddr("192.0.2.7")).String())
+}
+
+func TestForwardedForWithoutTrustedProxiesWarnsOnce(t *testing.T) {
+	t.Parallel()
+	serve := func(trusted []netip.Prefix, xff string) string {
+		var logs strings.Builder
+		s := &Server{logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+		h := s.withClientIP(trusted, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		for range 3 {
+			r := httptest.NewRequest("GET", "/", nil)
+			if xff != "" {
+				r.Header.Set("X-Forwarded-For", xff)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		return logs.String()
+	}
+	logs := serve(nil, "198.51.100.1")
+	require.Equal(t, 1, strings.Count(logs, "TRUSTED_PROXIES is empty"), logs)
+	require.Contains(t, logs, `"level":"WARN"`)
+	require.Empty(t, serve(nil, ""), "no header, nothing to say")
+	require.Empty(t, serve([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, "198.51.100.1"), "a proxy is configured")
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
-var fuzzClient = &http.Client{Timeout: 10 * time.Second}
+var fuzzClient = &http.Client{Timeout: testkit.WaitTimeout}
 
 // post sends body as JSON without the validating transport: a fuzz
 // function may not report through the F that set it up.

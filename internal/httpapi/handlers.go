@@ -68,6 +68,8 @@ func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRe
 		CustomerEmail: string(body.Customer.Email),
 		CustomerName:  body.Customer.Name,
 		Record:        idempotency.RecordBooking,
+		Client:        clientFrom(ctx),
+		Caps:          h.s.holdCaps(),
 	}, h.s.cfg.PendingHold)
 	if err != nil {
 		return nil, err

@@ -23,7 +23,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 // handleReadyz says whether this instance can serve: the database answers
 // and its schema is at this binary's latest migration.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	// Generous for a loaded host: a probe that times out itself reports
+	// unready anyway.
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.pool.Ping(ctx); err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "not ready", slog.String("error", err.Error()))

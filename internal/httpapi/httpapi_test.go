@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,22 +24,23 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
-	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/app/apptest"
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/httpapi"
-	"github.com/slotpay/slotpay/internal/metrics"
-	"github.com/slotpay/slotpay/internal/payment"
-	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
 	// Swagger UI's page is HTML; kin-openapi decodes only data formats.
 	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+	// The contract itself is served as a file (type string, format binary).
+	openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.FileBodyDecoder)
 	testkit.Main(m)
 }
 
 const (
-	webhookSecret = "whsec_test_current"
+	webhookSecret = apptest.WebhookSecret
 	checkoutTTL   = 30 * time.Minute
 	pendingHold   = 15 * time.Minute
 )
@@ -61,7 +61,9 @@ type setupOptions struct {
 	livemode       bool
 	trustedProxies []netip.Prefix
 	writeLimit     httpapi.RateLimit
+	holdCaps       booking.HoldCaps
 	database       *testkit.TestDB
+	jobs           bool
 }
 
 type option func(*setupOptions)
@@ -77,9 +79,19 @@ func withWriteLimit(requests int, window time.Duration) option {
 	return func(o *setupOptions) { o.writeLimit = httpapi.RateLimit{Requests: requests, Window: window} }
 }
 
+// withHoldCaps sets the caps on open unpaid holds per client and per
+// e-mail; a negative cap lifts it, for tests that hold many slots.
+func withHoldCaps(perClient, perEmail int) option {
+	return func(o *setupOptions) { o.holdCaps = booking.HoldCaps{PerClient: perClient, PerEmail: perEmail} }
+}
+
 func withTrustedProxies(p ...netip.Prefix) option {
 	return func(o *setupOptions) { o.trustedProxies = p }
 }
+
+// withJobs works the instance's background jobs (refund requests, reconcile
+// passes) while the test runs.
+func withJobs() option { return func(o *setupOptions) { o.jobs = true } }
 
 // withDatabase runs this server on another test's database: a second
 // instance of one deployment.
@@ -100,30 +112,32 @@ func setup(t testing.TB, opts ...option) *testBundle {
 	} else {
 		tdb = testkit.NewDatabase(t)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	sc := testkit.StripeClient(t, o.stripeBase)
-
 	srv := httptest.NewUnstartedServer(nil)
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	require.NoError(t, err)
-	m := metrics.New(tdb.Pool)
-	processor := payment.NewProcessor(tdb.Pool, sc, o.livemode, logger, m)
-	checkouts := checkout.NewService(tdb.Pool, sc, processor, public, checkoutTTL, logger, m)
-	handler, err := httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   o.webhookSecrets,
-		WebhookTolerance: 300 * time.Second,
-		PendingHold:      pendingHold,
-		CookieSecure:     true,
-		TrustedProxies:   o.trustedProxies,
-		WriteLimit:       o.writeLimit,
-		Metrics:          m,
-	}, tdb.Pool, logger, processor, checkouts, reconcile.New(tdb.Pool, sc, checkouts, processor, logger, m))
+	a := apptest.New(t, tdb.Pool, o.stripeBase, &apptest.Opts{
+		Metrics: true,
+		Configure: func(c *config.Config) {
+			c.PublicBaseURL = public
+			c.StripeWebhookSecret = o.webhookSecrets
+			c.TrustedProxies = o.trustedProxies
+			if o.livemode {
+				c.StripeSecretKey = "sk_live_123"
+			}
+		},
+	})
+	if o.jobs {
+		apptest.Start(t, a)
+	}
+	a.HTTP.WriteLimit = o.writeLimit
+	a.HTTP.HoldCaps = o.holdCaps
+	handler, err := a.Handler()
 	require.NoError(t, err)
 	srv.Config.Handler = handler
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: newValidatingTransport(t), Timeout: testkit.WaitTimeout}
 	client, err := genapi.NewClientWithResponses(srv.URL, genapi.WithHTTPClient(hc))
 	require.NoError(t, err)
 	return &testBundle{
@@ -236,26 +250,31 @@ func requireError(t *testing.T, status int, code string, gotStatus int, body []b
 	require.NotEmpty(t, env.Error.RequestID)
 }
 
-// validatingTransport checks every response the tests receive against
-// api/openapi.yaml, with its status declared for the operation, and that it
-// carries X-Request-Id. Responses to paths the spec does not know must still
-// be the error envelope.
+// validatingTransport checks every response the tests receive against the
+// contract (api/openapi.yaml, or api/site.yaml for the routes outside the
+// API), with its status declared for the operation, and that it carries
+// X-Request-Id. Responses to paths neither knows must still be the error
+// envelope.
 type validatingTransport struct {
-	t      testing.TB
-	spec   *openapi3.T
-	router routers.Router
+	t       testing.TB
+	specs   []*openapi3.T
+	routers []routers.Router
 }
 
 func newValidatingTransport(t testing.TB) *validatingTransport {
-	// The contract file itself, not the generated code's embedded copy,
-	// which leaves out the operations excluded from generation.
-	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)
-	require.NoError(t, err)
-	require.NoError(t, spec.Validate(t.Context()))
-	spec.Servers = nil
-	router, err := gorillamux.NewRouter(spec)
-	require.NoError(t, err)
-	return &validatingTransport{t: t, spec: spec, router: router}
+	v := &validatingTransport{t: t}
+	// The contract files themselves, not the generated code's embedded
+	// copy, which leaves out the operations excluded from generation.
+	for _, doc := range [][]byte{apispec.OpenAPI, apispec.Site} {
+		spec, err := openapi3.NewLoader().LoadFromData(doc)
+		require.NoError(t, err)
+		require.NoError(t, spec.Validate(t.Context()))
+		spec.Servers = nil
+		router, err := gorillamux.NewRouter(spec)
+		require.NoError(t, err)
+		v.specs, v.routers = append(v.specs, spec), append(v.routers, router)
+	}
+	return v
 }
 
 func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -278,13 +297,25 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if resp.Header.Get("X-Request-Id") == "" {
 		v.t.Errorf("%s %s: response has no X-Request-Id", req.Method, req.URL.Path)
 	}
-	route, params, findErr := v.router.FindRoute(req)
-	if findErr != nil {
-		v.t.Logf("%s %s: no route in the spec: %v", req.Method, req.URL.Path, findErr)
+	var (
+		route    *routers.Route
+		params   map[string]string
+		findErrs []error
+	)
+	for _, router := range v.routers {
+		r, p, err := router.FindRoute(req)
+		if err == nil {
+			route, params = r, p
+			break
+		}
+		findErrs = append(findErrs, err)
+	}
+	if route == nil {
+		v.t.Logf("%s %s: no route in the contract: %v", req.Method, req.URL.Path, findErrs)
 		var env map[string]any
 		if err := json.Unmarshal(body, &env); err != nil {
 			v.t.Errorf("%s %s: %d response is not JSON: %s", req.Method, req.URL.Path, resp.StatusCode, body)
-		} else if err := v.spec.Components.Schemas["Error"].Value.VisitJSON(env); err != nil {
+		} else if err := v.specs[0].Components.Schemas["ErrorEnvelope"].Value.VisitJSON(env); err != nil {
 			v.t.Errorf("%s %s: unrouted response is not the error envelope: %v", req.Method, req.URL.Path, err)
 		}
 		return resp, nil
@@ -299,7 +330,7 @@ func (v *validatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 	})
 	if err != nil {
-		v.t.Errorf("%s %s: response %d does not match api/openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+		v.t.Errorf("%s %s: response %d does not match the contract: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}
 	return resp, nil
 }

@@ -52,6 +52,26 @@ func TestIdempotencyKey(t *testing.T) {
 		require.Equal(t, "true", again.HTTPResponse.Header.Get("Idempotent-Replayed"))
 	})
 
+	t.Run("ReplayedErrorNamesTheNewRequestID", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.hold(t, at(10), at(12))
+		req := bookingRequest(b.resource.ID, at(10), at(12))
+		first, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-409-id"), req)
+		require.NoError(t, err)
+		again, err := b.client.CreateBookingWithResponse(t.Context(), withKey("key-409-id"), req)
+		require.NoError(t, err)
+		require.Equal(t, "true", again.HTTPResponse.Header.Get("Idempotent-Replayed"))
+		require.NotNil(t, first.JSON409)
+		require.NotNil(t, again.JSON409)
+		require.Equal(t, first.HTTPResponse.Header.Get("X-Request-Id"), first.JSON409.Error.RequestId)
+		require.Equal(t, again.HTTPResponse.Header.Get("X-Request-Id"), again.JSON409.Error.RequestId,
+			"the replayed body names the request that received it, as its X-Request-Id does")
+		require.NotEqual(t, first.JSON409.Error.RequestId, again.JSON409.Error.RequestId)
+		require.Equal(t, first.JSON409.Error.Code, again.JSON409.Error.Code)
+		require.Equal(t, first.JSON409.Error.Message, again.JSON409.Error.Message)
+	})
+
 	t.Run("ErrIdempotencyKeyReused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
@@ -144,7 +164,7 @@ func TestIdempotencyKey(t *testing.T) {
 // each get their own first response, never the other's.
 func TestIdempotencyKeyIsPerOperator(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, withJobs()) // a reconcile pass runs as a job
 	key := "shared-key"
 	params := &genapi.RunAdminReconcileParams{IdempotencyKey: &key}
 	alice, bob := b.as(t, admin.RoleOps), b.as(t, admin.RoleOps)

@@ -70,7 +70,7 @@ func TestLifecycle_LatePayment_SlotFree_Confirmed(t *testing.T) {
 func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *testing.T) {
 	t.Parallel()
 	rec, base := newStripeRecorder(t)
-	b := setup(t, withStripe(base))
+	b := setup(t, withStripe(base), withJobs())
 	bk, co := b.paidBooking(t, 10)
 	testkit.SetBooking(t, b.db, bk.Id, testkit.BookingOpts{Status: booking.Cancelled})
 	b.hold(t, at(11), at(12)) // someone else takes part of the slot
@@ -81,6 +81,10 @@ func TestLifecycle_LatePayment_SlotTaken_RefundPendingAndRefundRequested(t *test
 	require.Equal(t, "refund_pending", row.Status)
 	require.Contains(t, b.ledger(t, ev.ID).Detail, "refunded in full")
 
+	// The refund job, committed with the decision, asks Stripe after commit.
+	testkit.WaitFor(t, "the refund request", func() bool {
+		return b.db.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND refund_requested_at IS NOT NULL", bk.Id) == 1
+	})
 	refunds := rec.calls("/v1/refunds")
 	require.Len(t, refunds, 1)
 	require.Equal(t, ev.Object["payment_intent"], refunds[0].Form.Get("payment_intent"))

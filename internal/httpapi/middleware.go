@@ -20,6 +20,7 @@ import (
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/apperr"
+	"github.com/slotpay/slotpay/internal/metrics"
 )
 
 var errNoRoute = apperr.New(apperr.NotFound, "no such route")
@@ -51,43 +52,71 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 	})
 }
 
-type statusRecorder struct {
+// responseObserver is the one ResponseWriter wrapper: it remembers the
+// status a handler answered with, for the access log and the request
+// metrics alike.
+type responseObserver struct {
 	http.ResponseWriter
 	status int
 }
 
-func (r *statusRecorder) WriteHeader(status int) {
-	if r.status == 0 {
-		r.status = status
+func (o *responseObserver) WriteHeader(status int) {
+	if o.status == 0 {
+		o.status = status
 	}
-	r.ResponseWriter.WriteHeader(status)
+	o.ResponseWriter.WriteHeader(status)
 }
 
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
+func (o *responseObserver) Write(b []byte) (int, error) {
+	if o.status == 0 {
+		o.status = http.StatusOK
 	}
-	return r.ResponseWriter.Write(b)
+	return o.ResponseWriter.Write(b)
 }
 
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+// Flush keeps streaming responses working for handlers that type-assert
+// http.Flusher; http.ResponseController finds the rest through Unwrap.
+func (o *responseObserver) Flush() {
+	if o.status == 0 {
+		o.status = http.StatusOK
+	}
+	if f, ok := o.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
 
-// withAccessLog writes one line per request.
-func (s *Server) withAccessLog(next http.Handler) http.Handler {
+func (o *responseObserver) Unwrap() http.ResponseWriter { return o.ResponseWriter }
+
+// code is the status the client got: a handler that wrote nothing answered
+// 200.
+func (o *responseObserver) code() int {
+	if o.status == 0 {
+		return http.StatusOK
+	}
+	return o.status
+}
+
+// observe looks at each response once and reports it twice: one access log
+// line, and the request's duration by route pattern and status (metrics.Route
+// further in tells it the pattern).
+func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
+		r, route := metrics.TrackRoute(r)
+		obs := &responseObserver{ResponseWriter: w}
+		next.ServeHTTP(obs, r)
+		took, status := time.Since(start), obs.code()
+		s.cfg.Metrics.ObserveRequest(route(), status, took)
 		level := slog.LevelInfo
-		if rec.status >= 500 {
+		if status >= 500 {
 			level = slog.LevelError
 		}
 		s.logger.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)))
+			slog.Int("status", status),
+			slog.Duration("duration", took))
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	apispec "github.com/slotpay/slotpay/api"
 )
 
 func (b *testBundle) get(t *testing.T, path string) (*http.Response, string) {
@@ -36,7 +38,8 @@ func TestOperations(t *testing.T) {
 		resp, body := b.get(t, "/openapi.yaml")
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.True(t, strings.HasPrefix(body, "openapi: 3.0"))
-		require.Contains(t, body, "/v1/webhooks/stripe")
+		require.Contains(t, body, "/v1/bookings/{id}/checkout")
+		require.Equal(t, string(apispec.OpenAPI), body, "the contract the binary was built from, byte for byte")
 	})
 	t.Run("SwaggerUIFromTheBinary", func(t *testing.T) {
 		resp, body := b.get(t, "/docs/")
@@ -51,24 +54,45 @@ func TestOperations(t *testing.T) {
 			requireError(t, http.StatusNotFound, "not_found", resp.StatusCode, []byte(body))
 		}
 	})
-	t.Run("WrongMethodAnswersTheEnvelope", func(t *testing.T) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodDelete, b.url+"/v1/resources", nil)
-		require.NoError(t, err)
-		resp, err := b.http.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		requireError(t, http.StatusMethodNotAllowed, "invalid_request", resp.StatusCode, body)
+	t.Run("WrongMethodAnswers405WithAllow", func(t *testing.T) {
+		for _, c := range []struct{ method, path, allow string }{
+			{http.MethodDelete, "/v1/resources", "GET"},
+			{http.MethodGet, "/v1/bookings", "POST"},
+			{http.MethodPut, "/v1/admin/session", "DELETE, POST"},
+			{http.MethodGet, "/v1/webhooks/stripe", "POST"},
+			{http.MethodPost, "/healthz", "GET"},
+			{http.MethodPost, "/booking/success", "GET"},
+			{http.MethodDelete, "/static/app.css", "GET"},
+		} {
+			req, err := http.NewRequestWithContext(t.Context(), c.method, b.url+c.path, nil)
+			require.NoError(t, err)
+			resp, err := b.http.Do(req)
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			requireError(t, http.StatusMethodNotAllowed, "invalid_request", resp.StatusCode, body)
+			require.Equal(t, c.allow, resp.Header.Get("Allow"), "%s %s", c.method, c.path)
+		}
 	})
 }
 
+// TestReadyzFailsWhileMigrationsArePending: slotpay's own and River's (its
+// job tables hold the refunds and passes an instance inserts).
 func TestReadyzFailsWhileMigrationsArePending(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.db.Exec(t, "DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)")
-	resp, body := b.get(t, "/readyz")
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
-	require.Contains(t, body, "migration")
+	for name, undo := range map[string]string{
+		"Slotpay": "DELETE FROM goose_db_version WHERE version_id = (SELECT max(version_id) FROM goose_db_version)",
+		"River":   "DELETE FROM river_migration WHERE version = (SELECT max(version) FROM river_migration)",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.db.Exec(t, undo)
+			resp, body := b.get(t, "/readyz")
+			require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, body)
+			require.Contains(t, body, "migration")
+		})
+	}
 }
 
 func TestReadyzFailsWhileTheDatabaseIsUnreachable(t *testing.T) {

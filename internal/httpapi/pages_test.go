@@ -68,6 +68,7 @@ func TestDemoPages(t *testing.T) {
 		resp, err := http.Post(b.url+"/admin", "text/plain", nil)
 		require.NoError(t, err)
 		resp.Body.Close()
-		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+		require.Equal(t, "GET", resp.Header.Get("Allow"))
 	})
 }

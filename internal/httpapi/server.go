@@ -14,6 +14,8 @@ import (
 	apispec "github.com/slotpay/slotpay/api"
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
+	"github.com/slotpay/slotpay/internal/baseservice"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
 	"github.com/slotpay/slotpay/internal/idempotency"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -43,9 +45,15 @@ type Config struct {
 	// value means DefaultRateLimit, a negative Requests no limit (for tests
 	// that must send many).
 	WriteLimit RateLimit
+	// HoldCaps bound each client's and each e-mail's open unpaid holds;
+	// zero values mean DefaultHoldCaps, negative ones no cap.
+	HoldCaps booking.HoldCaps
 	// Metrics, when set, is served at /metrics and counts requests and
 	// webhook deliveries.
 	Metrics *metrics.Metrics
+	// MetricsElsewhere keeps /metrics off this handler: METRICS_ADDR
+	// serves it on a listener of its own.
+	MetricsElsewhere bool
 }
 
 // Server holds the HTTP layer's collaborators.
@@ -59,18 +67,23 @@ type Server struct {
 	sessions   *admin.Sessions
 }
 
-// NewServer returns slotpay's whole HTTP handler.
-func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *payment.Processor,
+// NewServer returns slotpay's whole HTTP handler over arch's database and
+// logger, serving the services internal/app wired.
+func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Processor,
 	checkouts *checkout.Service, reconciler *reconcile.Reconciler,
 ) (http.Handler, error) {
 	s := &Server{
-		cfg: cfg, pool: pool, logger: logger, processor: processor, checkout: checkouts,
-		reconciler: reconciler, sessions: admin.NewSessions(pool),
+		cfg: cfg, pool: arch.Pool, logger: arch.Logger, processor: processor, checkout: checkouts,
+		reconciler: reconciler, sessions: admin.NewSessions(arch.Pool),
 	}
 	if s.cfg.WriteLimit == (RateLimit{}) {
 		s.cfg.WriteLimit = DefaultRateLimit
 	}
 	api, err := s.apiHandler()
+	if err != nil {
+		return nil, err
+	}
+	methods, err := newMethodTable()
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +114,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	// body reaches the signature check byte for byte; and outside the rate
 	// limit, so that Stripe's retries are never refused.
 	mux.HandleFunc("POST /v1/webhooks/stripe", s.handleStripeWebhook)
-	mux.Handle("/v1/", s.limitWrites(s.cfg.WriteLimit, v1))
+	mux.Handle("/v1/", s.limitWrites(s.cfg.WriteLimit, s.refuseOtherMethods(methods, v1)))
 
 	docs := v5emb.New("slotpay API", "/openapi.yaml", "/docs/")
 	scriptHashes, err := inlineScriptHashes(docs)
@@ -111,7 +124,7 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.HandleFunc("GET /openapi.yaml", serveSpec)
-	if cfg.Metrics != nil {
+	if cfg.Metrics != nil && !cfg.MetricsElsewhere {
 		mux.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
 	mux.Handle("GET /docs/", docs)
@@ -125,19 +138,28 @@ func NewServer(cfg Config, pool *pgxpool.Pool, logger *slog.Logger, processor *p
 	for _, path := range web.Paths() {
 		mux.Handle("GET "+path, pages)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", s.refuseOtherMethods(methods, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNoRoute)
-	})
+	})))
 
-	var handler http.Handler = s.withRequestID(withSecurityHeaders(docsCSP(scriptHashes), s.withAccessLog(s.withRecovery(
-		withClientIP(cfg.TrustedProxies, s.withCrossOriginProtection(metrics.Route(mux)))))))
-	if cfg.Metrics != nil {
-		// Outermost, so that the duration is the whole request's; Route
-		// (here around the mux, and around each generated handler) tells
-		// it which route pattern served the request.
-		handler = cfg.Metrics.Middleware(handler)
+	// The middleware, in the order a request meets it.
+	return chain(mux,
+		s.withRequestID, // an id in the context and in X-Request-Id, for all below
+		s.observe,       // the one look at the response: access log and request metrics
+		func(next http.Handler) http.Handler { return withSecurityHeaders(docsCSP(scriptHashes), next) },
+		s.withRecovery, // a panic answers internal_error, observed as a 500
+		func(next http.Handler) http.Handler { return s.withClientIP(cfg.TrustedProxies, next) },
+		s.withCrossOriginProtection,
+		metrics.Route, // tells observe which pattern of mux served the request
+	), nil
+}
+
+// chain wraps h in middleware, the first listed outermost.
+func chain(h http.Handler, middleware ...func(http.Handler) http.Handler) http.Handler {
+	for i := len(middleware) - 1; i >= 0; i-- {
+		h = middleware[i](h)
 	}
-	return handler, nil
+	return h
 }
 
 // apiHandler serves the generated contract: body limit, JSON content type,

@@ -27,6 +27,9 @@ type webhookReceipt struct {
 // nothing behind, so Stripe's retry processes the event afresh.
 func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if s.refuseUnsignedWebhook(w, r) {
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

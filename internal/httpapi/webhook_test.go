@@ -1,7 +1,9 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -301,24 +303,26 @@ func TestWebhookSignature(t *testing.T) {
 	b := setup(t)
 	bk, co := b.paidBooking(t, 10)
 	payload := completed(bk, co).JSON(t)
-	now := time.Now()
 
+	// Signed at delivery, so that however slow the machine, a stale or
+	// future timestamp stays outside the 300 s tolerance when checked.
+	signedAt := func(p []byte, secret string, skew time.Duration) func() string {
+		return func() string { return testkit.SignatureHeader(p, secret, time.Now().Add(skew)) }
+	}
 	refused := map[string]struct {
 		payload   []byte
-		signature string
+		signature func() string
 	}{
-		"Missing":     {payload, ""},
-		"Malformed":   {payload, "t=abc,v1=zz"},
-		"WrongSecret": {payload, testkit.SignatureHeader(payload, "whsec_wrong", now)},
-		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), testkit.SignatureHeader(payload, webhookSecret, now)},
-		// A minute past the 300 s tolerance, so that a slow machine cannot
-		// bring the timestamp back within it before the server checks.
-		"Stale":     {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(-360*time.Second))},
-		"FarFuture": {payload, testkit.SignatureHeader(payload, webhookSecret, now.Add(360*time.Second))},
+		"Missing":     {payload, func() string { return "" }},
+		"Malformed":   {payload, func() string { return "t=abc,v1=zz" }},
+		"WrongSecret": {payload, signedAt(payload, "whsec_wrong", 0)},
+		"Tampered":    {[]byte(strings.Replace(string(payload), `"amount_total":9000`, `"amount_total":9001`, 1)), signedAt(payload, webhookSecret, 0)},
+		"Stale":       {payload, signedAt(payload, webhookSecret, -360*time.Second)},
+		"FarFuture":   {payload, signedAt(payload, webhookSecret, 360*time.Second)},
 	}
 	for name, c := range refused {
 		t.Run(name, func(t *testing.T) {
-			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature), http.StatusBadRequest, "invalid_signature")
+			requireWebhookError(t, b.deliverSigned(t, c.payload, c.signature()), http.StatusBadRequest, "invalid_signature")
 		})
 	}
 	require.NotEqual(t, string(payload), string(refused["Tampered"].payload), "the tampered payload must differ")
@@ -433,4 +437,45 @@ func TestWebhookBadInput(t *testing.T) {
 		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 	})
 	require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM payment_events"))
+}
+
+// TestWebhookRefusedBeforeTheBodyIsRead: a delivery whose Stripe-Signature
+// cannot verify is answered 400 invalid_signature at once, without reading
+// its body. The body here never ends: a server that read it first would
+// never answer.
+func TestWebhookRefusedBeforeTheBodyIsRead(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for name, signature := range map[string]string{
+		"Missing":      "",
+		"Malformed":    "t=abc,v1=zz",
+		"NoV1":         fmt.Sprintf("t=%d,v0=%s", time.Now().Unix(), strings.Repeat("0", 64)),
+		"Stale":        fmt.Sprintf("t=%d,v1=%s", time.Now().Add(-time.Hour).Unix(), strings.Repeat("0", 64)),
+		"TooLongToUse": "t=1," + strings.Repeat("v1=00,", 1000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/v1/webhooks/stripe", endlessBody{ctx})
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			if signature != "" {
+				req.Header.Set("Stripe-Signature", signature)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err, "answered without waiting for the body")
+			defer resp.Body.Close()
+			requireWebhookError(t, resp, http.StatusBadRequest, "invalid_signature")
+		})
+	}
+	require.Equal(t, 0, b.db.Count(t, "SELECT count(*) FROM payment_events"))
+}
+
+// endlessBody is a request body that sends nothing until ctx ends.
+type endlessBody struct{ ctx context.Context }
+
+func (b endlessBody) Read([]byte) (int, error) {
+	<-b.ctx.Done()
+	return 0, b.ctx.Err()
 }

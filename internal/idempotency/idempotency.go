@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -88,7 +89,8 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 			stored := false
 			defer func() {
-				// A 5xx or a panic frees the key, so that a retry runs afresh.
+				// A 5xx, a 429 or a panic frees the key, so that a retry
+				// runs afresh.
 				if !stored {
 					if err := q.IdempotencyKeyRelease(ctx, db.IdempotencyKeyReleaseParams{Scope: k.scope, Key: k.key, RequestHash: hash}); err != nil {
 						logger.LogAttrs(ctx, slog.LevelError, "release idempotency key", slog.String("error", err.Error()))
@@ -96,7 +98,10 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 				}
 			}()
 			next.ServeHTTP(rec, r)
-			if rec.status >= 500 {
+			// A 429 (a hold cap reached) says "not now", not "no": the
+			// retry after Retry-After must run afresh, as at Stripe, which
+			// does not store rate-limited answers either.
+			if rec.status >= 500 || rec.status == http.StatusTooManyRequests {
 				return
 			}
 			status := int32(rec.status)
@@ -186,8 +191,27 @@ func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k sco
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(int(*row.ResponseStatus))
-		_, _ = w.Write(row.ResponseBody)
+		_, _ = w.Write(withRequestID(row.ResponseBody, w.Header().Get("X-Request-Id")))
 	}
+}
+
+// withRequestID gives a replayed error envelope this request's id: the
+// stored one names a request the client no longer holds, and X-Request-Id,
+// which the logs know this replay by, must agree with the body. Any other
+// body is replayed as stored.
+func withRequestID(body []byte, id string) []byte {
+	var env struct {
+		Error map[string]json.RawMessage `json:"error"`
+	}
+	if id == "" || json.Unmarshal(body, &env) != nil || env.Error["request_id"] == nil {
+		return body
+	}
+	env.Error["request_id"], _ = json.Marshal(id)
+	out, err := json.Marshal(env)
+	if err != nil {
+		return body
+	}
+	return append(out, '\n')
 }
 
 // requestHash identifies "the same request": method, path and body.

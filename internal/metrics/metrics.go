@@ -195,7 +195,10 @@ func (m *Metrics) ReconcileRun(s ReconcileSummary, err error) {
 	}
 }
 
-// observeRequest records one request's duration.
-func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
+// ObserveRequest records one request's duration by route pattern and status.
+func (m *Metrics) ObserveRequest(route string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
 	m.httpDuration.WithLabelValues(route, strconv.Itoa(code)).Observe(d.Seconds())
 }

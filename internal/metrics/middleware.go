@@ -3,7 +3,6 @@ package metrics
 import (
 	"context"
 	"net/http"
-	"time"
 )
 
 // How a request's route reaches the duration histogram.
@@ -14,9 +13,10 @@ import (
 // and slotpay's API routes are matched by a second, generated ServeMux behind
 // the outer one's "/v1/" subtree. So the work is split:
 //
-//   - Middleware, outermost, puts an empty routeHolder in the context, wraps
-//     the ResponseWriter to see the status, and observes the duration after
-//     the handler returns, labelled with whatever the holder then says;
+//   - TrackRoute, called by the HTTP layer's one response observer,
+//     outermost, puts an empty routeHolder in the context; the observer
+//     passes whatever the holder says after the handler returns to
+//     ObserveRequest, with the status it saw;
 //   - Route, wrapped around a ServeMux or around a handler registered on one,
 //     copies r.Pattern into the holder after the handler returns. Inner
 //     wrappers return first, so the innermost, most specific pattern wins
@@ -32,30 +32,26 @@ type routeHolder struct{ pattern string }
 // UnmatchedRoute labels requests for which no Route wrapper saw a pattern.
 const UnmatchedRoute = "unmatched"
 
-// Middleware observes every request's duration by route pattern and status
-// code. Put it outermost, and Route around the mux(es) inside.
-func (m *Metrics) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		holder := &routeHolder{}
-		rec := &statusWriter{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), routeHolderKey{}, holder))
-		next.ServeHTTP(rec, r)
-		route := holder.pattern
-		if route == "" {
-			route = r.Pattern // Middleware itself mounted on a mux
+// TrackRoute returns r with a place for Route to record the pattern that
+// serves it, and a function that returns that pattern (UnmatchedRoute if no
+// Route wrapper saw one) once the handler has returned. The one response
+// observer of the HTTP layer (internal/httpapi) calls it outermost and
+// passes the result to ObserveRequest.
+func TrackRoute(r *http.Request) (*http.Request, func() string) {
+	holder := &routeHolder{}
+	r = r.WithContext(context.WithValue(r.Context(), routeHolderKey{}, holder))
+	return r, func() string {
+		if holder.pattern == "" {
+			return UnmatchedRoute
 		}
-		if route == "" {
-			route = UnmatchedRoute
-		}
-		m.observeRequest(route, rec.code(), time.Since(start))
-	})
+		return holder.pattern
+	}
 }
 
-// Route records the ServeMux pattern that served the request for Middleware.
+// Route records the ServeMux pattern that served the request for TrackRoute.
 // Wrap a *http.ServeMux with it (the mux sets r.Pattern on the request it
 // was handed) or a handler registered on a mux (r.Pattern is already set).
-// Without Middleware around it, it does nothing.
+// Without TrackRoute before it, it does nothing.
 func Route(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(w, r)
@@ -63,46 +59,4 @@ func Route(next http.Handler) http.Handler {
 			h.pattern = r.Pattern
 		}
 	})
-}
-
-// statusWriter remembers the status code a handler answered with.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush keeps streaming responses working for handlers that type-assert
-// http.Flusher; http.ResponseController finds the rest through Unwrap.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// code is the status the client got: a handler that wrote nothing answered
-// 200.
-func (w *statusWriter) code() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	slotpayconfig "github.com/slotpay/slotpay/internal/config"
+
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
@@ -226,17 +228,15 @@ func (w *world) check(ctx context.Context) []string {
 	}
 
 	// §8.7: no e-mail holds more unpaid slots than the limit.
-	if w.cfg.defects[defectHoldLimits] {
-		perEmail := map[string]int{}
-		for _, b := range bookings {
-			if b.status == "pending_payment" {
-				perEmail[strings.ToLower(b.email)]++
-			}
+	perEmail := map[string]int{}
+	for _, b := range bookings {
+		if b.status == "pending_payment" {
+			perEmail[strings.ToLower(b.email)]++
 		}
-		for email, n := range perEmail {
-			if n > 3 {
-				fail("§8.7: %s holds %d unpaid slots (MAX_HOLDS_PER_EMAIL 3)", email, n)
-			}
+	}
+	for email, n := range perEmail {
+		if n > slotpayconfig.DefaultMaxHoldsPerEmail {
+			fail("§8.7: %s holds %d unpaid slots (MAX_HOLDS_PER_EMAIL %d)", email, n, slotpayconfig.DefaultMaxHoldsPerEmail)
 		}
 	}
 

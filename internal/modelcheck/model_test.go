@@ -46,12 +46,9 @@ const (
 	// minimum. Gates CheckExpiresAt in the simulator and the check that a
 	// checkout with no fault injected succeeds.
 	defectExpiresAt defect = "expires-at"
-	// SPEC §3.2 / §8.7: the hold limits per client address and e-mail are
-	// not implemented on main. Gates the §8.7 check.
-	defectHoldLimits defect = "hold-limits"
 )
 
-var allDefects = []defect{defectRace, defectProvenance, defectRefundFailure, defectIdempotent5xx, defectDispute, defectExpiresAt, defectHoldLimits}
+var allDefects = []defect{defectRace, defectProvenance, defectRefundFailure, defectIdempotent5xx, defectDispute, defectExpiresAt}
 
 func defectsFromEnv(t testing.TB) map[defect]bool {
 	on := map[defect]bool{}

@@ -18,13 +18,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/app"
+	"github.com/slotpay/slotpay/internal/app/apptest"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/checkout"
+	slotpayconfig "github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
-	"github.com/slotpay/slotpay/internal/httpapi"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
@@ -61,7 +63,7 @@ type world struct {
 	processor  *payment.Processor
 	checkouts  *checkout.Service
 	reconciler *reconcile.Reconciler
-	stripeAPI  *client.API
+	app        *app.App
 	srvMu      sync.Mutex // guards srv, url and the collaborators, replaced by a restart
 	srv        *httptest.Server
 	url        string
@@ -136,17 +138,6 @@ func newWorld(t testing.TB, cfg config) *world {
 	}
 	t.Cleanup(w.serverPool.Close)
 
-	// As cmd/slotpay configures it: stripe-go retries connection errors
-	// twice, under the same idempotency key.
-	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
-		URL:               stripe.String(w.stripe.URL),
-		MaxNetworkRetries: stripe.Int64(2),
-		LeveledLogger:     &stripe.LeveledLogger{Level: stripe.LevelNull},
-	})
-	sc := &client.API{}
-	sc.Init("sk_test_modelcheck", &stripe.Backends{API: backend, Connect: backend, Uploads: backend})
-
-	w.stripeAPI = sc
 	if err := w.start(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,59 +156,82 @@ func newWorld(t testing.TB, cfg config) *world {
 	return w
 }
 
-// start runs a slotpay server: at first, and again after a restart. A
-// restart is a new process: new collaborators, a new listener, the same
-// database and Stripe account.
+// start runs a slotpay instance, wired by app.New as `serve` wires it, with
+// its River client working jobs (refund requests, reconcile passes): at
+// first, and again after a restart. A restart is a new process: new
+// collaborators, a new listener, the same database and Stripe account.
 func (w *world) start() error {
-	logger := slog.New(slog.DiscardHandler)
 	srv := httptest.NewUnstartedServer(nil)
 	public, err := url.Parse("http://" + srv.Listener.Addr().String())
 	if err != nil {
 		return err
 	}
-	processor := payment.NewProcessor(w.serverPool, w.stripeAPI, false, logger, nil)
-	checkouts := checkout.NewService(w.serverPool, w.stripeAPI, processor, public, 30*time.Minute, logger, nil)
-	reconciler := reconcile.New(w.serverPool, w.stripeAPI, checkouts, processor, logger, nil)
-	handler, err := httpapi.NewServer(httpapi.Config{
-		WebhookSecrets:   []string{webhookSecret},
-		WebhookTolerance: 300 * time.Second,
-		PendingHold:      15 * time.Minute,
-		CookieSecure:     true,
-		WriteLimit:       httpapi.RateLimit{Requests: -1},
-	}, w.serverPool, logger, processor, checkouts, reconciler)
+	cfg := apptest.Config(public)
+	cfg.StripeSecretKey = "sk_test_modelcheck"
+	cfg.StripeAPIBase = w.stripe.URL
+	cfg.StripeWebhookSecret = []string{webhookSecret}
+	cfg.WriteRateLimit = slotpayconfig.RateLimit{Off: true}
+	// Every customer comes from 127.0.0.1: the per-address cap would cap
+	// the whole model; the per-e-mail cap (3) stays, and §8.7 checks it.
+	cfg.MaxHoldsPerClient = 10_000
+	cfg.MaxHoldsPerEmail = slotpayconfig.DefaultMaxHoldsPerEmail
+	arch := &baseservice.Archetype{
+		Config: cfg, Logger: slog.New(slog.DiscardHandler), Pool: w.serverPool,
+		// As serve configures it: stripe-go retries connection errors
+		// twice, under the same idempotency key.
+		Stripe: app.NewStripeClient(cfg),
+	}
+	a, err := app.New(arch, app.Options{})
+	if err != nil {
+		return err
+	}
+	if err := a.Start(context.WithoutCancel(w.t.Context())); err != nil {
+		return err
+	}
+	handler, err := a.Handler()
 	if err != nil {
 		return err
 	}
 	srv.Config.Handler = handler
 	srv.Start()
-	w.t.Cleanup(srv.Close)
+	w.t.Cleanup(func() {
+		srv.Close()
+		stopApp(w.t, a)
+	})
 	w.srvMu.Lock()
 	defer w.srvMu.Unlock()
-	w.srv, w.url = srv, srv.URL
-	w.processor, w.checkouts, w.reconciler = processor, checkouts, reconciler
+	w.srv, w.app, w.url = srv, a, srv.URL
+	w.processor, w.checkouts, w.reconciler = a.Processor, a.Checkouts, a.Reconciler
 	return nil
+}
+
+func stopApp(t testing.TB, a *app.App) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Logf("modelcheck: stop jobs: %v", err)
+	}
 }
 
 // restart kills the server as a crash does: every client connection cut
 // (answers in flight are lost; Stripe retries what it did not see
 // answered), the process's database connections terminated, then a new
-// server started.
+// instance started.
 func (w *world) restart(ctx context.Context) error {
 	w.srvMu.Lock()
-	old := w.srv
+	old, oldApp := w.srv, w.app
 	w.srvMu.Unlock()
 	old.CloseClientConnections()
 	if _, err := w.db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = $1`, serverApp); err != nil {
 		return err
 	}
-	if err := w.start(); err != nil {
-		return err
-	}
-	// Waits for the old handlers, which fail on their dead connections: a
-	// dead process applies nothing after the restart.
+	// Waits for the old handlers and jobs, which fail on their dead
+	// connections: a dead process applies nothing after the restart
+	// (River gives its unfinished jobs to the new instance).
 	old.Close()
-	return nil
+	stopApp(w.t, oldApp)
+	return w.start()
 }
 
 // server returns the running server's address and collaborators.
@@ -270,6 +284,7 @@ func (w *world) quiesce(ctx context.Context) string {
 		for k := 0; w.stripe.QueuedEvents() > 0 && k < 100; k++ {
 			w.deliver(ctx, 0, 0, w.concurrency(4))
 		}
+		w.settleJobs(ctx)
 		_, _, _, reconciler := w.server()
 		if _, err := reconciler.Run(ctx); err != nil {
 			w.t.Logf("quiesce: reconcile: %v", err)
@@ -284,6 +299,26 @@ func (w *world) quiesce(ctx context.Context) string {
 		prevEmitted = emitted
 	}
 	return fmt.Sprintf("%d rounds, %d events emitted, %d queued", rounds+1, len(w.stripe.Emitted()), w.stripe.QueuedEvents())
+}
+
+// settleJobs runs the refund jobs that are waiting for a retry now (time
+// cannot pass in a test; River's backoff would make them wait minutes) and
+// waits, up to a deadline, until none is left to run.
+func (w *world) settleJobs(ctx context.Context) {
+	deadline := time.Now().Add(testkit.WaitTimeout)
+	for time.Now().Before(deadline) {
+		if _, err := w.db.Pool.Exec(ctx, `UPDATE river_job SET scheduled_at = now()
+			WHERE kind = 'refund' AND state IN ('retryable', 'scheduled')`); err != nil {
+			w.t.Logf("quiesce: wake refund jobs: %v", err)
+			return
+		}
+		if w.db.Count(w.t, `SELECT count(*) FROM river_job WHERE kind = 'refund'
+			AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.t.Logf("quiesce: refund jobs still queued after %s", testkit.WaitTimeout)
 }
 
 // concurrency is n when the race scenario is on, else 1: delivered one at a

@@ -8,9 +8,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -39,16 +41,21 @@ type Result struct {
 type Processor struct {
 	pool     *pgxpool.Pool
 	stripe   *client.API
+	jobs     *river.Client[pgx.Tx]
 	livemode bool
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
 }
 
-// NewProcessor returns a Processor for a deployment in livemode (from the
-// secret key). stripe is used after commit to request refunds; m (which may
-// be nil) counts committed transitions.
-func NewProcessor(pool *pgxpool.Pool, stripe *client.API, livemode bool, logger *slog.Logger, m *metrics.Metrics) *Processor {
-	return &Processor{pool: pool, stripe: stripe, livemode: livemode, logger: logger, metrics: m}
+// NewProcessor returns a Processor for the deployment arch describes (its
+// livemode comes from the secret key). The refunds its transitions decide
+// are inserted into jobs in the deciding transaction and requested at Stripe
+// by RefundWorker after commit.
+func NewProcessor(arch *baseservice.Archetype, jobs *river.Client[pgx.Tx]) *Processor {
+	return &Processor{
+		pool: arch.Pool, stripe: arch.Stripe, jobs: jobs, livemode: arch.Config.Livemode(),
+		logger: arch.Logger, metrics: arch.Metrics,
+	}
 }
 
 // Process records a verified event in the ledger and applies it, in one
@@ -62,7 +69,6 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 	}
 	var (
 		res         Result
-		refunds     []refundRequest
 		transitions []transition
 	)
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
@@ -88,9 +94,9 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 		if err != nil {
 			return fmt.Errorf("record event: %w", err)
 		}
-		a := applier{tx: tx, q: q, livemode: p.livemode}
+		a := applier{tx: tx, q: q, jobs: p.jobs, livemode: p.livemode}
 		res, err = a.apply(ctx, rowID, ev)
-		refunds, transitions = a.refunds, a.transitions
+		transitions = a.transitions
 		return err
 	})
 	if err != nil {
@@ -99,37 +105,24 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 	for _, t := range transitions {
 		p.metrics.Transition(string(t.from), string(t.to))
 	}
-	// The event is committed; its refund must not depend on the webhook
-	// caller waiting for the answer.
-	refundCtx := context.WithoutCancel(ctx)
-	for _, r := range refunds {
-		if err := p.RequestRefund(refundCtx, r.BookingID, r.PaymentIntentID); err != nil {
-			p.logger.LogAttrs(ctx, slog.LevelError, "refund request failed; the reconciler retries it",
-				slog.String("booking_id", r.BookingID.String()), slog.String("error", err.Error()))
-		}
-	}
 	return res, nil
 }
 
 // applier applies events inside one transaction.
 type applier struct {
-	tx       pgx.Tx
-	q        *db.Queries
+	tx pgx.Tx
+	q  *db.Queries
+	// jobs receives the refunds this transaction decides, as River jobs in
+	// the same transaction: they exist exactly when the decision commits,
+	// and the Stripe call happens after commit, never inside it.
+	jobs     *river.Client[pgx.Tx]
 	livemode bool
-	// refunds are requested at Stripe after commit: never hold a
-	// transaction open across a network call.
-	refunds []refundRequest
 	// transitions are counted after commit: a rolled-back one never
 	// happened.
 	transitions []transition
 }
 
 type transition struct{ from, to booking.Status }
-
-type refundRequest struct {
-	BookingID       uuid.UUID
-	PaymentIntentID string
-}
 
 func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, error) {
 	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID) (Result, error) {
@@ -267,7 +260,9 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	d.To = d.IfSlotTaken
 	a.transitions = append(a.transitions, transition{from, d.To})
 	if d.To == booking.RefundPending && b.PaymentIntentID != nil {
-		a.refunds = append(a.refunds, refundRequest{BookingID: b.ID, PaymentIntentID: *b.PaymentIntentID})
+		if err := EnqueueRefund(ctx, a.jobs, a.tx, b.ID, *b.PaymentIntentID); err != nil {
+			return d, err
+		}
 	}
 	return d, nil
 }
@@ -284,21 +279,6 @@ func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) erro
 			return fmt.Errorf("apply waiting event %s: %w", ev.ID, err)
 		}
 	}
-	return nil
-}
-
-// RequestRefund asks Stripe for a full refund of a late payment whose slot is
-// gone, and notes that Stripe accepted it. The idempotency key is derived from
-// the booking, so a retry (the reconciler's, after a failure here) never
-// refunds twice; charge.refunded then makes the booking refunded.
-func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
-	if _, err := p.stripe.Refunds.New(refundParams(ctx, bookingID, paymentIntentID)); err != nil {
-		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
-	}
-	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
-		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
-	}
-	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
 	return nil
 }
 

@@ -54,6 +54,8 @@ func TestInvariant6_MoneyInTheDatabaseEqualsMoneyAtStripe(t *testing.T) {
 	require.NoError(t, err)
 	_, err = b.reconciler.Replay(t.Context(), time.Hour)
 	require.NoError(t, err)
+	// The late payment's refund job retries after Stripe's failure.
+	testkit.WaitFor(t, "the late payment's refund request", func() bool { return b.refundRequested(t, late.ID) })
 
 	// Money Stripe kept: paid sessions less refunds.
 	var kept int64

@@ -79,17 +79,29 @@ func ParseHeader(value string) (Header, error) {
 	return h, nil
 }
 
+// CheckHeader is what can be known of a delivery before its body is read:
+// the header is well formed, has a v1 signature, and was signed within
+// tolerance of now, in either direction. A delivery that fails it can be
+// refused without reading a byte of its body.
+func CheckHeader(header string, tolerance time.Duration, now time.Time) (Header, error) {
+	h, err := ParseHeader(header)
+	if err != nil {
+		return Header{}, err
+	}
+	if age := now.Sub(h.Timestamp); age > tolerance {
+		return Header{}, ErrTooOld
+	} else if age < -tolerance {
+		return Header{}, ErrTooNew
+	}
+	return h, nil
+}
+
 // Verify checks that payload was signed at a time within tolerance of now, in
 // either direction, by any of secrets (several during a rotation).
 func Verify(payload []byte, header string, secrets []string, tolerance time.Duration, now time.Time) error {
-	h, err := ParseHeader(header)
+	h, err := CheckHeader(header, tolerance, now)
 	if err != nil {
 		return err
-	}
-	if age := now.Sub(h.Timestamp); age > tolerance {
-		return ErrTooOld
-	} else if age < -tolerance {
-		return ErrTooNew
 	}
 	for _, secret := range secrets {
 		mac := hmac.New(sha256.New, []byte(secret))

@@ -104,7 +104,7 @@ func (d TestDB) Count(t testing.TB, sql string, args ...any) int {
 
 func dropDatabase(t testing.TB, admin *pgxpool.Pool, name string) {
 	// t.Context() is already cancelled when cleanups run.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+ident(name)+" WITH (FORCE)"); err != nil {
 		t.Errorf("testkit: drop database %s: %v", name, err)
@@ -180,10 +180,12 @@ var ensureTemplate = sync.OnceValues(func() (string, error) {
 	return name, nil
 })
 
-// migrationsHash names the schema: any change to a migration file yields a
-// new template instead of reusing a stale one.
+// migrationsHash names the schema: any change to a migration file, or a River
+// release with new migrations, yields a new template instead of reusing a
+// stale one.
 func migrationsHash() (string, error) {
 	h := sha256.New()
+	fmt.Fprintf(h, "river\x00%d\x00", database.RiverVersion())
 	// WalkDir visits in lexical order, so the hash is stable.
 	err := fs.WalkDir(sqlfiles.Migrations, "migrations", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -85,6 +85,29 @@ type StripeFake struct {
 
 	faultCounts  map[string]int // by FaultKind name
 	eventFixture []byte
+	holds        []*fakeHold
+}
+
+type fakeHold struct {
+	pathPrefix string
+	afterApply bool // applied first, then the answer is held
+	reached    chan struct{}
+	released   chan struct{}
+	once       sync.Once
+}
+
+func (h *fakeHold) release() { h.once.Do(func() { close(h.released) }) }
+
+// wait tells the test the request is here and waits for release; false if
+// the caller went away first.
+func (h *fakeHold) wait(r *http.Request) bool {
+	close(h.reached)
+	select {
+	case <-h.released:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // FakeSession is a Checkout Session as the fake holds it.
@@ -392,6 +415,42 @@ func (f *StripeFake) FailNext(pathPrefix string, status int, stripeErrorJSON str
 	f.failures = append(f.failures, fakeFailure{pathPrefix: pathPrefix, status: status, body: stripeErrorJSON})
 }
 
+// Hold makes the next request whose path starts with pathPrefix wait before
+// it is answered: reached is closed when it arrives, and it goes on when
+// release is called (at the latest when the test ends). A held request whose
+// caller goes away meanwhile is never answered or applied, like a request
+// that never reached Stripe.
+func (f *StripeFake) Hold(pathPrefix string) (reached <-chan struct{}, release func()) {
+	return f.hold(&fakeHold{pathPrefix: pathPrefix})
+}
+
+// HoldAnswer is Hold for a request that Stripe carries out at once but
+// answers only on release: its caller may die not knowing it succeeded.
+func (f *StripeFake) HoldAnswer(pathPrefix string) (reached <-chan struct{}, release func()) {
+	return f.hold(&fakeHold{pathPrefix: pathPrefix, afterApply: true})
+}
+
+func (f *StripeFake) hold(h *fakeHold) (<-chan struct{}, func()) {
+	h.reached, h.released = make(chan struct{}), make(chan struct{})
+	f.mu.Lock()
+	f.holds = append(f.holds, h)
+	f.mu.Unlock()
+	f.t.Cleanup(h.release)
+	return h.reached, h.release
+}
+
+func (f *StripeFake) takeHold(path string) *fakeHold {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, h := range f.holds {
+		if strings.HasPrefix(path, h.pathPrefix) {
+			f.holds = append(f.holds[:i], f.holds[i+1:]...)
+			return h
+		}
+	}
+	return nil
+}
+
 func (s *fakeSession) snapshot() FakeSession {
 	out := s.FakeSession
 	out.Metadata = maps.Clone(s.Metadata)
@@ -412,6 +471,10 @@ func (f *StripeFake) ensurePaymentIntent(s *fakeSession) {
 // lock, so requests (and the test's control calls) apply one at a time; an
 // injected timeout or cut connection happens after the lock is released.
 func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hold := f.takeHold(r.URL.Path)
+	if hold != nil && !hold.afterApply && !hold.wait(r) {
+		return // the caller went away while held: Stripe never saw it
+	}
 	body, err := io.ReadAll(r.Body)
 	var (
 		a     fakeAnswer
@@ -423,6 +486,9 @@ func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		a, fault = f.answer(r, body)
 		f.mu.Unlock()
+	}
+	if hold != nil && hold.afterApply && !hold.wait(r) {
+		return // applied, but the caller went away before the answer
 	}
 	if fault != nil && (fault.Kind == FaultTimeout || fault.Kind == FaultCut) {
 		if fault.Kind == FaultTimeout {

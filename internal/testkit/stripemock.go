@@ -83,7 +83,7 @@ func startStripeMock() (string, error) {
 // waitForStripeMock polls until stripe-mock answers an API request; it takes
 // a moment to load its OpenAPI spec.
 func waitForStripeMock(url string, exited <-chan struct{}) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/charges", nil)

@@ -188,6 +188,11 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		if err := w.stripe.TryComplete(w.session(b), ps); err != nil {
 			return "not open", false
 		}
+		if o.Kind == opPayAsync {
+			w.mu.Lock()
+			b.async = true
+			w.mu.Unlock()
+		}
 		return "paid " + ps, true
 
 	case opSettle:
@@ -264,6 +269,12 @@ func (w *world) run(ctx context.Context, o op) (string, bool) {
 		pi := w.stripe.Session(w.session(b)).PaymentIntent
 		if pi == "" {
 			return "not paid", false
+		}
+		w.mu.Lock()
+		async := b.async
+		w.mu.Unlock()
+		if async && !w.cfg.defects[defectRefundWhileProcessing] {
+			return "paid asynchronously (refund-while-processing gated)", false
 		}
 		_, err := w.dashboard.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi)})
 		return errText(err), err == nil

@@ -91,6 +91,7 @@ type tracked struct {
 	amount  int64
 	session string
 	settled bool // its async payment settled, one way or the other
+	async   bool // paid with an asynchronous method
 }
 
 // deliveryRand serialises the world's delivery generator: rounds may run

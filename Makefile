@@ -80,7 +80,7 @@ build: ## build bin/slotpay
 
 # Operations and proof (issue 5). None of these run in `make test`.
 
-.PHONY: bench test-faults lint-api api-breaking contract-test
+.PHONY: bench test-faults lint-api api-breaking contract-test soak
 
 bench: ## load-test a fresh server and database, compare with pgbench, print one table (BENCH_FLAGS=-h for options)
 	go run ./cmd/slotpay-bench $(BENCH_FLAGS)
@@ -88,6 +88,16 @@ bench: ## load-test a fresh server and database, compare with pgbench, print one
 test-faults: ## PostgreSQL restart, SIGKILL and three instances under webhook streams (real binary, private cluster)
 	go vet -tags faults ./internal/faults
 	go test -tags faults $(GO_TEST_FLAGS) ./internal/faults
+
+# The model checker (internal/modelcheck) for as long as asked: seed after
+# seed, then a report of what it covered and what it found. make test runs
+# its short budget (TestModel, three fixed seeds). MODELCHECK_DEFECTS=all
+# adds the scenarios of known defects (internal/modelcheck/model_test.go).
+SOAK_DURATION ?= 5m
+soak: ## run the model checker for SOAK_DURATION (e.g. SOAK_DURATION=30m make soak) and print its coverage
+	@log=$$(mktemp); echo "soak: running the model checker for $(SOAK_DURATION)…"; \
+	SOAK_DURATION=$(SOAK_DURATION) go test -race -count=1 -timeout 0 -run '^TestModelSoak$$' -v ./internal/modelcheck >$$log 2>&1; \
+	status=$$?; grep -v -e '^=== ' -e '^    --- PASS' -e '^--- PASS' $$log; rm -f $$log; exit $$status
 
 lint-api: ## lint api/openapi.yaml and api/site.yaml with spectral:oas and the OWASP ruleset; warnings fail
 	scripts/contract-test spectral

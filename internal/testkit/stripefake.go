@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -22,11 +24,12 @@ import (
 	"github.com/stripe/stripe-go/v76"
 )
 
-// StripeFake is a stateful stand-in for the few Stripe endpoints slotpay
+// StripeFake is a stateful simulator of the Stripe endpoints slotpay
 // calls, for tests that stripe-mock (stateless) cannot serve: the reconciler,
-// session expiry, cancellation and refunds. It speaks Stripe's wire format
-// (form-encoded requests, JSON objects and errors), so the real stripe-go
-// client talks to it through StripeClient(t, fake.URL).
+// session expiry, cancellation, refunds, disputes and the model checker
+// (internal/modelcheck). It speaks Stripe's wire format (form-encoded
+// requests, JSON objects and errors), so the real stripe-go client talks to
+// it through StripeClient(t, fake.URL).
 //
 // Implemented:
 //
@@ -34,20 +37,27 @@ import (
 //	GET  /v1/checkout/sessions/{id}         retrieve, expand[]=payment_intent
 //	POST /v1/checkout/sessions/{id}/expire  open → expired
 //	POST /v1/refunds                        by payment_intent (or charge)
-//	GET  /v1/refunds                        list (by payment_intent)
-//	GET  /v1/events                         list events given to AddEvent
+//	GET  /v1/refunds, /v1/refunds/{id}      list (by payment_intent), retrieve
+//	GET  /v1/payment_intents/{id}           retrieve
+//	GET  /v1/events                         list events (added or emitted)
 //	GET  /v1/events/{id}                    an event's JSON as given
 //
-// Every POST honours Idempotency-Key as Stripe does: a repeat with the same
-// parameters gets the first answer back (and changes nothing), a repeat with
-// other parameters gets an idempotency_error. Only successful answers are
-// remembered, so a request that failed (an error answer, FailNext) can be
-// retried under its key. Note that stripe-go sends a random key with every
-// POST whose params have none.
+// Every POST honours Idempotency-Key. A repeat with the same parameters gets
+// the first answer back (and changes nothing) for 24 hours; a repeat with
+// other parameters gets 400 idempotency_error. By default only successful
+// answers are remembered, so a request that failed can be retried under its
+// key: kinder than Stripe, which stores the first answer whatever it was,
+// a 500 included (stripe-go does not retry a POST 500 for that reason).
+// StoreEveryAnswer (or Faithful) makes the fake do what Stripe does. Note
+// that stripe-go sends a random key with every POST whose params have none.
 //
-// Nothing happens on its own: sessions do not lapse at expires_at and no
-// events are generated; a test moves a session on with Complete and
-// SetPaymentIntentStatus and adds the events it wants listed with AddEvent.
+// Nothing happens on its own: sessions do not lapse at expires_at; a test
+// moves the world on with Complete, SetPaymentIntentStatus, ExpireNow,
+// PayThroughPaymentLink, SetRefundStatus, OpenDispute and CloseDispute (see
+// stripesim.go). With EmitEvents (or Faithful) each change emits the events
+// Stripe would send, which DeliverEvents posts to a webhook like Stripe does
+// (stripedelivery.go); without it, a test adds the events it wants listed
+// with AddEvent.
 type StripeFake struct {
 	// URL is the base URL to give StripeClient (no /v1).
 	URL string
@@ -65,7 +75,17 @@ type StripeFake struct {
 	idempotency map[string]idempotentResult
 	calls       []fakeCall
 	failures    []fakeFailure
-	holds       []*fakeHold
+
+	opts     FakeOptions
+	faults   []*faultState
+	faultRNG *rand.Rand
+	outbox   []*outboxEvent // emitted, not yet acknowledged by a webhook
+	disputes map[string]*fakeDispute
+	sentAll  map[string]int // event id → deliveries attempted
+
+	faultCounts  map[string]int // by FaultKind name
+	eventFixture []byte
+	holds        []*fakeHold
 }
 
 type fakeHold struct {
@@ -112,6 +132,12 @@ type FakeRefund struct {
 	IdempotencyKey string
 	Amount         int64
 	Metadata       map[string]string
+	// Status is succeeded (or pending, with PendingRefunds) when created;
+	// SetRefundStatus moves it on to succeeded, failed or canceled.
+	Status string
+	// FailureReason is set when Status is failed.
+	FailureReason string
+	Created       int64
 }
 
 type fakeSession struct {
@@ -125,6 +151,7 @@ type fakeSession struct {
 	piMetadata    map[string]string
 	chargeID      string
 	refunded      int64
+	paymentLink   string // plink_… for a Payment Link's session
 }
 
 type fakeEvent struct {
@@ -138,7 +165,11 @@ type idempotentResult struct {
 	method, path string
 	params       url.Values
 	answer       fakeAnswer
+	at           time.Time
 }
+
+// idempotencyWindow is how long Stripe keeps an answer under a key.
+const idempotencyWindow = 24 * time.Hour
 
 type fakeCall struct{ method, path string }
 
@@ -152,10 +183,16 @@ type fakeAnswer struct {
 	status   int
 	body     []byte
 	replayed bool // an idempotent repeat's stored answer
+	// validation marks a refusal of the parameters themselves, which
+	// Stripe answers before executing anything and so never stores under
+	// the idempotency key.
+	validation bool
 }
 
-// NewStripeFake starts a fake on a local port; it stops when t ends.
-func NewStripeFake(t testing.TB) *StripeFake {
+// NewStripeFake starts a fake on a local port; it stops when t ends. Without
+// options it is the kind stand-in existing tests were written against; see
+// FakeOptions and Faithful.
+func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 	t.Helper()
 	base, err := fixtures.ReadFile("testdata/checkout_session.json")
 	if err != nil {
@@ -168,11 +205,42 @@ func NewStripeFake(t testing.TB) *StripeFake {
 		byPI:        map[string]string{},
 		byCharge:    map[string]string{},
 		idempotency: map[string]idempotentResult{},
+		disputes:    map[string]*fakeDispute{},
+		sentAll:     map[string]int{},
 	}
+	opts = append(defaultFakeOptions(t), opts...)
+	for _, o := range opts {
+		o(&f.opts)
+	}
+	f.faultRNG = rand.New(rand.NewPCG(f.opts.FaultSeed, f.opts.FaultSeed^0x9e3779b97f4a7c15))
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	f.URL = srv.URL
 	return f
+}
+
+// defaultFakeOptions reads STRIPEFAKE_FAITHFUL_DEFAULT: "1" or "all" makes
+// every fake faithful, a comma-separated list of store, expires_at and
+// events turns on those behaviours only. It shows which tests rely on the
+// kind default, and lets the default be flipped once they no longer do.
+func defaultFakeOptions(t testing.TB) []FakeOption {
+	var opts []FakeOption
+	for _, name := range strings.Split(os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT"), ",") {
+		switch strings.TrimSpace(name) {
+		case "":
+		case "1", "all":
+			opts = append(opts, Faithful())
+		case "store":
+			opts = append(opts, StoreEveryAnswer())
+		case "expires_at":
+			opts = append(opts, CheckExpiresAt())
+		case "events":
+			opts = append(opts, EmitEvents())
+		default:
+			t.Fatalf("testkit: STRIPEFAKE_FAITHFUL_DEFAULT: %q is none of 1, all, store, expires_at, events", name)
+		}
+	}
+	return opts
 }
 
 // Session returns the session id, or the zero FakeSession if there is none.
@@ -204,16 +272,22 @@ func (f *StripeFake) Sessions() []FakeSession {
 // "pi_fake_…" unless it has one. A misuse fails the test.
 func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 	f.t.Helper()
+	if err := f.TryComplete(sessionID, paymentStatus); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TryComplete is Complete that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TryComplete(sessionID, paymentStatus string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok {
-		f.t.Errorf("testkit: StripeFake.Complete: no session %s", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: no session %s", sessionID)
 	}
 	if s.Status != "open" {
-		f.t.Errorf("testkit: StripeFake.Complete: session %s is %s; only an open session can complete", sessionID, s.Status)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: session %s is %s; only an open session can complete", sessionID, s.Status)
 	}
 	var piStatus string
 	switch paymentStatus {
@@ -222,12 +296,13 @@ func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 	case "unpaid":
 		piStatus = "processing"
 	default:
-		f.t.Errorf("testkit: StripeFake.Complete: payment status %q is none of paid, unpaid, no_payment_required", paymentStatus)
-		return
+		return fmt.Errorf("testkit: StripeFake.Complete: payment status %q is none of paid, unpaid, no_payment_required", paymentStatus)
 	}
 	s.Status, s.PaymentStatus = "complete", paymentStatus
 	f.ensurePaymentIntent(s)
 	s.piStatus = piStatus
+	f.emitSession(s, "checkout.session.completed")
+	return nil
 }
 
 // SetPaymentIntentStatus sets the status of the completed session's payment
@@ -236,21 +311,37 @@ func (f *StripeFake) Complete(sessionID, paymentStatus string) {
 // session stays unpaid). A misuse fails the test.
 func (f *StripeFake) SetPaymentIntentStatus(sessionID, status string) {
 	f.t.Helper()
+	if err := f.TrySetPaymentIntentStatus(sessionID, status); err != nil {
+		f.t.Error(err)
+	}
+}
+
+// TrySetPaymentIntentStatus is SetPaymentIntentStatus that returns its misuse as an error instead of failing
+// the test, for callers racing the system under test.
+func (f *StripeFake) TrySetPaymentIntentStatus(sessionID, status string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.sessions[sessionID]
 	if !ok {
-		f.t.Errorf("testkit: StripeFake.SetPaymentIntentStatus: no session %s", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetPaymentIntentStatus: no session %s", sessionID)
 	}
 	if s.PaymentIntent == "" {
-		f.t.Errorf("testkit: StripeFake.SetPaymentIntentStatus: session %s has no payment intent yet; Complete it first", sessionID)
-		return
+		return fmt.Errorf("testkit: StripeFake.SetPaymentIntentStatus: session %s has no payment intent yet; Complete it first", sessionID)
 	}
+	was := s.piStatus
 	s.piStatus = status
 	if status == "succeeded" {
 		s.PaymentStatus = "paid"
 	}
+	if was == "processing" && s.Status == "complete" {
+		switch status {
+		case "succeeded":
+			f.emitSession(s, "checkout.session.async_payment_succeeded")
+		case "requires_payment_method", "canceled":
+			f.emitSession(s, "checkout.session.async_payment_failed")
+		}
+	}
+	return nil
 }
 
 // Refunds returns every refund in the order they were created.
@@ -311,8 +402,10 @@ func (f *StripeFake) Calls(method, pathPrefix string) int {
 // FailNext makes the next request whose path starts with pathPrefix fail with
 // status and body stripeErrorJSON (when empty, a generic api_error), before it
 // changes anything. Failures queue: two calls fail the next two requests.
-// Like Stripe's answers to requests it never began executing, the failure is
-// not remembered under the request's idempotency key.
+// By default the failure is not remembered under the request's idempotency
+// key, so a retry under it succeeds; with StoreEveryAnswer a 5xx is
+// remembered and replayed for 24 hours, as Stripe does. Inject offers
+// failures after the request took effect, timeouts and cut connections.
 func (f *StripeFake) FailNext(pathPrefix string, status int, stripeErrorJSON string) {
 	if stripeErrorJSON == "" {
 		stripeErrorJSON = `{"error":{"type":"api_error","message":"An unknown error occurred (injected by StripeFake.FailNext)."}}`
@@ -375,23 +468,37 @@ func (f *StripeFake) ensurePaymentIntent(s *fakeSession) {
 }
 
 // ServeHTTP answers one API request. The whole request is handled under the
-// lock, so requests (and the test's control calls) apply one at a time.
+// lock, so requests (and the test's control calls) apply one at a time; an
+// injected timeout or cut connection happens after the lock is released.
 func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hold := f.takeHold(r.URL.Path)
 	if hold != nil && !hold.afterApply && !hold.wait(r) {
 		return // the caller went away while held: Stripe never saw it
 	}
 	body, err := io.ReadAll(r.Body)
-	var a fakeAnswer
+	var (
+		a     fakeAnswer
+		fault *faultState
+	)
 	if err != nil {
 		a = stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", "", "could not read the request body: "+err.Error())
 	} else {
 		f.mu.Lock()
-		a = f.answer(r, body)
+		a, fault = f.answer(r, body)
 		f.mu.Unlock()
 	}
 	if hold != nil && hold.afterApply && !hold.wait(r) {
 		return // applied, but the caller went away before the answer
+	}
+	if fault != nil && (fault.Kind == FaultTimeout || fault.Kind == FaultCut) {
+		if fault.Kind == FaultTimeout {
+			select {
+			case <-time.After(fault.delay()):
+			case <-r.Context().Done():
+			}
+		}
+		cutConnection(w, a)
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -410,51 +517,103 @@ func (f *StripeFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(a.body) //nolint:errcheck // the client went away
 }
 
-func (f *StripeFake) answer(r *http.Request, body []byte) fakeAnswer {
+// cutConnection closes the client's connection in the middle of the answer,
+// as a network failure between slotpay and Stripe does. Half the answer is
+// sent first: a connection closed before any byte would be retried by Go's
+// transport itself (it treats a request with an Idempotency-Key as
+// idempotent), which hides the failure rather than injecting it.
+func cutConnection(w http.ResponseWriter, a fakeAnswer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
+	w.WriteHeader(a.status)
+	w.Write(a.body[:len(a.body)/2]) //nolint:errcheck // cut anyway
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http then closes the connection
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+func (f *StripeFake) answer(r *http.Request, body []byte) (fakeAnswer, *faultState) {
 	path := r.URL.Path
 	f.calls = append(f.calls, fakeCall{method: r.Method, path: path})
 
 	if a, ok := checkAPIKey(r.Header.Get("Authorization")); !ok {
-		return a
+		return a, nil
 	}
-	for i, fail := range f.failures {
-		if strings.HasPrefix(path, fail.pathPrefix) {
-			f.failures = slices.Delete(f.failures, i, i+1)
-			return fakeAnswer{status: fail.status, body: []byte(fail.body)}
-		}
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if r.Method != http.MethodPost {
+		key = ""
 	}
-
 	raw := r.URL.RawQuery
 	if r.Method == http.MethodPost {
 		raw = string(body)
 	}
 	params, err := url.ParseQuery(raw)
 	if err != nil {
-		return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", "", "Invalid request body: "+err.Error())
+		return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", "", "Invalid request body: "+err.Error()), nil
 	}
 
-	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	if r.Method != http.MethodPost {
-		key = ""
+	for i, fail := range f.failures {
+		if strings.HasPrefix(path, fail.pathPrefix) {
+			f.failures = slices.Delete(f.failures, i, i+1)
+			a := fakeAnswer{status: fail.status, body: []byte(fail.body)}
+			f.remember(key, r.Method, path, params, a)
+			return a, nil
+		}
 	}
+	fault := f.pickFault(r.Method, path)
+	if fault != nil && fault.Kind == FaultError {
+		a := fault.errorAnswer()
+		f.remember(key, r.Method, path, params, a)
+		return a, fault
+	}
+
 	if key != "" {
-		if prev, ok := f.idempotency[key]; ok {
+		if prev, ok := f.idempotency[key]; ok && time.Since(prev.at) < idempotencyWindow {
 			if prev.method != r.Method || prev.path != path || !reflect.DeepEqual(prev.params, params) {
 				return stripeErrorAnswer(http.StatusBadRequest, "idempotency_error", "", "",
 					"Keys for idempotent requests can only be used with the same parameters they were first used with. "+
-						"Try using a key other than '"+key+"' if you meant to execute a different request.")
+						"Try using a key other than '"+key+"' if you meant to execute a different request."), fault
 			}
 			a := prev.answer
 			a.replayed = true
-			return a
+			return a, fault
 		}
 	}
 
 	a := f.route(r.Method, path, params, key)
-	if key != "" && a.status < 300 {
-		f.idempotency[key] = idempotentResult{method: r.Method, path: path, params: params, answer: a}
+	if fault != nil && fault.Kind == FaultErrorAfter {
+		// The request took effect; its answer was lost in Stripe's own
+		// failure, and that failure is what the key now replays.
+		a = fault.errorAnswer()
 	}
-	return a
+	f.remember(key, r.Method, path, params, a)
+	return a, fault
+}
+
+// remember stores an answer under its idempotency key: by default a success
+// only; with StoreEveryAnswer whatever Stripe would store, which is every
+// answer of a request that began executing (errors and 5xx included), not
+// a refusal of its parameters, of its API key, or a rate limit.
+func (f *StripeFake) remember(key, method, path string, params url.Values, a fakeAnswer) {
+	if key == "" {
+		return
+	}
+	if prev, ok := f.idempotency[key]; ok && time.Since(prev.at) < idempotencyWindow {
+		return // a failure in front of a stored answer does not replace it
+	}
+	store := a.status < 300
+	if f.opts.StoreEveryAnswer {
+		store = !a.validation && a.status != http.StatusUnauthorized && a.status != http.StatusTooManyRequests
+	}
+	if store {
+		f.idempotency[key] = idempotentResult{method: method, path: path, params: params, answer: a, at: time.Now()}
+	}
 }
 
 func checkAPIKey(header string) (fakeAnswer, bool) {
@@ -493,6 +652,10 @@ func (f *StripeFake) route(method, path string, params url.Values, idemKey strin
 		return f.createRefund(params, idemKey)
 	case path == "/v1/refunds" && method == http.MethodGet:
 		return f.listRefunds(params)
+	case strings.HasPrefix(path, "/v1/refunds/") && method == http.MethodGet:
+		return f.retrieveRefund(strings.TrimPrefix(path, "/v1/refunds/"))
+	case strings.HasPrefix(path, "/v1/payment_intents/") && method == http.MethodGet:
+		return f.retrievePaymentIntent(strings.TrimPrefix(path, "/v1/payment_intents/"))
 	case path == "/v1/events" && method == http.MethodGet:
 		return f.listEvents(params)
 	case strings.HasPrefix(path, "/v1/events/") && method == http.MethodGet:
@@ -506,6 +669,7 @@ func (f *StripeFake) route(method, path string, params url.Values, idemKey strin
 // --- Checkout Sessions ---
 
 func (f *StripeFake) createSession(params url.Values, idemKey string) fakeAnswer {
+	received := time.Now()
 	mode := params.Get("mode")
 	if mode == "" {
 		return missingParam("mode")
@@ -566,6 +730,18 @@ func (f *StripeFake) createSession(params url.Values, idemKey string) fakeAnswer
 			return a
 		}
 		expiresAt = v
+		if f.opts.CheckExpiresAt {
+			// Stripe measures from the moment it receives the request, not
+			// from whole seconds: an expires_at computed as now + 30 min
+			// before a round trip elsewhere is refused.
+			at := time.Unix(expiresAt, 0)
+			if at.Before(received.Add(30 * time.Minute)) {
+				return invalidParam("expires_at", "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.")
+			}
+			if at.After(received.Add(24 * time.Hour)) {
+				return invalidParam("expires_at", "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.")
+			}
+		}
 	}
 
 	id := RandomID("cs_test_fake_")
@@ -613,6 +789,7 @@ func (f *StripeFake) expireSession(id string, params url.Values) fakeAnswer {
 				"`"+s.Status+"`.")
 	}
 	s.Status = "expired"
+	f.emitSession(s, "checkout.session.expired")
 	return f.sessionAnswer(s, params)
 }
 
@@ -666,6 +843,9 @@ func (f *StripeFake) sessionAnswer(s *fakeSession, params url.Values) fakeAnswer
 		"custom_text":                          map[string]any{"after_submit": nil, "shipping_address": nil, "submit": nil, "terms_of_service_acceptance": nil},
 		"payment_method_configuration_details": nil,
 		"invoice_creation":                     nil,
+	}
+	if s.paymentLink != "" {
+		set["payment_link"] = s.paymentLink
 	}
 	if s.Status == "open" {
 		// Stripe gives the URL only while the session can be paid.
@@ -742,6 +922,10 @@ func (f *StripeFake) createRefund(params url.Values, idemKey string) fakeAnswer 
 		return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", "payment_intent",
 			"This PaymentIntent ("+s.PaymentIntent+") does not have a successful charge to refund.")
 	}
+	if f.openDispute(s.PaymentIntent) != nil {
+		return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "charge_disputed", "charge",
+			"Charge "+s.chargeID+" has been charged back; cannot issue a refund.")
+	}
 
 	remaining := s.AmountTotal - s.refunded
 	if remaining <= 0 {
@@ -764,6 +948,7 @@ func (f *StripeFake) createRefund(params url.Values, idemKey string) fakeAnswer 
 		}
 		amount = v
 	}
+	// Stripe counts a pending refund in the charge's amount_refunded too.
 	s.refunded += amount
 
 	ref := FakeRefund{
@@ -772,24 +957,17 @@ func (f *StripeFake) createRefund(params url.Values, idemKey string) fakeAnswer 
 		IdempotencyKey: idemKey,
 		Amount:         amount,
 		Metadata:       mapParam(params, "metadata"),
+		Status:         "succeeded",
+		Created:        time.Now().Unix(),
+	}
+	if f.opts.PendingRefunds {
+		ref.Status = "pending"
 	}
 	f.refunds = append(f.refunds, ref)
-	return jsonAnswer(http.StatusOK, map[string]any{
-		"id":                       ref.ID,
-		"object":                   "refund",
-		"amount":                   ref.Amount,
-		"balance_transaction":      RandomID("txn_fake_"),
-		"charge":                   s.chargeID,
-		"created":                  time.Now().Unix(),
-		"currency":                 s.Currency,
-		"metadata":                 nonNilMap(ref.Metadata),
-		"payment_intent":           ref.PaymentIntent,
-		"reason":                   nullIfEmpty(params.Get("reason")),
-		"receipt_number":           nil,
-		"source_transfer_reversal": nil,
-		"status":                   "succeeded",
-		"transfer_reversal":        nil,
-	})
+	obj := f.refundObject(&f.refunds[len(f.refunds)-1], params.Get("reason"))
+	f.emit("charge.refunded", f.chargeObject(s), nil)
+	f.emit("refund.created", obj, nil)
+	return jsonAnswer(http.StatusOK, obj)
 }
 
 // --- Events ---
@@ -955,12 +1133,16 @@ func stripeErrorAnswer(status int, typ, code, param, message string) fakeAnswer 
 }
 
 func missingParam(name string) fakeAnswer {
-	return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "parameter_missing", name,
+	a := stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "parameter_missing", name,
 		"Missing required param: "+name+".")
+	a.validation = true
+	return a
 }
 
 func invalidParam(name, message string) fakeAnswer {
-	return stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", name, message)
+	a := stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "", name, message)
+	a.validation = true
+	return a
 }
 
 func noSuch(object, id string) fakeAnswer {
@@ -979,8 +1161,10 @@ func intParam(params url.Values, name string, required bool) (int64, fakeAnswer,
 	}
 	v, err := strconv.ParseInt(params.Get(name), 10, 64)
 	if err != nil {
-		return 0, stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "parameter_invalid_integer", name,
-			"Invalid integer: "+params.Get(name)), false
+		a := stripeErrorAnswer(http.StatusBadRequest, "invalid_request_error", "parameter_invalid_integer", name,
+			"Invalid integer: "+params.Get(name))
+		a.validation = true
+		return 0, a, false
 	}
 	return v, fakeAnswer{}, true
 }

@@ -44,7 +44,7 @@ func sessionParams(bookingID string, amount int64, expiresAt time.Time) *stripe.
 
 func newFakeSession(t *testing.T, sc *client.API, amount int64) *stripe.CheckoutSession {
 	t.Helper()
-	cs, err := sc.CheckoutSessions.New(sessionParams(testkit.RandomID("b_"), amount, time.Now().Add(30*time.Minute)))
+	cs, err := sc.CheckoutSessions.New(sessionParams(testkit.RandomID("b_"), amount, time.Now().Add(40*time.Minute)))
 	require.NoError(t, err)
 	return cs
 }
@@ -292,7 +292,7 @@ func TestStripeFakeRefunds(t *testing.T) {
 		require.Equal(t, r.ID, again.ID)
 		require.Equal(t, []testkit.FakeRefund{{
 			ID: r.ID, PaymentIntent: pi, IdempotencyKey: "slotpay-refund-b1", Amount: 9000,
-			Metadata: map[string]string{"booking_id": "b1"},
+			Metadata: map[string]string{"booking_id": "b1"}, Status: "succeeded", Created: r.Created,
 		}}, fake.Refunds())
 
 		// Another key: nothing is left to refund.

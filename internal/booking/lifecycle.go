@@ -236,6 +236,12 @@ func Decide(b Booking, f Fact) Decision {
 		switch b.Status {
 		case Confirmed, NeedsReview, RefundPending:
 			d = move(Refunded, Applied, "charge fully refunded")
+		case Processing:
+			// The async payment settled at Stripe and was refunded in full
+			// (in the Dashboard) before its success event reached us: the
+			// money is gone, so the booking must not be confirmed by that
+			// event later (SessionPaid on refunded is ignored).
+			d = move(Refunded, Applied, "charge fully refunded while its payment was settling")
 		}
 		d.RefundedSeenAt = &f.At
 		return d

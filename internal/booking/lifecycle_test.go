@@ -46,6 +46,8 @@ func TestDecide(t *testing.T) {
 		{"ChargeRefundedFull_Confirmed_Refunded", booking.Confirmed, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
 		{"ChargeRefundedFull_NeedsReview_Refunded", booking.NeedsReview, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
 		{"ChargeRefundedFull_RefundPending_Refunded", booking.RefundPending, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
+		{"ChargeRefundedFull_Processing_Refunded", booking.Processing, booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true}, booking.Refunded, booking.Applied, "", false},
+		{"AsyncSucceeded_AfterFullRefund_Ignored", booking.Refunded, paid, booking.Refunded, booking.Ignored, "", false},
 		{"ChargeRefundedPartial_Unchanged", booking.Confirmed, booking.Fact{Kind: booking.ChargeRefunded}, booking.Confirmed, booking.Applied, "", false},
 		{"DisputeCreated_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "needs_response"}, booking.Confirmed, booking.Applied, "", true},
 		{"DisputeClosedLost_Unchanged_Disputed", booking.Confirmed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "lost"}, booking.Confirmed, booking.Applied, "", true},

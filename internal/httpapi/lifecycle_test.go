@@ -29,6 +29,34 @@ func TestLifecycle_CompletedUnpaid_Processing_ThenAsyncSucceeded_Confirmed(t *te
 	require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
 }
 
+// TestLifecycle_RefundedWhileProcessing_NeverConfirmed: an async payment
+// settles at Stripe and is refunded in full (in the Dashboard) before its
+// success event arrives. The refund makes the processing booking refunded,
+// and the late success is ignored: no booking is confirmed whose money is
+// gone (SPEC §8.2, §8.6). Found by the model checker (seed 670).
+func TestLifecycle_RefundedWhileProcessing_NeverConfirmed(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bk, co := b.paidBooking(t, 10)
+	unpaid := completed(bk, co)
+	unpaid.Object["payment_status"] = "unpaid"
+	requireReceived(t, b.deliver(t, unpaid.JSON(t)), false)
+	require.Equal(t, "processing", b.booking(t, bk.Id).Status)
+
+	full := withID(testkit.ChargeRefunded(unpaid.Object["payment_intent"].(string), bk.AmountTotal, bk.AmountTotal, bk.Currency))
+	requireReceived(t, b.deliver(t, full.JSON(t)), false)
+	require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+	require.Equal(t, "applied", b.ledger(t, full.ID).Outcome)
+
+	succeeded := completed(bk, co)
+	succeeded.Type = "checkout.session.async_payment_succeeded"
+	succeeded.Object["payment_intent"] = unpaid.Object["payment_intent"]
+	requireReceived(t, b.deliver(t, succeeded.JSON(t)), false)
+	require.Equal(t, "refunded", b.booking(t, bk.Id).Status, "the success of a refunded payment confirms nothing")
+	require.Equal(t, "ignored", b.ledger(t, succeeded.ID).Outcome)
+	b.hold(t, at(10), at(12)) // the slot is free again
+}
+
 func TestLifecycle_AsyncFailed_PaymentFailed_ReleasesSlot(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

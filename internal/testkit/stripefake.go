@@ -44,20 +44,19 @@ import (
 //
 // Every POST honours Idempotency-Key. A repeat with the same parameters gets
 // the first answer back (and changes nothing) for 24 hours; a repeat with
-// other parameters gets 400 idempotency_error. By default only successful
-// answers are remembered, so a request that failed can be retried under its
-// key: kinder than Stripe, which stores the first answer whatever it was,
-// a 500 included (stripe-go does not retry a POST 500 for that reason).
-// StoreEveryAnswer (or Faithful) makes the fake do what Stripe does. Note
-// that stripe-go sends a random key with every POST whose params have none.
+// other parameters gets 400 idempotency_error. By default, as at Stripe, the
+// first answer is stored whatever it was, a 500 included (stripe-go does not
+// retry a POST 500 for that reason), so a retry after a failure must use a
+// new key. Lenient stores successes only, a kinder Stripe, for the tests of
+// that switch. Note that stripe-go sends a random key with every POST whose
+// params have none.
 //
 // Nothing happens on its own: sessions do not lapse at expires_at; a test
 // moves the world on with Complete, SetPaymentIntentStatus, ExpireNow,
 // PayThroughPaymentLink, SetRefundStatus, OpenDispute and CloseDispute (see
-// stripesim.go). With EmitEvents (or Faithful) each change emits the events
-// Stripe would send, which DeliverEvents posts to a webhook like Stripe does
-// (stripedelivery.go); without it, a test adds the events it wants listed
-// with AddEvent.
+// stripesim.go). Each change emits the events Stripe would send (EmitEvents,
+// part of the default), which DeliverEvents posts to a webhook like Stripe
+// does (stripedelivery.go); a test may add more with AddEvent.
 type StripeFake struct {
 	// URL is the base URL to give StripeClient (no /v1).
 	URL string
@@ -190,8 +189,8 @@ type fakeAnswer struct {
 }
 
 // NewStripeFake starts a fake on a local port; it stops when t ends. Without
-// options it is the kind stand-in existing tests were written against; see
-// FakeOptions and Faithful.
+// options it is Faithful (see defaultFakeOptions); see FakeOptions for each
+// behaviour.
 func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 	t.Helper()
 	base, err := fixtures.ReadFile("testdata/checkout_session.json")
@@ -219,17 +218,22 @@ func NewStripeFake(t testing.TB, opts ...FakeOption) *StripeFake {
 	return f
 }
 
-// defaultFakeOptions reads STRIPEFAKE_FAITHFUL_DEFAULT: "1" or "all" makes
-// every fake faithful, a comma-separated list of store, expires_at and
-// events turns on those behaviours only. It shows which tests rely on the
-// kind default, and lets the default be flipped once they no longer do.
+// defaultFakeOptions reads STRIPEFAKE_FAITHFUL_DEFAULT. Unset, every fake
+// is Faithful: a stand-in kinder than Stripe proves nothing. "0" makes the
+// default Lenient (to see which tests would pass only against a kinder
+// Stripe); a comma-separated list of store, expires_at and events turns on
+// those behaviours only.
 func defaultFakeOptions(t testing.TB) []FakeOption {
+	v := strings.TrimSpace(os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT"))
+	switch v {
+	case "", "1", "all":
+		return []FakeOption{Faithful()}
+	case "0":
+		return []FakeOption{Lenient()}
+	}
 	var opts []FakeOption
-	for _, name := range strings.Split(os.Getenv("STRIPEFAKE_FAITHFUL_DEFAULT"), ",") {
+	for _, name := range strings.Split(v, ",") {
 		switch strings.TrimSpace(name) {
-		case "":
-		case "1", "all":
-			opts = append(opts, Faithful())
 		case "store":
 			opts = append(opts, StoreEveryAnswer())
 		case "expires_at":
@@ -237,7 +241,7 @@ func defaultFakeOptions(t testing.TB) []FakeOption {
 		case "events":
 			opts = append(opts, EmitEvents())
 		default:
-			t.Fatalf("testkit: STRIPEFAKE_FAITHFUL_DEFAULT: %q is none of 1, all, store, expires_at, events", name)
+			t.Fatalf("testkit: STRIPEFAKE_FAITHFUL_DEFAULT: %q is none of 0, 1, all, store, expires_at, events", name)
 		}
 	}
 	return opts

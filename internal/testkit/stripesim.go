@@ -65,6 +65,14 @@ func Faithful() FakeOption {
 	return func(o *FakeOptions) { o.StoreEveryAnswer, o.CheckExpiresAt, o.EmitEvents = true, true, true }
 }
 
+// Lenient turns off what Faithful turns on: a stand-in kinder than Stripe
+// (only successes stored under a key, any expires_at, no events of its
+// own). The fake is faithful by default; only the tests of these switches
+// themselves, and STRIPEFAKE_FAITHFUL_DEFAULT=0, ask for this.
+func Lenient() FakeOption {
+	return func(o *FakeOptions) { o.StoreEveryAnswer, o.CheckExpiresAt, o.EmitEvents = false, false, false }
+}
+
 // --- Faults ---
 
 // FaultKind is how an injected fault breaks a request.

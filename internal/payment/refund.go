@@ -62,40 +62,25 @@ func NewRefundWorker(p *Processor) *RefundWorker { return &RefundWorker{processo
 func (*RefundWorker) Timeout(*river.Job[RefundArgs]) time.Duration { return time.Minute }
 
 func (w *RefundWorker) Work(ctx context.Context, job *river.Job[RefundArgs]) error {
-	b, err := database.New(w.processor.pool).BookingGetByID(ctx, job.Args.BookingID)
-	if err != nil {
-		return fmt.Errorf("load booking %s: %w", job.Args.BookingID, err)
-	}
-	if booking.Status(b.Status) != booking.RefundPending || b.RefundRequestedAt != nil {
-		return nil // refunded or requested meanwhile: nothing left to ask
-	}
-	err = w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
-	if se, ok := errors.AsType[*stripe.Error](err); ok && se.Code == stripe.ErrorCodeChargeAlreadyRefunded {
-		// Refunded by other means (the Dashboard): no retry can succeed,
-		// the refund the booking needs exists, and charge.refunded moves
-		// the booking on. Noted, so that the reconciler's net leaves it.
-		w.processor.logger.LogAttrs(ctx, slog.LevelWarn, "refund not needed: the charge is already refunded",
-			slog.String("booking_id", job.Args.BookingID.String()))
-		if err := database.New(w.processor.pool).BookingMarkRefundRequested(ctx, job.Args.BookingID); err != nil {
-			return fmt.Errorf("note refund requested for booking %s: %w", job.Args.BookingID, err)
-		}
-		return nil
-	}
-	return err
+	return w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
 }
 
 // RequestRefund asks Stripe for the full refund of a paid booking whose slot
 // cannot be honoured (refund_pending) and notes that Stripe accepted it;
 // charge.refunded then makes the booking refunded. It is safe to call again
-// after any failure (the reconciler does): see refund. A booking whose
-// refund failed or was cancelled at Stripe is left to an operator, never
-// requested again automatically (SPEC §2.1).
+// after any failure (River retries the job): see refund, which also treats
+// a charge refunded by other means (the Dashboard) as done. A booking no
+// longer refund_pending, or whose refund was noted already, needs nothing;
+// one whose refund failed or was cancelled at Stripe is left to an
+// operator, never requested again automatically (SPEC §2.1).
 func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
 	b, err := booking.Get(ctx, database.New(p.pool), bookingID)
 	if err != nil {
 		return err
 	}
 	switch {
+	case booking.Status(b.Status) != booking.RefundPending:
+		return nil // refunded or decided otherwise meanwhile
 	case b.RefundFailedAt != nil:
 		p.logger.LogAttrs(ctx, slog.LevelWarn, "a refund of this booking failed at Stripe; not requested again automatically",
 			slog.String("booking_id", bookingID.String()))
@@ -106,7 +91,7 @@ func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paym
 	if err := p.refund(ctx, bookingID, paymentIntentID); err != nil {
 		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
 	}
-	if err := db.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
+	if err := database.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
 		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
 	}
 	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
@@ -186,9 +171,9 @@ func refundParams(ctx context.Context, bookingID uuid.UUID, paymentIntentID stri
 
 // RefundByOperator asks Stripe to refund a paid booking in full for an
 // operator (SPEC §3), if booking.Refundable allows it, as safely repeatable
-// as RequestRefund. Nothing changes here
-// but the note that Stripe accepted, written with the audit row in one
-// transaction after Stripe answered (never a transaction across the call):
+// as RequestRefund. Nothing changes here but the note that Stripe accepted,
+// written with the audit row in one transaction after Stripe answered (never
+// a transaction across the call):
 // the booking becomes refunded when charge.refunded arrives. A refusal by
 // Stripe is payment_provider_error and leaves no audit row.
 func (p *Processor) RefundByOperator(ctx context.Context, bookingID uuid.UUID, by audit.Actor) (db.Booking, error) {

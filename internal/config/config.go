@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/slotpay/slotpay/internal/managetoken"
 )
 
 // Config is the whole runtime configuration.
@@ -36,6 +38,10 @@ type Config struct {
 	MaxHoldsPerClient int
 	MaxHoldsPerEmail  int
 	MetricsAddr       string
+	// ManageTokenKey derives the customers' manage tokens (SPEC §3.1,
+	// internal/managetoken). It must stay the same across restarts and
+	// instances: the confirmation e-mail derives the token again.
+	ManageTokenKey []byte
 }
 
 // Defaults are the embedded defaults of SPEC §6.
@@ -48,6 +54,10 @@ const (
 // mockSecretKey stands in for STRIPE_SECRET_KEY when the API is a local mock,
 // which accepts any test-mode key.
 const mockSecretKey = "sk_test_slotpaymock000000"
+
+// mockManageTokenKey stands in for MANAGE_TOKEN_KEY beside a local mock, where
+// no real payment, and so no real booking, can exist.
+const mockManageTokenKey = "slotpay-development-only-manage-token-key"
 
 // Stripe's limits on a Checkout Session's expires_at.
 const (
@@ -85,6 +95,7 @@ func Parse(getenv func(string) string) (Config, error) {
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
 	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")
+	c.ManageTokenKey = p.manageTokenKey("MANAGE_TOKEN_KEY", c.StripeAPIBase)
 	if p.err != nil {
 		return Config{}, p.err
 	}
@@ -222,6 +233,23 @@ func (p *parser) secretKey(name, apiBase string) string {
 		p.fail(name, "must be a Stripe secret or restricted key (sk_… or rk_…)")
 	}
 	return v
+}
+
+// manageTokenKey requires a key of at least managetoken.KeyMinBytes unless
+// the API base is a mock on this machine.
+func (p *parser) manageTokenKey(name, apiBase string) []byte {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		if isLoopback(apiBase) {
+			return []byte(mockManageTokenKey)
+		}
+		p.fail(name, "is required: at least 32 random characters (e.g. `openssl rand -hex 32`), the same on every instance")
+		return nil
+	}
+	if len(v) < managetoken.KeyMinBytes {
+		p.fail(name, fmt.Sprintf("must be at least %d characters, got %d", managetoken.KeyMinBytes, len(v)))
+	}
+	return []byte(v)
 }
 
 func (p *parser) webhookSecrets(name string) []string {

@@ -11,6 +11,9 @@ import (
 	"github.com/slotpay/slotpay/internal/config"
 )
 
+// testKey is a MANAGE_TOKEN_KEY of the least accepted length.
+const testKey = "0123456789abcdef0123456789abcdef"
+
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParseDefaults(t *testing.T) {
@@ -42,7 +45,7 @@ func TestParseDefaults(t *testing.T) {
 func TestParseAbuseLimits(t *testing.T) {
 	t.Parallel()
 	parse := func(kv ...string) (config.Config, error) {
-		m := map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a"}
+		m := map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": testKey}
 		for i := 0; i < len(kv); i += 2 {
 			m[kv[i]] = kv[i+1]
 		}
@@ -84,12 +87,13 @@ func TestParse(t *testing.T) {
 		c, err := config.Parse(env(map[string]string{
 			"STRIPE_SECRET_KEY":     "sk_test_abc",
 			"STRIPE_WEBHOOK_SECRET": " whsec_old , whsec_new ,",
+			"MANAGE_TOKEN_KEY":      testKey,
 		}))
 		require.NoError(t, err)
 		require.Equal(t, []string{"whsec_old", "whsec_new"}, c.StripeWebhookSecret)
 	})
 	t.Run("LiveKeyIsLivemode", func(t *testing.T) {
-		c, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "rk_live_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a"}))
+		c, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "rk_live_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": testKey}))
 		require.NoError(t, err)
 		require.True(t, c.Livemode())
 	})
@@ -104,7 +108,7 @@ func TestParse(t *testing.T) {
 		require.Equal(t, "STRIPE_WEBHOOK_SECRET", cfgErr.Variable)
 	})
 	t.Run("TrustedProxies", func(t *testing.T) {
-		c, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a",
+		c, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": testKey,
 			"TRUSTED_PROXIES": "10.1.2.3/8, 192.0.2.7 ,fd00::/8"}))
 		require.NoError(t, err)
 		require.Equal(t, []netip.Prefix{
@@ -112,12 +116,21 @@ func TestParse(t *testing.T) {
 		}, c.TrustedProxies)
 	})
 	t.Run("BadTrustedProxies", func(t *testing.T) {
-		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a",
+		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": testKey,
 			"TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"}))
 		require.ErrorContains(t, err, "TRUSTED_PROXIES: must be a comma-separated list of CIDR ranges")
 	})
+	t.Run("ManageTokenKeyRequiredWithARealStripe", func(t *testing.T) {
+		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a"}))
+		require.ErrorContains(t, err, "MANAGE_TOKEN_KEY: is required")
+		_, err = config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": "short"}))
+		require.EqualError(t, err, "MANAGE_TOKEN_KEY: must be at least 32 characters, got 5")
+		c, err := config.Parse(env(map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:12111", "STRIPE_WEBHOOK_SECRET": "whsec_a"}))
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, len(c.ManageTokenKey), 32, "a development key beside a local mock")
+	})
 	t.Run("BadListenAddr", func(t *testing.T) {
-		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "LISTEN_ADDR": "8080"}))
+		_, err := config.Parse(env(map[string]string{"STRIPE_SECRET_KEY": "sk_test_abc", "STRIPE_WEBHOOK_SECRET": "whsec_a", "MANAGE_TOKEN_KEY": testKey, "LISTEN_ADDR": "8080"}))
 		require.ErrorContains(t, err, "LISTEN_ADDR")
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,11 +62,14 @@ func startStripeMock() (string, error) {
 	// its default port 12112 on every interface for the other, and parallel
 	// test binaries collide there. -strict-version-check stays off because
 	// its spec is newer than the API version stripe-go v76 sends.
-	cmd := exec.Command(bin, "-http-addr", httpAddr, "-https-addr", httpsAddr)
 	output := &headBuffer{limit: 64 << 10}
-	cmd.Stdout, cmd.Stderr = output, output
-	cmd.SysProcAttr = dieWithParent()
-	if err := cmd.Start(); err != nil {
+	cmd, err := startRetryingBusy(func() *exec.Cmd {
+		cmd := exec.Command(bin, "-http-addr", httpAddr, "-https-addr", httpsAddr)
+		cmd.Stdout, cmd.Stderr = output, output
+		cmd.SysProcAttr = dieWithParent()
+		return cmd
+	})
+	if err != nil {
 		return "", fmt.Errorf("start %s: %w", bin, err)
 	}
 	done := make(chan struct{})
@@ -78,6 +82,22 @@ func startStripeMock() (string, error) {
 		return "", fmt.Errorf("%w; its output:\n%s", err, output)
 	}
 	return url, nil
+}
+
+// startRetryingBusy starts the command newCmd makes, making it again while
+// exec answers ETXTBSY: a parallel `go tool -n` (another test binary, or
+// another checkout sharing the build cache) can hold the cached binary open
+// for writing for a moment after its path was printed.
+func startRetryingBusy(newCmd func() *exec.Cmd) (*exec.Cmd, error) {
+	deadline := time.Now().Add(WaitTimeout)
+	for {
+		cmd := newCmd()
+		err := cmd.Start()
+		if !errors.Is(err, syscall.ETXTBSY) || time.Now().After(deadline) {
+			return cmd, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // waitForStripeMock polls until stripe-mock answers an API request; it takes

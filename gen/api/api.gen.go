@@ -429,6 +429,9 @@ type AdminBooking struct {
 	// AmountTotal Example: 9000
 	AmountTotal int64 `json:"amount_total"`
 
+	// CancelledAfterPayment The customer cancelled the booking once it was paid.
+	CancelledAfterPayment *bool `json:"cancelled_after_payment,omitempty"`
+
 	// CheckoutSessionId Example: cs_test_a1b2c3
 	CheckoutSessionId *string   `json:"checkout_session_id"`
 	CreatedAt         time.Time `json:"created_at"`
@@ -460,7 +463,10 @@ type AdminBooking struct {
 	// PaymentIntentId Example: pi_3NG8Du2eZvKYlo2C1a2b3c4d
 	PaymentIntentId *string `json:"payment_intent_id"`
 
-	// RefundRequestedAt When Stripe accepted slotpay's request for a full refund.
+	// RefundAmount The refund a customer's cancel after payment requested (`null` without one).
+	RefundAmount *int64 `json:"refund_amount,omitempty"`
+
+	// RefundRequestedAt When Stripe accepted slotpay's request for a refund.
 	RefundRequestedAt *time.Time         `json:"refund_requested_at"`
 	ResourceId        openapi_types.UUID `json:"resource_id"`
 	StartsAt          time.Time          `json:"starts_at"`
@@ -584,13 +590,94 @@ type Booking struct {
 	// HoldExpiresAt When an unpaid hold lapses.
 	HoldExpiresAt time.Time          `json:"hold_expires_at"`
 	Id            openapi_types.UUID `json:"id"`
-	ResourceId    openapi_types.UUID `json:"resource_id"`
-	StartsAt      time.Time          `json:"starts_at"`
-	Status        BookingStatus      `json:"status"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64             `json:"refund_amount,omitempty"`
+	ResourceId   openapi_types.UUID `json:"resource_id"`
+	StartsAt     time.Time          `json:"starts_at"`
+	Status       BookingStatus      `json:"status"`
 }
 
 // BookingStatus defines model for BookingStatus.
 type BookingStatus string
+
+// BookingView A booking as `GET /v1/bookings/{id}` shows it: the public view, and with the
+// booking's `manage_token` also `customer`, `cancellation_policy`,
+// `cancel_refund_amount` and `reschedule_until`.
+type BookingView struct {
+	// AmountTotal Server-computed price in the currency's minor unit.
+	//
+	// Example: 9000
+	AmountTotal int64 `json:"amount_total"`
+
+	// CancelRefundAmount What `POST /v1/bookings/{id}/cancel` would refund if sent now, under the
+	// resource's `cancellation_policy`; 0 for a booking that is not `confirmed`.
+	//
+	//
+	// Example: 9000
+	CancelRefundAmount *int64 `json:"cancel_refund_amount,omitempty"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
+
+	// CheckoutSessionId Example: cs_test_a1b2c3
+	CheckoutSessionId *string   `json:"checkout_session_id"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency Currency `json:"currency"`
+	Customer *struct {
+		// Email Example: ada@example.com
+		Email openapi_types.Email `json:"email"`
+
+		// Name Example: Ada Lovelace
+		Name string `json:"name"`
+	} `json:"customer,omitempty"`
+	EndsAt time.Time `json:"ends_at"`
+
+	// HoldExpiresAt When an unpaid hold lapses.
+	HoldExpiresAt time.Time          `json:"hold_expires_at"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64 `json:"refund_amount,omitempty"`
+
+	// RescheduleUntil The full-refund cutoff, until which a `confirmed` booking can be moved.
+	RescheduleUntil *time.Time         `json:"reschedule_until,omitempty"`
+	ResourceId      openapi_types.UUID `json:"resource_id"`
+	StartsAt        time.Time          `json:"starts_at"`
+	Status          BookingStatus      `json:"status"`
+}
+
+// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+// nothing later. The default is a full refund up to 24 hours before, none after.
+type CancellationPolicy struct {
+	// FullRefundHoursBefore Example: 24
+	FullRefundHoursBefore int32 `json:"full_refund_hours_before"`
+
+	// PartialRefundHoursBefore At most `full_refund_hours_before`.
+	//
+	// Example: 2
+	PartialRefundHoursBefore int32 `json:"partial_refund_hours_before"`
+
+	// PartialRefundPercent Example: 50
+	PartialRefundPercent int32 `json:"partial_refund_percent"`
+}
 
 // Checkout defines model for Checkout.
 type Checkout struct {
@@ -642,6 +729,46 @@ type CreateBookingRequest struct {
 	//
 	// Example: 2027-01-04T10:00:00Z
 	StartsAt time.Time `json:"starts_at"`
+}
+
+// CreatedBooking The new booking, with the secret that manages it; only this answer carries it.
+type CreatedBooking struct {
+	// AmountTotal Server-computed price in the currency's minor unit.
+	//
+	// Example: 9000
+	AmountTotal int64 `json:"amount_total"`
+
+	// CheckoutSessionId Example: cs_test_a1b2c3
+	CheckoutSessionId *string   `json:"checkout_session_id"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency Currency  `json:"currency"`
+	EndsAt   time.Time `json:"ends_at"`
+
+	// HoldExpiresAt When an unpaid hold lapses.
+	HoldExpiresAt time.Time          `json:"hold_expires_at"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// ManageToken Send it as `Authorization: Bearer` to see the booking's details, cancel it or
+	// move it once paid. Shown here and in the manage link of the confirmation e-mail
+	// only.
+	//
+	//
+	// Example: 3q2-7wABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abc
+	ManageToken string `json:"manage_token"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64             `json:"refund_amount,omitempty"`
+	ResourceId   openapi_types.UUID `json:"resource_id"`
+	StartsAt     time.Time          `json:"starts_at"`
+	Status       BookingStatus      `json:"status"`
 }
 
 // Currency Lowercase ISO 4217 code.
@@ -897,9 +1024,24 @@ type ReconcileSummary struct {
 	UnmatchedApplied *int32 `json:"unmatched_applied,omitempty"`
 }
 
+// RescheduleRequest defines model for RescheduleRequest.
+type RescheduleRequest struct {
+	// EndsAt Example: 2027-01-05T12:00:00Z
+	EndsAt time.Time `json:"ends_at"`
+
+	// StartsAt Example: 2027-01-05T10:00:00Z
+	StartsAt time.Time `json:"starts_at"`
+}
+
 // Resource defines model for Resource.
 type Resource struct {
 	Active bool `json:"active"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy CancellationPolicy `json:"cancellation_policy"`
 
 	// CloseTime Example: 09:00
 	CloseTime LocalTime `json:"close_time"`
@@ -949,6 +1091,12 @@ type Resource struct {
 // ResourceCreate defines model for ResourceCreate.
 type ResourceCreate struct {
 	Active *bool `json:"active,omitempty"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
 
 	// CloseTime Example: 09:00
 	CloseTime LocalTime `json:"close_time"`
@@ -1000,6 +1148,12 @@ type ResourcePatch struct {
 	// Active Example: false
 	Active *bool `json:"active,omitempty"`
 
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
+
 	// CloseTime Example: 09:00
 	CloseTime *LocalTime `json:"close_time,omitempty"`
 
@@ -1035,6 +1189,9 @@ type StatusChange struct {
 	// Cause Example: checkout.session.completed
 	Cause string `json:"cause"`
 
+	// FromSlot A reschedule's (cause `rescheduled`) old slot; absent otherwise.
+	FromSlot *Slot `json:"from_slot,omitempty"`
+
 	// FromStatus `null` for the entry that created the booking.
 	FromStatus *BookingStatus `json:"from_status"`
 
@@ -1042,8 +1199,11 @@ type StatusChange struct {
 	OperatorId *openapi_types.UUID `json:"operator_id"`
 
 	// StripeEventId Example: evt_1NG8Du2eZvKYlo2CUI79vXWy
-	StripeEventId *string       `json:"stripe_event_id"`
-	ToStatus      BookingStatus `json:"to_status"`
+	StripeEventId *string `json:"stripe_event_id"`
+
+	// ToSlot A reschedule's new slot; absent otherwise.
+	ToSlot   *Slot         `json:"to_slot,omitempty"`
+	ToStatus BookingStatus `json:"to_status"`
 }
 
 // UnauthorizedError A 401. `ErrorEnvelope` with the codes of this status.
@@ -1220,6 +1380,12 @@ type CreateCheckoutParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// RescheduleBookingParams defines parameters for RescheduleBooking.
+type RescheduleBookingParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetAvailabilityParams defines parameters for GetAvailability.
 type GetAvailabilityParams struct {
 	// Date Local date in the resource's timezone.
@@ -1237,6 +1403,9 @@ type AdminLoginJSONRequestBody = AdminLoginRequest
 
 // CreateBookingJSONRequestBody defines body for CreateBooking for application/json ContentType.
 type CreateBookingJSONRequestBody = CreateBookingRequest
+
+// RescheduleBookingJSONRequestBody defines body for RescheduleBooking for application/json ContentType.
+type RescheduleBookingJSONRequestBody = RescheduleRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1485,6 +1654,12 @@ type ClientInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1500,6 +1675,12 @@ type ClientInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1511,15 +1692,28 @@ type ClientInterface interface {
 	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 	// Stripe's signed webhook has landed.
 	//
+	// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+	// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+	// cancel now would refund) and `reschedule_until`. A token that does not match is
+	// `401 unauthorized`.
+	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	//
 	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 	// expired at Stripe first, so the slot is never released while it can still be paid; if
 	// Stripe reports the session completed meanwhile, that payment is applied instead and
 	// the answer is `409 invalid_state`.
+	//
+	// A booking past `pending_payment` needs its `manage_token` (`Authorization: Bearer`;
+	// missing or wrong: `401 unauthorized`). A `confirmed` booking that has not started is
+	// cancelled, its slot released, and the refund its resource's `cancellation_policy`
+	// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+	// window the cancel is allowed and refunds nothing). A full refund makes the booking
+	// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+	// `cancelled`.
 	//
 	// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
 	CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1533,6 +1727,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 	CreateCheckout(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RescheduleBookingWithBody Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithBody(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RescheduleBooking Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBooking(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListResources List active resources
 	//
@@ -1874,6 +2098,12 @@ func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody,
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1899,6 +2129,12 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1920,6 +2156,11 @@ func (c *Client) CreateBooking(ctx context.Context, params *CreateBookingParams,
 // Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 // Stripe's signed webhook has landed.
 //
+// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+// cancel now would refund) and `reschedule_until`. A token that does not match is
+// `401 unauthorized`.
+//
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBookingRequest(c.Server, id)
@@ -1933,12 +2174,20 @@ func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
-// CancelBooking Release a held slot
+// CancelBooking Cancel a booking
 //
 // Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 // expired at Stripe first, so the slot is never released while it can still be paid; if
 // Stripe reports the session completed meanwhile, that payment is applied instead and
 // the answer is `409 invalid_state`.
+//
+// A booking past `pending_payment` needs its `manage_token` (`Authorization: Bearer`;
+// missing or wrong: `401 unauthorized`). A `confirmed` booking that has not started is
+// cancelled, its slot released, and the refund its resource's `cancellation_policy`
+// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+// window the cancel is allowed and refunds nothing). A full refund makes the booking
+// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+// `cancelled`.
 //
 // Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
 func (c *Client) CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1963,6 +2212,56 @@ func (c *Client) CancelBooking(ctx context.Context, id BookingID, params *Cancel
 // Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 func (c *Client) CreateCheckout(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateCheckoutRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RescheduleBookingWithBody Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *Client) RescheduleBookingWithBody(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRescheduleBookingRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RescheduleBooking Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *Client) RescheduleBooking(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRescheduleBookingRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2884,6 +3183,68 @@ func NewCreateCheckoutRequest(server string, id BookingID, params *CreateCheckou
 	return req, nil
 }
 
+// NewRescheduleBookingRequest calls the generic RescheduleBooking builder with application/json body
+func NewRescheduleBookingRequest(server string, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRescheduleBookingRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRescheduleBookingRequestWithBody constructs an http.Request for the RescheduleBooking method, with any body, and a specified content type
+func NewRescheduleBookingRequestWithBody(server string, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bookings/%s/reschedule", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewListResourcesRequest constructs an http.Request for the ListResources method
 func NewListResourcesRequest(server string) (*http.Request, error) {
 	var err error
@@ -3203,6 +3564,12 @@ type ClientWithResponsesInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -3218,6 +3585,12 @@ type ClientWithResponsesInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -3229,17 +3602,30 @@ type ClientWithResponsesInterface interface {
 	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 	// Stripe's signed webhook has landed.
 	//
+	// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+	// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+	// cancel now would refund) and `reschedule_until`. A token that does not match is
+	// `401 unauthorized`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBookingWithResponse(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*GetBookingResponse, error)
 
-	// CancelBookingWithResponse Release a held slot
+	// CancelBookingWithResponse Cancel a booking
 	//
 	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 	// expired at Stripe first, so the slot is never released while it can still be paid; if
 	// Stripe reports the session completed meanwhile, that payment is applied instead and
 	// the answer is `409 invalid_state`.
+	//
+	// A booking past `pending_payment` needs its `manage_token` (`Authorization: Bearer`;
+	// missing or wrong: `401 unauthorized`). A `confirmed` booking that has not started is
+	// cancelled, its slot released, and the refund its resource's `cancellation_policy`
+	// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+	// window the cancel is allowed and refunds nothing). A full refund makes the booking
+	// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+	// `cancelled`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3257,6 +3643,36 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 	CreateCheckoutWithResponse(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*CreateCheckoutResponse, error)
+
+	// RescheduleBookingWithBodyWithResponse Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithBodyWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error)
+
+	// RescheduleBookingWithResponse Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error)
 
 	// ListResourcesWithResponse List active resources
 	//
@@ -5369,7 +5785,7 @@ type CreateBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *Booking
+	JSON201 *CreatedBooking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -5415,7 +5831,7 @@ type CreateBookingResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r CreateBookingResponse) GetJSON201() *Booking {
+func (r CreateBookingResponse) GetJSON201() *CreatedBooking {
 	return r.JSON201
 }
 
@@ -5512,6 +5928,15 @@ type GetBookingResponse400Headers struct {
 	XRequestId          *string
 }
 
+// GetBookingResponse401Headers the declared response headers of an HTTP 401 response for GetBooking
+type GetBookingResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
 // GetBookingResponse404Headers the declared response headers of an HTTP 404 response for GetBooking
 type GetBookingResponse404Headers struct {
 	IdempotentReplayed  *string
@@ -5539,9 +5964,11 @@ type GetBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Booking
+	JSON200 *BookingView
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -5552,6 +5979,8 @@ type GetBookingResponse struct {
 	Headers200 *GetBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *GetBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetBookingResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetBookingResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -5561,13 +5990,18 @@ type GetBookingResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetBookingResponse) GetJSON200() *Booking {
+func (r GetBookingResponse) GetJSON200() *BookingView {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r GetBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5625,6 +6059,15 @@ type CancelBookingResponse200Headers struct {
 
 // CancelBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelBooking
 type CancelBookingResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CancelBookingResponse401Headers the declared response headers of an HTTP 401 response for CancelBooking
+type CancelBookingResponse401Headers struct {
 	IdempotentReplayed  *string
 	XRateLimitLimit     *int32
 	XRateLimitRemaining *int32
@@ -5705,6 +6148,8 @@ type CancelBookingResponse struct {
 	JSON200 *Booking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
@@ -5725,6 +6170,8 @@ type CancelBookingResponse struct {
 	Headers200 *CancelBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *CancelBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelBookingResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *CancelBookingResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
@@ -5751,6 +6198,11 @@ func (r CancelBookingResponse) GetJSON200() *Booking {
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r CancelBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
@@ -6024,6 +6476,249 @@ func (r CreateCheckoutResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateCheckoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RescheduleBookingResponse200Headers the declared response headers of an HTTP 200 response for RescheduleBooking
+type RescheduleBookingResponse200Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse400Headers the declared response headers of an HTTP 400 response for RescheduleBooking
+type RescheduleBookingResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse401Headers the declared response headers of an HTTP 401 response for RescheduleBooking
+type RescheduleBookingResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse403Headers the declared response headers of an HTTP 403 response for RescheduleBooking
+type RescheduleBookingResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse404Headers the declared response headers of an HTTP 404 response for RescheduleBooking
+type RescheduleBookingResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse409Headers the declared response headers of an HTTP 409 response for RescheduleBooking
+type RescheduleBookingResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse413Headers the declared response headers of an HTTP 413 response for RescheduleBooking
+type RescheduleBookingResponse413Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse415Headers the declared response headers of an HTTP 415 response for RescheduleBooking
+type RescheduleBookingResponse415Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse422Headers the declared response headers of an HTTP 422 response for RescheduleBooking
+type RescheduleBookingResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse429Headers the declared response headers of an HTTP 429 response for RescheduleBooking
+type RescheduleBookingResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse500Headers the declared response headers of an HTTP 500 response for RescheduleBooking
+type RescheduleBookingResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponseDefaultHeaders the declared response headers of an HTTP default response for RescheduleBooking
+type RescheduleBookingResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type RescheduleBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Booking
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RescheduleBookingResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RescheduleBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RescheduleBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RescheduleBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RescheduleBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RescheduleBookingResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RescheduleBookingResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RescheduleBookingResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RescheduleBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RescheduleBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RescheduleBookingResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RescheduleBookingResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RescheduleBookingResponse) GetJSON200() *Booking {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RescheduleBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RescheduleBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RescheduleBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RescheduleBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RescheduleBookingResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RescheduleBookingResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RescheduleBookingResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RescheduleBookingResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RescheduleBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RescheduleBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RescheduleBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RescheduleBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RescheduleBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RescheduleBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RescheduleBookingResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6507,6 +7202,12 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -6528,6 +7229,12 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -6545,6 +7252,11 @@ func (c *ClientWithResponses) CreateBookingWithResponse(ctx context.Context, par
 // Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 // Stripe's signed webhook has landed.
 //
+// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+// cancel now would refund) and `reschedule_until`. A token that does not match is
+// `401 unauthorized`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
@@ -6556,12 +7268,20 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, id Boo
 	return ParseGetBookingResponse(rsp)
 }
 
-// CancelBookingWithResponse Release a held slot
+// CancelBookingWithResponse Cancel a booking
 //
 // Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 // expired at Stripe first, so the slot is never released while it can still be paid; if
 // Stripe reports the session completed meanwhile, that payment is applied instead and
 // the answer is `409 invalid_state`.
+//
+// A booking past `pending_payment` needs its `manage_token` (`Authorization: Bearer`;
+// missing or wrong: `401 unauthorized`). A `confirmed` booking that has not started is
+// cancelled, its slot released, and the refund its resource's `cancellation_policy`
+// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+// window the cancel is allowed and refunds nothing). A full refund makes the booking
+// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+// `cancelled`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6590,6 +7310,48 @@ func (c *ClientWithResponses) CreateCheckoutWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseCreateCheckoutResponse(rsp)
+}
+
+// RescheduleBookingWithBodyWithResponse Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error) {
+	rsp, err := c.RescheduleBookingWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRescheduleBookingResponse(rsp)
+}
+
+// RescheduleBookingWithResponse Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *ClientWithResponses) RescheduleBookingWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error) {
+	rsp, err := c.RescheduleBooking(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRescheduleBookingResponse(rsp)
 }
 
 // ListResourcesWithResponse List active resources
@@ -10517,7 +11279,7 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest Booking
+		var dest CreatedBooking
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10985,7 +11747,7 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Booking
+		var dest BookingView
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10997,6 +11759,13 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -11070,6 +11839,44 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetBookingResponse404Headers
 		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
@@ -11188,6 +11995,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
@@ -11324,6 +12138,44 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers CancelBookingResponse403Headers
 		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
@@ -12021,6 +12873,519 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 	return response, nil
 }
 
+// ParseRescheduleBookingResponse parses an HTTP response from a RescheduleBookingWithResponse call
+func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RescheduleBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Booking
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RescheduleBookingResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RescheduleBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RescheduleBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RescheduleBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RescheduleBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RescheduleBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers RescheduleBookingResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RescheduleBookingResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers RescheduleBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RescheduleBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RescheduleBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers RescheduleBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListResourcesResponse parses an HTTP response from a ListResourcesWithResponse call
 func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12357,12 +13722,15 @@ type ServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(w http.ResponseWriter, r *http.Request, id BookingID)
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	// (POST /v1/bookings/{id}/cancel)
 	CancelBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelBookingParams)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(w http.ResponseWriter, r *http.Request, id BookingID, params CreateCheckoutParams)
+	// RescheduleBooking Move a paid booking to another slot
+	// (POST /v1/bookings/{id}/reschedule)
+	RescheduleBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RescheduleBookingParams)
 	// ListResources List active resources
 	// (GET /v1/resources)
 	ListResources(w http.ResponseWriter, r *http.Request)
@@ -13091,6 +14459,56 @@ func (siw *ServerInterfaceWrapper) CreateCheckout(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// RescheduleBooking operation middleware
+func (siw *ServerInterfaceWrapper) RescheduleBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RescheduleBookingParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RescheduleBooking(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListResources operation middleware
 func (siw *ServerInterfaceWrapper) ListResources(w http.ResponseWriter, r *http.Request) {
 
@@ -13273,6 +14691,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/bookings/{id}", wrapper.GetBooking)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/checkout", wrapper.CreateCheckout)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/cancel", wrapper.CancelBooking)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/reschedule", wrapper.RescheduleBooking)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogout)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogin)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/me", wrapper.AdminMe)
@@ -16176,7 +17595,7 @@ type CreateBooking201ResponseHeaders struct {
 }
 
 type CreateBooking201JSONResponse struct {
-	Body    Booking
+	Body    CreatedBooking
 	Headers CreateBooking201ResponseHeaders
 }
 
@@ -16497,7 +17916,7 @@ type GetBooking200ResponseHeaders struct {
 }
 
 type GetBooking200JSONResponse struct {
-	Body    Booking
+	Body    BookingView
 	Headers GetBooking200ResponseHeaders
 }
 
@@ -16541,6 +17960,35 @@ func (response GetBooking400JSONResponse) VisitGetBookingResponse(w http.Respons
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetBooking401JSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16698,6 +18146,35 @@ func (response CancelBooking400JSONResponse) VisitCancelBookingResponse(w http.R
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelBooking401JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17224,6 +18701,362 @@ func (response CreateCheckoutdefaultJSONResponse) VisitCreateCheckoutResponse(w 
 	return err
 }
 
+type RescheduleBookingRequestObject struct {
+	Id     BookingID `json:"id"`
+	Params RescheduleBookingParams
+	Body   *RescheduleBookingJSONRequestBody
+}
+
+type RescheduleBookingResponseObject interface {
+	VisitRescheduleBookingResponse(w http.ResponseWriter) error
+}
+
+type RescheduleBooking200ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type RescheduleBooking200JSONResponse struct {
+	Body    Booking
+	Headers RescheduleBooking200ResponseHeaders
+}
+
+func (response RescheduleBooking200JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RescheduleBooking400JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RescheduleBooking401JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RescheduleBooking403JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RescheduleBooking404JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RescheduleBooking409JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response RescheduleBooking413JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response RescheduleBooking415JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RescheduleBooking422JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RescheduleBooking429JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RescheduleBooking500JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RescheduleBookingdefaultJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListResourcesRequestObject struct {
 }
 
@@ -17490,12 +19323,15 @@ type StrictServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(ctx context.Context, request GetBookingRequestObject) (GetBookingResponseObject, error)
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	// (POST /v1/bookings/{id}/cancel)
 	CancelBooking(ctx context.Context, request CancelBookingRequestObject) (CancelBookingResponseObject, error)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(ctx context.Context, request CreateCheckoutRequestObject) (CreateCheckoutResponseObject, error)
+	// RescheduleBooking Move a paid booking to another slot
+	// (POST /v1/bookings/{id}/reschedule)
+	RescheduleBooking(ctx context.Context, request RescheduleBookingRequestObject) (RescheduleBookingResponseObject, error)
 	// ListResources List active resources
 	// (GET /v1/resources)
 	ListResources(ctx context.Context, request ListResourcesRequestObject) (ListResourcesResponseObject, error)
@@ -17985,6 +19821,40 @@ func (sh *strictHandler) CreateCheckout(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// RescheduleBooking operation middleware
+func (sh *strictHandler) RescheduleBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RescheduleBookingParams) {
+	var request RescheduleBookingRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RescheduleBookingJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RescheduleBooking(ctx, request.(RescheduleBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RescheduleBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RescheduleBookingResponseObject); ok {
+		if err := validResponse.VisitRescheduleBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListResources operation middleware
 func (sh *strictHandler) ListResources(w http.ResponseWriter, r *http.Request) {
 	var request ListResourcesRequestObject
@@ -18041,176 +19911,203 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3uuCrfMU9VZammhR1c2ypUrWKoklUcWKvJNfMntDLBrtBEqMm0AHQopmsq87ffZA9+x77KPMk",
-	"p/AB6HuL1CUaJ9b8GEfNBvoD8OG7X37rRWKRCk65Vr2j33pzSmIq8T/PY7pIhaZc9y9ompAVjc3jmKpI",
-	"slQzwXtHvVDLjIawnFMOek5BUpUKrmgAKosiqhQICQcfPwbAFL6gtJA0BsLVkkrQAggHSmTCqARJf8mo",
-	"0iO+ZHpu3yYLCjkg0ar/A13B1oLquYgDSImeA+ExTES82h7AyURRrkHoOZVLpuhgxHtBT0VzuiAGdMqz",
-	"Re/o556Bufch6OlVSntHPaUl47Pep09B74JqueqfTDWVzbVe0kjwWBmgl4RpmNCpkBS0XDE+AzIjjA+q",
-	"3/tIFmlCe0cHe0FvKuSC6N5Rj3G9v9cLegvG2cIAtJtDwrimMyoRlEuqFBP8VIhrRls2XiVCp2Q1Vva9",
-	"8Ai+1zp9y5NVAJdkQS+Zpl9faskiHcAljTJJIeOJOZLw9O3bH87Pxpdnp+8vzr6ekkTRMIB3RM+/3jmG",
-	"KKHEnJHgoNiM90WmO9bVqwHx9f4ve/2vliffnH77z//4z+N8xh/Jx/7JjH699+rVcHicA3rs4DquA9xr",
-	"O5u/9y+Ipm/Yguk+/n/LCWmiaT+aEz4zR+LwSQFJErGkMaRUQpQwgyQkjqXZC2bxNsqkNI+XjMdiCVvh",
-	"3y7Or87GFydXZ+M35z+eX4XbA7hE7OKg2j/TsUkvhy2H33Lg5fVd0AVh3Ky8scYLv6iETnU7+PeF9PD1",
-	"fSBVtOUk/uYJQm1jKY9VYKB+z9lHUPZG3Rfe3a9eHhx+9XJY3+GXB51w2wn75y2k7DymXLMpo8pRMnzV",
-	"wOqw/IWCRMw8tEij6A2Vq5zoHePA0I0cszgEMUUCJ6WQSKVyMmgI2w1JMtp1tST9ZTwku5O9aD8+oIfT",
-	"l+SriaEa5OMbymd63jt6edC8Jp+CXkokWVDtqPg3hn7w2fm3zQW7n4DFBgZmHhmK2gt6nCxw7+JeYODI",
-	"mDS035DNMqz5lmcZvtm8sqeZVKKFkoacftTjCH/FPTJbkkp6w0SmICUzegwiJb/Y3UHIfsmoXBWg2bGV",
-	"rSvtzN5w2AZOiZH8QFdNsH4k17XDV2RKDb2Xhi8cg6IUfz55dw6loTmQlnsWUNY4V8dJT15Od6P96bC/",
-	"G39F+wfRLu2/JkPa35u+nO5Hr+LXZHe3evJ7h4fIP/zfu22r7aCR78iMgmK/dm5tguPKoMZ0SrJE944O",
-	"20jZgny0fAx3fQ1Xu6BKZDKibfjof7s3QhZbOtx9vU8O6bD/1WSX9L+K9mn/9XQ47A/d/8hwaLZ0HQZ/",
-	"Ml+zdxsv06ng08TwpyMjN3EjG5n/JGmasIiYZez8Q5m1lGD5rYe33w6JPdMcZ5zcEJaQSULNHlKlyMz8",
-	"iMQhERrEDZUJSRUQjgINTOx1dTtgCUwXnTCQF/vyb5JOe0e9/7ZTyHo79le145d0hkDiklsEjTK4YQAh",
-	"4zckYfEY6XVoZLyQFbg+vqarMePjTNHQnOR6obINQjdqp21Ilzhw2zzNAbcx3U1nKgZ1McbNZzIDWtjU",
-	"mgmKd/H0/irkhMUx5Q9D0mk+TRU7mQJOaezIpEgoiBSFfDIRN/SRkTNfSzd25nCGR5axWkn0hbLAGXYr",
-	"BCRiGSCQEEmhVF8xnRP5Zwx9YgytsuELmim7xfdH1jrtkXbOBubWNcklUWDehCniRsymU4rSqkONR0bn",
-	"toV3Y3b7ohyaX5ehd4ooLsIxi3bcfsbIDozkmkpOkrMCr+6Nim6qsf2hjIL+J/A/PSpuVZbQik8VyMIj",
-	"UGJB9dxoAFPCEhoD44rF1Ks7VpuJqSYsMXSUcWAaVSDIeExlVUuKB/CT0Ya8gce+Qnj9zgWgBBArUIPM",
-	"uAIylVTNnzF1Q0xFwcs9fiiqWiGuIHYFrho9fUw0LDKlYUKBTDWeLZHaPH905C2v6jYUrkDsaKHHwVhQ",
-	"BVwYrU0zNV1Z+4PgWpJIG+6fy9YyS6h65vtPjLs/Cf1XkfEH8nou9HiK05TxVXrd0Zy///kxUdQD342c",
-	"OWDhEXABKovmXmczyJdDuIVsGhgnkWY3NP8hcFIIp0s/bvsZR58YR9+RVSJIfCXEGyJn9GGomtrJxlqI",
-	"cYLT1TV9T7rQNEg/RqhZvTw83H8Jk5Wm6pGRuLa6blxuQO5IbRXOA/iBffPMuDdFrAXl+p0UNyym8hEk",
-	"zdTOOE7dlC0SJ5pV7WvgX4NIZEmMdHJiEJBEcxofm79RFETbO40fH/Gaq+9AvJZFhUdwqSVLDbxTVHmE",
-	"dEJrA/JnfNwIH/MJH6p7S6LpOHEzVZBPCFgQvsq9OMdG+FpCLJb8kdGrtJhu1CoDashZHTw0EOVPnUqE",
-	"DlDG1bF1+YYlB3GYu6+qGFfzId92LOVXn5lyJ66+5yTTcyHZrw9F1qw8U1U3R80CzNITgwgpUWop5GMT",
-	"wvJSulG1DKaVJi10zriJmLrlUHMbllLwWRPyZ9nxydGUfkxplBOh3005t/EvyMJ9ZIPggBZOKTL92FZ4",
-	"XM0Zv6GJSGkbvp7wlQ26sZatAPL4HbMYEFM0HClNdKZg6/Ld2Sn8//+3vz2Ak4XBXD2nCwgPhochDhzx",
-	"hp6PQT6EQ3hilhuCPQOvMLntsMKOnhd2ADGdUmmDgEoXAedoeh/fciAWigCnsrMqu604L07XFYvQ++7s",
-	"qits5UE4pbI0FVLT+EcaM3KF8z+MBOYzjhdmyjHCfKtmkluB6p96bOLYXOxtRLJtIeEREAu0nhMNzGJC",
-	"WIc8fBYTN8C//OTsxYkXjLugkeb9OcmNHUSBSKkkWkiFIRNMBxBlSosFlcB4lGSxldNTaV7UzHrXyUJk",
-	"XI+10CSpIPHr4XCTCJ+gF81pdC0y7ePRECvLlzRSY22w1eJoL+jxLLE+eBdMULu/QS+SlBgMI7oS8hIT",
-	"TfuaLWivbQzGPEWrtb53/x6OsftjxlS3BRl7dRkkJv/d/TWIxKINBhsxUR50EhN4I25oQiLaSqmKwIqf",
-	"3UfdNEWopJj8g0aIVjFTaabp2FL1JjpczSm4d17ktJ8or8clRGmQ1F5fYBq2wiWRBvPH6F4e+7iLMBjx",
-	"sP4IQnQvjCW9YXRp/l4Kbv5JhNJhAP/8j//cPobQHK6LTeXom3AAxQM4GXH7cgnIheAUA7RmglOYSrFA",
-	"RkCiyOAlkETPRTZzgal2QUqTlbIcptjoKrSbIJmHy2yj+3EiREIJN786W/zm+DcXSTymH1Mm6d0G2uuy",
-	"JiomyC0PDHlQ45KlbLz/03evvs326L/f/PA/E7F3ukv2JvvRQbzJZhgVn+e8P796LfGFDpdIFNHUoFER",
-	"p+e5lxUQplmSgJ12UI76Ke/FBmBZM+14w00qfCUbb39xl26jGo4CX9qXPwW9LI3vSKJql92FVRXry0Ep",
-	"L6NAxKBKqksEr4l77US5DYdK16BBXtqxokQ1K4S6siVtxKvMyb5FB2eT7E4KRnfbaVSYYulu0BsfUl8T",
-	"M5MYEZNJ651nmi7UhuazMzOn+YhbEJGSrArEGc+Z0kKuHumjFsFO0arW/GgNhYrgtBosjR1Zdx7viDW7",
-	"V08jh3gj0OuHsiAfz+24cmRovn2laNS2WFXkIsKGMyPfSskMoyfX0Iz6LUMIql/r3Iw3YsZ4yctL4pgZ",
-	"gEjyrrQvGLkfrJcXRKpq8kIlmPRgTTCpOUNnDalKU0JKGmmYC6kofEO0pnIFr6vT7w73DtYHq7bJHvlH",
-	"O3fpQiRtqRGSkljwZBXCKBsO9yMIRaqKP4gZGh4DJdHci6M2nk1wqmBCE7EEhhfFZ4z4GXuB2UtDAM0c",
-	"LTkkDjCXvNEizFW4ckfMvCOUGCwPW69gLjKpvAveWX06GVkDoEx1GyIrF+a9ckG65cPA0UEZ7s7TeK/a",
-	"xNf7CNAbofB9pRfpkGbtfiB2tfJKj6E4VYX1tG5OFjN9xrWlzDWdJ9IOTzyqOUo6sAyvF+QPIsIjmpQ4",
-	"9cB+t/zE8j2Pn2NzeMVbpWfuvTb8fYC82K2YeX3QCU9NVcG/AMu5ABJpGufyu5HhwhtGQgijhIWDlrjt",
-	"DYS3wkrR9vmwrPnmGQleikRLwlqg1gKhiZxRvan86N7WzuBTQ4/SoVdOtvVIb1gl/Y2kzCBtwtpz4BrY",
-	"Xj48O1ng8bYKZnmJlT1HrLr9ajwK2y8u2qfPnsvbcHqWMN1CFvB21q9h7zG0kkS0SaUnGhZCacMAgaAe",
-	"1U+QXQNJibTJCPhjTFawhRkBC8YzTRX88//8Xzjc3lyqTISuiWSvXjUPy1CcXwWvmTDOMrNLO99QmTC+",
-	"Vq2pajR+B/3Efi/aDqfTyGVoRZpNEhbBDaNLTO/ydq9jYBoiIiVD83Nh8YqJJuutXfVcU3lDZd9soNGI",
-	"IJUsotVsv8gougvGhYSMO3HlS7KYPYZZpEUAIxwynhIWg3kfEpIqGyv4qCaUz9Wa8BlYBtZIU1WAS2wt",
-	"pTxmfDZ2+qa9cJGZGdllJPiUyQVaF7yFztzhwrbgJsil3bKZwoYDmGlQCktchIwZR+NWpnvqFtciEd/5",
-	"zjXvi58ikzU5ea51qo52dvwbA4VGMiMz70Q7KVntrJ/97qbDGtpUwOs65zUqRTUxrcXdcDB8PYCw4pwM",
-	"q55HZQU55u3PTSKcO8dqJ4SusgK1WjL2Khlw5u/W9LdWzMgdbRu4XX907zZk2LUjnTx7/m3zdMzqCjAq",
-	"MzdPoq6c4461HhjeW3c9NzVd1A/V8TnlDPaKcn3sdGLDEMExROX089qxlXwoDzOYNB0s+S3wut8tFpT9",
-	"+/hj6unL97GYdHprSryyAGBvuPdVf7jbHx5c7e4dDYdHw+G/b8znagysfo55tLOYQvjd2RXs3Ozu+Icq",
-	"tGfqQPE58TFdCAiVzmIm+iSsCDSPlNFbY6SNCABXwgShfKFsssBMsjgAoiGhRi1gGl3KBk3JnJJ4AFdy",
-	"ZUQ/kbmiAFaAtg6k5tp3fmPxpx1SEv9rKy0fy/Bux3KrANzOr/M703qlS2JZda/eiCWVEVEUzi/fwsHe",
-	"7ldIcasroZlEFqo1lWbQ//qZ9H/98Nv+p39rOxmkWqeO8tYFM6JhiVUXMNapiCFxVrw5UaieFHTek+5m",
-	"HE1OudmME51Js4+1uLBy8ms53+D+fCBoDQbvjMXoTGisRVs2ss06goI/dO13HtbTbpUxWzonKV5jW+sC",
-	"5xsAGk3+glOE4PiOs5wSSS3TpW5uH9VjECQETqTEkCUtYGnOtTg3iAhHDWo1gFMs06Js6IkWCTUrhymj",
-	"SayA8HjELYcncUyNlK59pM+dGPxaLor4+Ofl2RV4m0oomdqs0pipNCGrY8eVvZKbJzTaJEG8dxXLf0sZ",
-	"DvfNYqWtiOed5y9UzTQXAEmUAMExh9DGJLpiUlXac6/yKUEPXWxvMx2JBa3azNKE2Ss348LqBhlfEB3N",
-	"nSqAukTbPaslsbdKsvtPJckWlO0Lkky7867bDmNv76kOo4PKf0knU0+8rp/G4XD4ZKdR5aVf1Ck0029b",
-	"ydQTnkVVavuCDuONiEhyxera4vD10XBYlaa3fh7ufvh52H/94X/v/Tzs73/YPvp52D+0j1pF7GoSa+sR",
-	"HzzVERdy9Rd0uK0JmG3nsPtkEkFTL/myzqMIrGoxCFCgXMtVXqLO5VImNJ5Rl+dg1H40Zpg5Xihw+9ni",
-	"8EnZ+IZKHxfSFHr9DC6s8eTdObj3q7Gs+deAkwX6mjhtmBD2+7vD/u7LTRw2zn/V4YpY7+9pN2evD3rN",
-	"A+/KEUXOSH8E6IJ5PRwOgWYSiAKfXNPtdamZKPCQIBWK+SJ9GzjEEnZDF+6KNENxRaEZ3IrMZS2iK2B2",
-	"g6CFiLKbO3rSJFUiubktapZwhz0YDgiSRkIaHZooCHOVJsTqQk7ruX/QrItQKJGbJZ3MhbjGGxwJHrHE",
-	"3majyrVSHuu/GN/Hq+iG4mobThZ6o8e7tTDl9+dfvb75+99WrfEYPhCjQNbcxWIRf2AwIaGtKNrmV6uD",
-	"5wYFFUpRwsi2vahiSb7hlUt9lxBcj+D59axi1Doa+hhRHPVg1z9U8GZXmn9Tr9l7Qga/qUnwT8rlG+nh",
-	"rWr/k3kTKzbcL+kYPMG/zBYL0hYNOSUsySRVnbWKXdXrqSvmZG4jyIy72FhfabnO6lvrWNuABDX2vv6m",
-	"/EBSRW0UiLIhgHMSAxfgPfvgonw3/FwRjTBGetz2zXyZimqdYGk2W5mQrAKQlMQwIdG1dS1ZMXHDj9tQ",
-	"BVXkT7SV38VXDJZXAyJ8gJMCyn/JaGZkhRlhHCY0IpnCkshMwj/EBHdoxm4ohyzdEDLHktS44J63H8Vy",
-	"LlQRI53XBXGpZH6Wu359MzRo/bYbuukXr1ma0lanaUqUsnJXYs4a6+NxcwBbwohtK2BcacIjun2MQj++",
-	"i249+/WmvJrLc2NvwG58Fvmsgmuaashfdwv1GZ1MwTUXSw6TFXCxDFoFw1sKxpfpg19//f61nEUrcrRe",
-	"pDYEDwpy0k6NCuG0GZN906EARIlQdKzZeh2gsOPcM76tcky/tYWzSfar4OOYrNT6hgO31eXeOGptQT6O",
-	"8wjSorvFnT+3YHxsfeg+jPQOCxh2zdiEbPfOkDXDNC4xHgFO2vZDpJTfHRnK4bN3WPdhKzVJslmtJYeL",
-	"n2jVYUpRtbXmByc/nYD5GVxw7MZBt4bIMD22cX8t5eYxoEdMrZs3EXrzINaDw9Yg1jUV5ptqltkid7LV",
-	"W1WJBi5FKpYXVDuuMqaV70MZFypUohXZa5c38CTnNjplw6vuGNpUkLK8hn9F2/ksKFsOWq8RBjUMHkz3",
-	"fHeCr/aHa8nS5uTNz7p7cDC8H7XLVz0MNl3C4d7hy0qPhYeSwrusopMyfnPX4LUnopsdi7sbGZ00A5iG",
-	"/dcf3L/9D78Ng5d77fFMm6Uw1AIS1mxcjdSuJZV+D167/92JelYJ51OQysrVvo0YvmFKP9TOlAuA63Kb",
-	"7Wy3gfPOSM13jHW9mufhTFq44oU2LBJLKRmJnKZOtcJGQTa8hvHyzLvdBD/HDff1z4ni353IPx5d/z1o",
-	"+aOS7Mch0/8Sivw4RPgR6O2DqOojkNEGpcC0t2Y2+F1TmO6cBlQn6S0xwG2ErVL7oakg3yWzi2TqAX6T",
-	"oDeVYtFZZaiUjYteUXTWoq3O+Uhc1WKbQV0KC/4XJgsFBuYP6xwQQe9jfyb67mGj5svdEqoXJLaNyyyb",
-	"gS1rtwvzWSyg4XYANDE/4LbeK9P6IT639RnUYvwYWW1llCpP6rG1zTVXTYLuuDbN6p6tMTa7T+VpqIS1",
-	"f0Gehu5Cgq2xNodPdx6t8f5fzMmgwT3KJNOrSwOG3SV1e6fbq1JFFCOm0BgmKwjfvb20mTVY/GDHt8HN",
-	"OwdGdrq8d2CtVW3BakjKfqArW2KS8anw5TWJ7fNXHQ4LwrgmjFNp6AWmX+Y5lzOm59kEUy3d6/7fhgyc",
-	"N9+ckOia8tgyLY0NKH2UkZ5LrDfn3Aze7TSAkyK33LolCJruRtw2DrSx8b6pREpWCnJnxQsFc6Ewo5zM",
-	"aICFVUssEpiCnPeB4MkKJqsRJ1h2hsYeFBfEMRjxEf/RV83DnhYoAoGVpW619PlUqaSRSDTifoBNKQIj",
-	"bSpMK7n46yns7++/HsBZkYwCmaI2+ydPONmqXWebJTTiLs1kTsyW2YsAnCywQ4dZK9PKXvhtuzPV9q55",
-	"3kM1JQF34S9/ORWLlGhmU7oGf/kLXPjOkbAgK0CHWZG+AoYkOL0uDyOzvT9c5McRkBF3zYoxCcYmHvg5",
-	"WKnfzTUXS9gqt9/OU3IUWYES1m+jwWh8jM9GXM/pQtHkxn0cwjbF9QhsZ+jjcjFYs36lyQrnonHgS/Nm",
-	"HD1EI47wmaM3J8IUhAfDIdQL+m4P4IIuxE3eG0WvUiwdapeHBa4dsGYbKsVop5k0CjJ2FCcwkZRcF+X/",
-	"ERymIGGI5IxDLCK1c/r9yU/fnb15+91gEeN5WfxBIhLCXHCssBTWelW5phc+Tspt7ZYvZukbjwMyBiFp",
-	"POJGEt078BWbeFwkqdh9bimpfQS2h7oXYrE1cLnF+Yj7Tx0XL2ADOLxC1Y5vLhnG7PveHnT0kAtsBtVy",
-	"zhJaWaJr5mXWw5LEbN80YbO5Nqf4GrpafMLhx4+42IO91wZYC4C5sNiNyTYE2/JNv6yvvlpJv9QIbPu4",
-	"nNqDN3zE/c2zTv+lh/SFAoaHXO65HADBZmUtt7SrPzj60/1GYm9IA7zvNWFP7mC4D0WzSdj6TrxQIx4a",
-	"2j84lUKpt5LN0DqjKRbHsZWIpVgqKl8oCC9p1P8r1dG8f8l801Q7JrQX3HAaFDNGXODzY9es3IUf+A11",
-	"cypQhnFwyhBss/8pUWp7AB3LHHEzgws8aeuF3tL1PICXQyBgdXxDRpzZevvYEscR9/MVR+J6+5epZbVU",
-	"chhUH+ZVj0OLl2GjkLHFWJjQlXAMCz9r67PazyGp2XsNlTYPPvWwgmxb9kDra/1aTKdhYB3rNt5XUVdp",
-	"3GyqEUOq7G/EXXVp9zX7Tr2/vOv3LaJrqg3GpJRK34gfjxUf2P564dXF+8urs2/H7y7e/v387NJi7Ymv",
-	"cE7a6ptb1mu2gMalKurNcuk5rzccrq3Iep5V+8JxQcS4KfuYk3kPiMg0dgqsNFhDOEbcd1Jw027jErBu",
-	"DplRFcDlksyMjPD+PLAydSyizMg7gZldssjSzVxccZuNsGARgBi0EI6CWZlqYik9SdmOubyDFVkkBg/m",
-	"2KSQcJhTSbHxIG44FzCjHBNKY39cViSYZhyvrqXjhknanNKERZRbM4YTB388v2qIf0Y4dXXYhJztuEFq",
-	"x7yL9imdlCTJXtDLo8F7w8HeYOjtcCRlvaPe/mA42LfehzmKyTtzShI9/7V39NunoLeDESL+j1wMJlls",
-	"a5fP2rryX4iE+vqHAyjC2w0tyA0GtrSXE0jNztPplEYatqwFIwBrLAgMW3ZJ/tbYgkwbuXBQns1WT/b2",
-	"mPydeDuApWRaU+4ExZFBJK7c913IvfuLaUWT6bHB6jJ8rksLBoVhGDyccY1UB00eRnYNveSOy3Zw9DNl",
-	"KAGKyq6yxJzc0HJJN8RCLoqViKKrKiKF/YEJfh73jnpvmNJYNRCLkPWqbfh/bmYWJKvS8lTev8HJ4UGp",
-	"gIJsbGZX5/Zy9bU7tOlfD5zTfj0cXd+v2kjuBEGbplrs4I6vsL/2xVMbmvvpQ61z+95wuEHbhM3aFNSK",
-	"1rX0JjA3y5C7HInNCNCSsKTZd+AB3SEO7KraBuWrrzXX7OGw3fXDKk13cND++kFF8/FPQe9wM+gqfWuD",
-	"wi++HsBqu5WydQGvXM2u8PMHgxXKx55WrKTqRfmMAiNj5gWTsazhTGEWuK/6+rHvqErfVhN1v3yq0GIf",
-	"NrmGHBfVan0X9QHkcaDeDsVkrvNXoRvAO6IU1sjPI9NDGyVKFIT+QSVi1qAmVqszMlNHhPxtJM5D16Ry",
-	"bVShKBi20e1qmG7bZ63VNnkgtcsjXNFBglondoy1ugoSPxt72Ul7jQrR0Rlmb7j3sr+71x/uXg3vXNBl",
-	"Q3BdC/BNINViHZyvHgHOEJXaI2dDytEZw0q9gWtJVN6S4RhCa21wQwpHeNc6StXii9XUvdx/ON5Sr4S+",
-	"hrv4nf3DspXPnEkYmpdv8j34Ql44vJ01YDGoe/CHq5LJFlkEWi5zBmHtlr6ojhPJUWGyv/jA9RtrZqYu",
-	"oRUSxq8xHIVpqyVXklt9aut2G3P4jlZ4Q5M1rLlcbtz5t093v1znh5YbVt5eNChqBa6hwR9YfjtYPyhv",
-	"0f3538yT5gUoek48zsXccSXXj37rpUJ1XlBsLlC9m/4qvlBOW4atwmHV9o1wG5VRPuJeJH2hYELnJJk6",
-	"hkggrAUthIW2aFYvUsobuUkj7sITjEDjrr2VG1vu8CmC8ljXeD1DrdblebqL33Xl83CNcsTIcwvNJ2yh",
-	"+XkrtHcmoQfD1+sH+EK3OGBvb4P1t5SzsoM3+Fq57/O9ifzhcAMw23t+PyGHuKAJJYoCgTlNbHewjViD",
-	"SNWtXMF15rgbVzhR13llj0ZXMltHPsw972Zgqe0dNrnzNOlFHiAQ5Ib+kmMOHYMxleyGxkUPOzd2xLeU",
-	"KCrWF3V2fXAa6CWLaGD0NHxO1LX3fRSfd3JlLKgacXQrW9frnEp6ZETHCY3EgiojutppXeGS3KYfRnMi",
-	"Z3RQ/I4C5ogTaQBXbczJpqd+Tsxp78mYU73RnXX1m/04rkRvEOWsOlwsn3nXM+965l1/XN6FfIHYMkg5",
-	"vebINe7JxWxwf6uloR4xXEpyt3F0EJEFLaIinSMsjx9jEsxnBw2qjZTtR9ej6neU7F3vslaxvvDg+SjO",
-	"om7DI6ryfz7jF0ZeYuBfn/F8Gx+iXjvJpV90x7yj4ctVKyjZppgsl1zr8FiUawpt6LZwtZjaDOW3JjBU",
-	"CyC3Wspbfad54aUNm/JXSox1zVqpAvWndcg2KlBt4JK1Fs9ns/nvRznqxRIfy3Ze1I27mwZ2kXHlmJeb",
-	"QILgEc3jng63XTCrjV/E4vRMQ8ziIxuegvVZbNQpia5n0ohK8A8xCbAG0WQFyzmL5qg4+UotMKU6mmO/",
-	"ErtyyzKXBGPmpkIej3joSqKEGCwmM2q1JdJdD4a4noQLYXa4VVvKuO1hWSqydzdl6SmNc43KUC0XGHtA",
-	"4PFl3JzJs37zrN9U9Js/p7ryhBqHu4NWyncmBy6W99Q28oY368i0D0c0PCOvQGMjoicUCAesTWMEGpce",
-	"n1IkgjbGHt/DTn1kxJdzMyPPFhOK0j7mVB9DmCeAh9iuMszzrcMBnGDWDYdQJdksdBkLr8NW/wjGDjq6",
-	"mlfafASyipflGxGvHpGiVqrGfKpmaBkm86lBz3cf/etdGpkN4Xexss90/JmOP4SO7+5vZM8p11234w43",
-	"WU8zkfSZeTSZhyUzpbzDewdNVvukuXIQtrjKbczDlipQLpkJM+RsHUojbaO+rirN3QDj/ZFfjDhG+S2J",
-	"jNUAwpGroTLq+fw3l5bJMOECFEnoMdCPTOlKbcyiXMuI2y6G5tNmxW2s5D02YH8YK/ED85iZ34+N2AI3",
-	"G3GR4ZNxkfJZdrk9npnAs7PiM+Iafz7C77JuH074fV4+EvqEatpWofhGXDsi790TRi/AggA2Fw19FYK7",
-	"CMjcCoNcIKFEqtJ7gxE/8cmye8MDdFJjzpiQmF5X/oyttMuSBPBKtJF0JOZvxExkuunuOGjprmdT6kWm",
-	"azTrkup+UQzhtnt9WTmcZ5n3FnJ3ZxL0h7urlXtpkAssJtau46egQxs/LaQk7CecZxQvhYzxD0xwNBr5",
-	"q75RvvPL4eo8hLUSG+GIuwu59b3W6VuerAK4JAt6yTT9+lJLFukALs0KqM+IDU/fvv3h/Gx8eXb6/uLs",
-	"ayuAbft6D9j9dcQRvKCATWBf6AnjeBlhRrUqEuXDg+FuOIC/MT1nHHYPXS6zCuAQfIFom++JJSRw5Rg3",
-	"Y/6sJfPajHCXje2e2cwaosFBtTcccT9vMdEtM1iL8O5wCMWwBjQjTpLEj6DVeexbSPGWNgbHlUgAojVd",
-	"pFqZLcHs6PaE6IxrluCOLRmPxRJ31uwQNRJ04fTFSgB+112gq8i4xkThEccS4ozDO6H0TNLL//HG5dzS",
-	"lbPQRFIolVNlZXOX8AidiE4khYmwoUgplSPu3z0GV6xACFgQvrJV/zUa8AOw9Un6zJ19sdJKmYEj2A0N",
-	"zc/xlvJYuRSfV9acFBRJP7v4BDJu1DZMYm6UhwCX/23rR9DYRUApLaQtZjEnam5ju7ByhW0iYCu2WG8C",
-	"rn0psiS2+gMpkPqGSjZlhhu5ZGur64wzRaW1W0mqJaOxX/uIK7ZIk1V+TV05A+ejvIVjYSHS30N9KD6Q",
-	"y5BPq0IgAI5LtgZWWR7M+DML/sI1jmd94H4yhi0JXxMxnGBfToBtlzm+d81VXGl4w/fCd2c/fXv+03fj",
-	"79+++TaErYJjl8uPGD5j41BHvJEXYVmTNcJgQasFJgp6LcEl/OfBsbkl2hD5t02uvyArWx0APa5KQ/jj",
-	"yd8RvMvxu7OL8emb87OfrgyowwqIhg6PeMYxhAvJfmCFCl+8i/aRc28t50Rbr7FWEBFFt7s+dfbjyfmb",
-	"cMS39qu1WGxhlKCrAkqt2o4iK8ybmVPDA7HGmJjaolCQkFRRw5hXmFjiUiJcnaaEau04m+Hn+C5MJUXr",
-	"mII0IRHtdpzcN2z3iVwmFSDvxK8ez3GyJkHF9k9QGM/+7Df5ozCwZ+vXl+MzyZnj96jw1JNOco7Y4JG3",
-	"ZwJXEzDSbJKwCG4YXR4h4bWcMMCvBVB4HwyVLrrU5nwnJpoMRvydSBJgOi9yUOJMkupMcqe/+pzCo3ql",
-	"yErCCjeaB4/oiOdpHq5opK/gNCcKEmJ0u44E4s88d3gNcW7PGfwX0Zw/QK5vflW+o7rISdr8sqzNzrXp",
-	"rOq2zFlXohHzxKwMgw47OOHt6bTAVGdGrTd25Fzap1bh7LEzYDBtZCpnS55QjO8/Bjb118Z1sqsaufP4",
-	"YlhQYss2Bq54nAuyZHmzXjSvUBLbfP96gbzh67wWpyEaNOzOA/7TpQA/Z/8+S1jPyVCfSzLUhmm6a5mA",
-	"o9C3sAHU6wwbqBXSzom6zce9nUnQjxrNxRgIjtqvFmUa/UJBaBmDGhMdwlZ4+v3Z6Q9v31+Nr67ehFaS",
-	"4mK5PYC/ubK7RPvBWEnUMByjcFtt23ZY9XJY7s3w1txKBZhm0W6j2jcFsbA7cSUs1dnsTMG1O+m378/D",
-	"GPIVdXCGBsJoAZLGTNJIV+VmLZ6ZxjPTeGYavzvTuNREFtJv0Yu5RJy6OUglNL1V3z7zhf9tgJntKES4",
-	"EdjNdDS2bZDzykOeEsssobZ+cVrve9qenXiRg/IEgXTYNa+Fxp1gwGO+XPSCxlhPerLCAJtH1Wn/pbom",
-	"1nMjtfWWkKV41sQWK3CQG8ISYts8dOLPZSJ0X7FfUR3TVN6QRPnMQz/fCwWJiEgCMVlBGBtlrAPRjkbc",
-	"1edE1XImWRwYNY/FtWyIwLqjjRg1WeUe4LxKFGaeYRyEVQxLkNieds5ohK33uoq8lZf/kIjVRsXIN24z",
-	"NPUBJSX4fHO3zmKQRPsmNYWlfl05znpxy5ZM2N+1JFV5KztEj6mk9tTVs13prnf9r/neeTqc37euG4/e",
-	"TnnTXrQbawlgYwZ0IZpbVylgf1Sqbf9Cwah3JVcYNZ7pUQ8Fe1X2PzIsgDriiSCxq9UTQMUVOBfYzyOG",
-	"VEhs+9MoW+8j0xVMjAr1/uKNixaynsQkoRK2sEfF0c4Ort7MefRq+GoYQsZjKiFckGtMqgxdXUdb1H4H",
-	"O9AxdzSui6i5Dm7ffmvpZ0QmSYmqlmpDlGnmoFnDV7VQg+9FEltXI9I8G4uGbkujrdlO4dUk97ZZUEsi",
-	"0TWI6ZRFdADOZ+28oh09pI5rxjeMYdOoUrk4A+WiUF3rFeHd01Ik9KhcuWCUDYf7kctF9n/YpAXYoiSa",
-	"Q05hR9ysR7nsdKI0zoZtIaoBtOH2AH4SRfQd2vV2odzsLcQmKpjcoIWARCzda+UeJva43Sa6kNzmOWDT",
-	"AWcnJTHjVClIpZjYfrSVyu9McNX79OHTfwUAAP//",
+	"7H3rciM3luarILgTUVJHkqIoqS5UOGJlWba1rnLVSKpxT5u1TDATJNFKAmkASRbtrYj5Ow8ys++xj9JP",
+	"soGDS95F6mK1XaX5Me2iMpEHwMG54Zzv/NaJ+CLljDAlO8PfOnOCYyLgP89jski5Ikx1L0ia4DWJ9c8x",
+	"kZGgqaKcdYadUImMhGg1JwypOUGCyJQzSQIksygiUiIu0OHHjwGiEh6QigsSI8zkigikOMIMESwSSgQS",
+	"5JeMSDViK6rm5mm8IMgTEq27P5A12lkQNedxgFKs5gizGE14vN7toZOJJEwhruZErKgkvRHrBB0ZzckC",
+	"a9IJyxad4c8dTXPnQ9BR65R0hh2pBGWzzqdPQeeCKLHunkwVEfW5XpKIs1hqoleYKjQhUy4IUmJN2Qzh",
+	"GaasV/7eR7xIE9IZHg6CzpSLBVadYYcydTDoBJ0FZXShCdr3lFCmyIwIIOWSSEk5O+X8mpKGhZcJVyle",
+	"j6V5Lhyi75VK37JkHaBLvCCXVJGvLpWgkQrQJYkyQVDGEr0l4enbtz+cn40vz07fX5x9NcWJJGGA3mE1",
+	"/2rvGEUJwXqPOEOSzliXZ6plXp0KEV8d/DLovlidfH36zT/+47+P/Yhv8MfuyYx8NXj5st8/9oQeW7qO",
+	"qwR3mvbmr90LrMhruqCqC/+/YYcUVqQbzTGb6S2x/CQRThK+IjFKiUBRQjWT4DgWei2o4dsoE0L/vKIs",
+	"5iu0E/50cX51Nr44uTobvz5/c34V7vbQJXAXQ7L5My2L9LzfsPkNG16c3wVZYMr0zGtzvHCTSshUNZN/",
+	"V0qPXt2FUkkaduInJxAqC0tYLANN9XtGPyJpTtRd6d1/8fzw6MXzfnWFnx+20m0G7J43iLLzmDBFp5RI",
+	"K8ngUU2r5fJnEiV85qgFGUWWRKy90DuGF0P75pjGIeJTEHBCcAFSyotBLdiWOMlI29ES5JdxH+9PBtFB",
+	"fEiOps/xi4mWGvjja8Jmat4ZPj+sH5NPQSfFAi+IslL8ay0/2Oz8m/qE7Z8QjTUNVP+kJWon6DC8gLWL",
+	"O4GmI6NCy34tNou0+iXPMniyfmRPMyF5gyQNGfmoxhH8FdZIL0kqyJLyTKIUz8gx4in+xawOUPZLRsQ6",
+	"J828W1q6wsoM+v0mcgqK5AeyrpP1Bl9XNl/iKdHyXmi9cIwkIfDnk3fnqPCqJ9Joz5zKiuZq2enJ8+l+",
+	"dDDtd/fjF6R7GO2T7ivcJ93B9Pn0IHoZv8L7++WdHxwdgf5w/95vmm2LjHyHZwRJ+mvr0ibwXpHUmExx",
+	"lqjO8KhJlC3wR6PHYNU3aLULInkmItLEj+5vd2bIfEn7+68O8BHpd19M9nH3RXRAuq+m/X63b/8P9/t6",
+	"STdx8Cf9NXO24TCdcjZNtH4aaruJadtI/ydO04RGWE9j7+9Sz6VAy28dOP3mldgpzXHG8BLTBE8SoteQ",
+	"SIln+o8gHBKuEF8SkeBUIszAoEETc1ztChgB0yYnNOX5uvyLINPOsPM/9nJbb8/8Ve65KZ0BkTDlBkOj",
+	"SG4YoJCyJU5oPAZ5HWobL6Q5r4+vyXpM2TiTJNQ7udmobKLQvrXX9EqbOXDTOPUXblK6246Uv9SmGLcf",
+	"Sb/QoKY2DJA/C7v3LRcTGseE3Y9Jp36YMndSiRghsRWTPCGIp2Dk4wlfkgdmTj+Xdu70dIZDo1iNJfpM",
+	"GuK0uuUcJXwVAJEoElzKrqTKC/knDn1kDi2r4QuSSbPEd2fWquwRZswa51Y9yRWWSD+JpsAbMZ1OCVir",
+	"ljUemJ2bJt7O2c2Tsmx+XaTeOqIwCassmnn7iSNbOJIpIhhOznK+ujMr2qHG5g9FFnR/Qu5PD8pbpSk0",
+	"8lOJsnCIJF8QNdcewBTThMSIMklj4twd483ERGGaaDlKGaIKXCCUsZiIspcU99CP2htyAR7zCGbVMxcg",
+	"yRE2BjUSGZMITwWR8ydO3ZJTwfCyP9+XVY0Rlwu7nFe1nz7GCi0yqdCEIDxVsLdYKP37gzNvcVY3sXCJ",
+	"YisLHQ/GnEjEuPbaFJXTtYk/cKYEjpTW/t62FllC5JPef2Te/ZGrb3nG7qnrGVfjKQxT5FfhfEe9/+7P",
+	"D8mijvh25vSEhUPEOJJZNHc+m2Y+T+EOqGlEGY4UXRL/h8BaIYys3Hu7Tzz6yDz6Dq8TjuMrzl9jMSP3",
+	"Y9XUDDZWnI8TGK7q6TvRBaFB8jECz+r50dHBczRZKyIfmIkrs2vn5RrlVtSW6TxEP9CvnxT3toy1IEy9",
+	"E3xJYyIewNJMzYjj1A7ZYHFCWNU8htxjKOJZEoOcnGgGxNGcxMf632AKQuydxA/PePXZtzBew6TCIbpU",
+	"gqaa3im4PFxYo7VG+RM/bsWPfsD7+t4CKzJO7Egl5uMcLTBb+1ucY218rVDMV+yB2aswmXbWKhKqxVmV",
+	"PAgQ+V+tSwQXoJTJY3PlGxYuiEN/fVXmuMod8k3bUnz0SSm38up7hjM154L+el9mzYojlX1z8CyQnnqi",
+	"GSHFUq64eGhBWJxKO6sWyTTWpKHOBjeBU3csa+6ileBsVqf8yXZ8dDYlH1MSeSH0uznnJv8FVLjLbOAM",
+	"QYRT8Ew9dBQeZnPGliThKWni1xO2Nkk3JrIVIJ+/oyeD+BQCR1JhlUm0c/nu7BT9v/97sNtDJwvNuWpO",
+	"Fig87B+F8OKI1fx8SPLBDIUnerohMnvgHCa7HMbYUfM8DsCnUyJMElDhIMAY9dvHtwxhQ0UAQ5lRpVlW",
+	"GBeGa8tF6Hx3dtWWtnIvnpJZmnKhSPyGxBRfwfj3E4F+xPFCDzkGmm/0THwUqPqphxaO9cneJCSbJhIO",
+	"ETZEqzlWiBpOCKuUh09m4hb853fOHJx4QZlNGqmfnxMf7MAS8ZQIrLiQkDJBVYCiTCq+IAJRFiVZbOz0",
+	"VOgHFTW363jBM6bGiiuclJj4Vb+/TYZP0Ikwi0iSkHgM8cqx9SbqxF5BZpKlyL9lXVwbsmGRphxuWVJs",
+	"UhLsFyecJwQz+OKcRNc8Uy4DDs5BUSxEcqz0+TCnohN0WJaYW3+bvlCRGEEnEgRrnsaqlGQTY0W6ii5I",
+	"p+kdyLKK1htv+91z8I6Zv36nvBFgSpSngWP8P+2/ehFfNNFgcjSKL53EGL3mS5LgiDTKxjyV42f7UTtM",
+	"npzJJ38nETByTGWaKTI2eqR5T+0zz7y2wdJ5jgmWCgliBIbe2J1whYU+a2O40B67TI8wGLGw+hMK4UJj",
+	"LMiSkpX+94oz/T8JlyoM0D/+4793j1GoN9dmwzK4DbEExT10MmLm4QKRC84IpITNOCNoKvgCWBBHkT4J",
+	"CCdqzrOZTYU1E5IKr6XRaflCl6ndhskcXXoZ61xto//b89+cJ/GYfEypILd70RyXDXk4gY91UNB6tUOW",
+	"0vHBj9+9/CYbkL8tf/j3hA9O9/FgchAdxtsshiDTjMVjI3+aGcs8grCXGs+klRv2asSFWaw+JDHacdxA",
+	"9S4qxBmBeG5NjrXQV5BrlkA/tl3ihpRLy+w4ikiqichTF51CNzaTGbFETnGftlgyE7Qeb7mB+c3R1qyR",
+	"n/ObJJrVR5fm4U9BJ0vjW4rPiiCySWb5/DwpxWnkhyQoK66CMK6fi2aF0cTfhSNaE33NDFGQ6CUlUlqS",
+	"JsFa1OvfwHVvXSVMcrV/026UTITCuSVLV2BQMbqTGHiSCpOrQBVZyC2DiWd6TP0ROyEsBF7njDOeU6m4",
+	"WD/QRw2DnUKMsf7RCgvlqXoVWmorsmk/3mFzCVHeDU/xVqRXN2WBP56b94p5sn75Crm5TZm7INO4Se4G",
+	"nZriGeSSbpAZ1VMGFJS/1roYr/mMssKdN45jqgnCybvCukAdQ7DZluGprNgypdTaww2ptXoPbWyobOlx",
+	"IUik0JwLSdDXWCki1uhVefj9/uBwc+puk13kP9q6Shc8aSoUEQTHnCXrEI2yfv8gQiFPZf4PrF8NjxHB",
+	"0dwZ5ya7jzMi0YQkfIUoHBRXP+NG7AR6LbUA1GM0VNRYwmwpS4OhWbIYWioIrKCE0gG08xLNeSakS0iw",
+	"MbBWRVYjKJPtYdnSgXkvbcpycTPg7aBId+tuvJdNpvVdjPutWPiulpWwTLNxPYC7GnWl41AYqqR6Ghcn",
+	"i6k6Y8pI5ooHGCnLJ47VrCTtGYXXCfwPxvgqaOqe+W7xF6P3HH+O9eblTxV+s8818e89bNl2N9V5x9Z4",
+	"qlub7gG0mnOEI0Vi71to8y1cUhyiMEpo2GvIYt/CeMtjNk2fD4txAF+f4QxIiKtsJGojEQqLGVHb2o/2",
+	"aWXDXxX2KGx6aWcbt3RJS8WAOKWaaRPaXBFY4/bi5pnBAse3ZTKLUyytOXDVzUfjQdR+ftA+/eG1vCku",
+	"oAlVDWIBTmf1GHYewitJeJNVeqLQgkvw2BAGF6qbgLpGOMXClGbAH2O8RjtQH7GgLFNEon/853+ho93t",
+	"rcqEq4pJ9vJlfbO0xPmVs0p45SzTq7T3NREJZRvdmrJH41bQDezWomlzWkN+Wlak2SShEVpSsoJiNxc/",
+	"O0ZUoQgLQSEYn0fbYqzw5thftfJWLIno6gXUHhFKBY1IufYx0j7ugjIuUMasuXL7+OGfN5r3ECGbBgMM",
+	"M5SxFNMY6edRglNpMicfNLyzIQDzThBT2M0iYre8MXQLdFr+c6mhELYBlWWeHbE8QoOVi5cUE5rNMXkm",
+	"UcoTGq3RTt8lRuu/M961g5qK1t1KLO7wqJHXfFlcvzm+88eMpvwBIiMbrMkywQW1nhIWUzbzVwAgcCI9",
+	"MpgLEWdTKhYQXXHRUy3D8tiKHcBb+8UwjUkO6RQuHPx7JG40Oiyd/6Y/ocVdkryddoY/b7UbnU9BzY2A",
+	"7443nJufNNuH795eXqG95f6ePRly7zcaf9ozQ4RoBelglqfpFMFJY3wV5IdCnxl/KkI7Z7hLG5szEh6j",
+	"vg0suuuT0u2bX+2wclpaJPPNp6WBgI2SsvDKO/PG/W9APNnOAXr0KxFB9ATjLCHjjCmaNKvoaZYkTmhF",
+	"meLTqd5bRRO0mtNojnBxg/wGRpihCUELviTxtgL/U43GD8FN14Thd2cNrBkiOecriagyQrxgYgSQCeDS",
+	"C0bMvqfZcoEZnpGx4teEhQgnkqPQbXAYNLNtMGJh01EyCQdhdXmBez8FnQZu2hSUajiYTXcJYEH5zfBL",
+	"ZYiTQ4M3YNId4ZJJ21h8QSTCasQSog31UG+3mw7ESsamPix010hCBSjUhizF/sGUiIjoiftifBqREdsR",
+	"HGQaJO0hxU1mhLeydrUKtZ+tDNj25RFz+ZoJVkT0EFzbmQJzLS8wsKuTR1mqPzo4tEEfM1yAGFjmU+Wy",
+	"O8qHt20BSidxcHhTKfv+i6NBf5McumHG7T5F+/aUTNbBQ1NnN7iM93FjOf9+f8M3KtKqddlvXqlWSpsE",
+	"3qm1ERoCa7c23etmtxsiExXZP1cqlcO9PfdET4LZqPXAXrSX4vXe5tFvfztaWd8SeW3m0obIZLnavyGH",
+	"47D/qofCUsZXWE7nkkZEUHfFXvflfMZRZYcg/yi30BpgEEqwAvrfjZgCjQaWz17aIpftjX22Fgrb+KYN",
+	"i51/U98dPbucjNLI9Z2oKnpYscYNA/PXGoLb3oBUN9W6y9LmJGgL79iG1rVfjaxfLW2Yv7JtBSPpfvcu",
+	"W1hQN1zEHNzFvqpiwtzl4qXV+iq43DkBg/7gRbe/3+0fXu0Phv3+sN//29bucsUPrO6jLyHj09x0cj/K",
+	"0OypJcUBDcVkwVEoVRZT3sVlJfNAMCkVf7SWVllxq6ECcyZoHOTWA1XgKWg2xXOC4x66Emtt3fDMIi2Z",
+	"OJzJkanP3bg0uBBFrMy0uC39223LjXG0ZrfXn5n2Ix0Xomr39QaLpm9T8IxBvpO2t09sWjmYrkP0NcGC",
+	"iFDbWA7aKLeoTeW3DJxtqndDjJh2COC/WWQiLj10OdfW4ZwIAnazjcsZqlBC2bWzKq1lC19HpKsP2Ihx",
+	"lqyrCU05jtzZt999f/6/fnj95se37/714vLq/b/99Nd//1t/f3BwePT8xctXeBJVblgHL0vnfDDYtKOl",
+	"5fuw2YXRFmuhSLOQ7ixJJIi9ITGjapl6jPQUjc60uIcuMKoFrsHJ8gG/8rde8xUREZYEnV++RYeD/Reg",
+	"hMvMTTIBZpRSROiX/vfPuPvrh98OPv1L02EFRXZqlXGDX7ICdDOoKchzte398BxLCHznqt9p83q+ulfm",
+	"dMawysDUq9RfFEFminW9dzcNgsaiy9ac51bgkEpVUw3VoaX47kPbevv0+eb7Pr2kc5yCZDeYcjCe8Y7C",
+	"v8AQIbKSwN7JY0EMTxE7tsue1wwSIoaFgNIAxdFK72u+b+DbaxZc99ApwCFKk+KteEL0zNGUkiTW3BqP",
+	"mDH6cKzdQOOzNfhcG2y+jYYV8OPna8aV6K1LaDw16C0xlWmC18fWUPNSwgGHWJHcq+aUNMDd2W/mM21J",
+	"azQpo89k5dI3MBEUziBX0NT+WOFVlj13gikMOpC89TZTEV+Q8m1smlBz5GaMm6hrxhZYRXMbZIUobdM5",
+	"q4BFNTo3B4/l3OSS7QtyVtrxjZo2YzB4rM1okfJf0s5UAY6qu3HU7z/abpR16Re1C3WYm0Yx9Yh7Ubba",
+	"vqDNeM0jnFzRagCh/2rY75et6Z2f+/sffu53X334P4Of+92DD7vDn/vdI/NTo4ldBotp3OLDx9ri3K7+",
+	"gja3EeikaR/2H80iqPslX9Z+5Cn7DTEigghTYu1vn2wxTULiGbH1xDxTJr6lx3gmkV3PhlSilI6XRLiM",
+	"47rR60awuR8n786Rfb5cweW/hhheQBYTI7Wo0kF3v9/df75NKpCNF7QkeWzOJGq+4dhc6uVLOoq56vaK",
+	"cWiSZl71+31EMoGwRK6IvT2fpxKigE1CKZfUgWFvkWqV0CVZ2CNSL0DjuWdwIzMXvYi2MrEt0mEjQpe3",
+	"zNESRPJkeVMpFmaWe6DQBAkScaF9aCxR6F2aEOpLrddz93Ism/taEDcrMplzfg0nOOIsook5zdqVa5Q8",
+	"5kprfJd8NfsqzLZ270aWarxfKc57f/7i1fKvP60bM31dim/OrP7WzTB+T3NCQhpZtCljqUqefSkoSYoC",
+	"RzatRZlL/IKXDvVtirscg/vjWeaoTTL0IfKDq2VUf6qyoDY4rbpfM3hEBb9tSPAz1fI1GKZGt//RLphL",
+	"MdwvaRucwL/MFgvcVGczxTTJBJGtPUFsd5mpBU3VpxGJjNmqK9fRpKrqG/vFmFRPOXZZlHX7AaeSmPxi",
+	"aa5O5jhGjCOX7IFs/diWn8vzPMcgj5u+6acpiVIJQCAbBHC8DpAgOEYTHF2b20ZjJm75cZuplVfmNrW5",
+	"gEc0l5dTTd2FkkSE/ZKRTNsKM0wZmpAIZxLu56hAf+cTWKEZXRKGsnRLyqxKkuNce968Fas5l3n1ncff",
+	"swAKbpTbfn07Nmj8tn112y9e0zQljffoKZbS2F2J3mvAoWZ6A3a4NtvWiDKpMIvI7rFJNdPPwk0vaYEB",
+	"8fbc2AWwa58FPSvRNUkV8o/bibo8PyrRNeMrhiZrk4LbZBje0JipKB/c/Kvnr2EvGpmj8SA1MXiQi5Nm",
+	"aeSSKO9YwHtjlsXRHbIsStkKzWPeL0WgKSmgZWm83V4vhFy2+EYPl/6ccEnGim72s/JY2R2rU0pH4bem",
+	"YhRBf+VsHOO13Nw87aYeQ1vXnCzwx7Gv/8rLN279uQVlY5O64orAbjGBftuIdcr2b01ZPTvqEtKA0EnT",
+	"evCUsNszQ7H47RbzPmqU2Ek2q7QXtGlLjX5ioSau0sjt5McTpP+MbGnb1iVzWpBTdUMdEjXJV3CVnnC1",
+	"fQnaprKg/Y3y3LiyeonszpZPVamWr1BnU5xQZbuKnFY8D0VeKEmJRmavHN7Aya5mQXWTGDSJUbdUD7mk",
+	"9F3KSn7m5yU4/Rw7teTGfnBvseoyv18c9DdKve2lp88nPzzs302Y+ln3g22ncDQ4et7vP6Ckvc0sWgXv",
+	"17dNSX0ksdwyudtJ6Uk9B63fffXB/m/3w2/94PmgOSVtu/rmSk7JhoWrSPKNktitwSv7f7cSzmW5/BiS",
+	"uHS0b5Kqr6lU9w0VekN1E/CRGe0mct5px+eWGexQxGYy0hS3OO8m2RlQZ7VTRVLrHUNPVZMhRVlx5P12",
+	"zeF5w379s1Qdt9cWD6cgfg+l8KCy/2Hk/T9FtD+MNH8AwX0v8fwA8rgmcgBco17ae1ughFsX298xGlBC",
+	"mKtHBG6DH4EzeY87tKAzFXwBh2P76gSDZNJQ7psX0T6TaMcEMguVtXG4i3higCqPEa528M+paUF9LSAQ",
+	"wX09pBEYvAdze1esaigmrP8TAQICTfOHTVdjQedjd8a79scazuXtQKQW2OJXGO3pN8KPYuEAdgNEEv0H",
+	"WNY7oUvd5zZ4M2oU/134kpHVTRyov/oA+BlFRi4O6k5s01V1GW6qRXTUu0o05pztP9bNW6nM4wu6eWsH",
+	"sG/MPTt6vP1orH/5YnYGLqCiTFC1vtRkFMvmrpqr5q5KtXBldIkACaIywaDvRg5EFQ76+wCgUIdcCW0p",
+	"DRR0xGiybiuHeyaLdXM9dK5QQhRciEFJiB6QxO4ZPGJFzKNjB/cMDpE0ZWdUSTTHcm6qdmAXwLmB0r9c",
+	"+c+VSgsXdad6xJZqJXctp+1XM5l8woC9t2efCH0b/8gM5xv5WzpdnkxOBk7pD2Rt+j1QNuWu1wU2TffL",
+	"r6MFpkxhyojQQhTK9n2t/oyqeTaBEn37uPvfmnPklCtc+hKHF6XwNZE+FVHNBUCx27tIdzfdQyc5GpW5",
+	"u8QQex4x08XfFNC4Do8pXuttsaM8k2jOAYkqxTNisE2KLQioLGCBwGZO1iOGAfWUxI4Um+nVG7ERe+MA",
+	"5aHBJNjGyBjZN4aqXYltUqs2HDH3gqk7RNoNkVB7dvHtKTo4OHjVQ2d5xRrKJDElgr4qbaci40wp4YjZ",
+	"WrQ51ktmpANieGF6L1jGBSm4a1bG1MW5iiVfHFWuW4JV+MtfTvkixYqaUuDeX/6CLuxr+nitEdyq5zVu",
+	"SMtJGznwuaamEadNDxvqoxZBqZyplDPVSW4MWmg+e834Cu2oQnGVr9uTeI0kN5e7CkUJ17bmiKk5WUiS",
+	"LO3HUdgUGhkiCE6Ex8XOLHr+UuE1jEXiwPXJyRhcI48Y0Ke3Xu8IlSg87PdRtbvObg9dkAVf+kalap0C",
+	"QI+ZHnSbssTqZSh1hplmQltKgYFumQiCr/NefKYaWKKEApNThmIeyb3T709+/O7s9dvveosY9svwDwiR",
+	"EM05A6yXsNI42nagdMmUdml3XJ8HFgNBuwi0JRckHjHtFHjsGP2Er2Qz69zQ32qItOGZ+xMSL1wroAC6",
+	"AI2Y+9Rx/gB0Y4cjVG6/bivm9LoPBqiloXtgdMNqThNSmqLtrK3nQ5NEL980obO50rv4CjUXwIY9dPTx",
+	"I0z2cPBKE2sI0AcWWiOb7tw7rgO3Segpt7UrdOXePS7W/8EJd1pM2syglaP0mUQUNjnMVbaeHHQObzil",
+	"2kgmXeAUg3Fk2vCZpBu3kJIqAsS7xo9m5w77B8iX2IVo5zv+TI5YqGV/71RwKd8KOoP4nyKAzWraAgm+",
+	"kgC3FF6SqPstUdG8e0kVCTWLh+ad0BxwrWnA9hoxDr8fo8iWyhoAXLugdkyJpFYcjFAgW69/iqXc7aGW",
+	"aY6YHsFmp6GUCDs8wnEsiJRoJ/zp4vzqbHxxcnU2fn3+5vwqDNDzPsLIBH+0GLEXI7vHRjiOmBsv35JK",
+	"wXlY61sUBuUffQsia7OEta5ChmPRhKy5VVjwWdO6xHwORM3gFSr1XHT1ySVm2zEbWp3rV3w6DS3QkykK",
+	"kMS2/dKLqs2QsvobMQs2Z79mnqmsqcXEkDy6JkpzTEqI1oCJ/iNsK/xgmt2HVxfvL6/Ovhm/u3j71/Oz",
+	"S8O1J67dGG5qNoZ8iT+JCy3N6r3LvK7XGq6p45kvvX9mtSBw3JR+9GLeEcIz5dEpfbdzoGPEXFtDO+wu",
+	"TAFgW/GMyABdrvBM2wjvzwPjaMQ8yrS9E+jRBY2M3PTmil1soAXAY2KkOLcSzNhUEyPpcUr39OHtrfEi",
+	"0XwwByxBbHAiAq0HYcEZRzPCoOo8dttlTIJpxuDoGjmulaQxYRMaEWbiW9YcfHN+VTP/tHFqYcC5mO3Z",
+	"l+SefhYClyopWJKdoONLRjr93qDXdwFanNLOsHPQ6/cOzP3WHHyHvTnBiZr/2hn+9ino7EEamfuHN4Nx",
+	"FptGYjPSkE1wwRPi4Pd7KK+B0bLAx24MsrQ1SPXKk+mURArtmGCSA+cIcohGG/cCpQ1aOCiOZhoLudCY",
+	"fybeDdBKUKUIs4biSDMSk/b7ti7H/osqSZLpsebqIn22ZSpkjkKtDDpjCqQORJ+07Ro6yx2mbenoZlJL",
+	"AjCVLSLRHC9JEVEcuJDxfCbc61jDFOYPlLPzuDPsvKZSAWg9YGAbiDG8IAqavf1cLz9K1oXpSd9M0QN8",
+	"5MA7oraY3sf5JSPQ4cMyZRH8O29/tyEt6VOwmTgbEnB0tH2/HDi6FQVN7nu+gnuu3d3GB09N/v6nD1Dc",
+	"YOxvTcKg39+ih+F2PQMrmOkNjQL1ydLizjOxfgMpgWlSbwJ4j1aNh2ZWTS/52e+VS4A78Nr+5tdKHXDh",
+	"pYPNL3lABP3G0XbUFcvEYSVt5sVmAsu9T4shFzhylbjCzx80V0iXoF4KWMtnxT0KtI3p+/UAqv5MAlSE",
+	"azrysWulStc0s7B/+VSSxS4Ss0Ec581S9Amf8CXpIZ8s7oJzVHifv0xdD73DUkL7OF++EppUcixR6H4o",
+	"pdVr1gSwdG0ztZTR3CTiHHV1KdckFXK85q1OVy2e3TxqBRPrntLOp8HDzRl4nQq2A3wVEH4mQbtV9moX",
+	"oqVN66A/eN7dH3T7+1f9W2f5bkmuQbbcilLFN9H58gHoDMGpHdoYkmdnyD13Aa4Vlr5b4TEKTbRh6KCr",
+	"XKpF2zwKzcry2VTzKP50uqXaiGuDdnEr+6dVK39wJaFlnl/kO+gF37eqWTUAiOAd9EPhqsCoCIhcegVh",
+	"4pYOecua5OAwmb+46palCTMTW/UOFwCQ8ESV8ZJLFfCu/n23STl8R0q6oa4aNhwu+975N493vmzjwYYT",
+	"VlxeCCgqiWw/vT+x/Xa4+SWHIvInOJkn9QOQtzx8mINpGxbAZSeXrQcUetuVz2YdZn1nQ1OEXXBG2Yg5",
+	"k/SZRBMyx8nUKkSMwkr+SJh7i3r2PCWsVsA4YjZTpNB5xNiNDWfY5A8+1DHerFDL4F2Pd/Dbjnze2qWQ",
+	"vFM47A3B+01nvumVSp/1p97vfxaH9tYi9LD/avMLDiAdXhgMtph/A+adeXmLrxUK5u8u5I/6W5DZiJfw",
+	"mBrigiQES4IwmhOb7reVauCpvFEr2MaQt9MKJ/Law/+Ywu9i0wlowlFsicJFoSM89H8vpIZY+R/4QH/h",
+	"Yg4uBmMi6JLEeXt3++6I7Uhe6Jjj8dldniBSKxqRwOd+YHnt7j7yz1u7MuZEQmsNd/U6J4IMtek4IaZD",
+	"SOiGtehGPqYfRnMsZqSX/x0MzBHDQhMum5STqWH/IymnwaMpp2qL9bzP2HEpewNLG9VhfPWku55015Pu",
+	"+vPqLtALuNRgEPIxsiS5oxYzVR+NkYZq8nYBCcPk0aEIL0ieKmovwnz+GBVIf7ZXk9og2d7YFsm/o2Vv",
+	"W2c3mvX5DZ5Lbc3BXR7Qlf/8gl+QeQmJf13K/DLex722lksX1P1dLkYspEkhNkVFEZex5caiCDy25bWF",
+	"BWxrCpTfWNlSRklvjJQ33p16dLbtuL6MQ9g2agkq7rO9kK3B1G1xJWsink9h899PclQRVR8qdp6DS97O",
+	"A7vImLTKyw4gTC69y3s62rXJrCZ/ETpYUIViGg9NegqAOJmsUxxdz6BRIfo7nwQAVDZZm+aW4Dg5OCc0",
+	"JSqaQ9sVM3PbThJDztyUi+MRCy1uUgjJYiIjxlvC7aBR2DV84XqFG72ljIHguyggcd7OWXrM4FwNPq7h",
+	"AEOjGNi+jOk9efJvnvybkn/zeborj+hx2DNorHwbcmB8dUdvwzdK2ySmXTqi1hkeQslkRE8IwgwBuJI2",
+	"aCwAQ0pACJoce3gOGsXjEVvN9YgsW0wIWPtQbH+MQo8MEKJ//Od/odAX4oc9dAJVNwyFMslmoa1YeBU2",
+	"3o9A7qCVqx6O9wHEKhyWr3m8fkCJWgI4+lQuW9NK5lNNnu8/+NfbPDKTwm9zZZ/k+JMcv48c3z/YKp5T",
+	"bM5g3jvaZj716ton5VFXHkbMFOoO75w0We6vaXFCDHzPTcrDYFhIW8wEFXIGrFZb2+Cvy1JTUAT5/qAv",
+	"Rgyy/FZYxLKHwpFF6Rl1XP2bLcukUHCBJE7IMSIfqVQlAN0cEGjETPdb/Wk94yZV8j6N761K3Is+Z+b3",
+	"UyMGQmkrLdJ/NC1S3Mu2a48nJfB0WfEH0hqfn+C3Vbf3F/yuLh8EfUIUaYIxX/JrK+Td9YT2CwroBnBX",
+	"wZnNgPRRGNACCcFCFp7rjdiJK5Yd9A/hkhpqxriA8rriZwwcN00SBEeiSaSDMH/NZzxT9euOw4YWnKak",
+	"nmeqIrMuiermYAg3nevL0uY82bw3iLtbi6A/3VktnUvNXMhwYuU4fgpavPHT3EqCPvS+onjFRQz/gAJH",
+	"7ZG/7Grn2x8OB0ZSgdgIR8weyJ3vlUrfsmQdoEu8IJdUka8ulaCRCtClngFxFbHh6du3P5yfjS/PTt9f",
+	"nH1lDLBdh/cALaJHDMgLctq4QBFfTCgzsCYzomReKB8e9vfDHvqJqjllaP/I1jLLAB0hhyJv6j0BQgJm",
+	"Dnkz+p+VYl5TEW6rse1vprIGK2SpGvRHzI2bD3TDCCYivN/vo/y1GjUjhpPEvUHK45inQOKtTA6OhUhA",
+	"WCmySJXUSwLV0c0F0RlTNIEVW1EW8xWsrF4hoi3o/NIXkADcqttEV54xBYXCIwZ9BihD77hUM0Eu//W1",
+	"rbklaxuhiQSX0ktlaWqXYAutiY4FQRNuUpFSIkbMPXuMLFgB52iB2dq0BjEt4QNk8Em61O59PtMSzMAQ",
+	"7Yda5nu+JSyWtsTnpQknBXnRzz78gjKm3TYoYq7BQyBb/23wI0hsM6Ck4sKAWcyxnJvcLkCuMJ1GDGKL",
+	"uU2Aua94lsTGf8A5Uy+JoFOqtZEttja+zjiTRJi4lSAKoH3s3EdM0kWarP0xtXAG9o7yBo0FULe/h/uQ",
+	"f8DbkI/rQgABVks2JlYZHUzZkwr+wj2OJ3/gbjaG6WlQMTGsYV8sgG22Ob63HZhsbwOt98J3Zz9+c/7j",
+	"d+Pv377+JkQ7ucYuwo9oPWPyUEesVhdhVJMJwgCg1QIKBZ2XYAv+fXKsj0RrIf+2rvUXeG3QAeDGVSoU",
+	"vjn5K5B3OX53djE+fX1+9uOVJrVfIlHL4RHLDF4aiP3AGBUOvMvgr6Gd1Rwrc2usJIqwJLttnzp7c3L+",
+	"OhyxnYMyFosBRgnaEFAqaDsSr6FuZk60DgSMMT41oFAowakkWjGvobDElkRYnKaEKGU1m9bn8CyaCgLR",
+	"MYnSBNtVvPK4LMa6sehaaMdVU/mMZWWxfgJzeY6KSD9gvwH+3W5QxgBqg8kbGjVKVWAjQnCJnziD0K+8",
+	"JMRc6ecDmaaI0k0Zwn0CLfiSwH9qLxI2cic8sbIGFNIQfQ2wdtpItfavtoRqWHgWQEXiRBnOM9PdCpMP",
+	"UTliLqcb+nO1307dNTf6ke6lSkTeyijYf2Aa4g3FQKbZioTagac7qj+LsfAUafxy7qe8IfI9OJfVAh9v",
+	"fdTskZurrsvFLmk2SWiElpSshiDMjdURwNcClN/0aI2Ytw33mibGCvdG7B1PQKU4QImCLjLArjZW4Oo3",
+	"h1VUzlJxkFYsWiONmC+psQCdDi1rjiVKsPajQR//5Hz4NsUJYCHNii0ooqzh2NhrIxa6CdgHnBUF5T31",
+	"3hVh4H4eWzBzAxIaGvMHwC6N4mV8ZV1i86DJyivgt48hXmFSNzTxxq/2qGjQ5xBUZnjY30dFYOiwpXL9",
+	"D160bj/zb5SsNlSrP1WnP9K9yKegAuZcvRj5jqi80G57qbSx5NzUaMubysEt7igUPxrDHG6h0QlrrhGH",
+	"s9JSJu4ieN4ccvWCMHpso3JUaavZXpBMjKF8jOjUySfbw7V8c+OT5tGCYINFGlhERJs5TH2beogZEhwb",
+	"EIsq6mP/lQeY1dKZONhEtx4p1p5UbbmgvBLWpyIL20z84xFbUOjWoF0DCEYPUV3I7GrJVJTXjg7baVha",
+	"WFRo7gqL7wvPA79dfolzjGZbK6qf2CRsR2xGlyAPVzZISRxOakn2Gk6xbVULe79DmQd4ZLxr3hoxGx5W",
+	"vlYetihJ+IrEdizTaJhxNadsBitRrHNd4OuyBzdizUWiJY4x1aK+SPUYwqRCUZyAP50QvARG10rJrWTY",
+	"DnDw2WEbPMEaPMU+n0pDP5fS0I2mhZFid7MurOq/wb6A4Ii2LyptB7y1YNALbrY+yEcFl2vgKUCsUPGi",
+	"8td6y1gccoy1DxCefn92+sPb91fjq6vXofGFGF/t9tBPFqQcK/cy4C5rSyZAETaxSdO03nlSPnbo7r5K",
+	"eFn1Fgda79RdqbC9zC8soBK3AhaYlXTL9/loGz+jFnVTYxjFkSAxFSRSZc9X8SdN9BRYe1Iqv5dSyW/q",
+	"tK/h3SrfDAYVhNO2GiQPw7TrkDd8CRqk0QfieceKDFC+p4IY91K62lyQ3XkHG1P3N2LwMwTcApuyol0h",
+	"7V5YBwVFmeLTKdpp8ol6+kEXe4Jkj7EBTQ1HzKKnUuuVSZ9wJLKEmAQORla5hgOnVDqd5jq5GTVjboyg",
+	"IU0Z0Ny5cTFWeIKl1jTkY5Rk1hlmUglMLRS9x+JdcREPbWzTFCqNmHeXvfcLDTozhpeYQi+78Ngvsl0v",
+	"XHZCbeJKYYNGDNS6XUFIAIrbvOsKHpCF3YO6WmGvcyEi63x1t0DNvRibwX7cA/88Z+13yaa3s/onpcNs",
+	"cBQLMCP6ZHm+flLST+7i05XZ51bSdaOPqVV4FX2ooLo3XrWVqn8br9nOXG81U8Nj+udihibEdRxkfBXk",
+	"4K6OCq2STYsYc/fGpxAEdIKqDgBz4Ul5hFolaH3fIF5PoKbMTxcSTWNo2TNZQw3Dg97c/FNvYwEyG1fm",
+	"W2CW/Lc6txgb09ox0EmvlX8uE666UosxaDsoljjxBmQhPJ7wCCcoxmsUxtp4aWG04YjZFghgqMwEjQNk",
+	"g+ClgvPAZPySBHbOnQcPxAvgHpBqbkyfAiWmn7y9K4a292042sXp36cosAbK/9ouhvINRAv0ucbqrXj7",
+	"WLnmqLm1sqnjQbV/QAPY0O+K+ltcyharJ/c//hi3p3+Ci1B/1r8t+W5wGePOW9uJBzUkls19kQCuDXrf",
+	"QZam8VcKPcKGhfZhzyQada4E5BXyTI06EA2UxRRPCj0mRkwbChYONUClbMs5h5aJMdIWQQ+d1DuDueJf",
+	"ibTTht5fvLYFGSZZM0mIQDvQBnC4twez12MOX/Zf9kOUsZgIFC7wNeDWOGfH9A3bg37r1G5NZwjFLvo4",
+	"2HX7raFlrPbucqlagN8rysxevU2KbJAG3/MkNtmcIPNMuQ9khk65Xp1eDUesaRRwHHB0jfh0SiPSQzYt",
+	"2CaetrTpPa5cBUOZkII4rLVPpb0otLEC7jKABU/IsAgON8r6/YPIwj25f5i6cLRDcDRHXsKOmJ6Pda+J",
+	"9q/1aHAxWq5RDHd76EeeFzjJhmte6FMJ9eOKc5SYm9ZKm0iz3XYRbdVjfR+gr5u9P8UxZURKlAo+IbJX",
+	"ba5FOZOdTx8+/f8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -218,7 +218,7 @@ func TestBrowserManageRescheduleAndCancel(t *testing.T) {
 	shots.full("manage.png")
 	b.do(chromedp.Click(chromedp.CSS(choice)),
 		chromedp.WaitVisible(chromedp.CSS("#notice.notice-ok")))
-	require.Contains(t, b.text("#when"), "14:00")
+	require.Contains(t, b.text("#when"), "2:00 PM") // en-US, as the browser runs
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed' AND starts_at = $2", bookingID, target))
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND cause = 'rescheduled'", bookingID))
 

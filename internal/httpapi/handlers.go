@@ -9,6 +9,7 @@ import (
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/idempotency"
@@ -140,20 +141,26 @@ func (h *handlers) CreateCheckout(ctx context.Context, req genapi.CreateCheckout
 	}}, nil
 }
 
-// CancelBooking releases an unpaid hold by id alone; anything further along
-// is the customer's paid booking, which needs its manage_token (SPEC §3.1).
+// CancelBooking releases an unpaid hold by id alone; a confirmed booking is
+// the customer's paid booking, which needs its manage_token (SPEC §3.1).
+// Any other status cannot be cancelled: invalid_state, after the token's
+// check when one was sent.
 func (h *handlers) CancelBooking(ctx context.Context, req genapi.CancelBookingRequestObject) (genapi.CancelBookingResponseObject, error) {
 	b, err := booking.Get(ctx, database.New(h.s.pool), req.Id)
 	if err != nil {
 		return nil, err
 	}
-	if booking.Status(b.Status) == booking.PendingPayment {
+	_, sent := bearerFrom(ctx)
+	switch status := booking.Status(b.Status); {
+	case status == booking.PendingPayment:
 		b, err = h.s.checkout.Cancel(ctx, req.Id)
-	} else {
+	case status == booking.Confirmed || sent:
 		if err := authorize(ctx, b); err != nil {
 			return nil, err
 		}
 		b, err = h.s.processor.CancelPaid(ctx, req.Id)
+	default:
+		err = apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment or confirmed booking can be cancelled", status)
 	}
 	if err != nil {
 		return nil, err

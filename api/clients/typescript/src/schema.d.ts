@@ -144,9 +144,9 @@ export interface paths {
          *     Stripe reports the session completed meanwhile, that payment is applied instead and
          *     the answer is `409 invalid_state`.
          *
-         *     A booking past `pending_payment` needs its `manage_token` (`Authorization: Bearer`;
-         *     missing or wrong: `401 unauthorized`). A `confirmed` booking that has not started is
-         *     cancelled, its slot released, and the refund its resource's `cancellation_policy`
+         *     A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+         *     wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+         *     check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
          *     gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
          *     window the cancel is allowed and refunds nothing). A full refund makes the booking
          *     `refunded` when Stripe reports the charge refunded; a partial one leaves it

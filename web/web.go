@@ -27,6 +27,7 @@ var pages = map[string]string{
 	"/{$}":             "pages/index.html",
 	"/booking/success": "pages/success.html",
 	"/booking/cancel":  "pages/cancel.html",
+	"/booking/manage":  "pages/manage.html",
 	"/admin":           "pages/admin.html",
 }
 

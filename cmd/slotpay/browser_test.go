@@ -53,18 +53,7 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 
 	// The customer: Studio A (UTC, 60-minute slots at 45.00 eur), tomorrow
 	// 10:00, two slots.
-	tomorrow := testkit.TomorrowAt(10)
-	day := tomorrow.Format(time.DateOnly)
-	slot := fmt.Sprintf(`#slots input[data-starts-at=%q]`, tomorrow.Format(time.RFC3339))
-	b.do(chromedp.Navigate(base+"/?resource=studio-a"),
-		chromedp.WaitVisible(chromedp.CSS("#slots input")))
-	b.setValue("#date", day)
-	b.do(chromedp.WaitVisible(chromedp.CSS(slot)),
-		chromedp.Click(chromedp.CSS(slot)),
-		chromedp.WaitVisible(chromedp.CSS("#length")))
-	b.setValue("#length", "2")
-	b.do(chromedp.SendKeys(chromedp.CSS("#name"), "Ada Lovelace"),
-		chromedp.SendKeys(chromedp.CSS("#email"), "ada@example.com"))
+	b.fillBooking(base, testkit.TomorrowAt(10), "2")
 	require.Equal(t, "€90.00", b.text("#summary-total"))
 	require.Contains(t, b.text("#summary"), "Studio A")
 	shots.full("book.png")
@@ -161,6 +150,88 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 
 	b.do(chromedp.Click(chromedp.CSS("#logout")),
 		chromedp.WaitVisible(chromedp.CSS("#login-email")))
+	b.requireCleanConsole()
+}
+
+// fillBooking fills the booking page for studio-a from start, length slots
+// long, as Ada Lovelace: everything up to the submit button.
+func (b *browser) fillBooking(base string, start time.Time, length string) {
+	b.t.Helper()
+	slot := fmt.Sprintf(`#slots input[data-starts-at=%q]`, start.UTC().Format(time.RFC3339))
+	b.do(chromedp.Navigate(base+"/?resource=studio-a"),
+		chromedp.WaitVisible(chromedp.CSS("#slots input")))
+	b.setValue("#date", start.UTC().Format(time.DateOnly))
+	b.do(chromedp.WaitVisible(chromedp.CSS(slot)),
+		chromedp.Click(chromedp.CSS(slot)),
+		chromedp.WaitVisible(chromedp.CSS("#length")))
+	b.setValue("#length", length)
+	b.do(chromedp.SendKeys(chromedp.CSS("#name"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.CSS("#email"), "ada@example.com"))
+}
+
+// TestBrowserManageRescheduleAndCancel: after paying, the success page links
+// to the manage page with the manage_token the 201 returned (the
+// confirmation e-mail carries the same link); there the customer sees what a
+// cancel would refund, moves the booking to another free time, then cancels
+// it and is refunded under studio-a's policy (in full, more than 24 h
+// ahead).
+func TestBrowserManageRescheduleAndCancel(t *testing.T) {
+	t.Parallel()
+	chromium := findChromium(t)
+
+	tdb := testkit.NewDatabase(t)
+	base, env := serveInProcess(t, tdb)
+	r := runCommand(t, envOf(env), "seed-demo")
+	require.Equal(t, 0, r.code, r.stderr)
+	b := newBrowser(t, chromium)
+	shots := screenshotter(t, b)
+
+	day := func(days, hour int) time.Time {
+		d := time.Now().UTC().AddDate(0, 0, days)
+		return time.Date(d.Year(), d.Month(), d.Day(), hour, 0, 0, 0, time.UTC)
+	}
+	b.fillBooking(base, day(3, 10), "1")
+	b.interceptNavigation("https://checkout.stripe.com/*", func() {
+		b.do(chromedp.Click(chromedp.CSS("#submit")))
+	})
+	var bookingID string
+	require.NoError(t, tdb.Pool.QueryRow(t.Context(),
+		"SELECT id::text FROM bookings WHERE status = 'pending_payment' AND checkout_session_id IS NOT NULL").Scan(&bookingID))
+	r = runCommand(t, envOf(env), "dev", "pay", bookingID)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	b.do(chromedp.Navigate(base+"/booking/success?booking_id="+bookingID+"&session_id=cs_test_x"),
+		chromedp.WaitVisible(chromedp.CSS(`#state[data-status=confirmed]`)),
+		chromedp.WaitVisible(chromedp.CSS("#manage-link")),
+		chromedp.Click(chromedp.CSS("#manage-link")),
+		chromedp.WaitVisible(chromedp.CSS(`#status[data-status=confirmed]`)))
+	require.NotContains(t, b.location(), "token=", "the token leaves the address bar once kept")
+	require.Equal(t, "€45.00", b.text("#refund-now"))
+	require.Contains(t, b.text("#customer"), "ada@example.com")
+	require.Contains(t, b.text("#policy"), "full refund up to 24 h before the start")
+
+	// Move it to the next day at 14:00.
+	target := day(4, 14)
+	choice := fmt.Sprintf(`#resched-slots button[data-start=%q]`, target.Format("2006-01-02T15:04:05.000Z"))
+	b.setValue("#resched-date", target.Format(time.DateOnly))
+	b.do(chromedp.WaitVisible(chromedp.CSS(choice)))
+	shots.full("manage.png")
+	b.do(chromedp.Click(chromedp.CSS(choice)),
+		chromedp.WaitVisible(chromedp.CSS("#notice.notice-ok")))
+	require.Contains(t, b.text("#when"), "2:00 PM") // en-US, as the browser runs
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed' AND starts_at = $2", bookingID, target))
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND cause = 'rescheduled'", bookingID))
+
+	// Cancel it: refunded in full under the policy.
+	b.do(chromedp.Click(chromedp.CSS("#cancel")),
+		chromedp.WaitVisible(chromedp.CSS(`#status[data-status=cancelled]`)),
+		chromedp.WaitVisible(chromedp.CSS("#refund")))
+	require.Equal(t, "€45.00", b.text("#refund"))
+	require.Contains(t, b.text("#notice"), "A refund of €45.00")
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND refund_amount = 4500 AND cancelled_after_payment", bookingID))
+	testkit.WaitFor(t, "the refund requested at Stripe", func() bool {
+		return tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND refund_requested_at IS NOT NULL", bookingID) == 1
+	})
 	b.requireCleanConsole()
 }
 

@@ -429,6 +429,9 @@ type AdminBooking struct {
 	// AmountTotal Example: 9000
 	AmountTotal int64 `json:"amount_total"`
 
+	// CancelledAfterPayment The customer cancelled the booking once it was paid.
+	CancelledAfterPayment *bool `json:"cancelled_after_payment,omitempty"`
+
 	// CheckoutSessionId Example: cs_test_a1b2c3
 	CheckoutSessionId *string   `json:"checkout_session_id"`
 	CreatedAt         time.Time `json:"created_at"`
@@ -460,7 +463,10 @@ type AdminBooking struct {
 	// PaymentIntentId Example: pi_3NG8Du2eZvKYlo2C1a2b3c4d
 	PaymentIntentId *string `json:"payment_intent_id"`
 
-	// RefundRequestedAt When Stripe accepted slotpay's request for a full refund.
+	// RefundAmount The refund a customer's cancel after payment requested (`null` without one).
+	RefundAmount *int64 `json:"refund_amount,omitempty"`
+
+	// RefundRequestedAt When Stripe accepted slotpay's request for a refund.
 	RefundRequestedAt *time.Time         `json:"refund_requested_at"`
 	ResourceId        openapi_types.UUID `json:"resource_id"`
 	StartsAt          time.Time          `json:"starts_at"`
@@ -584,13 +590,94 @@ type Booking struct {
 	// HoldExpiresAt When an unpaid hold lapses.
 	HoldExpiresAt time.Time          `json:"hold_expires_at"`
 	Id            openapi_types.UUID `json:"id"`
-	ResourceId    openapi_types.UUID `json:"resource_id"`
-	StartsAt      time.Time          `json:"starts_at"`
-	Status        BookingStatus      `json:"status"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64             `json:"refund_amount,omitempty"`
+	ResourceId   openapi_types.UUID `json:"resource_id"`
+	StartsAt     time.Time          `json:"starts_at"`
+	Status       BookingStatus      `json:"status"`
 }
 
 // BookingStatus defines model for BookingStatus.
 type BookingStatus string
+
+// BookingView A booking as `GET /v1/bookings/{id}` shows it: the public view, and with the
+// booking's `manage_token` also `customer`, `cancellation_policy`,
+// `cancel_refund_amount` and `reschedule_until`.
+type BookingView struct {
+	// AmountTotal Server-computed price in the currency's minor unit.
+	//
+	// Example: 9000
+	AmountTotal int64 `json:"amount_total"`
+
+	// CancelRefundAmount What `POST /v1/bookings/{id}/cancel` would refund if sent now, under the
+	// resource's `cancellation_policy`; 0 for a booking that is not `confirmed`.
+	//
+	//
+	// Example: 9000
+	CancelRefundAmount *int64 `json:"cancel_refund_amount,omitempty"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
+
+	// CheckoutSessionId Example: cs_test_a1b2c3
+	CheckoutSessionId *string   `json:"checkout_session_id"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency Currency `json:"currency"`
+	Customer *struct {
+		// Email Example: ada@example.com
+		Email openapi_types.Email `json:"email"`
+
+		// Name Example: Ada Lovelace
+		Name string `json:"name"`
+	} `json:"customer,omitempty"`
+	EndsAt time.Time `json:"ends_at"`
+
+	// HoldExpiresAt When an unpaid hold lapses.
+	HoldExpiresAt time.Time          `json:"hold_expires_at"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64 `json:"refund_amount,omitempty"`
+
+	// RescheduleUntil The full-refund cutoff, until which a `confirmed` booking can be moved.
+	RescheduleUntil *time.Time         `json:"reschedule_until,omitempty"`
+	ResourceId      openapi_types.UUID `json:"resource_id"`
+	StartsAt        time.Time          `json:"starts_at"`
+	Status          BookingStatus      `json:"status"`
+}
+
+// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+// nothing later. The default is a full refund up to 24 hours before, none after.
+type CancellationPolicy struct {
+	// FullRefundHoursBefore Example: 24
+	FullRefundHoursBefore int32 `json:"full_refund_hours_before"`
+
+	// PartialRefundHoursBefore At most `full_refund_hours_before`.
+	//
+	// Example: 2
+	PartialRefundHoursBefore int32 `json:"partial_refund_hours_before"`
+
+	// PartialRefundPercent Example: 50
+	PartialRefundPercent int32 `json:"partial_refund_percent"`
+}
 
 // Checkout defines model for Checkout.
 type Checkout struct {
@@ -642,6 +729,46 @@ type CreateBookingRequest struct {
 	//
 	// Example: 2027-01-04T10:00:00Z
 	StartsAt time.Time `json:"starts_at"`
+}
+
+// CreatedBooking The new booking, with the secret that manages it; only this answer carries it.
+type CreatedBooking struct {
+	// AmountTotal Server-computed price in the currency's minor unit.
+	//
+	// Example: 9000
+	AmountTotal int64 `json:"amount_total"`
+
+	// CheckoutSessionId Example: cs_test_a1b2c3
+	CheckoutSessionId *string   `json:"checkout_session_id"`
+	CreatedAt         time.Time `json:"created_at"`
+
+	// Currency Lowercase ISO 4217 code.
+	//
+	// Example: eur
+	Currency Currency  `json:"currency"`
+	EndsAt   time.Time `json:"ends_at"`
+
+	// HoldExpiresAt When an unpaid hold lapses.
+	HoldExpiresAt time.Time          `json:"hold_expires_at"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// ManageToken Send it as `Authorization: Bearer` to see the booking's details, cancel it or
+	// move it once paid. Shown here and in the manage link of the confirmation e-mail
+	// only.
+	//
+	//
+	// Example: 3q2-7wABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abc
+	ManageToken string `json:"manage_token"`
+
+	// RefundAmount Present once the customer cancelled the paid booking: the refund that cancel
+	// requested at Stripe under the resource's policy (0 inside the no-refund window).
+	//
+	//
+	// Example: 4500
+	RefundAmount *int64             `json:"refund_amount,omitempty"`
+	ResourceId   openapi_types.UUID `json:"resource_id"`
+	StartsAt     time.Time          `json:"starts_at"`
+	Status       BookingStatus      `json:"status"`
 }
 
 // Currency Lowercase ISO 4217 code.
@@ -897,9 +1024,24 @@ type ReconcileSummary struct {
 	UnmatchedApplied *int32 `json:"unmatched_applied,omitempty"`
 }
 
+// RescheduleRequest defines model for RescheduleRequest.
+type RescheduleRequest struct {
+	// EndsAt Example: 2027-01-05T12:00:00Z
+	EndsAt time.Time `json:"ends_at"`
+
+	// StartsAt Example: 2027-01-05T10:00:00Z
+	StartsAt time.Time `json:"starts_at"`
+}
+
 // Resource defines model for Resource.
 type Resource struct {
 	Active bool `json:"active"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy CancellationPolicy `json:"cancellation_policy"`
 
 	// CloseTime Example: 09:00
 	CloseTime LocalTime `json:"close_time"`
@@ -949,6 +1091,12 @@ type Resource struct {
 // ResourceCreate defines model for ResourceCreate.
 type ResourceCreate struct {
 	Active *bool `json:"active,omitempty"`
+
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
 
 	// CloseTime Example: 09:00
 	CloseTime LocalTime `json:"close_time"`
@@ -1000,6 +1148,12 @@ type ResourcePatch struct {
 	// Active Example: false
 	Active *bool `json:"active,omitempty"`
 
+	// CancellationPolicy What a customer's cancel of a confirmed booking refunds: everything when it comes at
+	// least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+	// (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+	// nothing later. The default is a full refund up to 24 hours before, none after.
+	CancellationPolicy *CancellationPolicy `json:"cancellation_policy,omitempty"`
+
 	// CloseTime Example: 09:00
 	CloseTime *LocalTime `json:"close_time,omitempty"`
 
@@ -1035,6 +1189,9 @@ type StatusChange struct {
 	// Cause Example: checkout.session.completed
 	Cause string `json:"cause"`
 
+	// FromSlot A reschedule's (cause `rescheduled`) old slot; absent otherwise.
+	FromSlot *Slot `json:"from_slot,omitempty"`
+
 	// FromStatus `null` for the entry that created the booking.
 	FromStatus *BookingStatus `json:"from_status"`
 
@@ -1042,8 +1199,11 @@ type StatusChange struct {
 	OperatorId *openapi_types.UUID `json:"operator_id"`
 
 	// StripeEventId Example: evt_1NG8Du2eZvKYlo2CUI79vXWy
-	StripeEventId *string       `json:"stripe_event_id"`
-	ToStatus      BookingStatus `json:"to_status"`
+	StripeEventId *string `json:"stripe_event_id"`
+
+	// ToSlot A reschedule's new slot; absent otherwise.
+	ToSlot   *Slot         `json:"to_slot,omitempty"`
+	ToStatus BookingStatus `json:"to_status"`
 }
 
 // UnauthorizedError A 401. `ErrorEnvelope` with the codes of this status.
@@ -1220,6 +1380,12 @@ type CreateCheckoutParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// RescheduleBookingParams defines parameters for RescheduleBooking.
+type RescheduleBookingParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetAvailabilityParams defines parameters for GetAvailability.
 type GetAvailabilityParams struct {
 	// Date Local date in the resource's timezone.
@@ -1237,6 +1403,9 @@ type AdminLoginJSONRequestBody = AdminLoginRequest
 
 // CreateBookingJSONRequestBody defines body for CreateBooking for application/json ContentType.
 type CreateBookingJSONRequestBody = CreateBookingRequest
+
+// RescheduleBookingJSONRequestBody defines body for RescheduleBooking for application/json ContentType.
+type RescheduleBookingJSONRequestBody = RescheduleRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1485,6 +1654,12 @@ type ClientInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1500,6 +1675,12 @@ type ClientInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1511,15 +1692,28 @@ type ClientInterface interface {
 	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 	// Stripe's signed webhook has landed.
 	//
+	// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+	// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+	// cancel now would refund) and `reschedule_until`. A token that does not match is
+	// `401 unauthorized`.
+	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	//
 	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 	// expired at Stripe first, so the slot is never released while it can still be paid; if
 	// Stripe reports the session completed meanwhile, that payment is applied instead and
 	// the answer is `409 invalid_state`.
+	//
+	// A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+	// wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+	// check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
+	// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+	// window the cancel is allowed and refunds nothing). A full refund makes the booking
+	// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+	// `cancelled`.
 	//
 	// Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
 	CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1533,6 +1727,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 	CreateCheckout(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RescheduleBookingWithBody Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithBody(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RescheduleBooking Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBooking(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListResources List active resources
 	//
@@ -1874,6 +2098,12 @@ func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody,
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1899,6 +2129,12 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -1920,6 +2156,11 @@ func (c *Client) CreateBooking(ctx context.Context, params *CreateBookingParams,
 // Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 // Stripe's signed webhook has landed.
 //
+// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+// cancel now would refund) and `reschedule_until`. A token that does not match is
+// `401 unauthorized`.
+//
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetBookingRequest(c.Server, id)
@@ -1933,12 +2174,20 @@ func (c *Client) GetBooking(ctx context.Context, id BookingID, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
-// CancelBooking Release a held slot
+// CancelBooking Cancel a booking
 //
 // Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 // expired at Stripe first, so the slot is never released while it can still be paid; if
 // Stripe reports the session completed meanwhile, that payment is applied instead and
 // the answer is `409 invalid_state`.
+//
+// A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+// wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+// check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
+// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+// window the cancel is allowed and refunds nothing). A full refund makes the booking
+// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+// `cancelled`.
 //
 // Corresponds with POST /v1/bookings/{id}/cancel (the `CancelBooking` operationId).
 func (c *Client) CancelBooking(ctx context.Context, id BookingID, params *CancelBookingParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1963,6 +2212,56 @@ func (c *Client) CancelBooking(ctx context.Context, id BookingID, params *Cancel
 // Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 func (c *Client) CreateCheckout(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateCheckoutRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RescheduleBookingWithBody Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *Client) RescheduleBookingWithBody(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRescheduleBookingRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RescheduleBooking Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *Client) RescheduleBooking(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRescheduleBookingRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2884,6 +3183,68 @@ func NewCreateCheckoutRequest(server string, id BookingID, params *CreateCheckou
 	return req, nil
 }
 
+// NewRescheduleBookingRequest calls the generic RescheduleBooking builder with application/json body
+func NewRescheduleBookingRequest(server string, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRescheduleBookingRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewRescheduleBookingRequestWithBody constructs an http.Request for the RescheduleBooking method, with any body, and a specified content type
+func NewRescheduleBookingRequestWithBody(server string, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bookings/%s/reschedule", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewListResourcesRequest constructs an http.Request for the ListResources method
 func NewListResourcesRequest(server string) (*http.Request, error) {
 	var err error
@@ -3203,6 +3564,12 @@ type ClientWithResponsesInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -3218,6 +3585,12 @@ type ClientWithResponsesInterface interface {
 	// (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 	// them lapse. Paying, cancelling or letting a hold lapse frees its place.
 	//
+	// The answer, and only it (and its idempotent replay, which carries the same token),
+	// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+	// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+	// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+	// derived again.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -3229,17 +3602,30 @@ type ClientWithResponsesInterface interface {
 	// Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 	// Stripe's signed webhook has landed.
 	//
+	// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+	// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+	// cancel now would refund) and `reschedule_until`. A token that does not match is
+	// `401 unauthorized`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
 	GetBookingWithResponse(ctx context.Context, id BookingID, reqEditors ...RequestEditorFn) (*GetBookingResponse, error)
 
-	// CancelBookingWithResponse Release a held slot
+	// CancelBookingWithResponse Cancel a booking
 	//
 	// Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 	// expired at Stripe first, so the slot is never released while it can still be paid; if
 	// Stripe reports the session completed meanwhile, that payment is applied instead and
 	// the answer is `409 invalid_state`.
+	//
+	// A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+	// wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+	// check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
+	// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+	// window the cancel is allowed and refunds nothing). A full refund makes the booking
+	// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+	// `cancelled`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3257,6 +3643,36 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/bookings/{id}/checkout (the `CreateCheckout` operationId).
 	CreateCheckoutWithResponse(ctx context.Context, id BookingID, params *CreateCheckoutParams, reqEditors ...RequestEditorFn) (*CreateCheckoutResponse, error)
+
+	// RescheduleBookingWithBodyWithResponse Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithBodyWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error)
+
+	// RescheduleBookingWithResponse Move a paid booking to another slot
+	//
+	// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+	// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+	// before it starts). Every rule of a new booking applies to the new slot. The move is one
+	// transaction and the database's exclusion constraint has the last word: a slot taken
+	// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+	// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+	// the new slot (cause `rescheduled`).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+	RescheduleBookingWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error)
 
 	// ListResourcesWithResponse List active resources
 	//
@@ -5369,7 +5785,7 @@ type CreateBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *Booking
+	JSON201 *CreatedBooking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
 	// JSON403 the response for an HTTP 403 `application/json` response
@@ -5415,7 +5831,7 @@ type CreateBookingResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r CreateBookingResponse) GetJSON201() *Booking {
+func (r CreateBookingResponse) GetJSON201() *CreatedBooking {
 	return r.JSON201
 }
 
@@ -5512,6 +5928,15 @@ type GetBookingResponse400Headers struct {
 	XRequestId          *string
 }
 
+// GetBookingResponse401Headers the declared response headers of an HTTP 401 response for GetBooking
+type GetBookingResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
 // GetBookingResponse404Headers the declared response headers of an HTTP 404 response for GetBooking
 type GetBookingResponse404Headers struct {
 	IdempotentReplayed  *string
@@ -5539,9 +5964,11 @@ type GetBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Booking
+	JSON200 *BookingView
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -5552,6 +5979,8 @@ type GetBookingResponse struct {
 	Headers200 *GetBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *GetBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetBookingResponse401Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetBookingResponse404Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
@@ -5561,13 +5990,18 @@ type GetBookingResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetBookingResponse) GetJSON200() *Booking {
+func (r GetBookingResponse) GetJSON200() *BookingView {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r GetBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
@@ -5625,6 +6059,15 @@ type CancelBookingResponse200Headers struct {
 
 // CancelBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelBooking
 type CancelBookingResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CancelBookingResponse401Headers the declared response headers of an HTTP 401 response for CancelBooking
+type CancelBookingResponse401Headers struct {
 	IdempotentReplayed  *string
 	XRateLimitLimit     *int32
 	XRateLimitRemaining *int32
@@ -5705,6 +6148,8 @@ type CancelBookingResponse struct {
 	JSON200 *Booking
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *Forbidden
 	// JSON404 the response for an HTTP 404 `application/json` response
@@ -5725,6 +6170,8 @@ type CancelBookingResponse struct {
 	Headers200 *CancelBookingResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *CancelBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelBookingResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
 	Headers403 *CancelBookingResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
@@ -5751,6 +6198,11 @@ func (r CancelBookingResponse) GetJSON200() *Booking {
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
 func (r CancelBookingResponse) GetJSON400() *InvalidRequest {
 	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
@@ -6024,6 +6476,249 @@ func (r CreateCheckoutResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateCheckoutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RescheduleBookingResponse200Headers the declared response headers of an HTTP 200 response for RescheduleBooking
+type RescheduleBookingResponse200Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse400Headers the declared response headers of an HTTP 400 response for RescheduleBooking
+type RescheduleBookingResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse401Headers the declared response headers of an HTTP 401 response for RescheduleBooking
+type RescheduleBookingResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse403Headers the declared response headers of an HTTP 403 response for RescheduleBooking
+type RescheduleBookingResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse404Headers the declared response headers of an HTTP 404 response for RescheduleBooking
+type RescheduleBookingResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse409Headers the declared response headers of an HTTP 409 response for RescheduleBooking
+type RescheduleBookingResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse413Headers the declared response headers of an HTTP 413 response for RescheduleBooking
+type RescheduleBookingResponse413Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse415Headers the declared response headers of an HTTP 415 response for RescheduleBooking
+type RescheduleBookingResponse415Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse422Headers the declared response headers of an HTTP 422 response for RescheduleBooking
+type RescheduleBookingResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse429Headers the declared response headers of an HTTP 429 response for RescheduleBooking
+type RescheduleBookingResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponse500Headers the declared response headers of an HTTP 500 response for RescheduleBooking
+type RescheduleBookingResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RescheduleBookingResponseDefaultHeaders the declared response headers of an HTTP default response for RescheduleBooking
+type RescheduleBookingResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type RescheduleBookingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Booking
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RescheduleBookingResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RescheduleBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RescheduleBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RescheduleBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RescheduleBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RescheduleBookingResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RescheduleBookingResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RescheduleBookingResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RescheduleBookingResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RescheduleBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RescheduleBookingResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RescheduleBookingResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RescheduleBookingResponse) GetJSON200() *Booking {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RescheduleBookingResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RescheduleBookingResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RescheduleBookingResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RescheduleBookingResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RescheduleBookingResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r RescheduleBookingResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r RescheduleBookingResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RescheduleBookingResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RescheduleBookingResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RescheduleBookingResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RescheduleBookingResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RescheduleBookingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RescheduleBookingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RescheduleBookingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RescheduleBookingResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6507,6 +7202,12 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -6528,6 +7229,12 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
 // them lapse. Paying, cancelling or letting a hold lapse frees its place.
 //
+// The answer, and only it (and its idempotent replay, which carries the same token),
+// carries the booking's `manage_token`: keep it, it is what lets the customer see the
+// booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+// keeps only its hash and a salt from which the confirmation e-mail's manage link is
+// derived again.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/bookings (the `CreateBooking` operationId).
@@ -6545,6 +7252,11 @@ func (c *ClientWithResponses) CreateBookingWithResponse(ctx context.Context, par
 // Poll it after the customer returns from Checkout: the booking is `confirmed` only once
 // Stripe's signed webhook has landed.
 //
+// With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+// `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+// cancel now would refund) and `reschedule_until`. A token that does not match is
+// `401 unauthorized`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /v1/bookings/{id} (the `GetBooking` operationId).
@@ -6556,12 +7268,20 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, id Boo
 	return ParseGetBookingResponse(rsp)
 }
 
-// CancelBookingWithResponse Release a held slot
+// CancelBookingWithResponse Cancel a booking
 //
 // Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
 // expired at Stripe first, so the slot is never released while it can still be paid; if
 // Stripe reports the session completed meanwhile, that payment is applied instead and
 // the answer is `409 invalid_state`.
+//
+// A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+// wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+// check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
+// gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+// window the cancel is allowed and refunds nothing). A full refund makes the booking
+// `refunded` when Stripe reports the charge refunded; a partial one leaves it
+// `cancelled`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6590,6 +7310,48 @@ func (c *ClientWithResponses) CreateCheckoutWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseCreateCheckoutResponse(rsp)
+}
+
+// RescheduleBookingWithBodyWithResponse Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error) {
+	rsp, err := c.RescheduleBookingWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRescheduleBookingResponse(rsp)
+}
+
+// RescheduleBookingWithResponse Move a paid booking to another slot
+//
+// Moves a `confirmed` booking to another run of free slots of the same resource, at the
+// same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+// before it starts). Every rule of a new booking applies to the new slot. The move is one
+// transaction and the database's exclusion constraint has the last word: a slot taken
+// meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+// or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+// the new slot (cause `rescheduled`).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/bookings/{id}/reschedule (the `RescheduleBooking` operationId).
+func (c *ClientWithResponses) RescheduleBookingWithResponse(ctx context.Context, id BookingID, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error) {
+	rsp, err := c.RescheduleBooking(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRescheduleBookingResponse(rsp)
 }
 
 // ListResourcesWithResponse List active resources
@@ -10517,7 +11279,7 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest Booking
+		var dest CreatedBooking
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10985,7 +11747,7 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Booking
+		var dest BookingView
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10997,6 +11759,13 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest NotFound
@@ -11070,6 +11839,44 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 404:
 		var headers GetBookingResponse404Headers
 		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
@@ -11188,6 +11995,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			return nil, err
 		}
 		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
 		var dest Forbidden
@@ -11324,6 +12138,44 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.XRequestId = &value
 		}
 		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
 		var headers CancelBookingResponse403Headers
 		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
@@ -12021,6 +12873,519 @@ func ParseCreateCheckoutResponse(rsp *http.Response) (*CreateCheckoutResponse, e
 	return response, nil
 }
 
+// ParseRescheduleBookingResponse parses an HTTP response from a RescheduleBookingWithResponse call
+func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RescheduleBookingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Booking
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RescheduleBookingResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RescheduleBookingResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RescheduleBookingResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RescheduleBookingResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RescheduleBookingResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RescheduleBookingResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers RescheduleBookingResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RescheduleBookingResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers RescheduleBookingResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RescheduleBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RescheduleBookingResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers RescheduleBookingResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListResourcesResponse parses an HTTP response from a ListResourcesWithResponse call
 func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12357,12 +13722,15 @@ type ServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(w http.ResponseWriter, r *http.Request, id BookingID)
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	// (POST /v1/bookings/{id}/cancel)
 	CancelBooking(w http.ResponseWriter, r *http.Request, id BookingID, params CancelBookingParams)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(w http.ResponseWriter, r *http.Request, id BookingID, params CreateCheckoutParams)
+	// RescheduleBooking Move a paid booking to another slot
+	// (POST /v1/bookings/{id}/reschedule)
+	RescheduleBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RescheduleBookingParams)
 	// ListResources List active resources
 	// (GET /v1/resources)
 	ListResources(w http.ResponseWriter, r *http.Request)
@@ -13091,6 +14459,56 @@ func (siw *ServerInterfaceWrapper) CreateCheckout(w http.ResponseWriter, r *http
 	handler.ServeHTTP(w, r)
 }
 
+// RescheduleBooking operation middleware
+func (siw *ServerInterfaceWrapper) RescheduleBooking(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id BookingID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RescheduleBookingParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RescheduleBooking(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListResources operation middleware
 func (siw *ServerInterfaceWrapper) ListResources(w http.ResponseWriter, r *http.Request) {
 
@@ -13273,6 +14691,7 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/bookings/{id}", wrapper.GetBooking)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/checkout", wrapper.CreateCheckout)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/cancel", wrapper.CancelBooking)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/bookings/{id}/reschedule", wrapper.RescheduleBooking)
 	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogout)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/session", wrapper.AdminLogin)
 	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/me", wrapper.AdminMe)
@@ -16176,7 +17595,7 @@ type CreateBooking201ResponseHeaders struct {
 }
 
 type CreateBooking201JSONResponse struct {
-	Body    Booking
+	Body    CreatedBooking
 	Headers CreateBooking201ResponseHeaders
 }
 
@@ -16497,7 +17916,7 @@ type GetBooking200ResponseHeaders struct {
 }
 
 type GetBooking200JSONResponse struct {
-	Body    Booking
+	Body    BookingView
 	Headers GetBooking200ResponseHeaders
 }
 
@@ -16541,6 +17960,35 @@ func (response GetBooking400JSONResponse) VisitGetBookingResponse(w http.Respons
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetBooking401JSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16698,6 +18146,35 @@ func (response CancelBooking400JSONResponse) VisitCancelBookingResponse(w http.R
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelBooking401JSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17224,6 +18701,362 @@ func (response CreateCheckoutdefaultJSONResponse) VisitCreateCheckoutResponse(w 
 	return err
 }
 
+type RescheduleBookingRequestObject struct {
+	Id     BookingID `json:"id"`
+	Params RescheduleBookingParams
+	Body   *RescheduleBookingJSONRequestBody
+}
+
+type RescheduleBookingResponseObject interface {
+	VisitRescheduleBookingResponse(w http.ResponseWriter) error
+}
+
+type RescheduleBooking200ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type RescheduleBooking200JSONResponse struct {
+	Body    Booking
+	Headers RescheduleBooking200ResponseHeaders
+}
+
+func (response RescheduleBooking200JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RescheduleBooking400JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RescheduleBooking401JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RescheduleBooking403JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RescheduleBooking404JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RescheduleBooking409JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response RescheduleBooking413JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response RescheduleBooking415JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RescheduleBooking422JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RescheduleBooking429JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBooking500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RescheduleBooking500JSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RescheduleBookingdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RescheduleBookingdefaultJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListResourcesRequestObject struct {
 }
 
@@ -17490,12 +19323,15 @@ type StrictServerInterface interface {
 	// GetBooking Get a booking
 	// (GET /v1/bookings/{id})
 	GetBooking(ctx context.Context, request GetBookingRequestObject) (GetBookingResponseObject, error)
-	// CancelBooking Release a held slot
+	// CancelBooking Cancel a booking
 	// (POST /v1/bookings/{id}/cancel)
 	CancelBooking(ctx context.Context, request CancelBookingRequestObject) (CancelBookingResponseObject, error)
 	// CreateCheckout Start payment on Stripe Checkout
 	// (POST /v1/bookings/{id}/checkout)
 	CreateCheckout(ctx context.Context, request CreateCheckoutRequestObject) (CreateCheckoutResponseObject, error)
+	// RescheduleBooking Move a paid booking to another slot
+	// (POST /v1/bookings/{id}/reschedule)
+	RescheduleBooking(ctx context.Context, request RescheduleBookingRequestObject) (RescheduleBookingResponseObject, error)
 	// ListResources List active resources
 	// (GET /v1/resources)
 	ListResources(ctx context.Context, request ListResourcesRequestObject) (ListResourcesResponseObject, error)
@@ -17985,6 +19821,40 @@ func (sh *strictHandler) CreateCheckout(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
+// RescheduleBooking operation middleware
+func (sh *strictHandler) RescheduleBooking(w http.ResponseWriter, r *http.Request, id BookingID, params RescheduleBookingParams) {
+	var request RescheduleBookingRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body RescheduleBookingJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RescheduleBooking(ctx, request.(RescheduleBookingRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RescheduleBooking")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RescheduleBookingResponseObject); ok {
+		if err := validResponse.VisitRescheduleBookingResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // ListResources operation middleware
 func (sh *strictHandler) ListResources(w http.ResponseWriter, r *http.Request) {
 	var request ListResourcesRequestObject
@@ -18041,176 +19911,203 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3uuCrfMU9VZammhR1c2ypUrWKoklUcWKvJNfMntDLBrtBEqMm0AHQopmsq87ffZA9+x77KPMk",
-	"p/AB6HuL1CUaJ9b8GEfNBvoD8OG7X37rRWKRCk65Vr2j33pzSmIq8T/PY7pIhaZc9y9ompAVjc3jmKpI",
-	"slQzwXtHvVDLjIawnFMOek5BUpUKrmgAKosiqhQICQcfPwbAFL6gtJA0BsLVkkrQAggHSmTCqARJf8mo",
-	"0iO+ZHpu3yYLCjkg0ar/A13B1oLquYgDSImeA+ExTES82h7AyURRrkHoOZVLpuhgxHtBT0VzuiAGdMqz",
-	"Re/o556Bufch6OlVSntHPaUl47Pep09B74JqueqfTDWVzbVe0kjwWBmgl4RpmNCpkBS0XDE+AzIjjA+q",
-	"3/tIFmlCe0cHe0FvKuSC6N5Rj3G9v9cLegvG2cIAtJtDwrimMyoRlEuqFBP8VIhrRls2XiVCp2Q1Vva9",
-	"8Ai+1zp9y5NVAJdkQS+Zpl9faskiHcAljTJJIeOJOZLw9O3bH87Pxpdnp+8vzr6ekkTRMIB3RM+/3jmG",
-	"KKHEnJHgoNiM90WmO9bVqwHx9f4ve/2vliffnH77z//4z+N8xh/Jx/7JjH699+rVcHicA3rs4DquA9xr",
-	"O5u/9y+Ipm/Yguk+/n/LCWmiaT+aEz4zR+LwSQFJErGkMaRUQpQwgyQkjqXZC2bxNsqkNI+XjMdiCVvh",
-	"3y7Or87GFydXZ+M35z+eX4XbA7hE7OKg2j/TsUkvhy2H33Lg5fVd0AVh3Ky8scYLv6iETnU7+PeF9PD1",
-	"fSBVtOUk/uYJQm1jKY9VYKB+z9lHUPZG3Rfe3a9eHhx+9XJY3+GXB51w2wn75y2k7DymXLMpo8pRMnzV",
-	"wOqw/IWCRMw8tEij6A2Vq5zoHePA0I0cszgEMUUCJ6WQSKVyMmgI2w1JMtp1tST9ZTwku5O9aD8+oIfT",
-	"l+SriaEa5OMbymd63jt6edC8Jp+CXkokWVDtqPg3hn7w2fm3zQW7n4DFBgZmHhmK2gt6nCxw7+JeYODI",
-	"mDS035DNMqz5lmcZvtm8sqeZVKKFkoacftTjCH/FPTJbkkp6w0SmICUzegwiJb/Y3UHIfsmoXBWg2bGV",
-	"rSvtzN5w2AZOiZH8QFdNsH4k17XDV2RKDb2Xhi8cg6IUfz55dw6loTmQlnsWUNY4V8dJT15Od6P96bC/",
-	"G39F+wfRLu2/JkPa35u+nO5Hr+LXZHe3evJ7h4fIP/zfu22r7aCR78iMgmK/dm5tguPKoMZ0SrJE944O",
-	"20jZgny0fAx3fQ1Xu6BKZDKibfjof7s3QhZbOtx9vU8O6bD/1WSX9L+K9mn/9XQ47A/d/8hwaLZ0HQZ/",
-	"Ml+zdxsv06ng08TwpyMjN3EjG5n/JGmasIiYZez8Q5m1lGD5rYe33w6JPdMcZ5zcEJaQSULNHlKlyMz8",
-	"iMQhERrEDZUJSRUQjgINTOx1dTtgCUwXnTCQF/vyb5JOe0e9/7ZTyHo79le145d0hkDiklsEjTK4YQAh",
-	"4zckYfEY6XVoZLyQFbg+vqarMePjTNHQnOR6obINQjdqp21Ilzhw2zzNAbcx3U1nKgZ1McbNZzIDWtjU",
-	"mgmKd/H0/irkhMUx5Q9D0mk+TRU7mQJOaezIpEgoiBSFfDIRN/SRkTNfSzd25nCGR5axWkn0hbLAGXYr",
-	"BCRiGSCQEEmhVF8xnRP5Zwx9YgytsuELmim7xfdH1jrtkXbOBubWNcklUWDehCniRsymU4rSqkONR0bn",
-	"toV3Y3b7ohyaX5ehd4ooLsIxi3bcfsbIDozkmkpOkrMCr+6Nim6qsf2hjIL+J/A/PSpuVZbQik8VyMIj",
-	"UGJB9dxoAFPCEhoD44rF1Ks7VpuJqSYsMXSUcWAaVSDIeExlVUuKB/CT0Ya8gce+Qnj9zgWgBBArUIPM",
-	"uAIylVTNnzF1Q0xFwcs9fiiqWiGuIHYFrho9fUw0LDKlYUKBTDWeLZHaPH905C2v6jYUrkDsaKHHwVhQ",
-	"BVwYrU0zNV1Z+4PgWpJIG+6fy9YyS6h65vtPjLs/Cf1XkfEH8nou9HiK05TxVXrd0Zy///kxUdQD342c",
-	"OWDhEXABKovmXmczyJdDuIVsGhgnkWY3NP8hcFIIp0s/bvsZR58YR9+RVSJIfCXEGyJn9GGomtrJxlqI",
-	"cYLT1TV9T7rQNEg/RqhZvTw83H8Jk5Wm6pGRuLa6blxuQO5IbRXOA/iBffPMuDdFrAXl+p0UNyym8hEk",
-	"zdTOOE7dlC0SJ5pV7WvgX4NIZEmMdHJiEJBEcxofm79RFETbO40fH/Gaq+9AvJZFhUdwqSVLDbxTVHmE",
-	"dEJrA/JnfNwIH/MJH6p7S6LpOHEzVZBPCFgQvsq9OMdG+FpCLJb8kdGrtJhu1CoDashZHTw0EOVPnUqE",
-	"DlDG1bF1+YYlB3GYu6+qGFfzId92LOVXn5lyJ66+5yTTcyHZrw9F1qw8U1U3R80CzNITgwgpUWop5GMT",
-	"wvJSulG1DKaVJi10zriJmLrlUHMbllLwWRPyZ9nxydGUfkxplBOh3005t/EvyMJ9ZIPggBZOKTL92FZ4",
-	"XM0Zv6GJSGkbvp7wlQ26sZatAPL4HbMYEFM0HClNdKZg6/Ld2Sn8//+3vz2Ak4XBXD2nCwgPhochDhzx",
-	"hp6PQT6EQ3hilhuCPQOvMLntsMKOnhd2ADGdUmmDgEoXAedoeh/fciAWigCnsrMqu604L07XFYvQ++7s",
-	"qits5UE4pbI0FVLT+EcaM3KF8z+MBOYzjhdmyjHCfKtmkluB6p96bOLYXOxtRLJtIeEREAu0nhMNzGJC",
-	"WIc8fBYTN8C//OTsxYkXjLugkeb9OcmNHUSBSKkkWkiFIRNMBxBlSosFlcB4lGSxldNTaV7UzHrXyUJk",
-	"XI+10CSpIPHr4XCTCJ+gF81pdC0y7ePRECvLlzRSY22w1eJoL+jxLLE+eBdMULu/QS+SlBgMI7oS8hIT",
-	"TfuaLWivbQzGPEWrtb53/x6OsftjxlS3BRl7dRkkJv/d/TWIxKINBhsxUR50EhN4I25oQiLaSqmKwIqf",
-	"3UfdNEWopJj8g0aIVjFTaabp2FL1JjpczSm4d17ktJ8or8clRGmQ1F5fYBq2wiWRBvPH6F4e+7iLMBjx",
-	"sP4IQnQvjCW9YXRp/l4Kbv5JhNJhAP/8j//cPobQHK6LTeXom3AAxQM4GXH7cgnIheAUA7RmglOYSrFA",
-	"RkCiyOAlkETPRTZzgal2QUqTlbIcptjoKrSbIJmHy2yj+3EiREIJN786W/zm+DcXSTymH1Mm6d0G2uuy",
-	"JiomyC0PDHlQ45KlbLz/03evvs326L/f/PA/E7F3ukv2JvvRQbzJZhgVn+e8P796LfGFDpdIFNHUoFER",
-	"p+e5lxUQplmSgJ12UI76Ke/FBmBZM+14w00qfCUbb39xl26jGo4CX9qXPwW9LI3vSKJql92FVRXry0Ep",
-	"L6NAxKBKqksEr4l77US5DYdK16BBXtqxokQ1K4S6siVtxKvMyb5FB2eT7E4KRnfbaVSYYulu0BsfUl8T",
-	"M5MYEZNJ651nmi7UhuazMzOn+YhbEJGSrArEGc+Z0kKuHumjFsFO0arW/GgNhYrgtBosjR1Zdx7viDW7",
-	"V08jh3gj0OuHsiAfz+24cmRovn2laNS2WFXkIsKGMyPfSskMoyfX0Iz6LUMIql/r3Iw3YsZ4yctL4pgZ",
-	"gEjyrrQvGLkfrJcXRKpq8kIlmPRgTTCpOUNnDalKU0JKGmmYC6kofEO0pnIFr6vT7w73DtYHq7bJHvlH",
-	"O3fpQiRtqRGSkljwZBXCKBsO9yMIRaqKP4gZGh4DJdHci6M2nk1wqmBCE7EEhhfFZ4z4GXuB2UtDAM0c",
-	"LTkkDjCXvNEizFW4ckfMvCOUGCwPW69gLjKpvAveWX06GVkDoEx1GyIrF+a9ckG65cPA0UEZ7s7TeK/a",
-	"xNf7CNAbofB9pRfpkGbtfiB2tfJKj6E4VYX1tG5OFjN9xrWlzDWdJ9IOTzyqOUo6sAyvF+QPIsIjmpQ4",
-	"9cB+t/zE8j2Pn2NzeMVbpWfuvTb8fYC82K2YeX3QCU9NVcG/AMu5ABJpGufyu5HhwhtGQgijhIWDlrjt",
-	"DYS3wkrR9vmwrPnmGQleikRLwlqg1gKhiZxRvan86N7WzuBTQ4/SoVdOtvVIb1gl/Y2kzCBtwtpz4BrY",
-	"Xj48O1ng8bYKZnmJlT1HrLr9ajwK2y8u2qfPnsvbcHqWMN1CFvB21q9h7zG0kkS0SaUnGhZCacMAgaAe",
-	"1U+QXQNJibTJCPhjTFawhRkBC8YzTRX88//8Xzjc3lyqTISuiWSvXjUPy1CcXwWvmTDOMrNLO99QmTC+",
-	"Vq2pajR+B/3Efi/aDqfTyGVoRZpNEhbBDaNLTO/ydq9jYBoiIiVD83Nh8YqJJuutXfVcU3lDZd9soNGI",
-	"IJUsotVsv8gougvGhYSMO3HlS7KYPYZZpEUAIxwynhIWg3kfEpIqGyv4qCaUz9Wa8BlYBtZIU1WAS2wt",
-	"pTxmfDZ2+qa9cJGZGdllJPiUyQVaF7yFztzhwrbgJsil3bKZwoYDmGlQCktchIwZR+NWpnvqFtciEd/5",
-	"zjXvi58ikzU5ea51qo52dvwbA4VGMiMz70Q7KVntrJ/97qbDGtpUwOs65zUqRTUxrcXdcDB8PYCw4pwM",
-	"q55HZQU55u3PTSKcO8dqJ4SusgK1WjL2Khlw5u/W9LdWzMgdbRu4XX907zZk2LUjnTx7/m3zdMzqCjAq",
-	"MzdPoq6c4461HhjeW3c9NzVd1A/V8TnlDPaKcn3sdGLDEMExROX089qxlXwoDzOYNB0s+S3wut8tFpT9",
-	"+/hj6unL97GYdHprSryyAGBvuPdVf7jbHx5c7e4dDYdHw+G/b8znagysfo55tLOYQvjd2RXs3Ozu+Icq",
-	"tGfqQPE58TFdCAiVzmIm+iSsCDSPlNFbY6SNCABXwgShfKFsssBMsjgAoiGhRi1gGl3KBk3JnJJ4AFdy",
-	"ZUQ/kbmiAFaAtg6k5tp3fmPxpx1SEv9rKy0fy/Bux3KrANzOr/M703qlS2JZda/eiCWVEVEUzi/fwsHe",
-	"7ldIcasroZlEFqo1lWbQ//qZ9H/98Nv+p39rOxmkWqeO8tYFM6JhiVUXMNapiCFxVrw5UaieFHTek+5m",
-	"HE1OudmME51Js4+1uLBy8ms53+D+fCBoDQbvjMXoTGisRVs2ss06goI/dO13HtbTbpUxWzonKV5jW+sC",
-	"5xsAGk3+glOE4PiOs5wSSS3TpW5uH9VjECQETqTEkCUtYGnOtTg3iAhHDWo1gFMs06Js6IkWCTUrhymj",
-	"SayA8HjELYcncUyNlK59pM+dGPxaLor4+Ofl2RV4m0oomdqs0pipNCGrY8eVvZKbJzTaJEG8dxXLf0sZ",
-	"DvfNYqWtiOed5y9UzTQXAEmUAMExh9DGJLpiUlXac6/yKUEPXWxvMx2JBa3azNKE2Ss348LqBhlfEB3N",
-	"nSqAukTbPaslsbdKsvtPJckWlO0Lkky7867bDmNv76kOo4PKf0knU0+8rp/G4XD4ZKdR5aVf1Ck0029b",
-	"ydQTnkVVavuCDuONiEhyxera4vD10XBYlaa3fh7ufvh52H/94X/v/Tzs73/YPvp52D+0j1pF7GoSa+sR",
-	"HzzVERdy9Rd0uK0JmG3nsPtkEkFTL/myzqMIrGoxCFCgXMtVXqLO5VImNJ5Rl+dg1H40Zpg5Xihw+9ni",
-	"8EnZ+IZKHxfSFHr9DC6s8eTdObj3q7Gs+deAkwX6mjhtmBD2+7vD/u7LTRw2zn/V4YpY7+9pN2evD3rN",
-	"A+/KEUXOSH8E6IJ5PRwOgWYSiAKfXNPtdamZKPCQIBWK+SJ9GzjEEnZDF+6KNENxRaEZ3IrMZS2iK2B2",
-	"g6CFiLKbO3rSJFUiubktapZwhz0YDgiSRkIaHZooCHOVJsTqQk7ruX/QrItQKJGbJZ3MhbjGGxwJHrHE",
-	"3majyrVSHuu/GN/Hq+iG4mobThZ6o8e7tTDl9+dfvb75+99WrfEYPhCjQNbcxWIRf2AwIaGtKNrmV6uD",
-	"5wYFFUpRwsi2vahiSb7hlUt9lxBcj+D59axi1Doa+hhRHPVg1z9U8GZXmn9Tr9l7Qga/qUnwT8rlG+nh",
-	"rWr/k3kTKzbcL+kYPMG/zBYL0hYNOSUsySRVnbWKXdXrqSvmZG4jyIy72FhfabnO6lvrWNuABDX2vv6m",
-	"/EBSRW0UiLIhgHMSAxfgPfvgonw3/FwRjTBGetz2zXyZimqdYGk2W5mQrAKQlMQwIdG1dS1ZMXHDj9tQ",
-	"BVXkT7SV38VXDJZXAyJ8gJMCyn/JaGZkhRlhHCY0IpnCkshMwj/EBHdoxm4ohyzdEDLHktS44J63H8Vy",
-	"LlQRI53XBXGpZH6Wu359MzRo/bYbuukXr1ma0lanaUqUsnJXYs4a6+NxcwBbwohtK2BcacIjun2MQj++",
-	"i249+/WmvJrLc2NvwG58Fvmsgmuaashfdwv1GZ1MwTUXSw6TFXCxDFoFw1sKxpfpg19//f61nEUrcrRe",
-	"pDYEDwpy0k6NCuG0GZN906EARIlQdKzZeh2gsOPcM76tcky/tYWzSfar4OOYrNT6hgO31eXeOGptQT6O",
-	"8wjSorvFnT+3YHxsfeg+jPQOCxh2zdiEbPfOkDXDNC4xHgFO2vZDpJTfHRnK4bN3WPdhKzVJslmtJYeL",
-	"n2jVYUpRtbXmByc/nYD5GVxw7MZBt4bIMD22cX8t5eYxoEdMrZs3EXrzINaDw9Yg1jUV5ptqltkid7LV",
-	"W1WJBi5FKpYXVDuuMqaV70MZFypUohXZa5c38CTnNjplw6vuGNpUkLK8hn9F2/ksKFsOWq8RBjUMHkz3",
-	"fHeCr/aHa8nS5uTNz7p7cDC8H7XLVz0MNl3C4d7hy0qPhYeSwrusopMyfnPX4LUnopsdi7sbGZ00A5iG",
-	"/dcf3L/9D78Ng5d77fFMm6Uw1AIS1mxcjdSuJZV+D167/92JelYJ51OQysrVvo0YvmFKP9TOlAuA63Kb",
-	"7Wy3gfPOSM13jHW9mufhTFq44oU2LBJLKRmJnKZOtcJGQTa8hvHyzLvdBD/HDff1z4ni353IPx5d/z1o",
-	"+aOS7Mch0/8Sivw4RPgR6O2DqOojkNEGpcC0t2Y2+F1TmO6cBlQn6S0xwG2ErVL7oakg3yWzi2TqAX6T",
-	"oDeVYtFZZaiUjYteUXTWoq3O+Uhc1WKbQV0KC/4XJgsFBuYP6xwQQe9jfyb67mGj5svdEqoXJLaNyyyb",
-	"gS1rtwvzWSyg4XYANDE/4LbeK9P6IT639RnUYvwYWW1llCpP6rG1zTVXTYLuuDbN6p6tMTa7T+VpqIS1",
-	"f0Gehu5Cgq2xNodPdx6t8f5fzMmgwT3KJNOrSwOG3SV1e6fbq1JFFCOm0BgmKwjfvb20mTVY/GDHt8HN",
-	"OwdGdrq8d2CtVW3BakjKfqArW2KS8anw5TWJ7fNXHQ4LwrgmjFNp6AWmX+Y5lzOm59kEUy3d6/7fhgyc",
-	"N9+ckOia8tgyLY0NKH2UkZ5LrDfn3Aze7TSAkyK33LolCJruRtw2DrSx8b6pREpWCnJnxQsFc6Ewo5zM",
-	"aICFVUssEpiCnPeB4MkKJqsRJ1h2hsYeFBfEMRjxEf/RV83DnhYoAoGVpW619PlUqaSRSDTifoBNKQIj",
-	"bSpMK7n46yns7++/HsBZkYwCmaI2+ydPONmqXWebJTTiLs1kTsyW2YsAnCywQ4dZK9PKXvhtuzPV9q55",
-	"3kM1JQF34S9/ORWLlGhmU7oGf/kLXPjOkbAgK0CHWZG+AoYkOL0uDyOzvT9c5McRkBF3zYoxCcYmHvg5",
-	"WKnfzTUXS9gqt9/OU3IUWYES1m+jwWh8jM9GXM/pQtHkxn0cwjbF9QhsZ+jjcjFYs36lyQrnonHgS/Nm",
-	"HD1EI47wmaM3J8IUhAfDIdQL+m4P4IIuxE3eG0WvUiwdapeHBa4dsGYbKsVop5k0CjJ2FCcwkZRcF+X/",
-	"ERymIGGI5IxDLCK1c/r9yU/fnb15+91gEeN5WfxBIhLCXHCssBTWelW5phc+Tspt7ZYvZukbjwMyBiFp",
-	"POJGEt078BWbeFwkqdh9bimpfQS2h7oXYrE1cLnF+Yj7Tx0XL2ADOLxC1Y5vLhnG7PveHnT0kAtsBtVy",
-	"zhJaWaJr5mXWw5LEbN80YbO5Nqf4GrpafMLhx4+42IO91wZYC4C5sNiNyTYE2/JNv6yvvlpJv9QIbPu4",
-	"nNqDN3zE/c2zTv+lh/SFAoaHXO65HADBZmUtt7SrPzj60/1GYm9IA7zvNWFP7mC4D0WzSdj6TrxQIx4a",
-	"2j84lUKpt5LN0DqjKRbHsZWIpVgqKl8oCC9p1P8r1dG8f8l801Q7JrQX3HAaFDNGXODzY9es3IUf+A11",
-	"cypQhnFwyhBss/8pUWp7AB3LHHEzgws8aeuF3tL1PICXQyBgdXxDRpzZevvYEscR9/MVR+J6+5epZbVU",
-	"chhUH+ZVj0OLl2GjkLHFWJjQlXAMCz9r67PazyGp2XsNlTYPPvWwgmxb9kDra/1aTKdhYB3rNt5XUVdp",
-	"3GyqEUOq7G/EXXVp9zX7Tr2/vOv3LaJrqg3GpJRK34gfjxUf2P564dXF+8urs2/H7y7e/v387NJi7Ymv",
-	"cE7a6ptb1mu2gMalKurNcuk5rzccrq3Iep5V+8JxQcS4KfuYk3kPiMg0dgqsNFhDOEbcd1Jw027jErBu",
-	"DplRFcDlksyMjPD+PLAydSyizMg7gZldssjSzVxccZuNsGARgBi0EI6CWZlqYik9SdmOubyDFVkkBg/m",
-	"2KSQcJhTSbHxIG44FzCjHBNKY39cViSYZhyvrqXjhknanNKERZRbM4YTB388v2qIf0Y4dXXYhJztuEFq",
-	"x7yL9imdlCTJXtDLo8F7w8HeYOjtcCRlvaPe/mA42LfehzmKyTtzShI9/7V39NunoLeDESL+j1wMJlls",
-	"a5fP2rryX4iE+vqHAyjC2w0tyA0GtrSXE0jNztPplEYatqwFIwBrLAgMW3ZJ/tbYgkwbuXBQns1WT/b2",
-	"mPydeDuApWRaU+4ExZFBJK7c913IvfuLaUWT6bHB6jJ8rksLBoVhGDyccY1UB00eRnYNveSOy3Zw9DNl",
-	"KAGKyq6yxJzc0HJJN8RCLoqViKKrKiKF/YEJfh73jnpvmNJYNRCLkPWqbfh/bmYWJKvS8lTev8HJ4UGp",
-	"gIJsbGZX5/Zy9bU7tOlfD5zTfj0cXd+v2kjuBEGbplrs4I6vsL/2xVMbmvvpQ61z+95wuEHbhM3aFNSK",
-	"1rX0JjA3y5C7HInNCNCSsKTZd+AB3SEO7KraBuWrrzXX7OGw3fXDKk13cND++kFF8/FPQe9wM+gqfWuD",
-	"wi++HsBqu5WydQGvXM2u8PMHgxXKx55WrKTqRfmMAiNj5gWTsazhTGEWuK/6+rHvqErfVhN1v3yq0GIf",
-	"NrmGHBfVan0X9QHkcaDeDsVkrvNXoRvAO6IU1sjPI9NDGyVKFIT+QSVi1qAmVqszMlNHhPxtJM5D16Ry",
-	"bVShKBi20e1qmG7bZ63VNnkgtcsjXNFBglondoy1ugoSPxt72Ul7jQrR0Rlmb7j3sr+71x/uXg3vXNBl",
-	"Q3BdC/BNINViHZyvHgHOEJXaI2dDytEZw0q9gWtJVN6S4RhCa21wQwpHeNc6StXii9XUvdx/ON5Sr4S+",
-	"hrv4nf3DspXPnEkYmpdv8j34Ql44vJ01YDGoe/CHq5LJFlkEWi5zBmHtlr6ojhPJUWGyv/jA9RtrZqYu",
-	"oRUSxq8xHIVpqyVXklt9aut2G3P4jlZ4Q5M1rLlcbtz5t093v1znh5YbVt5eNChqBa6hwR9YfjtYPyhv",
-	"0f3538yT5gUoek48zsXccSXXj37rpUJ1XlBsLlC9m/4qvlBOW4atwmHV9o1wG5VRPuJeJH2hYELnJJk6",
-	"hkggrAUthIW2aFYvUsobuUkj7sITjEDjrr2VG1vu8CmC8ljXeD1DrdblebqL33Xl83CNcsTIcwvNJ2yh",
-	"+XkrtHcmoQfD1+sH+EK3OGBvb4P1t5SzsoM3+Fq57/O9ifzhcAMw23t+PyGHuKAJJYoCgTlNbHewjViD",
-	"SNWtXMF15rgbVzhR13llj0ZXMltHPsw972Zgqe0dNrnzNOlFHiAQ5Ib+kmMOHYMxleyGxkUPOzd2xLeU",
-	"KCrWF3V2fXAa6CWLaGD0NHxO1LX3fRSfd3JlLKgacXQrW9frnEp6ZETHCY3EgiojutppXeGS3KYfRnMi",
-	"Z3RQ/I4C5ogTaQBXbczJpqd+Tsxp78mYU73RnXX1m/04rkRvEOWsOlwsn3nXM+965l1/XN6FfIHYMkg5",
-	"vebINe7JxWxwf6uloR4xXEpyt3F0EJEFLaIinSMsjx9jEsxnBw2qjZTtR9ej6neU7F3vslaxvvDg+SjO",
-	"om7DI6ryfz7jF0ZeYuBfn/F8Gx+iXjvJpV90x7yj4ctVKyjZppgsl1zr8FiUawpt6LZwtZjaDOW3JjBU",
-	"CyC3Wspbfad54aUNm/JXSox1zVqpAvWndcg2KlBt4JK1Fs9ns/nvRznqxRIfy3Ze1I27mwZ2kXHlmJeb",
-	"QILgEc3jng63XTCrjV/E4vRMQ8ziIxuegvVZbNQpia5n0ohK8A8xCbAG0WQFyzmL5qg4+UotMKU6mmO/",
-	"ErtyyzKXBGPmpkIej3joSqKEGCwmM2q1JdJdD4a4noQLYXa4VVvKuO1hWSqydzdl6SmNc43KUC0XGHtA",
-	"4PFl3JzJs37zrN9U9Js/p7ryhBqHu4NWyncmBy6W99Q28oY368i0D0c0PCOvQGMjoicUCAesTWMEGpce",
-	"n1IkgjbGHt/DTn1kxJdzMyPPFhOK0j7mVB9DmCeAh9iuMszzrcMBnGDWDYdQJdksdBkLr8NW/wjGDjq6",
-	"mlfafASyipflGxGvHpGiVqrGfKpmaBkm86lBz3cf/etdGpkN4Xexss90/JmOP4SO7+5vZM8p11234w43",
-	"WU8zkfSZeTSZhyUzpbzDewdNVvukuXIQtrjKbczDlipQLpkJM+RsHUojbaO+rirN3QDj/ZFfjDhG+S2J",
-	"jNUAwpGroTLq+fw3l5bJMOECFEnoMdCPTOlKbcyiXMuI2y6G5tNmxW2s5D02YH8YK/ED85iZ34+N2AI3",
-	"G3GR4ZNxkfJZdrk9npnAs7PiM+Iafz7C77JuH074fV4+EvqEatpWofhGXDsi790TRi/AggA2Fw19FYK7",
-	"CMjcCoNcIKFEqtJ7gxE/8cmye8MDdFJjzpiQmF5X/oyttMuSBPBKtJF0JOZvxExkuunuOGjprmdT6kWm",
-	"azTrkup+UQzhtnt9WTmcZ5n3FnJ3ZxL0h7urlXtpkAssJtau46egQxs/LaQk7CecZxQvhYzxD0xwNBr5",
-	"q75RvvPL4eo8hLUSG+GIuwu59b3W6VuerAK4JAt6yTT9+lJLFukALs0KqM+IDU/fvv3h/Gx8eXb6/uLs",
-	"ayuAbft6D9j9dcQRvKCATWBf6AnjeBlhRrUqEuXDg+FuOIC/MT1nHHYPXS6zCuAQfIFom++JJSRw5Rg3",
-	"Y/6sJfPajHCXje2e2cwaosFBtTcccT9vMdEtM1iL8O5wCMWwBjQjTpLEj6DVeexbSPGWNgbHlUgAojVd",
-	"pFqZLcHs6PaE6IxrluCOLRmPxRJ31uwQNRJ04fTFSgB+112gq8i4xkThEccS4ozDO6H0TNLL//HG5dzS",
-	"lbPQRFIolVNlZXOX8AidiE4khYmwoUgplSPu3z0GV6xACFgQvrJV/zUa8AOw9Un6zJ19sdJKmYEj2A0N",
-	"zc/xlvJYuRSfV9acFBRJP7v4BDJu1DZMYm6UhwCX/23rR9DYRUApLaQtZjEnam5ju7ByhW0iYCu2WG8C",
-	"rn0psiS2+gMpkPqGSjZlhhu5ZGur64wzRaW1W0mqJaOxX/uIK7ZIk1V+TV05A+ejvIVjYSHS30N9KD6Q",
-	"y5BPq0IgAI5LtgZWWR7M+DML/sI1jmd94H4yhi0JXxMxnGBfToBtlzm+d81VXGl4w/fCd2c/fXv+03fj",
-	"79+++TaErYJjl8uPGD5j41BHvJEXYVmTNcJgQasFJgp6LcEl/OfBsbkl2hD5t02uvyArWx0APa5KQ/jj",
-	"yd8RvMvxu7OL8emb87OfrgyowwqIhg6PeMYxhAvJfmCFCl+8i/aRc28t50Rbr7FWEBFFt7s+dfbjyfmb",
-	"cMS39qu1WGxhlKCrAkqt2o4iK8ybmVPDA7HGmJjaolCQkFRRw5hXmFjiUiJcnaaEau04m+Hn+C5MJUXr",
-	"mII0IRHtdpzcN2z3iVwmFSDvxK8ez3GyJkHF9k9QGM/+7Df5ozCwZ+vXl+MzyZnj96jw1JNOco7Y4JG3",
-	"ZwJXEzDSbJKwCG4YXR4h4bWcMMCvBVB4HwyVLrrU5nwnJpoMRvydSBJgOi9yUOJMkupMcqe/+pzCo3ql",
-	"yErCCjeaB4/oiOdpHq5opK/gNCcKEmJ0u44E4s88d3gNcW7PGfwX0Zw/QK5vflW+o7rISdr8sqzNzrXp",
-	"rOq2zFlXohHzxKwMgw47OOHt6bTAVGdGrTd25Fzap1bh7LEzYDBtZCpnS55QjO8/Bjb118Z1sqsaufP4",
-	"YlhQYss2Bq54nAuyZHmzXjSvUBLbfP96gbzh67wWpyEaNOzOA/7TpQA/Z/8+S1jPyVCfSzLUhmm6a5mA",
-	"o9C3sAHU6wwbqBXSzom6zce9nUnQjxrNxRgIjtqvFmUa/UJBaBmDGhMdwlZ4+v3Z6Q9v31+Nr67ehFaS",
-	"4mK5PYC/ubK7RPvBWEnUMByjcFtt23ZY9XJY7s3w1txKBZhm0W6j2jcFsbA7cSUs1dnsTMG1O+m378/D",
-	"GPIVdXCGBsJoAZLGTNJIV+VmLZ6ZxjPTeGYavzvTuNREFtJv0Yu5RJy6OUglNL1V3z7zhf9tgJntKES4",
-	"EdjNdDS2bZDzykOeEsssobZ+cVrve9qenXiRg/IEgXTYNa+Fxp1gwGO+XPSCxlhPerLCAJtH1Wn/pbom",
-	"1nMjtfWWkKV41sQWK3CQG8ISYts8dOLPZSJ0X7FfUR3TVN6QRPnMQz/fCwWJiEgCMVlBGBtlrAPRjkbc",
-	"1edE1XImWRwYNY/FtWyIwLqjjRg1WeUe4LxKFGaeYRyEVQxLkNieds5ohK33uoq8lZf/kIjVRsXIN24z",
-	"NPUBJSX4fHO3zmKQRPsmNYWlfl05znpxy5ZM2N+1JFV5KztEj6mk9tTVs13prnf9r/neeTqc37euG4/e",
-	"TnnTXrQbawlgYwZ0IZpbVylgf1Sqbf9Cwah3JVcYNZ7pUQ8Fe1X2PzIsgDriiSCxq9UTQMUVOBfYzyOG",
-	"VEhs+9MoW+8j0xVMjAr1/uKNixaynsQkoRK2sEfF0c4Ort7MefRq+GoYQsZjKiFckGtMqgxdXUdb1H4H",
-	"O9AxdzSui6i5Dm7ffmvpZ0QmSYmqlmpDlGnmoFnDV7VQg+9FEltXI9I8G4uGbkujrdlO4dUk97ZZUEsi",
-	"0TWI6ZRFdADOZ+28oh09pI5rxjeMYdOoUrk4A+WiUF3rFeHd01Ik9KhcuWCUDYf7kctF9n/YpAXYoiSa",
-	"Q05hR9ysR7nsdKI0zoZtIaoBtOH2AH4SRfQd2vV2odzsLcQmKpjcoIWARCzda+UeJva43Sa6kNzmOWDT",
-	"AWcnJTHjVClIpZjYfrSVyu9McNX79OHTfwUAAP//",
+	"7H3rciM3luarILgTUVJHkqJudaHCESvLsq11latGUo172qxlgpkgiVYSoAGkWLS3IubvPMjMvsc+Sj/J",
+	"Bg4ueUOK1MVqu0rzY9pFZSIPgINzwznf+a2T8PmCM8KU7Ax+68wITomA/zxLyXzBFWGqe04WGV6RVP+c",
+	"EpkIulCUs86gEyuRkxgtZ4QhNSNIELngTJIIyTxJiJSIC3Tw8WOEqIQHpOKCpAgzuSQCKY4wQwSLjBKB",
+	"BPklJ1IN2ZKqmXkazwnyhCSr7g9khbbmRM14GqEFVjOEWYrGPF1t99DxWBKmEFczIpZUkt6QdaKOTGZk",
+	"jjXphOXzzuDnjqa58yHqqNWCdAYdqQRl086nT1HnnCix6h5PFBHNuV6QhLNUaqKXmCo0JhMuCFJiRdkU",
+	"4SmmrFf93kc8X2SkMzjYizoTLuZYdQYdytT+XifqzCmjc03QrqeEMkWmRAApF0RKytkJ51eUBBZeZlwt",
+	"8GokzXPxAH2v1OIty1YRusBzckEV+epCCZqoCF2QJBcE5SzTWxKfvH37w9np6OL05P356VcTnEkSR+gd",
+	"VrOvdo5QkhGs94gzJOmUdXmuWubVqRHx1f4ve90Xy+OvT775x3/895Ef8Q3+2D2ekq/2Xr7s9488oUeW",
+	"rqM6wZ3Q3vy1e44VeU3nVHXh/wd2SGFFuskMs6neEstPEuEs40uSogURKMmoZhKcpkKvBTV8m+RC6J+X",
+	"lKV8ibbin87PLk9H58eXp6PXZ2/OLuPtHroA7mJIhj/TskjP+4HND2x4eX7nZI4p0zNvzPHcTSojExUm",
+	"/66UHr66C6WSBHbiJycQagtLWCojTfV7Rj8iaU7UXendffH84PDF8359hZ8ftNJtBuyeBUTZWUqYohNK",
+	"pJVk8Kim1XL5M4kyPnXUgowi10SsvNA7ghdj++aIpjHiExBwQnABUsqLQS3YrnGWk7ajJcgvoz7eHe8l",
+	"++kBOZw8xy/GWmrgj68Jm6pZZ/D8oHlMPkWdBRZ4TpSV4l9r+cGmZ980J2z/hGiqaaD6Jy1RO1GH4Tms",
+	"XdqJNB05FVr2a7FZptUveZ7Dk80je5ILyQOSNGbkoxol8FdYI70kC0GuKc8lWuApOUJ8gX8xqwOU/ZIT",
+	"sSpIM+9Wlq60Mnv9foickiL5gayaZL3BV7XNl3hCtLwXWi8cIUkI/Pn43RkqveqJNNqzoLKmuVp2evx8",
+	"spvsT/rd3fQF6R4ku6T7CvdJd2/yfLKfvExf4d3d6s7vHR6C/nD/3g3NtkVGvsNTgiT9tXVpM3ivTGpK",
+	"JjjPVGdwGBJlc/zR6DFY9TVa7ZxInouEhPjR/e3ODFksaX/31T4+JP3ui/Eu7r5I9kn31aTf7/bt/+F+",
+	"Xy/pOg7+pL9mzjYcphPOJpnWTwNtNzFtG+n/xItFRhOsp7Hzd6nnUqLltw6cfvNK6pTmKGf4GtMMjzOi",
+	"15BIiaf6jyAcMq4QvyYiwwuJMAODBo3NcbUrYARMm5zQlBfr8i+CTDqDzv/YKWy9HfNXueOmdApEwpQD",
+	"hkaZ3DhCMWXXOKPpCOR1rG28mBa8ProiqxFlo1ySWO/keqMyRKF9ayf0Sps5cNM4zRduUrqbjlS81KYY",
+	"Nx9JvxBQU2sGKJ6F3fuWizFNU8Lux6QTP0yVO6lEjJDUikmeEcQXYOTjMb8mD8ycfi7t3OnpjAdGsRpL",
+	"9Jk0xGl1yznK+DICIlEiuJRdSZUX8k8c+sgcWlXD5ySXZonvzqx12SPMmA3OrXuSSyyRfhJNgDdSOpkQ",
+	"sFYtazwwO4cm3s7Z4UlZNr8qU28dUZiEVRZh3n7iyBaOZIoIhrPTgq/uzIp2qJH5Q5kF3Z+Q+9OD8lZl",
+	"CkF+qlAWD5Dkc6Jm2gOYYJqRFFEmaUqcu2O8mZQoTDMtRylDVIELhHKWElH1ktIe+lF7Qy7AYx7BrH7m",
+	"IiQ5wsagRiJnEuGJIHL2xKkbcioYXvbn+7KqMeIKYVfwqvbTR1iheS4VGhOEJwr2Fgulf39w5i3P6iYW",
+	"rlBsZaHjwZQTiRjXXpuicrIy8QfOlMCJ0trf29Yiz4h80vuPzLs/cvUtz9k9dT3jajSBYcr8KpzvqPff",
+	"/fkhWdQR386cnrB4gBhHMk9mzmfTzOcp3AI1jSjDiaLXxP8hslYII0v33vYTjz4yj77Dq4zj9JLz11hM",
+	"yf1YdWEGGynORxkMV/f0neiC0CD5mIBn9fzwcP85Gq8UkQ/MxLXZtfNyg3Iraqt0HqAf6NdPintTxpoT",
+	"pt4Jfk1TIh7A0lyYEUcLO2TA4oSwqnkMucdQwvMsBTk51gyIkxlJj/S/wRSE2DtJH57xmrNvYbzApOIB",
+	"ulCCLjS9E3B5uLBGa4PyJ37ciB/9gPf1vQVWZJTZkSrMxzmaY7bytzhH2vhaopQv2QOzV2ky7axVJlSL",
+	"szp5ECDyv1qXCC5AKZNH5so3Ll0Qx/76qspxtTvkm7al/OiTUm7l1fcM52rGBf31vsyal0eq+ubgWSA9",
+	"9UwzwgJLueTioQVheSrtrFom01iThjob3ARO3bKsuY2WgrNpk/In2/HR2ZR8XJDEC6HfzTk3+S+gwl1m",
+	"A2cIIpyC5+qho/Awm1N2TTK+ICF+PWYrk3RjIlsR8vk7ejKITyBwJBVWuURbF+9OT9D/+7/72z10PNec",
+	"q2ZkjuKD/mEMLw5Zw8+HJB/MUHyspxsjswfOYbLLYYwdNSviAHwyIcIkAZUOAozRvH18yxA2VEQwlBlV",
+	"mmWFcWG4tlyEznenl21pK/fiKZkvFlwokr4hKcWXMP79RKAfcTTXQ46A5hs9Ex8Fqn/qoYVjc7I3CcnQ",
+	"ROIBwoZoNcMKUcMJcZ3y+MlM3ID//M6Zg5POKbNJI83zc+yDHVgiviACKy4kpExQFaEkl4rPiUCUJVme",
+	"Gjt9IfSDiprbdTznOVMjxRXOKkz8qt/fJMMn6iSYJSTLSDqCeOXIehNNYi8hM8lS5N+yLq4N2bBEUw63",
+	"LAtsUhLsF8ecZwQz+OKMJFc8Vy4DDs5BWSwkcqT0+TCnohN1WJ6ZW3+bvlCTGFEnEQRrnsaqkmSTYkW6",
+	"is5JJ/QOZFklq7W3/e45eMfMX79T3QgwJarTwCn+n/ZfvYTPQzSYHI3yS8cpRq/5NclwQoKysUjl+Nl+",
+	"1A5TJGfy8d9JAoycUrnIFRkZPRLeU/vMM69tsHSeY4alQoIYgaE3diteYqHP2ggutEcu0yOOhiyu/4Ri",
+	"uNAYCXJNyVL/e8mZ/p+MSxVH6B//8d/bRyjWm2uzYRnchliC0h46HjLzcInIOWcEUsKmnBE0EXwOLIiT",
+	"RJ8EhDM14/nUpsKaCUmFV9LotGKhq9RuwmSOLr2MTa620f/N+W/Gs3REPi6oILd70RyXNXk4kY91UNB6",
+	"jUO2oKP9H797+U2+R/52/cO/Z3zvZBfvjfeTg3STxRBkkrN0ZORPmLHMIwh7qfFMWrlhr0ZcmMXqQ5Ki",
+	"LccNVO+iQpwRiOc25FgLfSW5Zgn0Y9slDqRcWmbHSUIWmogiddEpdGMzmREr5JT3aYMlM0Hr0YYbWNwc",
+	"bcwaxTm/SaJZfXRhHv4UdfJFekvxWRNENsmsmJ8npTyN4pBEVcVVEsbNcxFWGCH+Lh3RhugLM0RJoleU",
+	"SGVJQoK1rNe/gevepkoYF2r/pt2omAilc0uuXYFBzejOUuBJKkyuAlVkLjcMJp7qMfVH7ISwEHhVMM5o",
+	"RqXiYvVAHzUMdgIxxuZHayxUpOrVaGmsyLr9eIfNJUR1NzzFG5Fe35Q5/nhm3ivnyfrlK+XmhjJ3QaZx",
+	"k9wNOnWBp5BLukZm1E8ZUFD9WutivOZTykp33jhNqSYIZ+9K6wJ1DNF6W4YvZM2WqaTWHqxJrdV7aGND",
+	"VUuPC0EShWZcSIK+xkoRsUKvqsPv9vcO1qfuhuwi/9HWVTrnWahQRBCccpatYjTM+/39BMV8IYt/YP1q",
+	"fIQITmbOODfZfZwRicYk40tE4aC4+hk3YifSa6kFoB4jUFFjCbOlLAFDs2IxtFQQWEEJpQNo6yWa8VxI",
+	"l5BgY2CtiqxBUC7bw7KVA/Ne2pTl8mbA21GZ7tbdeC9DpvVdjPuNWPiulpWwTLN2PYC7grrScSgMVVE9",
+	"wcXJU6pOmTKSueYBJsryiWM1K0l7RuF1Iv+DMb5Kmrpnvlv+xeg9x58jvXnFU6Xf7HMh/r2HLdvupjrv",
+	"2BpPTWvTPYCWM45wokjqfQttvsXXFMcoTjIa9wJZ7BsYb0XMJvT5uBwH8PUZzoCEuMpaotYSobCYErWp",
+	"/WifVjb8VWOP0qZXdja4pde0UgyIF1QzbUbDFYENbi9vnhkscnxbJbM8xcqaA1fdfDQeRO0XB+3TH17L",
+	"m+ICmlEVEAtwOuvHsPMQXknGQ1bpsUJzLsFjQxhcqG4G6hrhBRamNAP+mOIV2oL6iDlluSIS/eM//wsd",
+	"bm9uVWZc1Uyyly+bm6Ulzq+c1cIrp7lepZ2vicgoW+vWVD0at4JuYLcWoc1pDflpWbHIxxlN0DUlSyh2",
+	"c/GzI0QVSrAQFILxRbQtxQqvj/3VK2/FNRFdvYDaI0ILQRNSrX1MtI87p4wLlDNrrtw+fvjnjeY9RMgm",
+	"YIBhhnK2wDRF+nmU4YU0mZMPGt5ZE4B5J4gp7GYJsVseDN0CnZb/XGoohG1AZZlnh6yI0GDl4iXlhGZz",
+	"TJ5JtOAZTVZoq+8So/XfGe/aQU1F63YtFndwGOQ1XxbXD8d3/pjRlD9AZGSNNVkluKTWF4SllE39FQAI",
+	"nESPDOZCwtmEijlEV1z0VMuwIrZiB/DWfjlMY5JDOqULB/8eSYNGh6Xz3/QntLjLsreTzuDnjXaj8ylq",
+	"uBHw3dGac/OTZvv43duLS7RzvbtjT4bc+Y2mn3bMEDFaQjqY5Wk6QXDSGF9GxaHQZ8afitjOGe7SRuaM",
+	"xEeobwOL7vqkcvvmVzuunZYWyXzzaQkQsFZSll55Z964/w2IJ9s5QI9+JSKInmCaZ2SUM0WzsIqe5Fnm",
+	"hFaSKz6Z6L1VNEPLGU1mCJc3yG9gghkaEzTn1yTdVOB/atD4IbrpmjD+7jTAmjGSM76UiCojxEsmRgSZ",
+	"AC69YMjse5ot55jhKRkpfkVYjHAmOYrdBsdRmG2jIYtDR8kkHMT15QXu/RR1Aty0LigVOJihuwSwoPxm",
+	"+KUyxMmBwRsw6Y5wyaRtLD4nEmE1ZBnRhnqst9tNB2IlI1MfFrtrJKEiFGtDlmL/4IKIhOiJ+2J8mpAh",
+	"2xIcZBok7SHFTWaEt7K2tQq1n60N2PblIXP5mhlWRPQQXNuZAnMtLzCwq5NH+UJ/dO/ABn3McBFiYJlP",
+	"lMvuqB7etgWonMS9g5tK2XdfHO7118mhG2bc7lO0b0/FZN17aOrsBlfxPm4s59/tr/lGTVq1LvvNK9VK",
+	"aUjgnVgbIRBYu7Xp3jS73RC5qMn+mVILOdjZcU/0JJiNWg/sJDsLvNpZP/rtb0dr61shr81cWhOZrFb7",
+	"B3I4DvqveiiuZHzF1XQuaUQEdVfsTV/OZxzVdgjyjwoLLQCDUIEV0P8OYgoEDSyfvbRBLtsb+2wjFLb2",
+	"TRsWO/umuTt6dgUZlZGbO1FX9LBiwQ0D89cagpvegNQ31brL0uYkaAvvyIbWtV+NrF8tbZi/tm0lI+l+",
+	"9y4bWFA3XMTs38W+qmPC3OXipdX6KrncBQF7/b0X3f5ut39wubs36PcH/f7fNnaXa35gfR99CRmfFKaT",
+	"+1HGZk8tKQ5oKCVzjmKp8pTyLq4qmQeCSan5o420yppbDRWYU0HTqLAeqAJPQbMpnhGc9tClWGnrhucW",
+	"acnE4UyOTHPuxqXBpShibablbenfbltujKOF3V5/ZtqPdFqKqt3XGyybvqHgGYN8J21vH9u0cjBdB+hr",
+	"ggURsbaxHLRRYVGbym8ZOdtU74YYMu0QwH+zxERceuhipq3DGREE7GYblzNUoYyyK2dVWssWvo5IVx+w",
+	"IeMsW9UTmgocudNvv/v+7H/98PrNj2/f/ev5xeX7f/vpr//+t/7u3v7B4fMXL1/hcVK7Yd17WTnne3vr",
+	"drSyfB/WuzDaYi0VaZbSnSVJBLE3JGZULVOPkJ6i0ZkW99AFRrXANThZPuBX/dZrviQiwZKgs4u36GBv",
+	"9wUo4Spzk1yAGaUUEfql//0z7v764bf9T/8SOqygyE6sMg74JUtAN4OagiJX294Pz7CEwHeh+p02b+ar",
+	"e2VOpwyrHEy9Wv1FGWSmXNd7d9MgChZdtuY8twKH1KqaGqgOLcV3H9rW26fPh+/79JLO8AIku8GUg/GM",
+	"dxT/BYaIkZUE9k4eC2J4itixXfa8ZpAYMSwElAYojpZ6X4t9A99es+Cqh04ADlGaFG/FM6JnjiaUZKnm",
+	"1nTIjNGHU+0GGp8t4HOtsfnWGlbAj5+vGVehtymh8cSgt6RULjK8OrKGmpcSDjjEiuRePackAHdnv1nM",
+	"tCWt0aSMPpO1S9/IRFA4g1xBU/tjhVdV9twJpjDqQPLW21wlfE6qt7GLjJojN2XcRF1zNscqmdkgK0Rp",
+	"Q+esBhYVdG72H8u5KSTbF+SstOMbhTZjb++xNqNFyn9JO1MHOKrvxmG//2i7UdWlX9QuNGFugmLqEfei",
+	"arV9QZvxmic4u6T1AEL/1aDfr1rTWz/3dz/83O+++vB/9n7ud/c/bA9+7ncPzU9BE7sKFhPc4oPH2uLC",
+	"rv6CNjcIdBLah91HswiafsmXtR9Fyn4gRkQQYUqs/O2TLabJSDoltp6Y58rEt/QYzySy6xlIJVrQ0TUR",
+	"LuO4afS6EWzux/G7M2Sfr1Zw+a8hhueQxcRII6q0393td3efb5IKZOMFLUke6zOJwjcc60u9fElHOVfd",
+	"XjEOTNLMq36/j0guEJbIFbG35/PUQhSwSWjBJXVg2BukWmX0msztEWkWoPHCM7iRmcteRFuZ2AbpsAmh",
+	"17fM0RJE8uz6plIszCz3QKEJEiThQvvQWKLYuzQx1Jdar+fu5Vg297UkbpZkPOP8Ck5wwllCM3OatSsX",
+	"lDzmSmt0l3w1+yrMtnHvRq7VaLdWnPf+7MWr67/+tApm+roU34JZ/a2bYfye5oSMBFk0lLFUJ8++FFUk",
+	"RYkjQ2tR5RK/4JVDfZviLsfg/nhWOWqdDH2I/OB6GdWfqiyoDU6r6dfsPaKC3zQk+Jlq+QYMU9Dtf7QL",
+	"5koM90vaBifwL/L5HIfqbCaYZrkgsrUniO0uM7Ggqfo0IpEzW3XlOprUVX2wX4xJ9ZQjl0XZtB/wQhKT",
+	"XyzN1ckMp4hx5JI9kK0f2/BzRZ7nCORx6Jt+mpIolQEEskEAx6sICYJTNMbJlbltNGbihh+3mVpFZW6o",
+	"zQU8orm8mmrqLpQkIuyXnOTaVphiytCYJDiXcD9HBfo7H8MKTek1YShfbEiZVUlyVGjPm7diOeOyqL7z",
+	"+HsWQMGNctuvb8YGwW/bVzf94hVdLEjwHn2BpTR2V6b3GnComd6ALa7NthWiTCrMErJ9ZFLN9LNw00ta",
+	"YEC8PTdyAezGZ0HPSnRFFgr5x+1EXZ4fleiK8SVD45VJwQ0Zhjc0ZirLBzf/+vkL7EWQOYIHKcTgUSFO",
+	"wtLIJVHesYD3xiyLwztkWVSyFcJj3i9FIJQU0LI03m5vFkJet/hGD5f+nHFJRoqu97OKWNkdq1MqR+G3",
+	"UDGKoL9yNkrxSq5vnnZTj6GNa07m+OPI138V5Ru3/tycspFJXXFFYLeYQL9txCZlu7emrJkddQFpQOg4",
+	"tB58QdjtmaFc/HaLeR8GJXaWT2vtBW3aUtBPLNXE1Rq5Hf94jPSfkS1t27hkTgtyqm6oQ6Im+Qqu0jOu",
+	"Ni9BW1cWtLtWnhtXVi+R3dnqqarU8pXqbMoTqm1XmdPK56HMCxUpEWT22uGNnOwKC6qbxKBJjLqleigk",
+	"pe9SVvEzPy/B6efYaSQ39qN7i1WX+f1iv79W6m0uPX0++cFB/27C1M+6H206hcO9w+f9/gNK2tvMolXw",
+	"fn3blNRHEsstk7udlB43c9D63Vcf7P92P/zWj57vhVPSNqtvruWUrFm4miRfK4ndGryy/3cr4VyVy48h",
+	"iStH+yap+ppKdd9QoTdU1wEfmdFuIueddnxumcEORWwmI01xi/Nukp0BdVY7VWRhvWPoqWoypCgrj7zb",
+	"rjk8b9ivf5aq4/ba4uEUxO+hFB5U9j+MvP+niPaHkeYPILjvJZ4fQB43RA6AazRLe28LlHDrYvs7RgMq",
+	"CHPNiMBt8CNwLu9xhxZ1JoLP4XBsXp1gkEwC5b5FEe0zibZMILNUWZvG24hnBqjyCOF6B/+CmhbU1xIC",
+	"EdzXQxqBwXswt3flqoZywvo/ESAg0jR/WHc1FnU+dqe8a39s4FzeDkRqji1+hdGefiP8KBYOYDtCJNN/",
+	"gGW9E7rUfW6D16NG8d+FLxlZ3sSB+qsPgJ9RZuTyoO7Ehq6qq3BTLaKj2VUimHO2+1g3b5Uyjy/o5q0d",
+	"wD6Ye3b4ePsRrH/5YnYGLqCSXFC1utBklMvmLsNVc5eVWrgqukSEBFG5YNB3owCiivf6uwCg0IRciW0p",
+	"DRR0pGi8aiuHeybLdXM9dKZQRhRciEFJiB6QpO4ZPGRlzKMjB/cMDpE0ZWdUSTTDcmaqdmAXwLmB0r9C",
+	"+c+UWpQu6k70iC3VSu5aTtuvZjLFhAF7b8c+Efs2/okZzjfyt3S6PJmCDLygP5CV6fdA2YS7XhfYNN2v",
+	"vo7mmDKFKSNCC1Eo2/e1+lOqZvkYSvTt4+5/G86RU65w6UscXpTCV0T6VEQ1EwDFbu8i3d10Dx0XaFTm",
+	"7hJD7HnITBd/U0DjOjwu8Epvix3lmUQzDkhUCzwlBtuk3IKAyhIWCGzmeDVkGFBPSepIsZlevSEbsjcO",
+	"UB4aTIJtjIyRfWOo2pXYZo1qwyFzL5i6Q6TdEAm1Z+ffnqD9/f1XPXRaVKyhXBJTIuir0rZqMs6UEg6Z",
+	"rUWbYb1kRjoghuem94JlXJCC22ZlTF2cq1jyxVHVuiVYhb/85YTPF1hRUwrc+8tf0Ll9TR+vFYJb9aLG",
+	"DWk5aSMHPtfUNOK06WEDfdQSKJUzlXKmOsmNQUvNZ68YX6ItVSqu8nV7Eq+Q5OZyV6Ek49rWHDI1I3NJ",
+	"smv7cRSHQiMDBMGJ+KjcmUXPXyq8grFIGrk+OTmDa+QhA/r01usdoRLFB/0+qnfX2e6hczLn175RqVot",
+	"AKDHTA+6TVli9TJUOsNMcqEtpchAt4wFwVdFLz5TDSxRRoHJKUMpT+TOyffHP353+vrtd715Cvtl+AeE",
+	"SIxmnAHWS1xrHG07ULpkSru0W67PA0uBoG0E2pILkg6Zdgo8dox+wleymXUO9LcaIG14Fv6ExHPXCiiC",
+	"LkBD5j51VDwA3djhCFXbr9uKOb3ue3uopaF7ZHTDckYzUpmi7ayt50OzTC/fJKPTmdK7+AqFC2DjHjr8",
+	"+BEme7D3ShNrCNAHFlojm+7cW64Dt0noqba1K3Xl3j4q1//BCXdaTNrMoKWj9JlEFDY5LlS2nhx0Dg+c",
+	"Um0kky5wisE4Mm34TNKNW0hJFQHiXeNHs3MH/X3kS+xitPUdfyaHLNayv3ciuJRvBZ1C/E8RwGY1bYEE",
+	"X0qAW4ovSNL9lqhk1r2gisSaxWPzTmwOuNY0YHsNGYffj1BiS2UNAK5dUDumRFIrDkYokK3Xf4Gl3O6h",
+	"lmkOmR7BZqehBRF2eITTVBAp0Vb80/nZ5eno/PjydPT67M3ZZRyh532EkQn+aDFiL0a2j4xwHDI3XrEl",
+	"tYLzuNG3KI6qP/oWRNZmiRtdhQzHojFZcauw4LOmdYn5HIiavVeo0nPR1SdXmG3LbGh9rl/xySS2QE+m",
+	"KEAS2/ZLL6o2Q6rqb8gs2Jz9mnmmtqYWE0Py5IoozTELQrQGzPQfYVvhB9PsPr48f39xefrN6N3527+e",
+	"nV4Yrj127cZwqNkY8iX+JC21NGv2LvO6Xmu4UMczX3r/zGpB4LgJ/ejFvCOE58qjU/pu50DHkLm2hnbY",
+	"bZgCwLbiKZERuljiqbYR3p9FxtFIeZJreyfSowuaGLnpzRW72EALgMekSHFuJZixqcZG0uMF3dGHt7fC",
+	"80zzwQywBLHBiYi0HoQFZxxNCYOq89RtlzEJJjmDo2vkuFaSxoTNaEKYiW9Zc/DN2WXD/NPGqYUB52K6",
+	"Y1+SO/pZCFyqrGRJdqKOLxnp9Ht7vb4L0OIF7Qw6+71+b9/cb83Ad9iZEZyp2a+dwW+fos4OpJG5f3gz",
+	"GOepaSQ2JYFsgnOeEQe/30NFDYyWBT52Y5ClrUGqV55MJiRRaMsEkxw4R1RANNq4Fyht0MJReTTTWMiF",
+	"xvwz6XaEloIqRZg1FIeakZi037d1OfZfVEmSTY40V5fpsy1TIXMUamXQKVMgdSD6pG3X2FnuMG1LRzeX",
+	"WhKAqWwRiWb4mpQRxYELGS9mwr2ONUxh/kA5O0s7g85rKhWA1gMGtoEYw3OioNnbz83yo2xVmp70zRQ9",
+	"wEcBvCMai+l9nF9yAh0+LFOWwb+L9ndr0pI+ReuJsyEBR0fb96uBo1tREHLfixXcce3u1j54YvL3P32A",
+	"4gZjf2sS9vr9DXoYbtYzsIaZHmgUqE+WFneeifUbSAlMs2YTwHu0ajwwswq95Ge/Uy0B7sBru+tfq3TA",
+	"hZf217/kARH0G4ebUVcuE4eVtJkX6wms9j4th1zgyNXiCj9/0FwhXYJ6JWAtn5X3KNI2pu/XA6j6UwlQ",
+	"Ea7pyMeulSpd08zC/uVTRRa7SMwacVw0S9EnfMyvSQ/5ZHEXnKPC+/xV6nroHZYS2sf58pXYpJJjiWL3",
+	"QyWtXrMmgKVrm6mljOYmEeeoa0q5kFQo8Jo3Ol2NeHZ41Bom1j2lnU+Dh5sz8DoVbAf4KiD8TIJ2q+zV",
+	"LkRLm9a9/t7z7u5et7972b91lu+G5Bpky40oVXwdnS8fgM4YnNqBjSF5dobccxfgWmLpuxUeodhEGwYO",
+	"usqlWrTNo9SsrJhNPY/iT6db6o241mgXt7J/WrXyB1cSWub5Rb6DXvB9q8KqAUAE76AfSlcFRkVA5NIr",
+	"CBO3dMhb1iQHh8n8xVW3XJswM7FV73ABAAlPVBkvuVIB7+rft0PK4TtS0Q1N1bDmcNn3zr55vPNlGw8G",
+	"Tlh5eSGgqCSy/fT+xPbbwfqXHIrIn+BkHjcPQNHy8GEOpm1YAJedXLYeUOhtVz2bTZj1rTVNEbbBGWVD",
+	"5kzSZxKNyQxnE6sQMYpr+SNx4S3q2fMFYY0CxiGzmSKlziPGbgycYZM/+FDHeL1CrYJ3Pd7BbzvyRWuX",
+	"UvJO6bAHgvfrznzolVqf9afe738Wh/bWIvSg/2r9Cw4gHV7Y29tg/gHMO/PyBl8rFczfXcgf9jcgM4iX",
+	"8Jga4pxkBEuCMJoRm+63kWrgC3mjVrCNIW+nFY7llYf/MYXf5aYT0ISj3BKFi1JHeOj/XkoNsfI/8oH+",
+	"0sUcXAymRNBrkhbt3e27Q7Ylealjjsdnd3mCSC1pQiKf+4Hllbv7KD5v7cqUEwmtNdzV64wIMtCm45iY",
+	"DiGxG9aiG/mYfpzMsJiSXvF3MDCHDAtNuAwpJ1PD/kdSTnuPppzqLdaLPmNHlewNLG1Uh/Hlk+560l1P",
+	"uuvPq7tAL+BKg0HIx8iz7I5azFR9BCMN9eTtEhKGyaNDCZ6TIlXUXoT5/DEqkP5sryG1QbK9sS2Sf0fL",
+	"3rbODpr1xQ2eS20twF0e0JX//IJfkHkJiX9dyvwy3se9tpZLF9T9XS5GLKRJKTZFRRmXseXGogw8tuG1",
+	"hQVsCwXKb6xsqaKkByPlwbtTj862GddXcQjbRq1AxX22F7INmLoNrmRNxPMpbP77SY46oupDxc4LcMnb",
+	"eWDnOZNWedkBhMmld3lPh9s2mdXkL0IHC6pQStOBSU8BECeTdYqTqyk0KkR/5+MIgMrGK9PcEhwnB+eE",
+	"JkQlM2i7YmZu20liyJmbcHE0ZLHFTYohWUzkxHhLuB00CruGL1yvcNBbyhkIvvMSEuftnKXHDM414OMC",
+	"BxgaxcD25UzvyZN/8+TfVPybz9NdeUSPw55BY+XbkAPjyzt6G75R2jox7dIRtc7wEEomI3pMEGYIwJW0",
+	"QWMBGBYEhKDJsYfnoFE8HrLlTI/I8vmYgLUPxfZHKPbIADH6x3/+F4p9IX7cQ8dQdcNQLLN8GtuKhVdx",
+	"8H4EcgetXPVwvA8gVuGwfM3T1QNK1ArA0adq2ZpWMp8a8nz3wb/e5pGZFH6bK/skx5/k+H3k+O7+RvGc",
+	"cnMG897hJvNpVtc+KY+m8jBiplR3eOekyWp/TYsTYuB7blIeBsNC2mImqJAzYLXa2gZ/XVaagiLI9wd9",
+	"MWSQ5bfEIpU9FA8tSs+w4+rfbFkmhYILJHFGjhD5SKWqAOgWgEBDZrrf6k/rGYdUyftFem9V4l70OTO/",
+	"nxoxEEobaZH+o2mR8l62XXs8KYGny4o/kNb4/AS/rbq9v+B3dfkg6DOiSAjG/JpfWSHvrie0X1BCN4C7",
+	"Cs5sBqSPwoAWyAgWsvRcb8iOXbHsXv8ALqmhZowLKK8rf8bAcdMsQ3AkQiIdhPlrPuW5al53HARacJqS",
+	"ep6rmsy6IKpbgCHcdK4vKpvzZPPeIO5uLYL+dGe1ci41cyHDibXj+Clq8cZPCisJ+tD7iuIlFyn8Awoc",
+	"tUf+squdb384HBhJDWIjHjJ7ILe+V2rxlmWrCF3gObmginx1oQRNVIQu9AyIq4iNT96+/eHsdHRxevL+",
+	"/PQrY4BtO7wHaBE9ZEBeVNDGBUr4fEyZgTWZEiWLQvn4oL8b99BPVM0oQ7uHtpZZRugQORR5U+8JEBIw",
+	"c8ib0f+sFfOainBbjW1/M5U1WCFL1V5/yNy4xUA3jGAiwrv9Pipea1AzZDjL3BukOo55CiTe0uTgWIgE",
+	"hJUi84WSekmgOjpcEJ0zRTNYsSVlKV/CyuoVItqCLi59AQnArbpNdOU5U1AoPGTQZ4Ay9I5LNRXk4l9f",
+	"25pbsrIRmkRwKb1UlqZ2CbbQmuhYEDTmJhVpQcSQuWePkAUr4BzNMVuZ1iCmJXyEDD5Jl9q9L2ZagRkY",
+	"oN1Yy3zPt4Sl0pb4vDThpKgo+tmFX1DOtNsGRcwNeAhk678NfgRJbQaUVFwYMIsZljOT2wXIFabTiEFs",
+	"MbcJMPclz7PU+A+4YOprIuiEam1ki62NrzPKJREmbiWIAmgfO/chk3S+yFb+mFo4A3tHeYPGAqjb38N9",
+	"KD7gbcjHdSGAAKslg4lVRgdT9qSCv3CP48kfuJuNYXoa1EwMa9iXC2DDNsf3tgOT7W2g9V787vTHb85+",
+	"/G70/dvX38Roq9DYZfgRrWdMHuqQNeoijGoyQRgAtJpDoaDzEmzBv0+O9ZFoLeTfNrX+HK8MOgDcuEqF",
+	"4jfHfwXyLkbvTs9HJ6/PTn+81KT2KyRqOTxkucFLA7EfGaPCgXcZ/DW0tZxhZW6NlUQJlmS77VOnb47P",
+	"XsdDtrVfxWIxwChRGwJKDW1H4hXUzcyI1oGAMcYnBhQKZXghiVbMKygssSURFqcpI0pZzab1OTyLJoJA",
+	"dEyiRYbtKl56XBZj3Vh0LbTlqql8xrKyWD+RuTxHZaQfsN8A/247qmIAtcHkDYwapSqyESG4xM+cQehX",
+	"XhJirvSLgUxTROmmDOE+geb8msB/ai8SNnIrPrayBhTSAH0NsHbaSLX2r7aEGlh4FkBF4kwZzjPT3QiT",
+	"D1E5ZC6nG/pztd9O3TU3+pHupSpE3soo2H1gGtI1xUCm2YqE2oGnO6o/i7HwFGn8cu6nvCHyPTiX9QIf",
+	"b3007JGbq66rxS6LfJzRBF1TshyAMDdWRwRfi1Bx06M1YtE23GuaFCvcG7J3PAOV4gAlSrrIALvaWIGr",
+	"3xzUUTkrxUFasWiNNGS+pMYCdDq0rBmWKMPajwZ9/JPz4dsUJ4CFhBVbVEZZw6mx14YsdhOwDzgrCsp7",
+	"mr0r4sj9PLJg5gYkNDbmD4BdGsXL+NK6xOZBk5VXwm8fQbzCpG5o4o1f7VHRoM8hqMz4oL+LysDQcUvl",
+	"+h+8aN1+5t8oWa6pVn+qTn+ke5FPUQ3MuX4x8h1RRaHd5lJpbcm5qdGWN5WDW9xRKH40hjncQqNjFq4R",
+	"h7PSUibuInjeHHL1gjB6aqNyVGmr2V6QjI2hfIToxMkn28O1enPjk+bRnGCDRRpZRESbOUx9m3qIGRKc",
+	"GhCLOupj/5UHmNXSmTjYxLLMdGsDNZWwKDUB2GbXH6E5hQ4NUJMJEegBakqWI+jiakNupkAyTFtU0gHw",
+	"6WdyyCD8aRwyC5srCVPbWsSFJmFbFkuLrwpdYsHTdQXskd92v1UF1rOtOdVPrBPaQzal1yBXlzbYSRze",
+	"akWGG46z7VlLPLRFmQeKZLxr3hoyG2ZWvuYetjrL+JKkdizTsJhxNaNsCgtRrped46uqJzhk4WLTCueZ",
+	"qlNf7HoE4VahKM5g1TOCr+HAaOXmVjJuB0r47DASnuARnmKoTyWmn0uJ6VoTxUixu1kp1oS4wU6BIIu2",
+	"U2rtC7zVYVAQbrZiyEcFl3TgcUDMUfGyEaH1lrFc5AhrXyI++f705Ie37y9Hl5evY+NTMb7c7qGfLNg5",
+	"Vu5lwG/WFlGEEmxinKb5vfPIfAzS3aFVcLearRK03mm6ZHF7uWBcQjduBT4wK+mW7/PRNn5GLeqmwTCK",
+	"I0FSKkiiqh604k+a6ClA96RUfi+lUtz4aVfDu2e+qQwqCadNNUgRzmnXIW/4NWiQoAvEi84XOaCFTwQx",
+	"bqp0Nb4gu4tOOKZ+cMjgZwjcRTb1RbtC2r2wDgpKcsUnE7QV8ol6+kEXw4KkkZEBX42HzKKwUuuUSZ+4",
+	"JPKMmEQQRpaFhgPnVjqd5jrCGTVjbp6gsU0VGN25cSlWeIyl1jTkY5Ll1qlmUglMLaS9x/RdcpEObIzU",
+	"FDwNmXe7vacKjT5zhq8xhZ544NWaRbbrhas+qE2AKW3QkIFatysIiURpm5dewxWy8H1QnyvstTBEdp3P",
+	"7xYo3NMxDBrkHvjnOWu/S1a+ndU/Ka1mjaNYgivRJ8vz9ZOSfnIXn67ePrfSsBt9TK3C6yhGJdW99squ",
+	"UkUcvK47dT3aTC2Q6cOLGRoT17mQ8WVUgMQ6KrRKNq1mzB0en0AQ0AmqJpDMuSflEWqeoIV+QLweQ22a",
+	"ny4krKbQ+me8glqIB70B+qfe6gL0Nq7Nt8QsxW9NbjE2prVjoCNfK/9cZFx1pRZj0L5QXOPMG5Cl8HjG",
+	"E5yhFK9QnGrjpYXRBkNmWymAoTIVNI2QDYJXCtcjkzlMMtg5dx48oC+AhEDKujF9SpSYvvT2zhna57fh",
+	"cZenf5/iwga4/2u7GMo3Ii3R5xq0t+L2Y+WarBbWyrrOCfU+BAHQot8VPbi8lC1WT+F//DFuYf8EF6r+",
+	"rH9b8d3gMsadt7YTD2pIXIf7KwHsG/TQg2xP46+Ueo0NSm3Inkk07FwKyE/kuRp2IBooy6miFHpVDJk2",
+	"FCysaoQqWZszDq0XU6Qtgh46bnYYc0XEEmmnDb0/f20LO0zSZ5YRgbagneBgZwdmr8ccvOy/7McoZykR",
+	"KJ7jK8C/cc6O6T+2A33bqd2azgCKZvRxsOv2W6D1rPbuCqlagvEry8xes92KDEiD73mWmqxQkHmmbAgy",
+	"TCdcr06vgUcWGgUcB5xcIT6Z0IT0kE0vtgmsLe1+j2pXylBupCAOa+1TaS8KbayAu0xiwTMyKIPMDfN+",
+	"fz+xsFHuH6a+HG0RnMyQl7BDpudj3Wui/Ws9GlyMVmsd4+0e+pEXhVIyfHMMrw+Z4hxl5qa11m7SbLdd",
+	"RFs92dwH6A9n709xShmREi0EHxPZqzfpopzJzqcPn/5/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -36,7 +36,7 @@ func (q *Queries) StatusChangeInsert(ctx context.Context, arg StatusChangeInsert
 }
 
 const statusChangeListByBooking = `-- name: StatusChangeListByBooking :many
-SELECT id, booking_id, from_status, to_status, cause, stripe_event_id, at, operator_id FROM booking_status_changes WHERE booking_id = $1 ORDER BY id
+SELECT id, booking_id, from_status, to_status, cause, stripe_event_id, at, operator_id, from_starts_at, from_ends_at, to_starts_at, to_ends_at FROM booking_status_changes WHERE booking_id = $1 ORDER BY id
 `
 
 func (q *Queries) StatusChangeListByBooking(ctx context.Context, bookingID uuid.UUID) ([]BookingStatusChange, error) {
@@ -57,6 +57,10 @@ func (q *Queries) StatusChangeListByBooking(ctx context.Context, bookingID uuid.
 			&i.StripeEventID,
 			&i.At,
 			&i.OperatorID,
+			&i.FromStartsAt,
+			&i.FromEndsAt,
+			&i.ToStartsAt,
+			&i.ToEndsAt,
 		); err != nil {
 			return nil, err
 		}

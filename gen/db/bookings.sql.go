@@ -22,7 +22,7 @@ SET checkout_session_id = $1,
     updated_at = now()
 WHERE id = $4
   AND (checkout_session_id IS NULL OR checkout_session_id = $1)
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment
 `
 
 type BookingAttachCheckoutSessionParams struct {
@@ -66,12 +66,16 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
 
 const bookingGetByID = `-- name: BookingGetByID :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings WHERE id = $1
 `
 
 func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -101,12 +105,16 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
 
 const bookingGetByIDForUpdate = `-- name: BookingGetByIDForUpdate :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -136,6 +144,10 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
@@ -143,24 +155,26 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 const bookingInsert = `-- name: BookingInsert :one
 INSERT INTO bookings (
     id, resource_id, customer_email, customer_name, starts_at, ends_at,
-    amount_total, currency, hold_expires_at
+    amount_total, currency, hold_expires_at, manage_token_salt, manage_token_hash
 ) VALUES (
     $1, $2, $3, $4, $5, $6,
-    $7, $8, $9
+    $7, $8, $9, $10, $11
 )
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment
 `
 
 type BookingInsertParams struct {
-	ID            uuid.UUID
-	ResourceID    uuid.UUID
-	CustomerEmail string
-	CustomerName  string
-	StartsAt      time.Time
-	EndsAt        time.Time
-	AmountTotal   int64
-	Currency      string
-	HoldExpiresAt time.Time
+	ID              uuid.UUID
+	ResourceID      uuid.UUID
+	CustomerEmail   string
+	CustomerName    string
+	StartsAt        time.Time
+	EndsAt          time.Time
+	AmountTotal     int64
+	Currency        string
+	HoldExpiresAt   time.Time
+	ManageTokenSalt []byte
+	ManageTokenHash []byte
 }
 
 // Names no status: a booking is born pending_payment (the column's default),
@@ -176,6 +190,8 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		arg.AmountTotal,
 		arg.Currency,
 		arg.HoldExpiresAt,
+		arg.ManageTokenSalt,
+		arg.ManageTokenHash,
 	)
 	var i Booking
 	err := row.Scan(
@@ -202,6 +218,10 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
@@ -278,7 +298,7 @@ func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkP
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
 WHERE ($1::text IS NULL OR status = $1::text)
   AND ($2::uuid IS NULL OR resource_id = $2::uuid)
   AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
@@ -342,6 +362,10 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
+			&i.RefundAmount,
+			&i.CancelledAfterPayment,
 		); err != nil {
 			return nil, err
 		}
@@ -404,7 +428,7 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 }
 
 const bookingListLapsedForUpdate = `-- name: BookingListLapsedForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
 WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $1::timestamptz)
 ORDER BY hold_expires_at, id
 LIMIT $2
@@ -452,6 +476,10 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
+			&i.RefundAmount,
+			&i.CancelledAfterPayment,
 		); err != nil {
 			return nil, err
 		}
@@ -464,7 +492,7 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 }
 
 const bookingListLapsedOverlappingForUpdate = `-- name: BookingListLapsedOverlappingForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
 WHERE resource_id = $1
   AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
   AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
@@ -521,6 +549,10 @@ func (q *Queries) BookingListLapsedOverlappingForUpdate(ctx context.Context, arg
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
+			&i.RefundAmount,
+			&i.CancelledAfterPayment,
 		); err != nil {
 			return nil, err
 		}
@@ -673,7 +705,7 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
@@ -703,12 +735,16 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
@@ -753,7 +789,28 @@ func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLoc
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
+	return i, err
+}
+
+const bookingManageSecret = `-- name: BookingManageSecret :one
+SELECT manage_token_salt, manage_token_hash FROM bookings WHERE id = $1
+`
+
+type BookingManageSecretRow struct {
+	ManageTokenSalt []byte
+	ManageTokenHash []byte
+}
+
+// The stored form of a booking's manage_token (migration 00009).
+func (q *Queries) BookingManageSecret(ctx context.Context, id uuid.UUID) (BookingManageSecretRow, error) {
+	row := q.db.QueryRow(ctx, bookingManageSecret, id)
+	var i BookingManageSecretRow
+	err := row.Scan(&i.ManageTokenSalt, &i.ManageTokenHash)
 	return i, err
 }
 
@@ -843,7 +900,7 @@ WHERE id = $3
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment
 `
 
 type BookingReserveCheckoutParams struct {
@@ -884,68 +941,98 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }
 
 const bookingTransition = `-- name: BookingTransition :one
-WITH moved AS (
+WITH before AS (
+    SELECT b.id, b.starts_at, b.ends_at FROM bookings b WHERE b.id = $1::uuid
+), moved AS (
     UPDATE bookings
-    SET status = $1::text, updated_at = now()
-    WHERE bookings.id = $2::uuid AND bookings.status = $3::text
-    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+    SET status = $2::text,
+        starts_at = COALESCE($3::timestamptz, bookings.starts_at),
+        ends_at = COALESCE($4::timestamptz, bookings.ends_at),
+        refund_amount = COALESCE($5::bigint, bookings.refund_amount),
+        cancelled_after_payment = bookings.cancelled_after_payment OR $6::boolean,
+        updated_at = now()
+    WHERE bookings.id = $1::uuid AND bookings.status = $7::text
+    RETURNING bookings.id, bookings.resource_id, bookings.customer_email, bookings.customer_name, bookings.starts_at, bookings.ends_at, bookings.status, bookings.amount_total, bookings.currency, bookings.hold_expires_at, bookings.checkout_expires_at, bookings.checkout_session_id, bookings.checkout_url, bookings.payment_intent_id, bookings.disputed, bookings.created_at, bookings.updated_at, bookings.refund_requested_at, bookings.client_addr, bookings.dispute_status, bookings.dispute_status_at, bookings.refund_failed_at, bookings.refunded_seen_at, bookings.manage_token_salt, bookings.manage_token_hash, bookings.refund_amount, bookings.cancelled_after_payment
 ), recorded AS (
-    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
-    SELECT moved.id, $3::text, $1::text, $4::text,
-           $5::text, $6::uuid
-    FROM moved
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id,
+                                        from_starts_at, from_ends_at, to_starts_at, to_ends_at)
+    SELECT moved.id, $7::text, $2::text, $8::text,
+           $9::text, $10::uuid,
+           CASE WHEN $3::timestamptz IS NOT NULL THEN before.starts_at END,
+           CASE WHEN $3::timestamptz IS NOT NULL THEN before.ends_at END,
+           $3::timestamptz, $4::timestamptz
+    FROM moved JOIN before ON before.id = moved.id
 )
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM moved
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM moved
 `
 
 type BookingTransitionParams struct {
-	ToStatus      string
-	ID            uuid.UUID
-	FromStatus    string
-	Cause         string
-	StripeEventID *string
-	OperatorID    *uuid.UUID
+	ID                    uuid.UUID
+	ToStatus              string
+	ToStartsAt            *time.Time
+	ToEndsAt              *time.Time
+	RefundAmount          *int64
+	CancelledAfterPayment bool
+	FromStatus            string
+	Cause                 string
+	StripeEventID         *string
+	OperatorID            *uuid.UUID
 }
 
 type BookingTransitionRow struct {
-	ID                uuid.UUID
-	ResourceID        uuid.UUID
-	CustomerEmail     string
-	CustomerName      string
-	StartsAt          time.Time
-	EndsAt            time.Time
-	Status            string
-	AmountTotal       int64
-	Currency          string
-	HoldExpiresAt     time.Time
-	CheckoutExpiresAt *time.Time
-	CheckoutSessionID *string
-	CheckoutURL       *string
-	PaymentIntentID   *string
-	Disputed          bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	RefundRequestedAt *time.Time
-	ClientAddr        *netip.Addr
-	DisputeStatus     *string
-	DisputeStatusAt   *time.Time
-	RefundFailedAt    *time.Time
-	RefundedSeenAt    *time.Time
+	ID                    uuid.UUID
+	ResourceID            uuid.UUID
+	CustomerEmail         string
+	CustomerName          string
+	StartsAt              time.Time
+	EndsAt                time.Time
+	Status                string
+	AmountTotal           int64
+	Currency              string
+	HoldExpiresAt         time.Time
+	CheckoutExpiresAt     *time.Time
+	CheckoutSessionID     *string
+	CheckoutURL           *string
+	PaymentIntentID       *string
+	Disputed              bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+	RefundRequestedAt     *time.Time
+	ClientAddr            *netip.Addr
+	DisputeStatus         *string
+	DisputeStatusAt       *time.Time
+	RefundFailedAt        *time.Time
+	RefundedSeenAt        *time.Time
+	ManageTokenSalt       []byte
+	ManageTokenHash       []byte
+	RefundAmount          *int64
+	CancelledAfterPayment bool
 }
 
 // The one statement that changes a booking's status (booking.Transition, after
 // booking.Decide): conditional on the status the caller read under its row
 // lock, and recorded with its cause (the Stripe event, or the operator) in
-// the same statement.
+// the same statement. What the change carries with it is set here too, so a
+// reader of the transition sees it whole: a reschedule's new slot (recorded
+// with the old one: the before CTE reads the row as it was), a customer
+// cancel's refund_amount and that the booking had been paid.
 func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionParams) (BookingTransitionRow, error) {
 	row := q.db.QueryRow(ctx, bookingTransition,
-		arg.ToStatus,
 		arg.ID,
+		arg.ToStatus,
+		arg.ToStartsAt,
+		arg.ToEndsAt,
+		arg.RefundAmount,
+		arg.CancelledAfterPayment,
 		arg.FromStatus,
 		arg.Cause,
 		arg.StripeEventID,
@@ -976,6 +1063,10 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
+		&i.RefundAmount,
+		&i.CancelledAfterPayment,
 	)
 	return i, err
 }

@@ -60,12 +60,16 @@ type Booking struct {
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	// When Stripe accepted a full refund of this booking, requested automatically (refund_pending) or by an operator. NULL on a refund_pending booking means the reconciler still has to request it.
-	RefundRequestedAt *time.Time
-	ClientAddr        *netip.Addr
-	DisputeStatus     *string
-	DisputeStatusAt   *time.Time
-	RefundFailedAt    *time.Time
-	RefundedSeenAt    *time.Time
+	RefundRequestedAt     *time.Time
+	ClientAddr            *netip.Addr
+	DisputeStatus         *string
+	DisputeStatusAt       *time.Time
+	RefundFailedAt        *time.Time
+	RefundedSeenAt        *time.Time
+	ManageTokenSalt       []byte
+	ManageTokenHash       []byte
+	RefundAmount          *int64
+	CancelledAfterPayment bool
 }
 
 type BookingStatusChange struct {
@@ -77,6 +81,10 @@ type BookingStatusChange struct {
 	StripeEventID *string
 	At            time.Time
 	OperatorID    *uuid.UUID
+	FromStartsAt  *time.Time
+	FromEndsAt    *time.Time
+	ToStartsAt    *time.Time
+	ToEndsAt      *time.Time
 }
 
 type IdempotencyKey struct {
@@ -117,23 +125,26 @@ type PaymentEvent struct {
 }
 
 type Resource struct {
-	ID               uuid.UUID
-	Slug             string
-	Name             string
-	Description      string
-	Timezone         string
-	Currency         string
-	UnitAmount       int64
-	SlotMinutes      int32
-	MinSlots         int32
-	MaxSlots         int32
-	OpenTime         pgtype.Time
-	CloseTime        pgtype.Time
-	MinNoticeMinutes int32
-	HorizonDays      int32
-	Active           bool
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	ID                       uuid.UUID
+	Slug                     string
+	Name                     string
+	Description              string
+	Timezone                 string
+	Currency                 string
+	UnitAmount               int64
+	SlotMinutes              int32
+	MinSlots                 int32
+	MaxSlots                 int32
+	OpenTime                 pgtype.Time
+	CloseTime                pgtype.Time
+	MinNoticeMinutes         int32
+	HorizonDays              int32
+	Active                   bool
+	CreatedAt                time.Time
+	UpdatedAt                time.Time
+	FullRefundHoursBefore    int32
+	PartialRefundHoursBefore int32
+	PartialRefundPercent     int32
 }
 
 type StripeRequestAttempt struct {

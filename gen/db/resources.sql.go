@@ -13,7 +13,7 @@ import (
 )
 
 const resourceGetByID = `-- name: ResourceGetByID :one
-SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at FROM resources WHERE id = $1
+SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent FROM resources WHERE id = $1
 `
 
 func (q *Queries) ResourceGetByID(ctx context.Context, id uuid.UUID) (Resource, error) {
@@ -37,12 +37,15 @@ func (q *Queries) ResourceGetByID(ctx context.Context, id uuid.UUID) (Resource, 
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FullRefundHoursBefore,
+		&i.PartialRefundHoursBefore,
+		&i.PartialRefundPercent,
 	)
 	return i, err
 }
 
 const resourceGetByIDForUpdate = `-- name: ResourceGetByIDForUpdate :one
-SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at FROM resources WHERE id = $1 FOR UPDATE
+SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent FROM resources WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) ResourceGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Resource, error) {
@@ -66,6 +69,9 @@ func (q *Queries) ResourceGetByIDForUpdate(ctx context.Context, id uuid.UUID) (R
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FullRefundHoursBefore,
+		&i.PartialRefundHoursBefore,
+		&i.PartialRefundPercent,
 	)
 	return i, err
 }
@@ -73,30 +79,35 @@ func (q *Queries) ResourceGetByIDForUpdate(ctx context.Context, id uuid.UUID) (R
 const resourceInsert = `-- name: ResourceInsert :one
 INSERT INTO resources (
     id, slug, name, description, timezone, currency, unit_amount, slot_minutes,
-    min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active
+    min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active,
+    full_refund_hours_before, partial_refund_hours_before, partial_refund_percent
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13, $14, $15
+    $9, $10, $11, $12, $13, $14, $15,
+    $16, $17, $18
 )
-RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at
+RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent
 `
 
 type ResourceInsertParams struct {
-	ID               uuid.UUID
-	Slug             string
-	Name             string
-	Description      string
-	Timezone         string
-	Currency         string
-	UnitAmount       int64
-	SlotMinutes      int32
-	MinSlots         int32
-	MaxSlots         int32
-	OpenTime         pgtype.Time
-	CloseTime        pgtype.Time
-	MinNoticeMinutes int32
-	HorizonDays      int32
-	Active           bool
+	ID                       uuid.UUID
+	Slug                     string
+	Name                     string
+	Description              string
+	Timezone                 string
+	Currency                 string
+	UnitAmount               int64
+	SlotMinutes              int32
+	MinSlots                 int32
+	MaxSlots                 int32
+	OpenTime                 pgtype.Time
+	CloseTime                pgtype.Time
+	MinNoticeMinutes         int32
+	HorizonDays              int32
+	Active                   bool
+	FullRefundHoursBefore    int32
+	PartialRefundHoursBefore int32
+	PartialRefundPercent     int32
 }
 
 func (q *Queries) ResourceInsert(ctx context.Context, arg ResourceInsertParams) (Resource, error) {
@@ -116,6 +127,9 @@ func (q *Queries) ResourceInsert(ctx context.Context, arg ResourceInsertParams) 
 		arg.MinNoticeMinutes,
 		arg.HorizonDays,
 		arg.Active,
+		arg.FullRefundHoursBefore,
+		arg.PartialRefundHoursBefore,
+		arg.PartialRefundPercent,
 	)
 	var i Resource
 	err := row.Scan(
@@ -136,12 +150,15 @@ func (q *Queries) ResourceInsert(ctx context.Context, arg ResourceInsertParams) 
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FullRefundHoursBefore,
+		&i.PartialRefundHoursBefore,
+		&i.PartialRefundPercent,
 	)
 	return i, err
 }
 
 const resourceListActive = `-- name: ResourceListActive :many
-SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at FROM resources WHERE active ORDER BY name, id
+SELECT id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent FROM resources WHERE active ORDER BY name, id
 `
 
 func (q *Queries) ResourceListActive(ctx context.Context) ([]Resource, error) {
@@ -171,6 +188,9 @@ func (q *Queries) ResourceListActive(ctx context.Context) ([]Resource, error) {
 			&i.Active,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.FullRefundHoursBefore,
+			&i.PartialRefundHoursBefore,
+			&i.PartialRefundPercent,
 		); err != nil {
 			return nil, err
 		}
@@ -201,27 +221,33 @@ SET slug = $1, name = $2, description = $3, timezone = $4,
     currency = $5, unit_amount = $6, slot_minutes = $7,
     min_slots = $8, max_slots = $9, open_time = $10,
     close_time = $11, min_notice_minutes = $12,
-    horizon_days = $13, active = $14, updated_at = now()
-WHERE id = $15
-RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at
+    horizon_days = $13, active = $14,
+    full_refund_hours_before = $15,
+    partial_refund_hours_before = $16,
+    partial_refund_percent = $17, updated_at = now()
+WHERE id = $18
+RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent
 `
 
 type ResourceUpdateParams struct {
-	Slug             string
-	Name             string
-	Description      string
-	Timezone         string
-	Currency         string
-	UnitAmount       int64
-	SlotMinutes      int32
-	MinSlots         int32
-	MaxSlots         int32
-	OpenTime         pgtype.Time
-	CloseTime        pgtype.Time
-	MinNoticeMinutes int32
-	HorizonDays      int32
-	Active           bool
-	ID               uuid.UUID
+	Slug                     string
+	Name                     string
+	Description              string
+	Timezone                 string
+	Currency                 string
+	UnitAmount               int64
+	SlotMinutes              int32
+	MinSlots                 int32
+	MaxSlots                 int32
+	OpenTime                 pgtype.Time
+	CloseTime                pgtype.Time
+	MinNoticeMinutes         int32
+	HorizonDays              int32
+	Active                   bool
+	FullRefundHoursBefore    int32
+	PartialRefundHoursBefore int32
+	PartialRefundPercent     int32
+	ID                       uuid.UUID
 }
 
 func (q *Queries) ResourceUpdate(ctx context.Context, arg ResourceUpdateParams) (Resource, error) {
@@ -240,6 +266,9 @@ func (q *Queries) ResourceUpdate(ctx context.Context, arg ResourceUpdateParams) 
 		arg.MinNoticeMinutes,
 		arg.HorizonDays,
 		arg.Active,
+		arg.FullRefundHoursBefore,
+		arg.PartialRefundHoursBefore,
+		arg.PartialRefundPercent,
 		arg.ID,
 	)
 	var i Resource
@@ -261,6 +290,9 @@ func (q *Queries) ResourceUpdate(ctx context.Context, arg ResourceUpdateParams) 
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FullRefundHoursBefore,
+		&i.PartialRefundHoursBefore,
+		&i.PartialRefundPercent,
 	)
 	return i, err
 }
@@ -274,7 +306,7 @@ INSERT INTO resources (
     $9, $10, $11, $12, $13, $14, $15
 )
 ON CONFLICT (slug) DO UPDATE SET updated_at = resources.updated_at
-RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at
+RETURNING id, slug, name, description, timezone, currency, unit_amount, slot_minutes, min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active, created_at, updated_at, full_refund_hours_before, partial_refund_hours_before, partial_refund_percent
 `
 
 type ResourceUpsertBySlugParams struct {
@@ -332,6 +364,9 @@ func (q *Queries) ResourceUpsertBySlug(ctx context.Context, arg ResourceUpsertBy
 		&i.Active,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.FullRefundHoursBefore,
+		&i.PartialRefundHoursBefore,
+		&i.PartialRefundPercent,
 	)
 	return i, err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/managetoken"
 )
 
 // Request is a customer's request to hold a slot.
@@ -34,6 +35,10 @@ type Request struct {
 	// unpaid holds it and the e-mail may have open (SPEC §3.2).
 	Client netip.Addr
 	Caps   HoldCaps
+	// Tokens issues the booking's manage_token (SPEC §3.1); only its salt
+	// and hash are stored, and the caller derives the token again from the
+	// salt for the 201.
+	Tokens *managetoken.Issuer
 }
 
 // Causes recorded in booking_status_changes for transitions slotpay makes
@@ -43,6 +48,11 @@ const (
 	CauseHoldLapsed     = "hold_lapsed"
 	CauseCustomerCancel = "customer_cancel"
 	CauseOperatorCancel = "operator_cancel"
+	// CauseCustomerCancelPaid: the customer cancelled a confirmed booking
+	// with the manage_token; CauseRescheduled: moved it to another slot
+	// (confirmed -> confirmed).
+	CauseCustomerCancelPaid = "customer_cancel_paid"
+	CauseRescheduled        = "rescheduled"
 )
 
 // Cause is who or what made a transition, as booking_status_changes records
@@ -76,6 +86,9 @@ func Of(b db.Booking) Booking {
 		RefundedSeenAt:   b.RefundedSeenAt,
 		DisputeStatus:    deref(b.DisputeStatus),
 		DisputeStatusAt:  b.DisputeStatusAt,
+		// A booking cancelled after payment remembers it (SPEC §3.1).
+		CancelledAfterPayment: b.CancelledAfterPayment,
+		StartsAt:              b.StartsAt,
 	}
 }
 
@@ -124,6 +137,12 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 	if err != nil {
 		return db.Booking{}, 0, fmt.Errorf("new booking id: %w", err)
 	}
+	var secret managetoken.Secret
+	if req.Tokens != nil {
+		if _, secret, err = req.Tokens.Issue(id); err != nil {
+			return db.Booking{}, 0, err
+		}
+	}
 
 	var (
 		created  db.Booking
@@ -152,15 +171,16 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		}
 		released = len(expired)
 		created, err = q.BookingInsert(ctx, db.BookingInsertParams{
-			ID:            id,
-			ResourceID:    req.ResourceID,
-			CustomerEmail: email,
-			CustomerName:  name,
-			StartsAt:      req.Slot.StartsAt,
-			EndsAt:        req.Slot.EndsAt,
-			AmountTotal:   rules.Price(req.Slot),
-			Currency:      resource.Currency,
-			HoldExpiresAt: now.Add(hold),
+			ID:              id,
+			ResourceID:      req.ResourceID,
+			CustomerEmail:   email,
+			CustomerName:    name,
+			StartsAt:        req.Slot.StartsAt,
+			EndsAt:          req.Slot.EndsAt,
+			AmountTotal:     rules.Price(req.Slot),
+			Currency:        resource.Currency,
+			HoldExpiresAt:   now.Add(hold),
+			ManageTokenSalt: secret.Salt, ManageTokenHash: secret.Hash,
 		})
 		if err != nil {
 			return err
@@ -262,10 +282,34 @@ var ErrStatusChanged = errors.New("booking status changed under a row lock")
 // to, and records the cause. It runs BookingTransition, the one statement
 // that changes a status; callers decide to with Decide first.
 func Transition(ctx context.Context, q *db.Queries, b db.Booking, to Status, c Cause) (db.Booking, error) {
-	updated, err := q.BookingTransition(ctx, db.BookingTransitionParams{
+	return TransitionWith(ctx, q, b, to, c, Change{})
+}
+
+// Change is what a transition carries besides the status, written by the
+// same statement: a reschedule's new slot, a customer cancel's refund.
+type Change struct {
+	// Slot, when set, is the booking's new slot (cause rescheduled); the
+	// history records the old one beside it.
+	Slot *Slot
+	// RefundAmount, when set, is the refund a customer cancel requested.
+	RefundAmount *int64
+	// CancelledAfterPayment marks a paid booking's cancel, so that a later
+	// payment fact for it is ignored (Decide).
+	CancelledAfterPayment bool
+}
+
+// TransitionWith is Transition with what the change carries. It is the one
+// function that runs BookingTransition.
+func TransitionWith(ctx context.Context, q *db.Queries, b db.Booking, to Status, c Cause, ch Change) (db.Booking, error) {
+	params := db.BookingTransitionParams{
 		ID: b.ID, FromStatus: b.Status, ToStatus: string(to), Cause: c.Name,
 		StripeEventID: c.StripeEventID, OperatorID: c.OperatorID,
-	})
+		RefundAmount: ch.RefundAmount, CancelledAfterPayment: ch.CancelledAfterPayment,
+	}
+	if ch.Slot != nil {
+		params.ToStartsAt, params.ToEndsAt = &ch.Slot.StartsAt, &ch.Slot.EndsAt
+	}
+	updated, err := q.BookingTransition(ctx, params)
 	if database.IsNotFound(err) {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, ErrStatusChanged)
 	}

@@ -66,6 +66,10 @@ const (
 	HoldLapsed     FactKind = "hold_lapsed"
 	CustomerCancel FactKind = "customer_cancel"
 	OperatorCancel FactKind = "operator_cancel"
+	// CustomerCancelPaid: the customer, with the manage_token, cancels a
+	// confirmed booking (SPEC §3.1); CustomerReschedule moves it.
+	CustomerCancelPaid FactKind = "customer_cancel_paid"
+	CustomerReschedule FactKind = "customer_reschedule"
 )
 
 // Fact is a verified statement about one booking's payment.
@@ -132,6 +136,10 @@ type Booking struct {
 	// DisputeStatus is the dispute's status recorded at DisputeStatusAt.
 	DisputeStatus   string
 	DisputeStatusAt *time.Time
+	// CancelledAfterPayment: a customer cancelled the booking once it was
+	// paid (bookings.cancelled_after_payment).
+	CancelledAfterPayment bool
+	StartsAt              time.Time
 }
 
 // HoldLapsed reports whether the booking is a hold that ran out at at with
@@ -154,12 +162,18 @@ func (b Booking) SessionLapsed(at time.Time) bool {
 // way. A refund_pending booking is refunded automatically, unless its refund
 // failed at Stripe: then only an operator asks again. A refunded one has
 // nothing left.
+//
+// A booking the customer cancelled after paying can be refunded too: its
+// policy may have refunded part or nothing, or its refund failed. Stripe
+// refunds what remains of the charge, never more (Processor.refund sends no
+// amount for an operator).
 func Refundable(b Booking) error {
 	switch {
 	case b.Status == Confirmed, b.Status == NeedsReview:
 	case b.Status == RefundPending && b.RefundFailedAt != nil:
+	case b.Status == Cancelled && b.CancelledAfterPayment:
 	default:
-		return apperr.New(apperr.InvalidState, "the booking is %s; only a confirmed or needs_review booking can be refunded", b.Status)
+		return apperr.New(apperr.InvalidState, "the booking is %s; only a confirmed or needs_review booking, or one cancelled after payment, can be refunded", b.Status)
 	}
 	if !b.HasPaymentIntent {
 		return apperr.New(apperr.InvalidState, "the booking has no payment to refund")
@@ -183,6 +197,11 @@ func Decide(b Booking, f Fact) Decision {
 	switch f.Kind {
 	case SessionPaid:
 		paidAsExpected := f.AmountTotal == b.AmountTotal && f.Currency == b.Currency
+		if b.Status == Cancelled && b.CancelledAfterPayment {
+			// Its payment was recorded before the customer cancelled: this
+			// is a replay or a read-back of that payment, not a late one.
+			return stay(Ignored, "payment already recorded; the customer cancelled the booking after paying")
+		}
 		switch b.Status {
 		case PendingPayment, Processing, Expired, Cancelled:
 			late := ""
@@ -234,7 +253,7 @@ func Decide(b Booking, f Fact) Decision {
 		}
 		d := stay(Ignored, "full refund does not apply to a "+string(b.Status)+" booking")
 		switch b.Status {
-		case Confirmed, NeedsReview, RefundPending:
+		case Confirmed, NeedsReview, RefundPending, Cancelled:
 			d = move(Refunded, Applied, "charge fully refunded")
 		case Processing:
 			// The async payment settled at Stripe and was refunded in full
@@ -292,6 +311,26 @@ func Decide(b Booking, f Fact) Decision {
 			return move(Cancelled, Applied, "cancelled by "+by)
 		}
 		return stay(Ignored, "only a pending_payment booking can be cancelled")
+
+	case CustomerCancelPaid:
+		switch {
+		case b.Status != Confirmed:
+			return stay(Ignored, "only a confirmed booking can be cancelled with its manage_token")
+		case !f.At.Before(b.StartsAt):
+			return stay(Ignored, "the booking has started")
+		}
+		return move(Cancelled, Applied, "cancelled by the customer after paying")
+
+	case CustomerReschedule:
+		// The status stays: the caller records the move (cause
+		// rescheduled) when the outcome is Applied.
+		switch {
+		case b.Status != Confirmed:
+			return stay(Ignored, "only a confirmed booking can be rescheduled")
+		case !f.At.Before(b.StartsAt):
+			return stay(Ignored, "the booking has started")
+		}
+		return stay(Applied, "rescheduled by the customer")
 	}
 	return stay(Ignored, "unknown fact "+string(f.Kind))
 }

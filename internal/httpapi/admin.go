@@ -119,6 +119,10 @@ func (h *handlers) GetAdminBooking(ctx context.Context, req genapi.GetAdminBooki
 			OperatorId:    c.OperatorID,
 			At:            c.At.UTC(),
 		}
+		if c.FromStartsAt != nil && c.ToStartsAt != nil {
+			detail.StatusHistory[i].FromSlot = &genapi.Slot{StartsAt: c.FromStartsAt.UTC(), EndsAt: c.FromEndsAt.UTC()}
+			detail.StatusHistory[i].ToSlot = &genapi.Slot{StartsAt: c.ToStartsAt.UTC(), EndsAt: c.ToEndsAt.UTC()}
+		}
 	}
 	for i, e := range events {
 		detail.PaymentEvents[i] = paymentEventOut(e)
@@ -227,6 +231,10 @@ func (h *handlers) CreateAdminResource(ctx context.Context, req genapi.CreateAdm
 		MinSlots: in.MinSlots, MaxSlots: in.MaxSlots, MinNoticeMinutes: deref(in.MinNoticeMinutes, 0),
 		HorizonDays: in.HorizonDays, Active: deref(in.Active, true),
 	}
+	setPolicy(&r, booking.DefaultPolicy)
+	if in.CancellationPolicy != nil {
+		setPolicy(&r, policyIn(*in.CancellationPolicy))
+	}
 	var err error
 	if r.OpenTime, err = resource.ParseClock(in.OpenTime); err != nil {
 		return nil, err
@@ -274,11 +282,29 @@ func (h *handlers) UpdateAdminResource(ctx context.Context, req genapi.UpdateAdm
 		set(&r.MinNoticeMinutes, in.MinNoticeMinutes)
 		set(&r.HorizonDays, in.HorizonDays)
 		set(&r.Active, in.Active)
+		if in.CancellationPolicy != nil {
+			setPolicy(r, policyIn(*in.CancellationPolicy))
+		}
 	}, by)
 	if err != nil {
 		return nil, err
 	}
 	return genapi.UpdateAdminResource200JSONResponse{Body: resourceOut(updated)}, nil
+}
+
+func policyIn(p genapi.CancellationPolicy) booking.Policy {
+	return booking.Policy{
+		FullHours: int(p.FullRefundHoursBefore), PartialHours: int(p.PartialRefundHoursBefore),
+		PartialPercent: int(p.PartialRefundPercent),
+	}
+}
+
+// setPolicy stores p in r; resource.Validate checks it with the rest. The
+// API's bounds keep every value within int32.
+func setPolicy(r *db.Resource, p booking.Policy) {
+	r.FullRefundHoursBefore = int32(p.FullHours)       //nolint:gosec // bounded by the contract and Validate
+	r.PartialRefundHoursBefore = int32(p.PartialHours) //nolint:gosec // bounded by the contract and Validate
+	r.PartialRefundPercent = int32(p.PartialPercent)   //nolint:gosec // bounded by the contract and Validate
 }
 
 func optionalClock(s *string) (*pgtype.Time, error) {
@@ -373,21 +399,23 @@ func adminUserOut(u admin.User) genapi.AdminUser {
 // adminBookingOut is the operators' view of a booking, customer included.
 func adminBookingOut(b db.Booking) genapi.AdminBooking {
 	out := genapi.AdminBooking{
-		Id:                b.ID,
-		ResourceId:        b.ResourceID,
-		Status:            genapi.BookingStatus(b.Status),
-		StartsAt:          b.StartsAt.UTC(),
-		EndsAt:            b.EndsAt.UTC(),
-		AmountTotal:       b.AmountTotal,
-		Currency:          b.Currency,
-		HoldExpiresAt:     b.HoldExpiresAt.UTC(),
-		CheckoutSessionId: b.CheckoutSessionID,
-		PaymentIntentId:   b.PaymentIntentID,
-		Disputed:          b.Disputed,
-		DisputeStatus:     b.DisputeStatus,
-		RefundRequestedAt: utc(b.RefundRequestedAt),
-		CreatedAt:         b.CreatedAt.UTC(),
-		UpdatedAt:         b.UpdatedAt.UTC(),
+		Id:                    b.ID,
+		ResourceId:            b.ResourceID,
+		Status:                genapi.BookingStatus(b.Status),
+		StartsAt:              b.StartsAt.UTC(),
+		EndsAt:                b.EndsAt.UTC(),
+		AmountTotal:           b.AmountTotal,
+		Currency:              b.Currency,
+		HoldExpiresAt:         b.HoldExpiresAt.UTC(),
+		CheckoutSessionId:     b.CheckoutSessionID,
+		PaymentIntentId:       b.PaymentIntentID,
+		Disputed:              b.Disputed,
+		DisputeStatus:         b.DisputeStatus,
+		RefundRequestedAt:     utc(b.RefundRequestedAt),
+		RefundAmount:          b.RefundAmount,
+		CancelledAfterPayment: &b.CancelledAfterPayment,
+		CreatedAt:             b.CreatedAt.UTC(),
+		UpdatedAt:             b.UpdatedAt.UTC(),
 	}
 	out.Customer.Email = b.CustomerEmail
 	out.Customer.Name = b.CustomerName

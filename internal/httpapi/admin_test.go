@@ -348,7 +348,7 @@ func TestAdminSession(t *testing.T) {
 
 // confirmedBooking is a booking Stripe reported paid, with its payment
 // intent linked.
-func (b *testBundle) confirmedBooking(t *testing.T, hour int) genapi.Booking {
+func (b *testBundle) confirmedBooking(t *testing.T, hour int) genapi.CreatedBooking {
 	t.Helper()
 	bk, co := b.paidBooking(t, hour)
 	requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)

@@ -77,9 +77,14 @@ func TestCancel(t *testing.T) {
 		b := setup(t)
 		bk, co := b.paidBooking(t, 10)
 		requireReceived(t, b.deliver(t, completed(bk, co).JSON(t)), false)
+		// A paid booking is the customer's: by id alone it is refused.
 		resp := b.cancel(t, bk.Id)
-		requireError(t, http.StatusConflict, "invalid_state", resp.StatusCode(), resp.Body)
+		requireError(t, http.StatusUnauthorized, "unauthorized", resp.StatusCode(), resp.Body)
 		require.Equal(t, "confirmed", b.booking(t, bk.Id).Status)
+		// With its manage_token it is cancelled once; then invalid_state.
+		require.Equal(t, http.StatusOK, b.cancelWith(t, bk.Id, bearer(bk.ManageToken)).StatusCode())
+		resp = b.cancelWith(t, bk.Id, bearer(bk.ManageToken))
+		requireError(t, http.StatusConflict, "invalid_state", resp.StatusCode(), resp.Body)
 	})
 
 	t.Run("ErrNotFound", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/idempotency"
@@ -59,7 +60,7 @@ func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRe
 		if err != nil {
 			return nil, err
 		}
-		return genapi.CreateBooking201JSONResponse{Body: bookingOut(b)}, nil
+		return genapi.CreateBooking201JSONResponse{Body: h.s.createdOut(b)}, nil
 	}
 	body := req.Body
 	b, err := h.s.checkout.Hold(ctx, booking.Request{
@@ -70,19 +71,62 @@ func (h *handlers) CreateBooking(ctx context.Context, req genapi.CreateBookingRe
 		Record:        idempotency.RecordBooking,
 		Client:        clientFrom(ctx),
 		Caps:          h.s.holdCaps(),
+		Tokens:        h.s.tokens,
 	}, h.s.cfg.PendingHold)
 	if err != nil {
 		return nil, err
 	}
-	return genapi.CreateBooking201JSONResponse{Body: bookingOut(b)}, nil
+	return genapi.CreateBooking201JSONResponse{Body: h.s.createdOut(b)}, nil
 }
 
+// createdOut is the 201 of POST /v1/bookings: the public view and the
+// manage_token, derived again from the booking's salt (never stored).
+func (s *Server) createdOut(b db.Booking) genapi.CreatedBooking {
+	out := bookingOut(b)
+	created := genapi.CreatedBooking{
+		Id: out.Id, ResourceId: out.ResourceId, Status: out.Status, StartsAt: out.StartsAt, EndsAt: out.EndsAt,
+		AmountTotal: out.AmountTotal, Currency: out.Currency, HoldExpiresAt: out.HoldExpiresAt,
+		CheckoutSessionId: out.CheckoutSessionId, CreatedAt: out.CreatedAt, RefundAmount: out.RefundAmount,
+	}
+	if b.ManageTokenSalt != nil {
+		created.ManageToken = s.tokens.Derive(b.ID, b.ManageTokenSalt)
+	}
+	return created
+}
+
+// GetBooking answers the public view, and with the booking's manage_token
+// what its customer may see besides (SPEC §3.1).
 func (h *handlers) GetBooking(ctx context.Context, req genapi.GetBookingRequestObject) (genapi.GetBookingResponseObject, error) {
-	b, err := booking.Get(ctx, database.New(h.s.pool), req.Id)
+	q := database.New(h.s.pool)
+	b, err := booking.Get(ctx, q, req.Id)
 	if err != nil {
 		return nil, err
 	}
-	return genapi.GetBooking200JSONResponse{Body: bookingOut(b)}, nil
+	out := bookingOut(b)
+	view := genapi.BookingView{
+		Id: out.Id, ResourceId: out.ResourceId, Status: out.Status, StartsAt: out.StartsAt, EndsAt: out.EndsAt,
+		AmountTotal: out.AmountTotal, Currency: out.Currency, HoldExpiresAt: out.HoldExpiresAt,
+		CheckoutSessionId: out.CheckoutSessionId, CreatedAt: out.CreatedAt, RefundAmount: out.RefundAmount,
+	}
+	if _, sent := bearerFrom(ctx); !sent {
+		return genapi.GetBooking200JSONResponse{Body: view}, nil
+	}
+	if err := authorize(ctx, b); err != nil {
+		return nil, err
+	}
+	r, err := q.ResourceGetByID(ctx, b.ResourceID)
+	if err != nil {
+		return nil, err
+	}
+	refund := booking.CancelRefund(b, r, time.Now())
+	policy := policyOut(booking.PolicyOf(r))
+	until := booking.PolicyOf(r).FullRefundCutoff(b.StartsAt).UTC()
+	view.CancelRefundAmount, view.CancellationPolicy, view.RescheduleUntil = &refund, &policy, &until
+	view.Customer = &struct {
+		Email openapi_types.Email `json:"email"`
+		Name  string              `json:"name"`
+	}{Email: openapi_types.Email(b.CustomerEmail), Name: b.CustomerName}
+	return genapi.GetBooking200JSONResponse{Body: view}, nil
 }
 
 func (h *handlers) CreateCheckout(ctx context.Context, req genapi.CreateCheckoutRequestObject) (genapi.CreateCheckoutResponseObject, error) {
@@ -97,12 +141,46 @@ func (h *handlers) CreateCheckout(ctx context.Context, req genapi.CreateCheckout
 	}}, nil
 }
 
+// CancelBooking releases an unpaid hold by id alone; a confirmed booking is
+// the customer's paid booking, which needs its manage_token (SPEC §3.1).
+// Any other status cannot be cancelled: invalid_state, after the token's
+// check when one was sent.
 func (h *handlers) CancelBooking(ctx context.Context, req genapi.CancelBookingRequestObject) (genapi.CancelBookingResponseObject, error) {
-	b, err := h.s.checkout.Cancel(ctx, req.Id)
+	b, err := booking.Get(ctx, database.New(h.s.pool), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	_, sent := bearerFrom(ctx)
+	switch status := booking.Status(b.Status); {
+	case status == booking.PendingPayment:
+		b, err = h.s.checkout.Cancel(ctx, req.Id)
+	case status == booking.Confirmed || sent:
+		if err := authorize(ctx, b); err != nil {
+			return nil, err
+		}
+		b, err = h.s.processor.CancelPaid(ctx, req.Id)
+	default:
+		err = apperr.New(apperr.InvalidState, "the booking is %s; only a pending_payment or confirmed booking can be cancelled", status)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return genapi.CancelBooking200JSONResponse{Body: bookingOut(b)}, nil
+}
+
+func (h *handlers) RescheduleBooking(ctx context.Context, req genapi.RescheduleBookingRequestObject) (genapi.RescheduleBookingResponseObject, error) {
+	b, err := booking.Get(ctx, database.New(h.s.pool), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorize(ctx, b); err != nil {
+		return nil, err
+	}
+	moved, err := booking.Reschedule(ctx, h.s.pool, req.Id, booking.Slot{StartsAt: req.Body.StartsAt, EndsAt: req.Body.EndsAt})
+	if err != nil {
+		return nil, err
+	}
+	return genapi.RescheduleBooking200JSONResponse{Body: bookingOut(moved)}, nil
 }
 
 // bookingOut is the public view of a booking: no customer data (SPEC §3).
@@ -118,26 +196,36 @@ func bookingOut(b db.Booking) genapi.Booking {
 		HoldExpiresAt:     b.HoldExpiresAt.UTC(),
 		CheckoutSessionId: b.CheckoutSessionID,
 		CreatedAt:         b.CreatedAt.UTC(),
+		RefundAmount:      b.RefundAmount,
+	}
+}
+
+func policyOut(p booking.Policy) genapi.CancellationPolicy {
+	return genapi.CancellationPolicy{
+		FullRefundHoursBefore:    int32(p.FullHours),      //nolint:gosec // a database integer
+		PartialRefundHoursBefore: int32(p.PartialHours),   //nolint:gosec // a database integer
+		PartialRefundPercent:     int32(p.PartialPercent), //nolint:gosec // a database integer
 	}
 }
 
 func resourceOut(r db.Resource) genapi.Resource {
 	return genapi.Resource{
-		Id:               openapi_types.UUID(r.ID),
-		Slug:             r.Slug,
-		Name:             r.Name,
-		Description:      r.Description,
-		Timezone:         r.Timezone,
-		Currency:         r.Currency,
-		UnitAmount:       r.UnitAmount,
-		SlotMinutes:      r.SlotMinutes,
-		MinSlots:         r.MinSlots,
-		MaxSlots:         r.MaxSlots,
-		OpenTime:         clock(r.OpenTime),
-		CloseTime:        clock(r.CloseTime),
-		MinNoticeMinutes: r.MinNoticeMinutes,
-		HorizonDays:      r.HorizonDays,
-		Active:           r.Active,
+		Id:                 openapi_types.UUID(r.ID),
+		Slug:               r.Slug,
+		Name:               r.Name,
+		Description:        r.Description,
+		Timezone:           r.Timezone,
+		Currency:           r.Currency,
+		UnitAmount:         r.UnitAmount,
+		SlotMinutes:        r.SlotMinutes,
+		MinSlots:           r.MinSlots,
+		MaxSlots:           r.MaxSlots,
+		OpenTime:           clock(r.OpenTime),
+		CloseTime:          clock(r.CloseTime),
+		MinNoticeMinutes:   r.MinNoticeMinutes,
+		HorizonDays:        r.HorizonDays,
+		Active:             r.Active,
+		CancellationPolicy: policyOut(booking.PolicyOf(r)),
 	}
 }
 

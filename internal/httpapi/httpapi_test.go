@@ -161,7 +161,7 @@ func bookingRequest(resourceID uuid.UUID, from, to time.Time) genapi.CreateBooki
 }
 
 // hold books [from, to) on the default resource and requires a 201.
-func (b *testBundle) hold(t testing.TB, from, to time.Time) genapi.Booking {
+func (b *testBundle) hold(t testing.TB, from, to time.Time) genapi.CreatedBooking {
 	t.Helper()
 	resp, err := b.client.CreateBookingWithResponse(t.Context(), &genapi.CreateBookingParams{}, bookingRequest(b.resource.ID, from, to))
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func (b *testBundle) checkout(t *testing.T, id uuid.UUID) genapi.Checkout {
 
 // paidBooking holds a slot and starts its checkout: a booking that Stripe
 // could now report paid.
-func (b *testBundle) paidBooking(t *testing.T, hour int) (genapi.Booking, genapi.Checkout) {
+func (b *testBundle) paidBooking(t *testing.T, hour int) (genapi.CreatedBooking, genapi.Checkout) {
 	t.Helper()
 	bk := b.hold(t, at(hour), at(hour+2))
 	return bk, b.checkout(t, bk.Id)
@@ -214,7 +214,7 @@ func (b *testBundle) booking(t *testing.T, id uuid.UUID) db.Booking {
 }
 
 // completed is Stripe's checkout.session.completed for a paid session of bk.
-func completed(bk genapi.Booking, co genapi.Checkout) testkit.Event {
+func completed(bk genapi.CreatedBooking, co genapi.Checkout) testkit.Event {
 	return withID(testkit.CheckoutSessionCompleted(co.CheckoutSessionId, bk.Id.String(), bk.AmountTotal, bk.Currency))
 }
 

@@ -3,11 +3,14 @@
 package httpapi
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/swaggest/swgui/v5emb"
 
@@ -17,7 +20,9 @@ import (
 	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/checkout"
+	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/idempotency"
+	"github.com/slotpay/slotpay/internal/managetoken"
 	"github.com/slotpay/slotpay/internal/metrics"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
@@ -65,6 +70,7 @@ type Server struct {
 	checkout   *checkout.Service
 	reconciler *reconcile.Reconciler
 	sessions   *admin.Sessions
+	tokens     *managetoken.Issuer
 }
 
 // NewServer returns slotpay's whole HTTP handler over arch's database and
@@ -76,6 +82,11 @@ func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Proce
 		cfg: cfg, pool: arch.Pool, logger: arch.Logger, processor: processor, checkout: checkouts,
 		reconciler: reconciler, sessions: admin.NewSessions(arch.Pool),
 	}
+	tokens, err := managetoken.NewIssuer(arch.Config.ManageTokenKey)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens = tokens
 	if s.cfg.WriteLimit == (RateLimit{}) {
 		s.cfg.WriteLimit = DefaultRateLimit
 	}
@@ -183,9 +194,14 @@ func (s *Server) apiHandler() (http.Handler, error) {
 		if p, ok := principalFrom(r.Context()); ok {
 			return "admin:" + p.user.ID.String()
 		}
-		return ""
+		scope, _ := bearerScope(r)
+		return scope
 	})
-	withKeys := idempotency.Middleware(s.pool, s.logger, s.writeError, byOperator)(generated)
+	// The 201 of POST /v1/bookings is stored without its manage_token and
+	// replayed with the token derived again from the booking's salt: the
+	// secret is never at rest in idempotency_keys.
+	secret := idempotency.SecretField("manage_token", s.deriveToken)
+	withKeys := idempotency.Middleware(s.pool, s.logger, s.writeError, byOperator, secret)(generated)
 	keys := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Signing in is not stored under an Idempotency-Key: the stored
 		// request hash would be an unsalted hash of the password.
@@ -195,7 +211,19 @@ func (s *Server) apiHandler() (http.Handler, error) {
 		}
 		withKeys.ServeHTTP(w, r)
 	})
-	return s.limitBody(maxAPIBody, requireJSON(s.writeError, validate(keys))), nil
+	return withBearer(s.limitBody(maxAPIBody, requireJSON(s.writeError, validate(keys)))), nil
+}
+
+// deriveToken is the manage_token of a booking, for a replayed 201.
+func (s *Server) deriveToken(ctx context.Context, bookingID uuid.UUID) (string, error) {
+	secret, err := database.New(s.pool).BookingManageSecret(ctx, bookingID)
+	if err != nil {
+		return "", fmt.Errorf("load manage token salt of booking %s: %w", bookingID, err)
+	}
+	if secret.ManageTokenSalt == nil {
+		return "", fmt.Errorf("booking %s has no manage token", bookingID)
+	}
+	return s.tokens.Derive(bookingID, secret.ManageTokenSalt), nil
 }
 
 func serveSpec(w http.ResponseWriter, _ *http.Request) {

@@ -73,7 +73,7 @@ func TestOnlySessionsSlotpayCreatedPayABooking(t *testing.T) {
 }
 
 // confirmedWithIntent is a booking Stripe reported paid, and its intent.
-func (b *testBundle) confirmedWithIntent(t *testing.T, hour int) (genapi.Booking, string) {
+func (b *testBundle) confirmedWithIntent(t *testing.T, hour int) (genapi.CreatedBooking, string) {
 	t.Helper()
 	bk, co := b.paidBooking(t, hour)
 	paid := completed(bk, co)

@@ -34,7 +34,53 @@ const lease = time.Minute
 type Option func(*options)
 
 type options struct {
-	scope func(*http.Request) string
+	scope  func(*http.Request) string
+	secret *secretField
+}
+
+// secretField is a response field kept out of storage (SecretField).
+type secretField struct {
+	name   string
+	derive func(context.Context, uuid.UUID) (string, error)
+}
+
+// SecretField keeps the string field name of a stored response body (a
+// JSON object) out of the database: it is stored as null, and a replay
+// fills it in again with derive for the body's "id". A secret that can be
+// derived again (a booking's manage_token) is then never at rest here,
+// while a replay still answers exactly what the first request did.
+func SecretField(name string, derive func(ctx context.Context, id uuid.UUID) (string, error)) Option {
+	return func(o *options) { o.secret = &secretField{name: name, derive: derive} }
+}
+
+// redact returns body with the field's value replaced by null, byte for
+// byte otherwise (encoding/json writes `"name":"value"`).
+func (f *secretField) redact(body []byte) []byte {
+	var fields map[string]json.RawMessage
+	if f == nil || json.Unmarshal(body, &fields) != nil || fields[f.name] == nil {
+		return body
+	}
+	return bytes.Replace(body, []byte(`"`+f.name+`":`+string(fields[f.name])), []byte(`"`+f.name+`":null`), 1)
+}
+
+// restore is redact undone, with the secret derived again.
+func (f *secretField) restore(ctx context.Context, body []byte) ([]byte, error) {
+	var fields struct {
+		ID uuid.UUID `json:"id"`
+	}
+	redacted := []byte(`"` + f.name + `":null`)
+	if f == nil || !bytes.Contains(body, redacted) || json.Unmarshal(body, &fields) != nil {
+		return body, nil
+	}
+	secret, err := f.derive(ctx, fields.ID)
+	if err != nil {
+		return nil, fmt.Errorf("derive %s for a replay: %w", f.name, err)
+	}
+	value, err := json.Marshal(secret)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Replace(body, redacted, append([]byte(`"`+f.name+`":`), value...), 1), nil
 }
 
 // ScopeBy gives each key the scope scope(r) returns: keys of different
@@ -81,7 +127,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 				return
 			}
 			if !claimed {
-				replayOrRefuse(w, r, q, k, hash, writeError)
+				replayOrRefuse(w, r, q, k, hash, o.secret, writeError)
 				return
 			}
 			r = r.WithContext(context.WithValue(r.Context(), claimKey{}, heldKey{key: k, hash: hash, recovered: recovered}))
@@ -106,7 +152,7 @@ func Middleware(pool *pgxpool.Pool, logger *slog.Logger, writeError func(http.Re
 			}
 			status := int32(rec.status)
 			err = q.IdempotencyKeyStoreResponse(ctx, db.IdempotencyKeyStoreResponseParams{
-				Scope: k.scope, Key: k.key, RequestHash: hash, ResponseStatus: &status, ResponseBody: rec.body.Bytes(),
+				Scope: k.scope, Key: k.key, RequestHash: hash, ResponseStatus: &status, ResponseBody: o.secret.redact(rec.body.Bytes()),
 			})
 			if err != nil {
 				// The client has its answer; a retry within the lease is
@@ -174,7 +220,9 @@ func RecoveredBooking(ctx context.Context) (uuid.UUID, bool) {
 	return *c.recovered, true
 }
 
-func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k scopedKey, hash []byte, writeError func(http.ResponseWriter, *http.Request, error)) {
+func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k scopedKey, hash []byte, secret *secretField,
+	writeError func(http.ResponseWriter, *http.Request, error),
+) {
 	row, err := q.IdempotencyKeyGet(r.Context(), db.IdempotencyKeyGetParams{Scope: k.scope, Key: k.key})
 	switch {
 	case database.IsNotFound(err):
@@ -188,10 +236,15 @@ func replayOrRefuse(w http.ResponseWriter, r *http.Request, q *db.Queries, k sco
 	case row.ResponseStatus == nil:
 		writeError(w, r, apperr.New(apperr.IdempotencyKeyInUse, "a request with this Idempotency-Key is still being processed"))
 	default:
+		body, err := secret.restore(r.Context(), row.ResponseBody)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Idempotent-Replayed", "true")
 		w.WriteHeader(int(*row.ResponseStatus))
-		_, _ = w.Write(withRequestID(row.ResponseBody, w.Header().Get("X-Request-Id")))
+		_, _ = w.Write(withRequestID(body, w.Header().Get("X-Request-Id")))
 	}
 }
 

@@ -19,13 +19,17 @@ import (
 	"github.com/slotpay/slotpay/internal/database"
 )
 
-// RefundArgs is a River job asking Stripe for the full refund of a late
-// payment whose slot is gone (SPEC §2.1). It is inserted by EnqueueRefund in
-// the transaction that decides the refund, so it exists if and only if that
-// decision committed.
+// RefundArgs is a River job asking Stripe for a refund the booking's own
+// transition decided: the full refund of a late payment whose slot is gone
+// (SPEC §2.1), or, with Amount, the refund a customer cancel's policy gave
+// (SPEC §3.1). It is inserted by EnqueueRefund in the transaction that
+// decides the refund, so it exists if and only if that decision committed.
 type RefundArgs struct {
 	BookingID       uuid.UUID `json:"booking_id" river:"unique"`
 	PaymentIntentID string    `json:"payment_intent_id"`
+	// Amount, when above 0, is a customer cancel's refund; the booking's
+	// refund_amount is the authority, and the two must agree.
+	Amount int64 `json:"amount,omitempty"`
 }
 
 func (RefundArgs) Kind() string { return "refund" }
@@ -37,10 +41,14 @@ func (RefundArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-// EnqueueRefund inserts the refund job in tx.
+// EnqueueRefund inserts the full refund job in tx.
 func EnqueueRefund(ctx context.Context, jobs *river.Client[pgx.Tx], tx pgx.Tx, bookingID uuid.UUID, paymentIntentID string) error {
-	if _, err := jobs.InsertTx(ctx, tx, RefundArgs{BookingID: bookingID, PaymentIntentID: paymentIntentID}, nil); err != nil {
-		return fmt.Errorf("enqueue refund for booking %s: %w", bookingID, err)
+	return enqueueRefund(ctx, jobs, tx, RefundArgs{BookingID: bookingID, PaymentIntentID: paymentIntentID})
+}
+
+func enqueueRefund(ctx context.Context, jobs *river.Client[pgx.Tx], tx pgx.Tx, args RefundArgs) error {
+	if _, err := jobs.InsertTx(ctx, tx, args, nil); err != nil {
+		return fmt.Errorf("enqueue refund for booking %s: %w", args.BookingID, err)
 	}
 	return nil
 }
@@ -62,6 +70,9 @@ func NewRefundWorker(p *Processor) *RefundWorker { return &RefundWorker{processo
 func (*RefundWorker) Timeout(*river.Job[RefundArgs]) time.Duration { return time.Minute }
 
 func (w *RefundWorker) Work(ctx context.Context, job *river.Job[RefundArgs]) error {
+	if job.Args.Amount > 0 {
+		return w.processor.RequestCancelRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID, job.Args.Amount)
+	}
 	return w.processor.RequestRefund(ctx, job.Args.BookingID, job.Args.PaymentIntentID)
 }
 
@@ -88,45 +99,99 @@ func (p *Processor) RequestRefund(ctx context.Context, bookingID uuid.UUID, paym
 	case b.RefundRequestedAt != nil:
 		return nil
 	}
-	if err := p.refund(ctx, bookingID, paymentIntentID); err != nil {
-		return fmt.Errorf("request refund for booking %s: %w", bookingID, err)
+	return p.requestRefund(ctx, fullRefund(bookingID, paymentIntentID))
+}
+
+// RequestCancelRefund asks Stripe for the refund a customer's cancel of a
+// paid booking decided (its refund_amount, SPEC §3.1), under the same rules
+// as RequestRefund: once, read back after any failure, and never again
+// automatically once a refund of the booking failed at Stripe (the
+// customer is owed the money; an operator acts, docs/RUNBOOK.md). A booking
+// refunded in full meanwhile (an operator, the Dashboard) needs nothing.
+func (p *Processor) RequestCancelRefund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string, amount int64) error {
+	b, err := booking.Get(ctx, database.New(p.pool), bookingID)
+	if err != nil {
+		return err
 	}
-	if err := database.New(p.pool).BookingMarkRefundRequested(ctx, bookingID); err != nil {
-		return fmt.Errorf("note refund requested for booking %s: %w", bookingID, err)
+	switch {
+	case !b.CancelledAfterPayment || b.RefundAmount == nil:
+		return fmt.Errorf("refund job for booking %s, which no customer cancel after payment decided", bookingID)
+	case *b.RefundAmount != amount:
+		return fmt.Errorf("refund job for booking %s asks %d, the booking's refund_amount is %d", bookingID, amount, *b.RefundAmount)
+	case booking.Status(b.Status) == booking.Refunded, b.RefundRequestedAt != nil:
+		return nil
+	case b.RefundFailedAt != nil:
+		p.logger.LogAttrs(ctx, slog.LevelWarn, "a refund of this booking failed at Stripe; not requested again automatically",
+			slog.String("booking_id", bookingID.String()))
+		return nil
 	}
-	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", bookingID.String()))
+	return p.requestRefund(ctx, cancelRefund(bookingID, paymentIntentID, amount))
+}
+
+func (p *Processor) requestRefund(ctx context.Context, r refundRequest) error {
+	if err := p.refund(ctx, r); err != nil {
+		return fmt.Errorf("request refund for booking %s: %w", r.bookingID, err)
+	}
+	if err := database.New(p.pool).BookingMarkRefundRequested(ctx, r.bookingID); err != nil {
+		return fmt.Errorf("note refund requested for booking %s: %w", r.bookingID, err)
+	}
+	p.logger.LogAttrs(ctx, slog.LevelInfo, "refund requested", slog.String("booking_id", r.bookingID.String()),
+		slog.String("operation", r.operation), slog.Int64("amount", r.amount))
 	return nil
 }
 
-// refund makes sure Stripe has a full refund of the booking's payment, so
-// that it can be repeated after any failure without refunding twice (SPEC
-// §2.2). Each attempt has its own idempotency key, because Stripe replays a
-// stored 5xx to the same key for a day; before a new attempt, the refunds
-// of the payment intent are read back, and one slotpay made for the booking
-// (named in its metadata) means the earlier attempt did take effect.
-// charge_already_refunded is success when the read-back shows the charge
-// refunded indeed (by anyone: a refund in Stripe's Dashboard, say).
-func (p *Processor) refund(ctx context.Context, bookingID uuid.UUID, paymentIntentID string) error {
+// refundRequest is one refund slotpay asks for: its operation names it in
+// stripe_request_attempts and in the refund's metadata; amount 0 means what
+// remains of the charge (Stripe's default, so never more than was captured).
+type refundRequest struct {
+	operation       string
+	bookingID       uuid.UUID
+	paymentIntentID string
+	amount          int64
+}
+
+// fullRefund is the refund of what remains of a booking's charge: a late
+// payment's, or an operator's.
+func fullRefund(bookingID uuid.UUID, paymentIntentID string) refundRequest {
+	return refundRequest{operation: refundOperation(bookingID), bookingID: bookingID, paymentIntentID: paymentIntentID}
+}
+
+// cancelRefund is the refund of amount a customer cancel decided.
+func cancelRefund(bookingID uuid.UUID, paymentIntentID string, amount int64) refundRequest {
+	return refundRequest{operation: "cancel-refund-" + bookingID.String(), bookingID: bookingID, paymentIntentID: paymentIntentID, amount: amount}
+}
+
+// refund makes sure Stripe has the refund r, so that it can be repeated
+// after any failure without refunding twice (SPEC §2.2). Each attempt has
+// its own idempotency key, because Stripe replays a stored 5xx to the same
+// key for a day; before a new attempt, the refunds of the payment intent
+// are read back, and one slotpay made for this request (named in its
+// metadata) means the earlier attempt did take effect.
+// charge_already_refunded (or, for an amount, amount_too_large) is success
+// when the read-back shows the customer has what r asks for already (by
+// anyone: an operator, a refund in Stripe's Dashboard).
+func (p *Processor) refund(ctx context.Context, r refundRequest) error {
 	q := database.New(p.pool)
-	attempt, err := NextAttempt(ctx, q, refundOperation(bookingID))
+	attempt, err := NextAttempt(ctx, q, r.operation)
 	if err != nil {
 		return err
 	}
 	if attempt.Retry() {
-		done, err := p.refunded(ctx, bookingID, paymentIntentID, false)
+		refunds, err := p.refundsOf(ctx, r.paymentIntentID)
 		if err != nil {
-			return fmt.Errorf("read back the refunds of %s before attempt %d: %w", paymentIntentID, attempt.Number, err)
+			return fmt.Errorf("read back the refunds of %s before attempt %d: %w", r.paymentIntentID, attempt.Number, err)
 		}
-		if done {
+		if r.madeIn(refunds) {
 			return nil
 		}
 	}
-	_, err = p.stripe.Refunds.New(refundParams(ctx, bookingID, paymentIntentID, attempt))
+	_, err = p.stripe.Refunds.New(refundParams(ctx, r, attempt))
 	if err == nil {
 		return nil
 	}
-	if se, ok := errors.AsType[*stripe.Error](err); ok && se.Code == stripe.ErrorCodeChargeAlreadyRefunded {
-		if done, readErr := p.refunded(ctx, bookingID, paymentIntentID, true); readErr == nil && done {
+	if se, ok := errors.AsType[*stripe.Error](err); ok &&
+		(se.Code == stripe.ErrorCodeChargeAlreadyRefunded || (r.amount > 0 && se.Code == stripe.ErrorCodeAmountTooLarge)) {
+		if refunds, readErr := p.refundsOf(ctx, r.paymentIntentID); readErr == nil && r.coveredBy(refunds) {
 			return nil
 		}
 	}
@@ -136,36 +201,65 @@ func (p *Processor) refund(ctx context.Context, bookingID uuid.UUID, paymentInte
 	return err
 }
 
-// refunded reads the refunds of a payment intent back and reports whether
-// one that did not fail or get cancelled exists: one slotpay made for the
-// booking, or, with anyone, any.
-func (p *Processor) refunded(ctx context.Context, bookingID uuid.UUID, paymentIntentID string, anyone bool) (bool, error) {
+// refundsOf reads back the refunds of a payment intent that did not fail
+// or get cancelled.
+func (p *Processor) refundsOf(ctx context.Context, paymentIntentID string) ([]*stripe.Refund, error) {
 	params := &stripe.RefundListParams{PaymentIntent: stripe.String(paymentIntentID)}
 	params.Context = ctx
 	it := p.stripe.Refunds.List(params)
+	var out []*stripe.Refund
 	for it.Next() {
-		r := it.Refund()
-		if r.Status == stripe.RefundStatusFailed || r.Status == stripe.RefundStatusCanceled {
+		ref := it.Refund()
+		if ref.Status == stripe.RefundStatusFailed || ref.Status == stripe.RefundStatusCanceled {
 			continue
 		}
-		if anyone || r.Metadata["booking_id"] == bookingID.String() {
-			return true, nil
+		out = append(out, ref)
+	}
+	return out, it.Err()
+}
+
+// madeIn reports whether a refund of this request is among refunds.
+// Refunds made before requests named their operation carry only the
+// booking id, and were all full refunds.
+func (r refundRequest) madeIn(refunds []*stripe.Refund) bool {
+	for _, ref := range refunds {
+		op := ref.Metadata["slotpay_operation"]
+		if op == r.operation || (op == "" && r.operation == refundOperation(r.bookingID) && ref.Metadata["booking_id"] == r.bookingID.String()) {
+			return true
 		}
 	}
-	return false, it.Err()
+	return false
+}
+
+// coveredBy reports whether refunds, by anyone, give the customer what r
+// asks for: any refund for "what remains" (Stripe said nothing does), the
+// amount or more for an amount.
+func (r refundRequest) coveredBy(refunds []*stripe.Refund) bool {
+	var total int64
+	for _, ref := range refunds {
+		total += ref.Amount
+	}
+	if r.amount == 0 {
+		return len(refunds) > 0
+	}
+	return total >= r.amount
 }
 
 // refundOperation names the full refund of a booking in
 // stripe_request_attempts.
 func refundOperation(bookingID uuid.UUID) string { return "refund-" + bookingID.String() }
 
-// refundParams is the full refund of a booking's payment under the key of
-// one attempt; metadata.booking_id is how a read-back recognises it.
-func refundParams(ctx context.Context, bookingID uuid.UUID, paymentIntentID string, attempt Attempt) *stripe.RefundParams {
-	params := &stripe.RefundParams{PaymentIntent: stripe.String(paymentIntentID)}
+// refundParams is refund r under the key of one attempt; metadata names
+// the booking and the operation, which is how a read-back recognises it.
+func refundParams(ctx context.Context, r refundRequest, attempt Attempt) *stripe.RefundParams {
+	params := &stripe.RefundParams{PaymentIntent: stripe.String(r.paymentIntentID)}
+	if r.amount > 0 {
+		params.Amount = stripe.Int64(r.amount)
+	}
 	params.Context = ctx
 	params.SetIdempotencyKey(attempt.Key())
-	params.AddMetadata("booking_id", bookingID.String())
+	params.AddMetadata("booking_id", r.bookingID.String())
+	params.AddMetadata("slotpay_operation", r.operation)
 	return params
 }
 
@@ -184,7 +278,7 @@ func (p *Processor) RefundByOperator(ctx context.Context, bookingID uuid.UUID, b
 	if err := booking.Refundable(booking.Of(b)); err != nil {
 		return db.Booking{}, err
 	}
-	if err := p.refund(ctx, b.ID, *b.PaymentIntentID); err != nil {
+	if err := p.refund(ctx, fullRefund(b.ID, *b.PaymentIntentID)); err != nil {
 		return db.Booking{}, apperr.Wrap(err, apperr.PaymentProvider, "the payment provider did not accept the refund; try again")
 	}
 	// Not decided again: charge.refunded for this very refund may have

@@ -18,6 +18,7 @@ import (
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/apperr"
 	"github.com/slotpay/slotpay/internal/audit"
+	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/database"
 )
 
@@ -48,6 +49,9 @@ func Validate(r db.Resource) error {
 		return invalid("min_notice_minutes must not be negative")
 	case r.HorizonDays < 1 || r.HorizonDays > 730:
 		return invalid("horizon_days must be between 1 and 730")
+	}
+	if err := booking.PolicyOf(r).Validate(); err != nil {
+		return err
 	}
 	// "Local" and "" load too, but mean this server's zone and UTC: a
 	// resource names its zone.
@@ -87,6 +91,8 @@ func Create(ctx context.Context, pool *pgxpool.Pool, r db.Resource, by audit.Act
 			Currency: r.Currency, UnitAmount: r.UnitAmount, SlotMinutes: r.SlotMinutes,
 			MinSlots: r.MinSlots, MaxSlots: r.MaxSlots, OpenTime: r.OpenTime, CloseTime: r.CloseTime,
 			MinNoticeMinutes: r.MinNoticeMinutes, HorizonDays: r.HorizonDays, Active: r.Active,
+			FullRefundHoursBefore: r.FullRefundHoursBefore, PartialRefundHoursBefore: r.PartialRefundHoursBefore,
+			PartialRefundPercent: r.PartialRefundPercent,
 		})
 		if err != nil {
 			return slugTaken(err, r.Slug, "create resource")
@@ -120,6 +126,8 @@ func Update(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, edit func(*db
 			Currency: r.Currency, UnitAmount: r.UnitAmount, SlotMinutes: r.SlotMinutes,
 			MinSlots: r.MinSlots, MaxSlots: r.MaxSlots, OpenTime: r.OpenTime, CloseTime: r.CloseTime,
 			MinNoticeMinutes: r.MinNoticeMinutes, HorizonDays: r.HorizonDays, Active: r.Active,
+			FullRefundHoursBefore: r.FullRefundHoursBefore, PartialRefundHoursBefore: r.PartialRefundHoursBefore,
+			PartialRefundPercent: r.PartialRefundPercent,
 		})
 		if err != nil {
 			return slugTaken(err, r.Slug, "update resource "+id.String())

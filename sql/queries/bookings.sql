@@ -3,10 +3,10 @@
 -- and BookingTransition is the one statement that changes it.
 INSERT INTO bookings (
     id, resource_id, customer_email, customer_name, starts_at, ends_at,
-    amount_total, currency, hold_expires_at
+    amount_total, currency, hold_expires_at, manage_token_salt, manage_token_hash
 ) VALUES (
     @id, @resource_id, @customer_email, @customer_name, @starts_at, @ends_at,
-    @amount_total, @currency, @hold_expires_at
+    @amount_total, @currency, @hold_expires_at, @manage_token_salt, @manage_token_hash
 )
 RETURNING *;
 
@@ -171,17 +171,31 @@ ORDER BY stripe_created_at, id;
 -- The one statement that changes a booking's status (booking.Transition, after
 -- booking.Decide): conditional on the status the caller read under its row
 -- lock, and recorded with its cause (the Stripe event, or the operator) in
--- the same statement.
-WITH moved AS (
+-- the same statement. What the change carries with it is set here too, so a
+-- reader of the transition sees it whole: a reschedule's new slot (recorded
+-- with the old one: the before CTE reads the row as it was), a customer
+-- cancel's refund_amount and that the booking had been paid.
+WITH before AS (
+    SELECT b.id, b.starts_at, b.ends_at FROM bookings b WHERE b.id = sqlc.arg(id)::uuid
+), moved AS (
     UPDATE bookings
-    SET status = @to_status::text, updated_at = now()
+    SET status = @to_status::text,
+        starts_at = COALESCE(sqlc.narg(to_starts_at)::timestamptz, bookings.starts_at),
+        ends_at = COALESCE(sqlc.narg(to_ends_at)::timestamptz, bookings.ends_at),
+        refund_amount = COALESCE(sqlc.narg(refund_amount)::bigint, bookings.refund_amount),
+        cancelled_after_payment = bookings.cancelled_after_payment OR @cancelled_after_payment::boolean,
+        updated_at = now()
     WHERE bookings.id = sqlc.arg(id)::uuid AND bookings.status = @from_status::text
-    RETURNING *
+    RETURNING bookings.*
 ), recorded AS (
-    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
+    INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id,
+                                        from_starts_at, from_ends_at, to_starts_at, to_ends_at)
     SELECT moved.id, @from_status::text, @to_status::text, @cause::text,
-           sqlc.narg(stripe_event_id)::text, sqlc.narg(operator_id)::uuid
-    FROM moved
+           sqlc.narg(stripe_event_id)::text, sqlc.narg(operator_id)::uuid,
+           CASE WHEN sqlc.narg(to_starts_at)::timestamptz IS NOT NULL THEN before.starts_at END,
+           CASE WHEN sqlc.narg(to_starts_at)::timestamptz IS NOT NULL THEN before.ends_at END,
+           sqlc.narg(to_starts_at)::timestamptz, sqlc.narg(to_ends_at)::timestamptz
+    FROM moved JOIN before ON before.id = moved.id
 )
 SELECT * FROM moved;
 
@@ -208,3 +222,7 @@ WHERE id = @id;
 -- name: BookingMarkRefundRequested :exec
 UPDATE bookings SET refund_requested_at = now(), updated_at = now()
 WHERE id = $1 AND refund_requested_at IS NULL;
+
+-- name: BookingManageSecret :one
+-- The stored form of a booking's manage_token (migration 00009).
+SELECT manage_token_salt, manage_token_hash FROM bookings WHERE id = $1;

@@ -10,10 +10,12 @@ SELECT * FROM resources WHERE id = $1 FOR UPDATE;
 -- name: ResourceInsert :one
 INSERT INTO resources (
     id, slug, name, description, timezone, currency, unit_amount, slot_minutes,
-    min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active
+    min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days, active,
+    full_refund_hours_before, partial_refund_hours_before, partial_refund_percent
 ) VALUES (
     @id, @slug, @name, @description, @timezone, @currency, @unit_amount, @slot_minutes,
-    @min_slots, @max_slots, @open_time, @close_time, @min_notice_minutes, @horizon_days, @active
+    @min_slots, @max_slots, @open_time, @close_time, @min_notice_minutes, @horizon_days, @active,
+    @full_refund_hours_before, @partial_refund_hours_before, @partial_refund_percent
 )
 RETURNING *;
 
@@ -34,7 +36,10 @@ SET slug = @slug, name = @name, description = @description, timezone = @timezone
     currency = @currency, unit_amount = @unit_amount, slot_minutes = @slot_minutes,
     min_slots = @min_slots, max_slots = @max_slots, open_time = @open_time,
     close_time = @close_time, min_notice_minutes = @min_notice_minutes,
-    horizon_days = @horizon_days, active = @active, updated_at = now()
+    horizon_days = @horizon_days, active = @active,
+    full_refund_hours_before = @full_refund_hours_before,
+    partial_refund_hours_before = @partial_refund_hours_before,
+    partial_refund_percent = @partial_refund_percent, updated_at = now()
 WHERE id = @id
 RETURNING *;
 

@@ -196,6 +196,8 @@ function renderBooking(d) {
     ['Checkout session', b.checkout_session_id ? el('code', {}, b.checkout_session_id) : '—'],
     ['Payment intent', b.payment_intent_id ? el('code', {}, b.payment_intent_id) : '—'],
     ['Refund requested', b.refund_requested_at ? formatInstant(b.refund_requested_at, tz) : '—'],
+    ['Customer cancel', b.cancelled_after_payment
+      ? `after payment, refund ${formatMoney(b.refund_amount || 0, b.currency)} under the policy` : '—'],
     ['Created', formatInstant(b.created_at, tz)],
     ['Updated', formatInstant(b.updated_at, tz)],
     ['Booking id', el('code', {}, b.id)],
@@ -211,7 +213,9 @@ function renderBooking(d) {
         formatInstant(c.at, tz),
         c.from_status ? statusBadge(c.from_status) : '—',
         statusBadge(c.to_status),
-        c.operator_id ? [c.cause, ' by operator ', el('code', {}, c.operator_id)] : c.cause,
+        c.operator_id ? [c.cause, ' by operator ', el('code', {}, c.operator_id)]
+          : c.from_slot && c.to_slot ? [c.cause, `: ${formatRange(c.from_slot.starts_at, c.from_slot.ends_at, tz)} → ${formatRange(c.to_slot.starts_at, c.to_slot.ends_at, tz)}`]
+            : c.cause,
         c.stripe_event_id ? el('code', {}, c.stripe_event_id) : '—',
       ]))),
     el('h2', {}, 'Payment events'),

@@ -4,6 +4,7 @@
 import {
   api, ApiError, newIdempotencyKey, errorText, formatMoney, formatDay, formatClock, formatRange,
   localDate, addDays, el, say,
+  keepManageToken,
 } from './common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -255,6 +256,7 @@ async function submit(event) {
     }
     state.held = { booking, selection: s };
     sessionStorage.setItem(LAST_BOOKING, booking.id);
+    keepManageToken(booking.id, booking.manage_token);
   }
 
   setBusy(true, 'Starting checkout…');

@@ -15,10 +15,13 @@ export class ApiError extends Error {
 // body (null for an empty one). Any answer other than 2xx becomes an
 // ApiError with the envelope's message; a network failure too, with a
 // message of our own.
-export async function api(method, path, { body, idempotencyKey } = {}) {
+// token, when given, is a booking's manage_token, sent as a bearer token
+// (never a cookie: no other site can make the browser send it).
+export async function api(method, path, { body, idempotencyKey, token } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
+  if (token) headers.Authorization = `Bearer ${token}`;
   let resp;
   try {
     resp = await fetch(path, {
@@ -184,4 +187,23 @@ export function resourcesById() {
     resourcesPromise.catch(() => { resourcesPromise = undefined; });
   }
   return resourcesPromise;
+}
+
+// The manage_token the 201 of POST /v1/bookings returned is kept for this
+// tab only, so the success page can link to the manage page; the
+// confirmation e-mail carries the same link.
+const MANAGE_TOKEN = 'slotpay.manage_token.';
+
+export function keepManageToken(bookingId, token) {
+  if (token) sessionStorage.setItem(MANAGE_TOKEN + bookingId, token);
+}
+
+export function keptManageToken(bookingId) {
+  return sessionStorage.getItem(MANAGE_TOKEN + bookingId) || '';
+}
+
+// manageLink is the manage page of a booking; the token travels in the
+// fragment, which the browser never sends to a server.
+export function manageLink(bookingId, token) {
+  return `/booking/manage?booking_id=${encodeURIComponent(bookingId)}#token=${encodeURIComponent(token)}`;
 }

@@ -2,7 +2,7 @@
 // booking is confirmed only when Stripe's signed webhook has landed, so the
 // page shows what the API says and asks again until the status is final.
 import {
-  api, errorText, formatMoney, formatRange, resourcesById, statusBadge,
+  api, errorText, formatMoney, formatRange, keptManageToken, manageLink, resourcesById, statusBadge,
 } from './common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -45,6 +45,11 @@ async function render(b) {
   $('total').textContent = formatMoney(b.amount_total, b.currency);
   $('booking-id').textContent = b.id;
   $('details').hidden = false;
+  const token = keptManageToken(b.id);
+  if (token && b.status === 'confirmed') {
+    $('manage-link').href = manageLink(b.id, token);
+    $('manage').hidden = false;
+  }
   if (b.status !== shown) {
     shown = b.status;
     const [title, detail] = MESSAGES[b.status] || [b.status, ''];

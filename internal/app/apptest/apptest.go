@@ -49,6 +49,7 @@ func Config(publicBase *url.URL) config.Config {
 		ReconcileInterval:   time.Minute,
 		CookieSecure:        true,
 		LogLevel:            slog.LevelInfo,
+		ManageTokenKey:      []byte("apptest-manage-token-key-0123456789abcdef"),
 	}
 }
 

@@ -64,6 +64,12 @@ export interface paths {
          *     unpaid holds, one customer e-mail (whatever its case) at most `MAX_HOLDS_PER_EMAIL`
          *     (3 by default); beyond, `429 rate_limited` with `Retry-After` saying when enough of
          *     them lapse. Paying, cancelling or letting a hold lapse frees its place.
+         *
+         *     The answer, and only it (and its idempotent replay, which carries the same token),
+         *     carries the booking's `manage_token`: keep it, it is what lets the customer see the
+         *     booking's details, cancel it or move it once paid (`Authorization: Bearer`). slotpay
+         *     keeps only its hash and a salt from which the confirmation e-mail's manage link is
+         *     derived again.
          */
         post: operations["createBooking"];
         delete?: never;
@@ -84,6 +90,11 @@ export interface paths {
          * @description The booking's public view: its status, slot, price and hold, without customer data.
          *     Poll it after the customer returns from Checkout: the booking is `confirmed` only once
          *     Stripe's signed webhook has landed.
+         *
+         *     With the booking's `manage_token` as `Authorization: Bearer`, the answer adds the
+         *     `customer`, the resource's `cancellation_policy`, `cancel_refund_amount` (what a
+         *     cancel now would refund) and `reschedule_until`. A token that does not match is
+         *     `401 unauthorized`.
          */
         get: operations["getBooking"];
         put?: never;
@@ -127,13 +138,47 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Release a held slot
+         * Cancel a booking
          * @description Cancels a `pending_payment` booking and releases its slot. An open Checkout Session is
          *     expired at Stripe first, so the slot is never released while it can still be paid; if
          *     Stripe reports the session completed meanwhile, that payment is applied instead and
          *     the answer is `409 invalid_state`.
+         *
+         *     A `confirmed` booking needs its `manage_token` (`Authorization: Bearer`; missing or
+         *     wrong: `401 unauthorized`; any other status is `409 invalid_state`, after the token's
+         *     check when one is sent). A `confirmed` booking that has not started is cancelled, its slot released, and the refund its resource's `cancellation_policy`
+         *     gives now is noted in `refund_amount` and requested at Stripe (inside the no-refund
+         *     window the cancel is allowed and refunds nothing). A full refund makes the booking
+         *     `refunded` when Stripe reports the charge refunded; a partial one leaves it
+         *     `cancelled`.
          */
         post: operations["cancelBooking"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bookings/{id}/reschedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a paid booking to another slot
+         * @description Moves a `confirmed` booking to another run of free slots of the same resource, at the
+         *     same price, until its full-refund cutoff (`cancellation_policy.full_refund_hours_before`
+         *     before it starts). Every rule of a new booking applies to the new slot. The move is one
+         *     transaction and the database's exclusion constraint has the last word: a slot taken
+         *     meanwhile is `409 slot_unavailable`; another price, a booking that is not `confirmed`
+         *     or a cutoff passed is `409 invalid_state`. The booking's history records the old and
+         *     the new slot (cause `rescheduled`).
+         */
+        post: operations["rescheduleBooking"];
         delete?: never;
         options?: never;
         head?: never;
@@ -616,6 +661,31 @@ export interface components {
              */
             horizon_days: number;
             active: boolean;
+            cancellation_policy: components["schemas"]["CancellationPolicy"];
+        };
+        /**
+         * @description What a customer's cancel of a confirmed booking refunds: everything when it comes at
+         *     least `full_refund_hours_before` the start, `partial_refund_percent` of the price
+         *     (rounded down to the minor unit) at least `partial_refund_hours_before` the start,
+         *     nothing later. The default is a full refund up to 24 hours before, none after.
+         */
+        CancellationPolicy: {
+            /**
+             * Format: int32
+             * @example 24
+             */
+            full_refund_hours_before: number;
+            /**
+             * Format: int32
+             * @description At most `full_refund_hours_before`.
+             * @example 2
+             */
+            partial_refund_hours_before: number;
+            /**
+             * Format: int32
+             * @example 50
+             */
+            partial_refund_percent: number;
         };
         ResourceList: {
             items: components["schemas"]["Resource"][];
@@ -694,6 +764,64 @@ export interface components {
             checkout_session_id: string | null;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: int64
+             * @description Present once the customer cancelled the paid booking: the refund that cancel
+             *     requested at Stripe under the resource's policy (0 inside the no-refund window).
+             * @example 4500
+             */
+            refund_amount?: number;
+        };
+        /** @description The new booking, with the secret that manages it; only this answer carries it. */
+        CreatedBooking: components["schemas"]["Booking"] & {
+            /**
+             * @description Send it as `Authorization: Bearer` to see the booking's details, cancel it or
+             *     move it once paid. Shown here and in the manage link of the confirmation e-mail
+             *     only.
+             * @example 3q2-7wABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abc
+             */
+            manage_token: string;
+        };
+        /**
+         * @description A booking as `GET /v1/bookings/{id}` shows it: the public view, and with the
+         *     booking's `manage_token` also `customer`, `cancellation_policy`,
+         *     `cancel_refund_amount` and `reschedule_until`.
+         */
+        BookingView: components["schemas"]["Booking"] & {
+            customer?: {
+                /**
+                 * Format: email
+                 * @example ada@example.com
+                 */
+                email: string;
+                /** @example Ada Lovelace */
+                name: string;
+            };
+            cancellation_policy?: components["schemas"]["CancellationPolicy"];
+            /**
+             * Format: int64
+             * @description What `POST /v1/bookings/{id}/cancel` would refund if sent now, under the
+             *     resource's `cancellation_policy`; 0 for a booking that is not `confirmed`.
+             * @example 9000
+             */
+            cancel_refund_amount?: number;
+            /**
+             * Format: date-time
+             * @description The full-refund cutoff, until which a `confirmed` booking can be moved.
+             */
+            reschedule_until?: string;
+        };
+        RescheduleRequest: {
+            /**
+             * Format: date-time
+             * @example 2027-01-05T10:00:00Z
+             */
+            starts_at: string;
+            /**
+             * Format: date-time
+             * @example 2027-01-05T12:00:00Z
+             */
+            ends_at: string;
         };
         Checkout: {
             /** @example https://checkout.stripe.com/c/pay/cs_test_a1b2c3 */
@@ -764,9 +892,16 @@ export interface components {
             dispute_status: string | null;
             /**
              * Format: date-time
-             * @description When Stripe accepted slotpay's request for a full refund.
+             * @description When Stripe accepted slotpay's request for a refund.
              */
             refund_requested_at: string | null;
+            /**
+             * Format: int64
+             * @description The refund a customer's cancel after payment requested (`null` without one).
+             */
+            refund_amount?: number | null;
+            /** @description The customer cancelled the booking once it was paid. */
+            cancelled_after_payment?: boolean;
             customer: {
                 /** @example ada@example.com */
                 email: string;
@@ -801,6 +936,10 @@ export interface components {
             operator_id: string | null;
             /** Format: date-time */
             at: string;
+            /** @description A reschedule's (cause `rescheduled`) old slot; absent otherwise. */
+            from_slot?: components["schemas"]["Slot"];
+            /** @description A reschedule's new slot; absent otherwise. */
+            to_slot?: components["schemas"]["Slot"];
         };
         /** @enum {string} */
         EventOutcome: "applied" | "ignored" | "unmatched" | "review";
@@ -962,6 +1101,7 @@ export interface components {
             horizon_days: number;
             /** @default true */
             active: boolean;
+            cancellation_policy?: components["schemas"]["CancellationPolicy"];
         };
         /** @description The fields to change; the others keep their values. */
         ResourcePatch: {
@@ -986,6 +1126,7 @@ export interface components {
             horizon_days?: number;
             /** @example false */
             active?: boolean;
+            cancellation_policy?: components["schemas"]["CancellationPolicy"];
         };
         Health: {
             /** @enum {string} */
@@ -1384,7 +1525,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Booking"];
+                    "application/json": components["schemas"]["CreatedBooking"];
                 };
             };
             400: components["responses"]["InvalidRequest"];
@@ -1418,10 +1559,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Booking"];
+                    "application/json": components["schemas"]["BookingView"];
                 };
             };
             400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["UnexpectedError"];
@@ -1497,6 +1639,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
@@ -1504,6 +1647,52 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["PaymentProviderError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    rescheduleBooking: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry; see the API description. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description Booking id. */
+                id: components["parameters"]["BookingID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RescheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description The booking in its new slot. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Booking"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
             default: components["responses"]["UnexpectedError"];
         };
     };

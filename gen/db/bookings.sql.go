@@ -22,7 +22,7 @@ SET checkout_session_id = $1,
     updated_at = now()
 WHERE id = $4
   AND (checkout_session_id IS NULL OR checkout_session_id = $1)
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash
 `
 
 type BookingAttachCheckoutSessionParams struct {
@@ -66,12 +66,14 @@ func (q *Queries) BookingAttachCheckoutSession(ctx context.Context, arg BookingA
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
 
 const bookingGetByID = `-- name: BookingGetByID :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings WHERE id = $1
 `
 
 func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -101,12 +103,14 @@ func (q *Queries) BookingGetByID(ctx context.Context, id uuid.UUID) (Booking, er
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
 
 const bookingGetByIDForUpdate = `-- name: BookingGetByIDForUpdate :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Booking, error) {
@@ -136,6 +140,8 @@ func (q *Queries) BookingGetByIDForUpdate(ctx context.Context, id uuid.UUID) (Bo
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
@@ -148,7 +154,7 @@ INSERT INTO bookings (
     $1, $2, $3, $4, $5, $6,
     $7, $8, $9
 )
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash
 `
 
 type BookingInsertParams struct {
@@ -202,6 +208,8 @@ func (q *Queries) BookingInsert(ctx context.Context, arg BookingInsertParams) (B
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
@@ -278,7 +286,7 @@ func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkP
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings
 WHERE ($1::text IS NULL OR status = $1::text)
   AND ($2::uuid IS NULL OR resource_id = $2::uuid)
   AND ($3::timestamptz IS NULL OR starts_at >= $3::timestamptz)
@@ -342,6 +350,8 @@ func (q *Queries) BookingListForAdmin(ctx context.Context, arg BookingListForAdm
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
 		); err != nil {
 			return nil, err
 		}
@@ -404,7 +414,7 @@ func (q *Queries) BookingListHoldingBetween(ctx context.Context, arg BookingList
 }
 
 const bookingListLapsedForUpdate = `-- name: BookingListLapsedForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings
 WHERE booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $1::timestamptz)
 ORDER BY hold_expires_at, id
 LIMIT $2
@@ -452,6 +462,8 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
 		); err != nil {
 			return nil, err
 		}
@@ -464,7 +476,7 @@ func (q *Queries) BookingListLapsedForUpdate(ctx context.Context, arg BookingLis
 }
 
 const bookingListLapsedOverlappingForUpdate = `-- name: BookingListLapsedOverlappingForUpdate :many
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings
 WHERE resource_id = $1
   AND booking_hold_lapsed(status, checkout_session_id, hold_expires_at, $2::timestamptz)
   AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3::timestamptz, $4::timestamptz, '[)')
@@ -521,6 +533,8 @@ func (q *Queries) BookingListLapsedOverlappingForUpdate(ctx context.Context, arg
 			&i.DisputeStatusAt,
 			&i.RefundFailedAt,
 			&i.RefundedSeenAt,
+			&i.ManageTokenSalt,
+			&i.ManageTokenHash,
 		); err != nil {
 			return nil, err
 		}
@@ -673,7 +687,7 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
 `
 
 func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
@@ -703,12 +717,14 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntent
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
@@ -753,6 +769,8 @@ func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLoc
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
@@ -843,7 +861,7 @@ WHERE id = $3
   AND status = 'pending_payment'
   AND checkout_session_id IS NULL
   AND hold_expires_at > now()
-RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash
 `
 
 type BookingReserveCheckoutParams struct {
@@ -884,6 +902,8 @@ func (q *Queries) BookingReserveCheckout(ctx context.Context, arg BookingReserve
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }
@@ -893,14 +913,14 @@ WITH moved AS (
     UPDATE bookings
     SET status = $1::text, updated_at = now()
     WHERE bookings.id = $2::uuid AND bookings.status = $3::text
-    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at
+    RETURNING id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id)
     SELECT moved.id, $3::text, $1::text, $4::text,
            $5::text, $6::uuid
     FROM moved
 )
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM moved
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash FROM moved
 `
 
 type BookingTransitionParams struct {
@@ -936,6 +956,8 @@ type BookingTransitionRow struct {
 	DisputeStatusAt   *time.Time
 	RefundFailedAt    *time.Time
 	RefundedSeenAt    *time.Time
+	ManageTokenSalt   []byte
+	ManageTokenHash   []byte
 }
 
 // The one statement that changes a booking's status (booking.Transition, after
@@ -976,6 +998,8 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		&i.DisputeStatusAt,
 		&i.RefundFailedAt,
 		&i.RefundedSeenAt,
+		&i.ManageTokenSalt,
+		&i.ManageTokenHash,
 	)
 	return i, err
 }

@@ -66,6 +66,8 @@ type Booking struct {
 	DisputeStatusAt   *time.Time
 	RefundFailedAt    *time.Time
 	RefundedSeenAt    *time.Time
+	ManageTokenSalt   []byte
+	ManageTokenHash   []byte
 }
 
 type BookingStatusChange struct {
@@ -96,6 +98,31 @@ type LoginAttempt struct {
 	Ip      netip.Addr
 	At      time.Time
 	Success bool
+}
+
+type Notification struct {
+	ID             uuid.UUID
+	BookingID      uuid.UUID
+	Type           string
+	EmailKind      *string
+	SourceKey      string
+	StatusChangeID *int64
+	Data           []byte
+	CreatedAt      time.Time
+}
+
+type NotificationAttempt struct {
+	ID             int64
+	NotificationID uuid.UUID
+	Channel        string
+	EndpointID     *uuid.UUID
+	Target         string
+	Attempt        int32
+	Outcome        string
+	StatusCode     *int32
+	Error          *string
+	DurationMs     int32
+	At             time.Time
 }
 
 type PaymentEvent struct {
@@ -140,4 +167,15 @@ type StripeRequestAttempt struct {
 	Operation string
 	Attempt   int32
 	UpdatedAt time.Time
+}
+
+type WebhookEndpoint struct {
+	ID                  uuid.UUID
+	Url                 string
+	EventTypes          []string
+	Secret              string
+	PreviousSecret      *string
+	PreviousSecretUntil *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }

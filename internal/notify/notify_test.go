@@ -1,0 +1,506 @@
+package notify_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/slotpay/slotpay/gen/db"
+	"github.com/slotpay/slotpay/internal/app"
+	"github.com/slotpay/slotpay/internal/app/apptest"
+	"github.com/slotpay/slotpay/internal/audit"
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/config"
+	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/managetoken"
+	"github.com/slotpay/slotpay/internal/notify"
+	"github.com/slotpay/slotpay/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+type testBundle struct {
+	db     testkit.TestDB
+	smtp   *testkit.SMTPServer
+	app    *app.App
+	server *httptest.Server // slotpay's own handler (the Stripe webhook)
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	tdb := testkit.NewDatabase(t)
+	smtp := testkit.NewSMTPServer(t)
+	srv := httptest.NewUnstartedServer(nil)
+	public, err := url.Parse("http://" + srv.Listener.Addr().String())
+	require.NoError(t, err)
+	a := apptest.New(t, tdb.Pool, testkit.StripeMock(t), &apptest.Opts{Metrics: true, Configure: func(c *config.Config) {
+		c.PublicBaseURL = public
+		host, _, _ := strings.Cut(smtp.Addr, ":")
+		c.SMTP = &config.SMTP{Addr: smtp.Addr, Host: host}
+	}})
+	h, err := a.Handler()
+	require.NoError(t, err)
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	apptest.Start(t, a)
+	return &testBundle{db: tdb, smtp: smtp, app: a, server: srv}
+}
+
+// pendingWithSession is a pending_payment booking whose Checkout Session
+// exists, at hour offset hour from tomorrow 00:00 UTC on resource r.
+func (b *testBundle) pendingWithSession(t *testing.T, r *db.Resource, hour int, email string) db.Booking {
+	t.Helper()
+	start := testkit.TomorrowAt(0).Add(time.Duration(hour) * time.Hour)
+	bk := testkit.CreateBooking(t, b.db, testkit.BookingOpts{
+		Resource: r, StartsAt: start, EndsAt: start.Add(time.Hour), CheckoutSessionID: testkit.RandomID("cs_test_"),
+	})
+	salt := make([]byte, 16)
+	copy(salt, bk.ID[:])
+	b.db.Exec(t, "UPDATE bookings SET customer_email = $2, manage_token_salt = $3, manage_token_hash = $4 WHERE id = $1",
+		bk.ID, email, salt, managetoken.Hash("x"))
+	return bk
+}
+
+// pay delivers the signed checkout.session.completed Stripe would send for
+// bk to slotpay's webhook, and returns the HTTP status.
+func (b *testBundle) pay(t *testing.T, bk db.Booking) int {
+	t.Helper()
+	ev := testkit.CheckoutSessionCompleted(*bk.CheckoutSessionID, bk.ID.String(), bk.AmountTotal, bk.Currency)
+	return b.deliverStripe(t, ev.JSON(t))
+}
+
+func (b *testBundle) deliverStripe(t *testing.T, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.server.URL+"/v1/webhooks/stripe", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", testkit.SignatureHeader(body, apptest.WebhookSecret, time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func (b *testBundle) endpoint(t *testing.T, rawURL string, types ...string) db.WebhookEndpoint {
+	t.Helper()
+	e, err := notify.CreateEndpoint(t.Context(), b.db.Pool, audit.CommandLine, rawURL, types)
+	require.NoError(t, err)
+	return e
+}
+
+// receiver is a merchant's webhook endpoint written with the standard
+// library only: it checks Slotpay-Signature as a merchant would (HMAC-SHA256
+// of "t.body" under its secret, constant-time compare, 5-minute tolerance),
+// deduplicates on the event id, and can answer 500 to its first tries.
+type receiver struct {
+	secret  string
+	failFor int // answer 500 to this many requests first
+
+	mu       sync.Mutex
+	requests int
+	bad      int // requests whose signature did not verify
+	events   map[string]receivedEvent
+	attempts map[string]int // by event id
+}
+
+type receivedEvent struct {
+	Type string
+	Body []byte
+}
+
+func newReceiver(t *testing.T, failFor int) (*receiver, *httptest.Server) {
+	r := &receiver{failFor: failFor, events: map[string]receivedEvent{}, attempts: map[string]int{}}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return r, srv
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	if !verifySignature(req.Header.Get("Slotpay-Signature"), body, r.secret, time.Now()) {
+		r.bad++
+		http.Error(w, "bad signature", http.StatusBadRequest)
+		return
+	}
+	var ev struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	r.attempts[ev.ID]++
+	if r.requests <= r.failFor {
+		http.Error(w, "down for maintenance", http.StatusInternalServerError)
+		return
+	}
+	r.events[ev.ID] = receivedEvent{Type: ev.Type, Body: body}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) snapshot() (events map[string]receivedEvent, attempts map[string]int, requests, bad int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	events, attempts = map[string]receivedEvent{}, map[string]int{}
+	for k, v := range r.events {
+		events[k] = v
+	}
+	for k, v := range r.attempts {
+		attempts[k] = v
+	}
+	return events, attempts, r.requests, r.bad
+}
+
+// verifySignature is the merchant's check, with crypto/hmac alone: any v1
+// of the header matching HMAC-SHA256(secret, t + "." + body), t recent.
+func verifySignature(header string, body []byte, secret string, now time.Time) bool {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, s := range sigs {
+		got, err := hex.DecodeString(s)
+		if err == nil && hmac.Equal(got, want) {
+			return true
+		}
+	}
+	return false
+}
+
+// parts splits a multipart message into its leaves by content type.
+func parts(t *testing.T, raw []byte) map[string][]byte {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	require.NoError(t, err)
+	out := map[string][]byte{}
+	var walk func(ctype, encoding string, r io.Reader)
+	walk = func(ctype, encoding string, r io.Reader) {
+		mt, params, err := mime.ParseMediaType(ctype)
+		require.NoError(t, err)
+		if !strings.HasPrefix(mt, "multipart/") {
+			if encoding == "base64" {
+				r = base64.NewDecoder(base64.StdEncoding, r)
+			}
+			b, err := io.ReadAll(r)
+			require.NoError(t, err)
+			out[mt] = b
+			return
+		}
+		mr := multipart.NewReader(r, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			require.NoError(t, err)
+			// multipart decodes quoted-printable itself.
+			walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p)
+		}
+	}
+	walk(msg.Header.Get("Content-Type"), "", msg.Body)
+	return out
+}
+
+func TestConfirmedBookingGetsAnEmailWithManageLinkAndCalendarEntry(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := testkit.CreateResource(t, b.db, nil)
+	bk := b.pendingWithSession(t, &r, 10, "grace@example.com")
+	require.Equal(t, http.StatusOK, b.pay(t, bk))
+
+	var got []testkit.Mail
+	testkit.WaitFor(t, "the confirmation e-mail", func() bool {
+		got = b.smtp.To("grace@example.com")
+		return len(got) > 0
+	})
+	m := got[0]
+	require.Contains(t, m.Header.Get("Subject"), "Booking confirmed")
+	require.NotEmpty(t, m.Header.Get("Message-ID"))
+	p := parts(t, m.Raw)
+	require.Contains(t, p, "text/plain")
+	require.Contains(t, p, "text/html")
+	require.Contains(t, p, "text/calendar")
+
+	tokens, err := managetoken.NewIssuer(apptest.Config(nil).ManageTokenKey)
+	require.NoError(t, err)
+	salt := make([]byte, 16)
+	copy(salt, bk.ID[:])
+	link := notify.ManageURL(mustURL(t, b.server.URL), bk.ID, tokens.Derive(bk.ID, salt))
+	require.Contains(t, string(p["text/plain"]), link, "the manage link carries the customer's token")
+	require.Contains(t, string(p["text/html"]), strings.ReplaceAll(link, "&", "&amp;")[:60])
+
+	ics := string(p["text/calendar"])
+	require.Contains(t, ics, "METHOD:REQUEST\r\n")
+	require.Contains(t, ics, "UID:"+bk.ID.String()+"@slotpay\r\n")
+	require.Contains(t, ics, "SEQUENCE:0\r\n")
+	require.Contains(t, ics, "DTSTART:"+bk.StartsAt.UTC().Format("20060102T150405Z")+"\r\n")
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
+}
+
+// TestEveryConfirmedBookingGetsAnEmail_1000Bookings: a thousand bookings paid
+// through signed Stripe webhooks to the real handler, e-mailed over SMTP to a
+// real server: exactly one e-mail per confirmed booking, none lost, none
+// doubled.
+func TestEveryConfirmedBookingGetsAnEmail_1000Bookings(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	b := setup(t)
+	r := testkit.CreateResource(t, b.db, nil)
+	bookings := make([]db.Booking, n)
+	for i := range bookings {
+		bookings[i] = b.pendingWithSession(t, &r, i, fmt.Sprintf("customer%04d@example.com", i))
+	}
+	work := make(chan db.Booking)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range 4 {
+		wg.Go(func() {
+			for bk := range work {
+				if code := b.pay(t, bk); code != http.StatusOK {
+					errs <- fmt.Errorf("booking %s: webhook answered %d", bk.ID, code)
+				}
+			}
+		})
+	}
+	for _, bk := range bookings {
+		work <- bk
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, n, b.db.Count(t, "SELECT count(*) FROM bookings WHERE status = 'confirmed'"))
+
+	testkit.WaitFor(t, "an e-mail for every confirmed booking", func() bool {
+		return len(b.smtp.Messages()) >= n
+	})
+	seen := map[string]int{}
+	ids := map[string]bool{}
+	for _, m := range b.smtp.Messages() {
+		require.Len(t, m.To, 1)
+		seen[m.To[0]]++
+		ids[m.Header.Get("Message-ID")] = true
+	}
+	for i := range n {
+		require.Equal(t, 1, seen[fmt.Sprintf("customer%04d@example.com", i)], "customer %d", i)
+	}
+	require.Len(t, ids, n, "one Message-ID per notification")
+}
+
+// TestNoNotificationForATransitionThatRolledBack: a confirmation whose
+// transaction fails after the transition (here: a statement that fails
+// right after it) leaves no notification and no e-mail, while a committed
+// one beside it is e-mailed.
+func TestNoNotificationForATransitionThatRolledBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := testkit.CreateResource(t, b.db, nil)
+	rolledBack := b.pendingWithSession(t, &r, 10, "rolled.back@example.com")
+	committed := b.pendingWithSession(t, &r, 12, "committed@example.com")
+
+	injected := errors.New("injected failure after the transition")
+	err := pgx.BeginFunc(t.Context(), b.db.Pool, func(tx pgx.Tx) error {
+		q := database.New(tx)
+		locked, err := q.BookingGetByID(t.Context(), rolledBack.ID)
+		require.NoError(t, err)
+		if _, err := booking.Transition(t.Context(), q, locked, booking.Confirmed, booking.Cause{Name: "test_rollback"}); err != nil {
+			return err
+		}
+		return injected
+	})
+	require.ErrorIs(t, err, injected)
+
+	// The real path, with a failure injected after the transition in the
+	// same transaction: the webhook's ledger update fails, so the handler
+	// answers 500 and rolls everything back.
+	b.db.Exec(t, `CREATE FUNCTION fail_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'injected failure after the transition'; END $$`)
+	b.db.Exec(t, `CREATE TRIGGER fail_outcome BEFORE UPDATE OF outcome ON payment_events
+		FOR EACH ROW WHEN (NEW.booking_id IS NOT NULL) EXECUTE FUNCTION fail_outcome()`)
+	require.Equal(t, http.StatusInternalServerError, b.pay(t, rolledBack))
+	require.Equal(t, "pending_payment", bookingStatus(t, b, rolledBack.ID))
+	b.db.Exec(t, "DROP TRIGGER fail_outcome ON payment_events")
+
+	require.Equal(t, http.StatusOK, b.pay(t, committed))
+	testkit.WaitFor(t, "the committed booking's e-mail", func() bool { return len(b.smtp.To("committed@example.com")) == 1 })
+	testkit.WaitFor(t, "every notify job worked", func() bool {
+		return b.db.Count(t, "SELECT count(*) FROM river_job WHERE kind LIKE 'notify%' AND state <> 'completed'") == 0
+	})
+	require.Empty(t, b.smtp.To("rolled.back@example.com"))
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM notifications WHERE booking_id = $1", rolledBack.ID))
+	require.Zero(t, b.db.Count(t, "SELECT count(*) FROM river_job WHERE args->'booking'->>'id' = $1", rolledBack.ID.String()))
+}
+
+func bookingStatus(t *testing.T, b *testBundle, id uuid.UUID) string {
+	t.Helper()
+	bk, err := database.New(b.db.Pool).BookingGetByID(t.Context(), id)
+	require.NoError(t, err)
+	return bk.Status
+}
+
+// TestWebhookDeliveredAtLeastOnceToAnEndpointThatFailsFirst: the endpoint
+// answers 500 to its first three tries; River retries with backoff until it
+// answers 2xx. Every attempt carries the same event id and body, signed as
+// Stripe signs (verified by a standard-library receiver), and is logged.
+func TestWebhookDeliveredAtLeastOnceToAnEndpointThatFailsFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rcv, srv := newReceiver(t, 3)
+	e := b.endpoint(t, srv.URL+"/hooks", notify.TypeConfirmed)
+	rcv.mu.Lock()
+	rcv.secret = e.Secret
+	rcv.mu.Unlock()
+
+	r := testkit.CreateResource(t, b.db, nil)
+	bk := b.pendingWithSession(t, &r, 10, "ada@example.com")
+	require.Equal(t, http.StatusOK, b.pay(t, bk))
+
+	var events map[string]receivedEvent
+	testkit.WaitFor(t, "the delivery after three 500s", func() bool {
+		events, _, _, _ = rcv.snapshot()
+		return len(events) == 1
+	})
+	_, attempts, requests, bad := rcv.snapshot()
+	require.Zero(t, bad, "every attempt verifies")
+	require.Equal(t, 4, requests)
+	for id, ev := range events {
+		require.Equal(t, 4, attempts[id], "the same event id on every attempt")
+		require.Equal(t, notify.TypeConfirmed, ev.Type)
+		var body struct {
+			ID      string `json:"id"`
+			Created int64  `json:"created"`
+			Data    struct {
+				Booking struct {
+					ID     string `json:"id"`
+					Status string `json:"status"`
+				} `json:"booking"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(ev.Body, &body))
+		require.Equal(t, bk.ID.String(), body.Data.Booking.ID)
+		require.Equal(t, "confirmed", body.Data.Booking.Status)
+	}
+	require.Equal(t, 4, b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'webhook'"))
+	require.Equal(t, 3, b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'webhook' AND outcome = 'failed' AND status_code = 500"))
+}
+
+// TestEmailRetriedAfterTheSMTPServerRefuses: a temporary SMTP failure is
+// retried; the message sent at last is the one refused (same Message-ID).
+func TestEmailRetriedAfterTheSMTPServerRefuses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.smtp.RefuseNext(2)
+	r := testkit.CreateResource(t, b.db, nil)
+	bk := b.pendingWithSession(t, &r, 10, "ada@example.com")
+	require.Equal(t, http.StatusOK, b.pay(t, bk))
+	testkit.WaitFor(t, "the e-mail after two refusals", func() bool { return len(b.smtp.To("ada@example.com")) == 1 })
+	require.Equal(t, 2, b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'email' AND outcome = 'failed'"))
+	var id uuid.UUID
+	require.NoError(t, b.db.Pool.QueryRow(t.Context(), "SELECT id FROM notifications WHERE booking_id = $1", bk.ID).Scan(&id))
+	require.Contains(t, b.smtp.To("ada@example.com")[0].Header.Get("Message-ID"), id.String())
+}
+
+// TestDisputeNotifiesTheMerchant: a dispute changes no status, and the
+// merchant still hears booking.disputed, once per new dispute status.
+func TestDisputeNotifiesTheMerchant(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	rcv, srv := newReceiver(t, 0)
+	e := b.endpoint(t, srv.URL, notify.TypeDisputed)
+	rcv.secret = e.Secret
+	r := testkit.CreateResource(t, b.db, nil)
+	bk := b.pendingWithSession(t, &r, 10, "ada@example.com")
+	ev := testkit.CheckoutSessionCompleted(*bk.CheckoutSessionID, bk.ID.String(), bk.AmountTotal, bk.Currency)
+	require.Equal(t, http.StatusOK, b.deliverStripe(t, ev.JSON(t)))
+	pi := ev.Object["payment_intent"].(string)
+	for _, status := range []string{"needs_response", "needs_response", "won"} {
+		d := testkit.Dispute("charge.dispute.updated", pi, bk.AmountTotal, bk.Currency, status)
+		require.Equal(t, http.StatusOK, b.deliverStripe(t, d.JSON(t)))
+	}
+	testkit.WaitFor(t, "two booking.disputed events", func() bool {
+		events, _, _, _ := rcv.snapshot()
+		return len(events) == 2
+	})
+	events, _, _, _ := rcv.snapshot()
+	for _, ev := range events {
+		require.Equal(t, notify.TypeDisputed, ev.Type)
+	}
+	require.Equal(t, "confirmed", bookingStatus(t, b, bk.ID))
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		from, to booking.Status
+		cause    string
+		typ      string
+		email    notify.EmailKind
+	}{
+		{booking.PendingPayment, booking.Confirmed, "checkout.session.completed", notify.TypeConfirmed, notify.EmailConfirmed},
+		{booking.Confirmed, booking.Confirmed, "rescheduled", notify.TypeRescheduled, notify.EmailRescheduled},
+		{booking.Processing, booking.NeedsReview, "checkout.session.async_payment_succeeded", notify.TypeNeedsReview, ""},
+		{booking.Confirmed, booking.Cancelled, "customer_cancel", notify.TypeCancelled, notify.EmailCancelled},
+		{booking.PendingPayment, booking.Cancelled, "customer_cancel", "", ""},
+		{booking.Confirmed, booking.Refunded, "charge.refunded", notify.TypeRefunded, notify.EmailRefunded},
+		{booking.PendingPayment, booking.Expired, "hold_lapsed", "", ""},
+	} {
+		t.Run(fmt.Sprintf("%s_%s_%s", tc.from, tc.to, tc.cause), func(t *testing.T) {
+			typ, email := notify.Decide(tc.from, tc.to, tc.cause)
+			require.Equal(t, tc.typ, typ)
+			require.Equal(t, tc.email, email)
+		})
+	}
+}

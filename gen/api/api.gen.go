@@ -48,12 +48,15 @@ func (e AdminRole) Valid() bool {
 
 // Defines values for AuditEntryAction.
 const (
-	AuditEntryActionAdminUserCreate AuditEntryAction = "admin_user.create"
-	AuditEntryActionAdminUserUpdate AuditEntryAction = "admin_user.update"
-	AuditEntryActionBookingCancel   AuditEntryAction = "booking.cancel"
-	AuditEntryActionBookingRefund   AuditEntryAction = "booking.refund"
-	AuditEntryActionResourceCreate  AuditEntryAction = "resource.create"
-	AuditEntryActionResourceUpdate  AuditEntryAction = "resource.update"
+	AuditEntryActionAdminUserCreate       AuditEntryAction = "admin_user.create"
+	AuditEntryActionAdminUserUpdate       AuditEntryAction = "admin_user.update"
+	AuditEntryActionBookingCancel         AuditEntryAction = "booking.cancel"
+	AuditEntryActionBookingRefund         AuditEntryAction = "booking.refund"
+	AuditEntryActionResourceCreate        AuditEntryAction = "resource.create"
+	AuditEntryActionResourceUpdate        AuditEntryAction = "resource.update"
+	AuditEntryActionWebhookEndpointCreate AuditEntryAction = "webhook_endpoint.create"
+	AuditEntryActionWebhookEndpointDelete AuditEntryAction = "webhook_endpoint.delete"
+	AuditEntryActionWebhookEndpointRotate AuditEntryAction = "webhook_endpoint.rotate"
 )
 
 // Valid indicates whether the value is a known member of the AuditEntryAction enum.
@@ -71,6 +74,12 @@ func (e AuditEntryAction) Valid() bool {
 		return true
 	case AuditEntryActionResourceUpdate:
 		return true
+	case AuditEntryActionWebhookEndpointCreate:
+		return true
+	case AuditEntryActionWebhookEndpointDelete:
+		return true
+	case AuditEntryActionWebhookEndpointRotate:
+		return true
 	default:
 		return false
 	}
@@ -78,9 +87,10 @@ func (e AuditEntryAction) Valid() bool {
 
 // Defines values for AuditEntryTargetType.
 const (
-	AuditEntryTargetTypeAdminUser AuditEntryTargetType = "admin_user"
-	AuditEntryTargetTypeBooking   AuditEntryTargetType = "booking"
-	AuditEntryTargetTypeResource  AuditEntryTargetType = "resource"
+	AuditEntryTargetTypeAdminUser       AuditEntryTargetType = "admin_user"
+	AuditEntryTargetTypeBooking         AuditEntryTargetType = "booking"
+	AuditEntryTargetTypeResource        AuditEntryTargetType = "resource"
+	AuditEntryTargetTypeWebhookEndpoint AuditEntryTargetType = "webhook_endpoint"
 )
 
 // Valid indicates whether the value is a known member of the AuditEntryTargetType enum.
@@ -91,6 +101,8 @@ func (e AuditEntryTargetType) Valid() bool {
 	case AuditEntryTargetTypeBooking:
 		return true
 	case AuditEntryTargetTypeResource:
+		return true
+	case AuditEntryTargetTypeWebhookEndpoint:
 		return true
 	default:
 		return false
@@ -328,6 +340,45 @@ func (e NotFoundErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for NotificationAttemptChannel.
+const (
+	NotificationAttemptChannelEmail   NotificationAttemptChannel = "email"
+	NotificationAttemptChannelWebhook NotificationAttemptChannel = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the NotificationAttemptChannel enum.
+func (e NotificationAttemptChannel) Valid() bool {
+	switch e {
+	case NotificationAttemptChannelEmail:
+		return true
+	case NotificationAttemptChannelWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationAttemptOutcome.
+const (
+	NotificationAttemptOutcomeDelivered NotificationAttemptOutcome = "delivered"
+	NotificationAttemptOutcomeFailed    NotificationAttemptOutcome = "failed"
+	NotificationAttemptOutcomeLogged    NotificationAttemptOutcome = "logged"
+)
+
+// Valid indicates whether the value is a known member of the NotificationAttemptOutcome enum.
+func (e NotificationAttemptOutcome) Valid() bool {
+	switch e {
+	case NotificationAttemptOutcomeDelivered:
+		return true
+	case NotificationAttemptOutcomeFailed:
+		return true
+	case NotificationAttemptOutcomeLogged:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PayloadTooLargeErrorErrorCode.
 const (
 	PayloadTooLargeErrorErrorCodePayloadTooLarge PayloadTooLargeErrorErrorCode = "payload_too_large"
@@ -345,19 +396,19 @@ func (e PayloadTooLargeErrorErrorCode) Valid() bool {
 
 // Defines values for PaymentEventSource.
 const (
-	Reconcile PaymentEventSource = "reconcile"
-	Replay    PaymentEventSource = "replay"
-	Webhook   PaymentEventSource = "webhook"
+	PaymentEventSourceReconcile PaymentEventSource = "reconcile"
+	PaymentEventSourceReplay    PaymentEventSource = "replay"
+	PaymentEventSourceWebhook   PaymentEventSource = "webhook"
 )
 
 // Valid indicates whether the value is a known member of the PaymentEventSource enum.
 func (e PaymentEventSource) Valid() bool {
 	switch e {
-	case Reconcile:
+	case PaymentEventSourceReconcile:
 		return true
-	case Replay:
+	case PaymentEventSourceReplay:
 		return true
-	case Webhook:
+	case PaymentEventSourceWebhook:
 		return true
 	default:
 		return false
@@ -424,6 +475,72 @@ func (e UnsupportedMediaTypeErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeliveryOutcome.
+const (
+	WebhookDeliveryOutcomeDelivered WebhookDeliveryOutcome = "delivered"
+	WebhookDeliveryOutcomeFailed    WebhookDeliveryOutcome = "failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryOutcome enum.
+func (e WebhookDeliveryOutcome) Valid() bool {
+	switch e {
+	case WebhookDeliveryOutcomeDelivered:
+		return true
+	case WebhookDeliveryOutcomeFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEventType.
+const (
+	BookingCancelled   WebhookEventType = "booking.cancelled"
+	BookingConfirmed   WebhookEventType = "booking.confirmed"
+	BookingDisputed    WebhookEventType = "booking.disputed"
+	BookingNeedsReview WebhookEventType = "booking.needs_review"
+	BookingRefunded    WebhookEventType = "booking.refunded"
+	BookingRescheduled WebhookEventType = "booking.rescheduled"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case BookingCancelled:
+		return true
+	case BookingConfirmed:
+		return true
+	case BookingDisputed:
+		return true
+	case BookingNeedsReview:
+		return true
+	case BookingRefunded:
+		return true
+	case BookingRescheduled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAdminWebhookDeliveriesParamsOutcome.
+const (
+	ListAdminWebhookDeliveriesParamsOutcomeDelivered ListAdminWebhookDeliveriesParamsOutcome = "delivered"
+	ListAdminWebhookDeliveriesParamsOutcomeFailed    ListAdminWebhookDeliveriesParamsOutcome = "failed"
+)
+
+// Valid indicates whether the value is a known member of the ListAdminWebhookDeliveriesParamsOutcome enum.
+func (e ListAdminWebhookDeliveriesParamsOutcome) Valid() bool {
+	switch e {
+	case ListAdminWebhookDeliveriesParamsOutcomeDelivered:
+		return true
+	case ListAdminWebhookDeliveriesParamsOutcomeFailed:
+		return true
+	default:
+		return false
+	}
+}
+
 // AdminBooking A booking as operators see it, customer included.
 type AdminBooking struct {
 	// AmountTotal Example: 9000
@@ -472,6 +589,9 @@ type AdminBooking struct {
 type AdminBookingDetail struct {
 	// Booking A booking as operators see it, customer included.
 	Booking AdminBooking `json:"booking"`
+
+	// Notifications What the customer and the merchant were told (SPEC §9), oldest first.
+	Notifications []Notification `json:"notifications"`
 
 	// PaymentEvents Oldest first.
 	PaymentEvents []PaymentEvent `json:"payment_events"`
@@ -773,6 +893,46 @@ type NotFoundError struct {
 
 // NotFoundErrorErrorCode defines model for NotFoundError.Error.Code.
 type NotFoundErrorErrorCode string
+
+// Notification defines model for Notification.
+type Notification struct {
+	// Attempts Every delivery attempt, e-mail and webhooks, oldest first.
+	Attempts  []NotificationAttempt `json:"attempts"`
+	CreatedAt time.Time             `json:"created_at"`
+
+	// Email The customer's e-mail of this notification (`confirmed`, `rescheduled`, `cancelled`,
+	// `refunded`); `null` when the customer gets none.
+	//
+	//
+	// Example: confirmed
+	Email *string `json:"email"`
+
+	// Id The event id a webhook receiver sees, and the e-mail's Message-ID.
+	Id   openapi_types.UUID `json:"id"`
+	Type WebhookEventType   `json:"type"`
+}
+
+// NotificationAttempt defines model for NotificationAttempt.
+type NotificationAttempt struct {
+	At         time.Time                  `json:"at"`
+	Attempt    int32                      `json:"attempt"`
+	Channel    NotificationAttemptChannel `json:"channel"`
+	EndpointId *openapi_types.UUID        `json:"endpoint_id"`
+	Error      *string                    `json:"error"`
+
+	// Outcome `logged`: written to the log, for want of `SMTP_URL`.
+	Outcome    NotificationAttemptOutcome `json:"outcome"`
+	StatusCode *int32                     `json:"status_code"`
+
+	// Target The customer's address, or the endpoint's URL.
+	Target string `json:"target"`
+}
+
+// NotificationAttemptChannel defines model for NotificationAttempt.Channel.
+type NotificationAttemptChannel string
+
+// NotificationAttemptOutcome `logged`: written to the log, for want of `SMTP_URL`.
+type NotificationAttemptOutcome string
 
 // PayloadTooLargeError A 413. `ErrorEnvelope` with the codes of this status.
 type PayloadTooLargeError struct {
@@ -1082,6 +1242,80 @@ type UnsupportedMediaTypeError struct {
 // UnsupportedMediaTypeErrorErrorCode defines model for UnsupportedMediaTypeError.Error.Code.
 type UnsupportedMediaTypeErrorErrorCode string
 
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	At         time.Time          `json:"at"`
+	Attempt    int32              `json:"attempt"`
+	BookingId  openapi_types.UUID `json:"booking_id"`
+	DurationMs int32              `json:"duration_ms"`
+
+	// EndpointId `null` once the endpoint is deleted.
+	EndpointId *openapi_types.UUID `json:"endpoint_id"`
+	Error      *string             `json:"error"`
+
+	// EventId The event's `id`, the same on every attempt.
+	EventId   openapi_types.UUID     `json:"event_id"`
+	EventType WebhookEventType       `json:"event_type"`
+	Id        int64                  `json:"id"`
+	Outcome   WebhookDeliveryOutcome `json:"outcome"`
+
+	// StatusCode The receiver's status; `null` when none came.
+	StatusCode *int32 `json:"status_code"`
+	Url        string `json:"url"`
+}
+
+// WebhookDeliveryOutcome defines model for WebhookDelivery.Outcome.
+type WebhookDeliveryOutcome string
+
+// WebhookDeliveryPage defines model for WebhookDeliveryPage.
+type WebhookDeliveryPage struct {
+	Items []WebhookDelivery `json:"items"`
+
+	// NextCursor `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// WebhookEndpoint defines model for WebhookEndpoint.
+type WebhookEndpoint struct {
+	CreatedAt     time.Time          `json:"created_at"`
+	EnabledEvents []WebhookEventType `json:"enabled_events"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// PreviousSecretExpiresAt Until when the secret rotated out still signs deliveries; `null` when none does.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
+	Url                     string     `json:"url"`
+}
+
+// WebhookEndpointCreate defines model for WebhookEndpointCreate.
+type WebhookEndpointCreate struct {
+	EnabledEvents []WebhookEventType `json:"enabled_events"`
+
+	// Url Example: https://merchant.example/hooks/slotpay
+	Url string `json:"url"`
+}
+
+// WebhookEndpointList defines model for WebhookEndpointList.
+type WebhookEndpointList struct {
+	Items []WebhookEndpoint `json:"items"`
+}
+
+// WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
+type WebhookEndpointWithSecret struct {
+	CreatedAt               time.Time          `json:"created_at"`
+	EnabledEvents           []WebhookEventType `json:"enabled_events"`
+	Id                      openapi_types.UUID `json:"id"`
+	PreviousSecretExpiresAt *time.Time         `json:"previous_secret_expires_at"`
+
+	// Secret The signing secret (`whsec_…`); slotpay shows it only here.
+	Secret    string    `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Url       string    `json:"url"`
+}
+
+// WebhookEventType defines model for WebhookEventType.
+type WebhookEventType string
+
 // BookingID defines model for BookingID.
 type BookingID = openapi_types.UUID
 
@@ -1096,6 +1330,9 @@ type Limit = int32
 
 // ResourceID Example: 0193a5e0-7b1a-7c3e-9f00-00000000a001
 type ResourceID = openapi_types.UUID
+
+// WebhookEndpointID defines model for WebhookEndpointID.
+type WebhookEndpointID = openapi_types.UUID
 
 // Conflict A 409. `ErrorEnvelope` with the codes of this status.
 type Conflict = ConflictError
@@ -1202,6 +1439,35 @@ type CreateAdminResourceParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListAdminWebhookDeliveriesParams defines parameters for ListAdminWebhookDeliveries.
+type ListAdminWebhookDeliveriesParams struct {
+	EndpointId *openapi_types.UUID                      `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+	BookingId  *openapi_types.UUID                      `form:"booking_id,omitempty" json:"booking_id,omitempty"`
+	EventId    *openapi_types.UUID                      `form:"event_id,omitempty" json:"event_id,omitempty"`
+	Outcome    *ListAdminWebhookDeliveriesParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page; opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListAdminWebhookDeliveriesParamsOutcome defines parameters for ListAdminWebhookDeliveries.
+type ListAdminWebhookDeliveriesParamsOutcome string
+
+// CreateAdminWebhookEndpointParams defines parameters for CreateAdminWebhookEndpoint.
+type CreateAdminWebhookEndpointParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RotateAdminWebhookEndpointSecretParams defines parameters for RotateAdminWebhookEndpointSecret.
+type RotateAdminWebhookEndpointSecretParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateBookingParams defines parameters for CreateBooking.
 type CreateBookingParams struct {
 	// IdempotencyKey Makes the request safe to retry; see the API description.
@@ -1234,6 +1500,9 @@ type UpdateAdminResourceJSONRequestBody = ResourcePatch
 
 // AdminLoginJSONRequestBody defines body for AdminLogin for application/json ContentType.
 type AdminLoginJSONRequestBody = AdminLoginRequest
+
+// CreateAdminWebhookEndpointJSONRequestBody defines body for CreateAdminWebhookEndpoint for application/json ContentType.
+type CreateAdminWebhookEndpointJSONRequestBody = WebhookEndpointCreate
 
 // CreateBookingJSONRequestBody defines body for CreateBooking for application/json ContentType.
 type CreateBookingJSONRequestBody = CreateBookingRequest
@@ -1474,6 +1743,67 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 	AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	//
+	// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+	// failed attempt is retried with doubling waits for three days, under the same event
+	// `id`.
+	//
+	// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+	ListAdminWebhookDeliveries(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	//
+	// Role `admin`. Every endpoint, oldest first, without secrets.
+	//
+	// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+	ListAdminWebhookEndpoints(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminWebhookEndpointWithBody Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithBody(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpoint(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	//
+	// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+	// up; its delivery log stays.
+	//
+	// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+	DeleteAdminWebhookEndpoint(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	//
+	// Role `admin`. The new secret is in this response only. For 24 hours
+	// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+	// and the old secret, so the receiver can switch without refusing a delivery.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+	RotateAdminWebhookEndpointSecret(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateBookingWithBody Hold a slot
 	//
@@ -1854,6 +2184,127 @@ func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, bod
 // Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+//
+// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+// failed attempt is retried with doubling waits for three days, under the same event
+// `id`.
+//
+// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+func (c *Client) ListAdminWebhookDeliveries(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminWebhookDeliveriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAdminWebhookEndpoints The merchant webhook endpoints
+//
+// Role `admin`. Every endpoint, oldest first, without secrets.
+//
+// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+func (c *Client) ListAdminWebhookEndpoints(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminWebhookEndpointsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminWebhookEndpointWithBody Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *Client) CreateAdminWebhookEndpointWithBody(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminWebhookEndpointRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *Client) CreateAdminWebhookEndpoint(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminWebhookEndpointRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+//
+// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+// up; its delivery log stays.
+//
+// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+func (c *Client) DeleteAdminWebhookEndpoint(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAdminWebhookEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+//
+// Role `admin`. The new secret is in this response only. For 24 hours
+// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+// and the old secret, so the receiver can switch without refusing a delivery.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+func (c *Client) RotateAdminWebhookEndpointSecret(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAdminWebhookEndpointSecretRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2697,6 +3148,285 @@ func NewAdminLoginRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewListAdminWebhookDeliveriesRequest constructs an http.Request for the ListAdminWebhookDeliveries method
+func NewListAdminWebhookDeliveriesRequest(server string, params *ListAdminWebhookDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-deliveries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.BookingId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "booking_id", *params.BookingId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_id", *params.EventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outcome != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outcome", *params.Outcome, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAdminWebhookEndpointsRequest constructs an http.Request for the ListAdminWebhookEndpoints method
+func NewListAdminWebhookEndpointsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateAdminWebhookEndpointRequest calls the generic CreateAdminWebhookEndpoint builder with application/json body
+func NewCreateAdminWebhookEndpointRequest(server string, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAdminWebhookEndpointRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateAdminWebhookEndpointRequestWithBody constructs an http.Request for the CreateAdminWebhookEndpoint method, with any body, and a specified content type
+func NewCreateAdminWebhookEndpointRequestWithBody(server string, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteAdminWebhookEndpointRequest constructs an http.Request for the DeleteAdminWebhookEndpoint method
+func NewDeleteAdminWebhookEndpointRequest(server string, id WebhookEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRotateAdminWebhookEndpointSecretRequest constructs an http.Request for the RotateAdminWebhookEndpointSecret method
+func NewRotateAdminWebhookEndpointSecretRequest(server string, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints/%s/rotate-secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewCreateBookingRequest calls the generic CreateBooking builder with application/json body
 func NewCreateBookingRequest(server string, params *CreateBookingParams, body CreateBookingJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3192,6 +3922,75 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 	AdminLoginWithResponse(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error)
+
+	// ListAdminWebhookDeliveriesWithResponse Every webhook delivery attempt, newest first
+	//
+	// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+	// failed attempt is retried with doubling waits for three days, under the same event
+	// `id`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+	ListAdminWebhookDeliveriesWithResponse(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListAdminWebhookDeliveriesResponse, error)
+
+	// ListAdminWebhookEndpointsWithResponse The merchant webhook endpoints
+	//
+	// Role `admin`. Every endpoint, oldest first, without secrets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+	ListAdminWebhookEndpointsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminWebhookEndpointsResponse, error)
+
+	// CreateAdminWebhookEndpointWithBodyWithResponse Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithBodyWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error)
+
+	// CreateAdminWebhookEndpointWithResponse Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error)
+
+	// DeleteAdminWebhookEndpointWithResponse Delete a merchant webhook endpoint
+	//
+	// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+	// up; its delivery log stays.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+	DeleteAdminWebhookEndpointWithResponse(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*DeleteAdminWebhookEndpointResponse, error)
+
+	// RotateAdminWebhookEndpointSecretWithResponse Give an endpoint a new signing secret
+	//
+	// Role `admin`. The new secret is in this response only. For 24 hours
+	// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+	// and the old secret, so the receiver can switch without refusing a delivery.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+	RotateAdminWebhookEndpointSecretWithResponse(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*RotateAdminWebhookEndpointSecretResponse, error)
 
 	// CreateBookingWithBodyWithResponse Hold a slot
 	//
@@ -5273,6 +6072,838 @@ func (r AdminLoginResponse) ContentType() string {
 	return ""
 }
 
+// ListAdminWebhookDeliveriesResponse200Headers the declared response headers of an HTTP 200 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminWebhookDeliveriesResponse400Headers the declared response headers of an HTTP 400 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type ListAdminWebhookDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookDeliveryPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminWebhookDeliveriesResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAdminWebhookDeliveriesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminWebhookDeliveriesResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminWebhookDeliveriesResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminWebhookDeliveriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON200() *WebhookDeliveryPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminWebhookDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminWebhookDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminWebhookDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminWebhookDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAdminWebhookEndpointsResponse200Headers the declared response headers of an HTTP 200 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminWebhookEndpointsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponse403Headers the declared response headers of an HTTP 403 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type ListAdminWebhookEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookEndpointList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminWebhookEndpointsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminWebhookEndpointsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAdminWebhookEndpointsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminWebhookEndpointsResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminWebhookEndpointsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON200() *WebhookEndpointList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminWebhookEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminWebhookEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminWebhookEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminWebhookEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateAdminWebhookEndpointResponse201Headers the declared response headers of an HTTP 201 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse201Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse400Headers the declared response headers of an HTTP 400 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse401Headers the declared response headers of an HTTP 401 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse403Headers the declared response headers of an HTTP 403 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse409Headers the declared response headers of an HTTP 409 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse413Headers the declared response headers of an HTTP 413 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse413Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse415Headers the declared response headers of an HTTP 415 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse415Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse422Headers the declared response headers of an HTTP 422 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse500Headers the declared response headers of an HTTP 500 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type CreateAdminWebhookEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebhookEndpointWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAdminWebhookEndpointResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateAdminWebhookEndpointResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateAdminWebhookEndpointResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateAdminWebhookEndpointResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAdminWebhookEndpointResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateAdminWebhookEndpointResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateAdminWebhookEndpointResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAdminWebhookEndpointResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateAdminWebhookEndpointResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateAdminWebhookEndpointResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAdminWebhookEndpointResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON201() *WebhookEndpointWithSecret {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAdminWebhookEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAdminWebhookEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAdminWebhookEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAdminWebhookEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAdminWebhookEndpointResponse204Headers the declared response headers of an HTTP 204 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse204Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse400Headers the declared response headers of an HTTP 400 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse401Headers the declared response headers of an HTTP 401 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse403Headers the declared response headers of an HTTP 403 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse404Headers the declared response headers of an HTTP 404 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse500Headers the declared response headers of an HTTP 500 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type DeleteAdminWebhookEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAdminWebhookEndpointResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteAdminWebhookEndpointResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteAdminWebhookEndpointResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteAdminWebhookEndpointResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteAdminWebhookEndpointResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAdminWebhookEndpointResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteAdminWebhookEndpointResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteAdminWebhookEndpointResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAdminWebhookEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAdminWebhookEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAdminWebhookEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAdminWebhookEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateAdminWebhookEndpointSecretResponse200Headers the declared response headers of an HTTP 200 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse200Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse400Headers the declared response headers of an HTTP 400 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse401Headers the declared response headers of an HTTP 401 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse403Headers the declared response headers of an HTTP 403 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse404Headers the declared response headers of an HTTP 404 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse409Headers the declared response headers of an HTTP 409 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse422Headers the declared response headers of an HTTP 422 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse500Headers the declared response headers of an HTTP 500 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponseDefaultHeaders the declared response headers of an HTTP default response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type RotateAdminWebhookEndpointSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookEndpointWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateAdminWebhookEndpointSecretResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RotateAdminWebhookEndpointSecretResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateAdminWebhookEndpointSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RotateAdminWebhookEndpointSecretResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RotateAdminWebhookEndpointSecretResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateAdminWebhookEndpointSecretResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RotateAdminWebhookEndpointSecretResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateAdminWebhookEndpointSecretResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RotateAdminWebhookEndpointSecretResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateAdminWebhookEndpointSecretResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON200() *WebhookEndpointWithSecret {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateAdminWebhookEndpointSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateAdminWebhookEndpointSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateAdminWebhookEndpointSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateAdminWebhookEndpointSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateBookingResponse201Headers the declared response headers of an HTTP 201 response for CreateBooking
 type CreateBookingResponse201Headers struct {
 	IdempotentReplayed  *string
@@ -6495,6 +8126,111 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 		return nil, err
 	}
 	return ParseAdminLoginResponse(rsp)
+}
+
+// ListAdminWebhookDeliveriesWithResponse Every webhook delivery attempt, newest first
+//
+// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+// failed attempt is retried with doubling waits for three days, under the same event
+// `id`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+func (c *ClientWithResponses) ListAdminWebhookDeliveriesWithResponse(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListAdminWebhookDeliveriesResponse, error) {
+	rsp, err := c.ListAdminWebhookDeliveries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminWebhookDeliveriesResponse(rsp)
+}
+
+// ListAdminWebhookEndpointsWithResponse The merchant webhook endpoints
+//
+// Role `admin`. Every endpoint, oldest first, without secrets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+func (c *ClientWithResponses) ListAdminWebhookEndpointsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminWebhookEndpointsResponse, error) {
+	rsp, err := c.ListAdminWebhookEndpoints(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminWebhookEndpointsResponse(rsp)
+}
+
+// CreateAdminWebhookEndpointWithBodyWithResponse Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) CreateAdminWebhookEndpointWithBodyWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error) {
+	rsp, err := c.CreateAdminWebhookEndpointWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminWebhookEndpointResponse(rsp)
+}
+
+// CreateAdminWebhookEndpointWithResponse Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) CreateAdminWebhookEndpointWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error) {
+	rsp, err := c.CreateAdminWebhookEndpoint(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminWebhookEndpointResponse(rsp)
+}
+
+// DeleteAdminWebhookEndpointWithResponse Delete a merchant webhook endpoint
+//
+// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+// up; its delivery log stays.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) DeleteAdminWebhookEndpointWithResponse(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*DeleteAdminWebhookEndpointResponse, error) {
+	rsp, err := c.DeleteAdminWebhookEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAdminWebhookEndpointResponse(rsp)
+}
+
+// RotateAdminWebhookEndpointSecretWithResponse Give an endpoint a new signing secret
+//
+// Role `admin`. The new secret is in this response only. For 24 hours
+// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+// and the old secret, so the receiver can switch without refusing a delivery.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+func (c *ClientWithResponses) RotateAdminWebhookEndpointSecretWithResponse(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*RotateAdminWebhookEndpointSecretResponse, error) {
+	rsp, err := c.RotateAdminWebhookEndpointSecret(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAdminWebhookEndpointSecretResponse(rsp)
 }
 
 // CreateBookingWithBodyWithResponse Hold a slot
@@ -10502,6 +12238,1636 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 	return response, nil
 }
 
+// ParseListAdminWebhookDeliveriesResponse parses an HTTP response from a ListAdminWebhookDeliveriesWithResponse call
+func ParseListAdminWebhookDeliveriesResponse(rsp *http.Response) (*ListAdminWebhookDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminWebhookDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookDeliveryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminWebhookDeliveriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAdminWebhookDeliveriesResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminWebhookDeliveriesResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminWebhookDeliveriesResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers ListAdminWebhookDeliveriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAdminWebhookEndpointsResponse parses an HTTP response from a ListAdminWebhookEndpointsWithResponse call
+func ParseListAdminWebhookEndpointsResponse(rsp *http.Response) (*ListAdminWebhookEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminWebhookEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookEndpointList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminWebhookEndpointsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminWebhookEndpointsResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAdminWebhookEndpointsResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminWebhookEndpointsResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers ListAdminWebhookEndpointsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateAdminWebhookEndpointResponse parses an HTTP response from a CreateAdminWebhookEndpointWithResponse call
+func ParseCreateAdminWebhookEndpointResponse(rsp *http.Response) (*CreateAdminWebhookEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAdminWebhookEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebhookEndpointWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAdminWebhookEndpointResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateAdminWebhookEndpointResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateAdminWebhookEndpointResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateAdminWebhookEndpointResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAdminWebhookEndpointResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateAdminWebhookEndpointResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateAdminWebhookEndpointResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAdminWebhookEndpointResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateAdminWebhookEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateAdminWebhookEndpointResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers CreateAdminWebhookEndpointResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAdminWebhookEndpointResponse parses an HTTP response from a DeleteAdminWebhookEndpointWithResponse call
+func ParseDeleteAdminWebhookEndpointResponse(rsp *http.Response) (*DeleteAdminWebhookEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAdminWebhookEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAdminWebhookEndpointResponse204Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteAdminWebhookEndpointResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteAdminWebhookEndpointResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteAdminWebhookEndpointResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteAdminWebhookEndpointResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAdminWebhookEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteAdminWebhookEndpointResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers DeleteAdminWebhookEndpointResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateAdminWebhookEndpointSecretResponse parses an HTTP response from a RotateAdminWebhookEndpointSecretWithResponse call
+func ParseRotateAdminWebhookEndpointSecretResponse(rsp *http.Response) (*RotateAdminWebhookEndpointSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateAdminWebhookEndpointSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookEndpointWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateAdminWebhookEndpointSecretResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RotateAdminWebhookEndpointSecretResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateAdminWebhookEndpointSecretResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RotateAdminWebhookEndpointSecretResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RotateAdminWebhookEndpointSecretResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateAdminWebhookEndpointSecretResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RotateAdminWebhookEndpointSecretResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RotateAdminWebhookEndpointSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RotateAdminWebhookEndpointSecretResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers RotateAdminWebhookEndpointSecretResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCreateBookingResponse parses an HTTP response from a CreateBookingWithResponse call
 func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12351,6 +15717,21 @@ type ServerInterface interface {
 	// AdminLogin Sign in
 	// (POST /v1/admin/session)
 	AdminLogin(w http.ResponseWriter, r *http.Request)
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	// (GET /v1/admin/webhook-deliveries)
+	ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request, params ListAdminWebhookDeliveriesParams)
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	// (GET /v1/admin/webhook-endpoints)
+	ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request)
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	// (POST /v1/admin/webhook-endpoints)
+	CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, params CreateAdminWebhookEndpointParams)
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	// (DELETE /v1/admin/webhook-endpoints/{id})
+	DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, id WebhookEndpointID)
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	// (POST /v1/admin/webhook-endpoints/{id}/rotate-secret)
+	RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, id WebhookEndpointID, params RotateAdminWebhookEndpointSecretParams)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(w http.ResponseWriter, r *http.Request, params CreateBookingParams)
@@ -12924,6 +16305,235 @@ func (siw *ServerInterfaceWrapper) AdminLogin(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListAdminWebhookDeliveries operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAdminWebhookDeliveriesParams
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", r.URL.Query(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "endpoint_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "booking_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "booking_id", r.URL.Query(), &params.BookingId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "booking_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "booking_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "event_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_id", r.URL.Query(), &params.EventId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "event_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "outcome" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "outcome", r.URL.Query(), &params.Outcome, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "outcome"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "outcome", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminWebhookDeliveries(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListAdminWebhookEndpoints operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminWebhookEndpoints(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateAdminWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAdminWebhookEndpointParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateAdminWebhookEndpoint(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteAdminWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteAdminWebhookEndpoint(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateAdminWebhookEndpointSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RotateAdminWebhookEndpointSecretParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateAdminWebhookEndpointSecret(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateBooking operation middleware
 func (siw *ServerInterfaceWrapper) CreateBooking(w http.ResponseWriter, r *http.Request) {
 
@@ -13285,6 +16895,11 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/reconcile", wrapper.RunAdminReconcile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/resources", wrapper.CreateAdminResource)
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/admin/resources/{id}", wrapper.UpdateAdminResource)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/webhook-endpoints", wrapper.ListAdminWebhookEndpoints)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/webhook-endpoints", wrapper.CreateAdminWebhookEndpoint)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/admin/webhook-endpoints/{id}", wrapper.DeleteAdminWebhookEndpoint)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/webhook-endpoints/{id}/rotate-secret", wrapper.RotateAdminWebhookEndpointSecret)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/webhook-deliveries", wrapper.ListAdminWebhookDeliveries)
 
 	return m
 }
@@ -16158,6 +19773,1143 @@ func (response AdminLogindefaultJSONResponse) VisitAdminLoginResponse(w http.Res
 	return err
 }
 
+type ListAdminWebhookDeliveriesRequestObject struct {
+	Params ListAdminWebhookDeliveriesParams
+}
+
+type ListAdminWebhookDeliveriesResponseObject interface {
+	VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListAdminWebhookDeliveries200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminWebhookDeliveries200JSONResponse struct {
+	Body    WebhookDeliveryPage
+	Headers ListAdminWebhookDeliveries200ResponseHeaders
+}
+
+func (response ListAdminWebhookDeliveries200JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response ListAdminWebhookDeliveries400JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminWebhookDeliveries401JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminWebhookDeliveries500JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveriesdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminWebhookDeliveriesdefaultJSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpointsRequestObject struct {
+}
+
+type ListAdminWebhookEndpointsResponseObject interface {
+	VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListAdminWebhookEndpoints200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminWebhookEndpoints200JSONResponse struct {
+	Body    WebhookEndpointList
+	Headers ListAdminWebhookEndpoints200ResponseHeaders
+}
+
+func (response ListAdminWebhookEndpoints200JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminWebhookEndpoints401JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ListAdminWebhookEndpoints403JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminWebhookEndpoints500JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpointsdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminWebhookEndpointsdefaultJSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpointRequestObject struct {
+	Params CreateAdminWebhookEndpointParams
+	Body   *CreateAdminWebhookEndpointJSONRequestBody
+}
+
+type CreateAdminWebhookEndpointResponseObject interface {
+	VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreateAdminWebhookEndpoint201ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type CreateAdminWebhookEndpoint201JSONResponse struct {
+	Body    WebhookEndpointWithSecret
+	Headers CreateAdminWebhookEndpoint201ResponseHeaders
+}
+
+func (response CreateAdminWebhookEndpoint201JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response CreateAdminWebhookEndpoint400JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateAdminWebhookEndpoint401JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CreateAdminWebhookEndpoint403JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateAdminWebhookEndpoint409JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response CreateAdminWebhookEndpoint413JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateAdminWebhookEndpoint415JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response CreateAdminWebhookEndpoint422JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CreateAdminWebhookEndpoint429JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateAdminWebhookEndpoint500JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAdminWebhookEndpointdefaultJSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpointRequestObject struct {
+	Id WebhookEndpointID `json:"id"`
+}
+
+type DeleteAdminWebhookEndpointResponseObject interface {
+	VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeleteAdminWebhookEndpoint204ResponseHeaders struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type DeleteAdminWebhookEndpoint204Response struct {
+	Headers DeleteAdminWebhookEndpoint204ResponseHeaders
+}
+
+func (response DeleteAdminWebhookEndpoint204Response) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAdminWebhookEndpoint400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint400JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint401JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint403JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint404JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint429JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint500JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteAdminWebhookEndpointdefaultJSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecretRequestObject struct {
+	Id     WebhookEndpointID `json:"id"`
+	Params RotateAdminWebhookEndpointSecretParams
+}
+
+type RotateAdminWebhookEndpointSecretResponseObject interface {
+	VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateAdminWebhookEndpointSecret200ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type RotateAdminWebhookEndpointSecret200JSONResponse struct {
+	Body    WebhookEndpointWithSecret
+	Headers RotateAdminWebhookEndpointSecret200ResponseHeaders
+}
+
+func (response RotateAdminWebhookEndpointSecret200JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret400JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret401JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret403JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret404JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret409JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RotateAdminWebhookEndpointSecret422JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret429JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret500JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecretdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RotateAdminWebhookEndpointSecretdefaultJSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateBookingRequestObject struct {
 	Params CreateBookingParams
 	Body   *CreateBookingJSONRequestBody
@@ -17484,6 +22236,21 @@ type StrictServerInterface interface {
 	// AdminLogin Sign in
 	// (POST /v1/admin/session)
 	AdminLogin(ctx context.Context, request AdminLoginRequestObject) (AdminLoginResponseObject, error)
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	// (GET /v1/admin/webhook-deliveries)
+	ListAdminWebhookDeliveries(ctx context.Context, request ListAdminWebhookDeliveriesRequestObject) (ListAdminWebhookDeliveriesResponseObject, error)
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	// (GET /v1/admin/webhook-endpoints)
+	ListAdminWebhookEndpoints(ctx context.Context, request ListAdminWebhookEndpointsRequestObject) (ListAdminWebhookEndpointsResponseObject, error)
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	// (POST /v1/admin/webhook-endpoints)
+	CreateAdminWebhookEndpoint(ctx context.Context, request CreateAdminWebhookEndpointRequestObject) (CreateAdminWebhookEndpointResponseObject, error)
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	// (DELETE /v1/admin/webhook-endpoints/{id})
+	DeleteAdminWebhookEndpoint(ctx context.Context, request DeleteAdminWebhookEndpointRequestObject) (DeleteAdminWebhookEndpointResponseObject, error)
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	// (POST /v1/admin/webhook-endpoints/{id}/rotate-secret)
+	RotateAdminWebhookEndpointSecret(ctx context.Context, request RotateAdminWebhookEndpointSecretRequestObject) (RotateAdminWebhookEndpointSecretResponseObject, error)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(ctx context.Context, request CreateBookingRequestObject) (CreateBookingResponseObject, error)
@@ -17872,6 +22639,142 @@ func (sh *strictHandler) AdminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ListAdminWebhookDeliveries operation middleware
+func (sh *strictHandler) ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request, params ListAdminWebhookDeliveriesParams) {
+	var request ListAdminWebhookDeliveriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminWebhookDeliveries(ctx, request.(ListAdminWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminWebhookDeliveries")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminWebhookDeliveriesResponseObject); ok {
+		if err := validResponse.VisitListAdminWebhookDeliveriesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListAdminWebhookEndpoints operation middleware
+func (sh *strictHandler) ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+	var request ListAdminWebhookEndpointsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminWebhookEndpoints(ctx, request.(ListAdminWebhookEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminWebhookEndpoints")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminWebhookEndpointsResponseObject); ok {
+		if err := validResponse.VisitListAdminWebhookEndpointsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateAdminWebhookEndpoint operation middleware
+func (sh *strictHandler) CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, params CreateAdminWebhookEndpointParams) {
+	var request CreateAdminWebhookEndpointRequestObject
+
+	request.Params = params
+
+	var body CreateAdminWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAdminWebhookEndpoint(ctx, request.(CreateAdminWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAdminWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateAdminWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitCreateAdminWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteAdminWebhookEndpoint operation middleware
+func (sh *strictHandler) DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, id WebhookEndpointID) {
+	var request DeleteAdminWebhookEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAdminWebhookEndpoint(ctx, request.(DeleteAdminWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAdminWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteAdminWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitDeleteAdminWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateAdminWebhookEndpointSecret operation middleware
+func (sh *strictHandler) RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, id WebhookEndpointID, params RotateAdminWebhookEndpointSecretParams) {
+	var request RotateAdminWebhookEndpointSecretRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateAdminWebhookEndpointSecret(ctx, request.(RotateAdminWebhookEndpointSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateAdminWebhookEndpointSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateAdminWebhookEndpointSecretResponseObject); ok {
+		if err := validResponse.VisitRotateAdminWebhookEndpointSecretResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateBooking operation middleware
 func (sh *strictHandler) CreateBooking(w http.ResponseWriter, r *http.Request, params CreateBookingParams) {
 	var request CreateBookingRequestObject
@@ -18041,176 +22944,203 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3uuCrfMU9VZammhR1c2ypUrWKoklUcWKvJNfMntDLBrtBEqMm0AHQopmsq87ffZA9+x77KPMk",
-	"p/AB6HuL1CUaJ9b8GEfNBvoD8OG7X37rRWKRCk65Vr2j33pzSmIq8T/PY7pIhaZc9y9ompAVjc3jmKpI",
-	"slQzwXtHvVDLjIawnFMOek5BUpUKrmgAKosiqhQICQcfPwbAFL6gtJA0BsLVkkrQAggHSmTCqARJf8mo",
-	"0iO+ZHpu3yYLCjkg0ar/A13B1oLquYgDSImeA+ExTES82h7AyURRrkHoOZVLpuhgxHtBT0VzuiAGdMqz",
-	"Re/o556Bufch6OlVSntHPaUl47Pep09B74JqueqfTDWVzbVe0kjwWBmgl4RpmNCpkBS0XDE+AzIjjA+q",
-	"3/tIFmlCe0cHe0FvKuSC6N5Rj3G9v9cLegvG2cIAtJtDwrimMyoRlEuqFBP8VIhrRls2XiVCp2Q1Vva9",
-	"8Ai+1zp9y5NVAJdkQS+Zpl9faskiHcAljTJJIeOJOZLw9O3bH87Pxpdnp+8vzr6ekkTRMIB3RM+/3jmG",
-	"KKHEnJHgoNiM90WmO9bVqwHx9f4ve/2vliffnH77z//4z+N8xh/Jx/7JjH699+rVcHicA3rs4DquA9xr",
-	"O5u/9y+Ipm/Yguk+/n/LCWmiaT+aEz4zR+LwSQFJErGkMaRUQpQwgyQkjqXZC2bxNsqkNI+XjMdiCVvh",
-	"3y7Or87GFydXZ+M35z+eX4XbA7hE7OKg2j/TsUkvhy2H33Lg5fVd0AVh3Ky8scYLv6iETnU7+PeF9PD1",
-	"fSBVtOUk/uYJQm1jKY9VYKB+z9lHUPZG3Rfe3a9eHhx+9XJY3+GXB51w2wn75y2k7DymXLMpo8pRMnzV",
-	"wOqw/IWCRMw8tEij6A2Vq5zoHePA0I0cszgEMUUCJ6WQSKVyMmgI2w1JMtp1tST9ZTwku5O9aD8+oIfT",
-	"l+SriaEa5OMbymd63jt6edC8Jp+CXkokWVDtqPg3hn7w2fm3zQW7n4DFBgZmHhmK2gt6nCxw7+JeYODI",
-	"mDS035DNMqz5lmcZvtm8sqeZVKKFkoacftTjCH/FPTJbkkp6w0SmICUzegwiJb/Y3UHIfsmoXBWg2bGV",
-	"rSvtzN5w2AZOiZH8QFdNsH4k17XDV2RKDb2Xhi8cg6IUfz55dw6loTmQlnsWUNY4V8dJT15Od6P96bC/",
-	"G39F+wfRLu2/JkPa35u+nO5Hr+LXZHe3evJ7h4fIP/zfu22r7aCR78iMgmK/dm5tguPKoMZ0SrJE944O",
-	"20jZgny0fAx3fQ1Xu6BKZDKibfjof7s3QhZbOtx9vU8O6bD/1WSX9L+K9mn/9XQ47A/d/8hwaLZ0HQZ/",
-	"Ml+zdxsv06ng08TwpyMjN3EjG5n/JGmasIiYZez8Q5m1lGD5rYe33w6JPdMcZ5zcEJaQSULNHlKlyMz8",
-	"iMQhERrEDZUJSRUQjgINTOx1dTtgCUwXnTCQF/vyb5JOe0e9/7ZTyHo79le145d0hkDiklsEjTK4YQAh",
-	"4zckYfEY6XVoZLyQFbg+vqarMePjTNHQnOR6obINQjdqp21Ilzhw2zzNAbcx3U1nKgZ1McbNZzIDWtjU",
-	"mgmKd/H0/irkhMUx5Q9D0mk+TRU7mQJOaezIpEgoiBSFfDIRN/SRkTNfSzd25nCGR5axWkn0hbLAGXYr",
-	"BCRiGSCQEEmhVF8xnRP5Zwx9YgytsuELmim7xfdH1jrtkXbOBubWNcklUWDehCniRsymU4rSqkONR0bn",
-	"toV3Y3b7ohyaX5ehd4ooLsIxi3bcfsbIDozkmkpOkrMCr+6Nim6qsf2hjIL+J/A/PSpuVZbQik8VyMIj",
-	"UGJB9dxoAFPCEhoD44rF1Ks7VpuJqSYsMXSUcWAaVSDIeExlVUuKB/CT0Ya8gce+Qnj9zgWgBBArUIPM",
-	"uAIylVTNnzF1Q0xFwcs9fiiqWiGuIHYFrho9fUw0LDKlYUKBTDWeLZHaPH905C2v6jYUrkDsaKHHwVhQ",
-	"BVwYrU0zNV1Z+4PgWpJIG+6fy9YyS6h65vtPjLs/Cf1XkfEH8nou9HiK05TxVXrd0Zy///kxUdQD342c",
-	"OWDhEXABKovmXmczyJdDuIVsGhgnkWY3NP8hcFIIp0s/bvsZR58YR9+RVSJIfCXEGyJn9GGomtrJxlqI",
-	"cYLT1TV9T7rQNEg/RqhZvTw83H8Jk5Wm6pGRuLa6blxuQO5IbRXOA/iBffPMuDdFrAXl+p0UNyym8hEk",
-	"zdTOOE7dlC0SJ5pV7WvgX4NIZEmMdHJiEJBEcxofm79RFETbO40fH/Gaq+9AvJZFhUdwqSVLDbxTVHmE",
-	"dEJrA/JnfNwIH/MJH6p7S6LpOHEzVZBPCFgQvsq9OMdG+FpCLJb8kdGrtJhu1CoDashZHTw0EOVPnUqE",
-	"DlDG1bF1+YYlB3GYu6+qGFfzId92LOVXn5lyJ66+5yTTcyHZrw9F1qw8U1U3R80CzNITgwgpUWop5GMT",
-	"wvJSulG1DKaVJi10zriJmLrlUHMbllLwWRPyZ9nxydGUfkxplBOh3005t/EvyMJ9ZIPggBZOKTL92FZ4",
-	"XM0Zv6GJSGkbvp7wlQ26sZatAPL4HbMYEFM0HClNdKZg6/Ld2Sn8//+3vz2Ak4XBXD2nCwgPhochDhzx",
-	"hp6PQT6EQ3hilhuCPQOvMLntsMKOnhd2ADGdUmmDgEoXAedoeh/fciAWigCnsrMqu604L07XFYvQ++7s",
-	"qits5UE4pbI0FVLT+EcaM3KF8z+MBOYzjhdmyjHCfKtmkluB6p96bOLYXOxtRLJtIeEREAu0nhMNzGJC",
-	"WIc8fBYTN8C//OTsxYkXjLugkeb9OcmNHUSBSKkkWkiFIRNMBxBlSosFlcB4lGSxldNTaV7UzHrXyUJk",
-	"XI+10CSpIPHr4XCTCJ+gF81pdC0y7ePRECvLlzRSY22w1eJoL+jxLLE+eBdMULu/QS+SlBgMI7oS8hIT",
-	"TfuaLWivbQzGPEWrtb53/x6OsftjxlS3BRl7dRkkJv/d/TWIxKINBhsxUR50EhN4I25oQiLaSqmKwIqf",
-	"3UfdNEWopJj8g0aIVjFTaabp2FL1JjpczSm4d17ktJ8or8clRGmQ1F5fYBq2wiWRBvPH6F4e+7iLMBjx",
-	"sP4IQnQvjCW9YXRp/l4Kbv5JhNJhAP/8j//cPobQHK6LTeXom3AAxQM4GXH7cgnIheAUA7RmglOYSrFA",
-	"RkCiyOAlkETPRTZzgal2QUqTlbIcptjoKrSbIJmHy2yj+3EiREIJN786W/zm+DcXSTymH1Mm6d0G2uuy",
-	"JiomyC0PDHlQ45KlbLz/03evvs326L/f/PA/E7F3ukv2JvvRQbzJZhgVn+e8P796LfGFDpdIFNHUoFER",
-	"p+e5lxUQplmSgJ12UI76Ke/FBmBZM+14w00qfCUbb39xl26jGo4CX9qXPwW9LI3vSKJql92FVRXry0Ep",
-	"L6NAxKBKqksEr4l77US5DYdK16BBXtqxokQ1K4S6siVtxKvMyb5FB2eT7E4KRnfbaVSYYulu0BsfUl8T",
-	"M5MYEZNJ651nmi7UhuazMzOn+YhbEJGSrArEGc+Z0kKuHumjFsFO0arW/GgNhYrgtBosjR1Zdx7viDW7",
-	"V08jh3gj0OuHsiAfz+24cmRovn2laNS2WFXkIsKGMyPfSskMoyfX0Iz6LUMIql/r3Iw3YsZ4yctL4pgZ",
-	"gEjyrrQvGLkfrJcXRKpq8kIlmPRgTTCpOUNnDalKU0JKGmmYC6kofEO0pnIFr6vT7w73DtYHq7bJHvlH",
-	"O3fpQiRtqRGSkljwZBXCKBsO9yMIRaqKP4gZGh4DJdHci6M2nk1wqmBCE7EEhhfFZ4z4GXuB2UtDAM0c",
-	"LTkkDjCXvNEizFW4ckfMvCOUGCwPW69gLjKpvAveWX06GVkDoEx1GyIrF+a9ckG65cPA0UEZ7s7TeK/a",
-	"xNf7CNAbofB9pRfpkGbtfiB2tfJKj6E4VYX1tG5OFjN9xrWlzDWdJ9IOTzyqOUo6sAyvF+QPIsIjmpQ4",
-	"9cB+t/zE8j2Pn2NzeMVbpWfuvTb8fYC82K2YeX3QCU9NVcG/AMu5ABJpGufyu5HhwhtGQgijhIWDlrjt",
-	"DYS3wkrR9vmwrPnmGQleikRLwlqg1gKhiZxRvan86N7WzuBTQ4/SoVdOtvVIb1gl/Y2kzCBtwtpz4BrY",
-	"Xj48O1ng8bYKZnmJlT1HrLr9ajwK2y8u2qfPnsvbcHqWMN1CFvB21q9h7zG0kkS0SaUnGhZCacMAgaAe",
-	"1U+QXQNJibTJCPhjTFawhRkBC8YzTRX88//8Xzjc3lyqTISuiWSvXjUPy1CcXwWvmTDOMrNLO99QmTC+",
-	"Vq2pajR+B/3Efi/aDqfTyGVoRZpNEhbBDaNLTO/ydq9jYBoiIiVD83Nh8YqJJuutXfVcU3lDZd9soNGI",
-	"IJUsotVsv8gougvGhYSMO3HlS7KYPYZZpEUAIxwynhIWg3kfEpIqGyv4qCaUz9Wa8BlYBtZIU1WAS2wt",
-	"pTxmfDZ2+qa9cJGZGdllJPiUyQVaF7yFztzhwrbgJsil3bKZwoYDmGlQCktchIwZR+NWpnvqFtciEd/5",
-	"zjXvi58ikzU5ea51qo52dvwbA4VGMiMz70Q7KVntrJ/97qbDGtpUwOs65zUqRTUxrcXdcDB8PYCw4pwM",
-	"q55HZQU55u3PTSKcO8dqJ4SusgK1WjL2Khlw5u/W9LdWzMgdbRu4XX907zZk2LUjnTx7/m3zdMzqCjAq",
-	"MzdPoq6c4461HhjeW3c9NzVd1A/V8TnlDPaKcn3sdGLDEMExROX089qxlXwoDzOYNB0s+S3wut8tFpT9",
-	"+/hj6unL97GYdHprSryyAGBvuPdVf7jbHx5c7e4dDYdHw+G/b8znagysfo55tLOYQvjd2RXs3Ozu+Icq",
-	"tGfqQPE58TFdCAiVzmIm+iSsCDSPlNFbY6SNCABXwgShfKFsssBMsjgAoiGhRi1gGl3KBk3JnJJ4AFdy",
-	"ZUQ/kbmiAFaAtg6k5tp3fmPxpx1SEv9rKy0fy/Bux3KrANzOr/M703qlS2JZda/eiCWVEVEUzi/fwsHe",
-	"7ldIcasroZlEFqo1lWbQ//qZ9H/98Nv+p39rOxmkWqeO8tYFM6JhiVUXMNapiCFxVrw5UaieFHTek+5m",
-	"HE1OudmME51Js4+1uLBy8ms53+D+fCBoDQbvjMXoTGisRVs2ss06goI/dO13HtbTbpUxWzonKV5jW+sC",
-	"5xsAGk3+glOE4PiOs5wSSS3TpW5uH9VjECQETqTEkCUtYGnOtTg3iAhHDWo1gFMs06Js6IkWCTUrhymj",
-	"SayA8HjELYcncUyNlK59pM+dGPxaLor4+Ofl2RV4m0oomdqs0pipNCGrY8eVvZKbJzTaJEG8dxXLf0sZ",
-	"DvfNYqWtiOed5y9UzTQXAEmUAMExh9DGJLpiUlXac6/yKUEPXWxvMx2JBa3azNKE2Ss348LqBhlfEB3N",
-	"nSqAukTbPaslsbdKsvtPJckWlO0Lkky7867bDmNv76kOo4PKf0knU0+8rp/G4XD4ZKdR5aVf1Ck0029b",
-	"ydQTnkVVavuCDuONiEhyxera4vD10XBYlaa3fh7ufvh52H/94X/v/Tzs73/YPvp52D+0j1pF7GoSa+sR",
-	"HzzVERdy9Rd0uK0JmG3nsPtkEkFTL/myzqMIrGoxCFCgXMtVXqLO5VImNJ5Rl+dg1H40Zpg5Xihw+9ni",
-	"8EnZ+IZKHxfSFHr9DC6s8eTdObj3q7Gs+deAkwX6mjhtmBD2+7vD/u7LTRw2zn/V4YpY7+9pN2evD3rN",
-	"A+/KEUXOSH8E6IJ5PRwOgWYSiAKfXNPtdamZKPCQIBWK+SJ9GzjEEnZDF+6KNENxRaEZ3IrMZS2iK2B2",
-	"g6CFiLKbO3rSJFUiubktapZwhz0YDgiSRkIaHZooCHOVJsTqQk7ruX/QrItQKJGbJZ3MhbjGGxwJHrHE",
-	"3majyrVSHuu/GN/Hq+iG4mobThZ6o8e7tTDl9+dfvb75+99WrfEYPhCjQNbcxWIRf2AwIaGtKNrmV6uD",
-	"5wYFFUpRwsi2vahiSb7hlUt9lxBcj+D59axi1Doa+hhRHPVg1z9U8GZXmn9Tr9l7Qga/qUnwT8rlG+nh",
-	"rWr/k3kTKzbcL+kYPMG/zBYL0hYNOSUsySRVnbWKXdXrqSvmZG4jyIy72FhfabnO6lvrWNuABDX2vv6m",
-	"/EBSRW0UiLIhgHMSAxfgPfvgonw3/FwRjTBGetz2zXyZimqdYGk2W5mQrAKQlMQwIdG1dS1ZMXHDj9tQ",
-	"BVXkT7SV38VXDJZXAyJ8gJMCyn/JaGZkhRlhHCY0IpnCkshMwj/EBHdoxm4ohyzdEDLHktS44J63H8Vy",
-	"LlQRI53XBXGpZH6Wu359MzRo/bYbuukXr1ma0lanaUqUsnJXYs4a6+NxcwBbwohtK2BcacIjun2MQj++",
-	"i249+/WmvJrLc2NvwG58Fvmsgmuaashfdwv1GZ1MwTUXSw6TFXCxDFoFw1sKxpfpg19//f61nEUrcrRe",
-	"pDYEDwpy0k6NCuG0GZN906EARIlQdKzZeh2gsOPcM76tcky/tYWzSfar4OOYrNT6hgO31eXeOGptQT6O",
-	"8wjSorvFnT+3YHxsfeg+jPQOCxh2zdiEbPfOkDXDNC4xHgFO2vZDpJTfHRnK4bN3WPdhKzVJslmtJYeL",
-	"n2jVYUpRtbXmByc/nYD5GVxw7MZBt4bIMD22cX8t5eYxoEdMrZs3EXrzINaDw9Yg1jUV5ptqltkid7LV",
-	"W1WJBi5FKpYXVDuuMqaV70MZFypUohXZa5c38CTnNjplw6vuGNpUkLK8hn9F2/ksKFsOWq8RBjUMHkz3",
-	"fHeCr/aHa8nS5uTNz7p7cDC8H7XLVz0MNl3C4d7hy0qPhYeSwrusopMyfnPX4LUnopsdi7sbGZ00A5iG",
-	"/dcf3L/9D78Ng5d77fFMm6Uw1AIS1mxcjdSuJZV+D167/92JelYJ51OQysrVvo0YvmFKP9TOlAuA63Kb",
-	"7Wy3gfPOSM13jHW9mufhTFq44oU2LBJLKRmJnKZOtcJGQTa8hvHyzLvdBD/HDff1z4ni353IPx5d/z1o",
-	"+aOS7Mch0/8Sivw4RPgR6O2DqOojkNEGpcC0t2Y2+F1TmO6cBlQn6S0xwG2ErVL7oakg3yWzi2TqAX6T",
-	"oDeVYtFZZaiUjYteUXTWoq3O+Uhc1WKbQV0KC/4XJgsFBuYP6xwQQe9jfyb67mGj5svdEqoXJLaNyyyb",
-	"gS1rtwvzWSyg4XYANDE/4LbeK9P6IT639RnUYvwYWW1llCpP6rG1zTVXTYLuuDbN6p6tMTa7T+VpqIS1",
-	"f0Gehu5Cgq2xNodPdx6t8f5fzMmgwT3KJNOrSwOG3SV1e6fbq1JFFCOm0BgmKwjfvb20mTVY/GDHt8HN",
-	"OwdGdrq8d2CtVW3BakjKfqArW2KS8anw5TWJ7fNXHQ4LwrgmjFNp6AWmX+Y5lzOm59kEUy3d6/7fhgyc",
-	"N9+ckOia8tgyLY0NKH2UkZ5LrDfn3Aze7TSAkyK33LolCJruRtw2DrSx8b6pREpWCnJnxQsFc6Ewo5zM",
-	"aICFVUssEpiCnPeB4MkKJqsRJ1h2hsYeFBfEMRjxEf/RV83DnhYoAoGVpW619PlUqaSRSDTifoBNKQIj",
-	"bSpMK7n46yns7++/HsBZkYwCmaI2+ydPONmqXWebJTTiLs1kTsyW2YsAnCywQ4dZK9PKXvhtuzPV9q55",
-	"3kM1JQF34S9/ORWLlGhmU7oGf/kLXPjOkbAgK0CHWZG+AoYkOL0uDyOzvT9c5McRkBF3zYoxCcYmHvg5",
-	"WKnfzTUXS9gqt9/OU3IUWYES1m+jwWh8jM9GXM/pQtHkxn0cwjbF9QhsZ+jjcjFYs36lyQrnonHgS/Nm",
-	"HD1EI47wmaM3J8IUhAfDIdQL+m4P4IIuxE3eG0WvUiwdapeHBa4dsGYbKsVop5k0CjJ2FCcwkZRcF+X/",
-	"ERymIGGI5IxDLCK1c/r9yU/fnb15+91gEeN5WfxBIhLCXHCssBTWelW5phc+Tspt7ZYvZukbjwMyBiFp",
-	"POJGEt078BWbeFwkqdh9bimpfQS2h7oXYrE1cLnF+Yj7Tx0XL2ADOLxC1Y5vLhnG7PveHnT0kAtsBtVy",
-	"zhJaWaJr5mXWw5LEbN80YbO5Nqf4GrpafMLhx4+42IO91wZYC4C5sNiNyTYE2/JNv6yvvlpJv9QIbPu4",
-	"nNqDN3zE/c2zTv+lh/SFAoaHXO65HADBZmUtt7SrPzj60/1GYm9IA7zvNWFP7mC4D0WzSdj6TrxQIx4a",
-	"2j84lUKpt5LN0DqjKRbHsZWIpVgqKl8oCC9p1P8r1dG8f8l801Q7JrQX3HAaFDNGXODzY9es3IUf+A11",
-	"cypQhnFwyhBss/8pUWp7AB3LHHEzgws8aeuF3tL1PICXQyBgdXxDRpzZevvYEscR9/MVR+J6+5epZbVU",
-	"chhUH+ZVj0OLl2GjkLHFWJjQlXAMCz9r67PazyGp2XsNlTYPPvWwgmxb9kDra/1aTKdhYB3rNt5XUVdp",
-	"3GyqEUOq7G/EXXVp9zX7Tr2/vOv3LaJrqg3GpJRK34gfjxUf2P564dXF+8urs2/H7y7e/v387NJi7Ymv",
-	"cE7a6ptb1mu2gMalKurNcuk5rzccrq3Iep5V+8JxQcS4KfuYk3kPiMg0dgqsNFhDOEbcd1Jw027jErBu",
-	"DplRFcDlksyMjPD+PLAydSyizMg7gZldssjSzVxccZuNsGARgBi0EI6CWZlqYik9SdmOubyDFVkkBg/m",
-	"2KSQcJhTSbHxIG44FzCjHBNKY39cViSYZhyvrqXjhknanNKERZRbM4YTB388v2qIf0Y4dXXYhJztuEFq",
-	"x7yL9imdlCTJXtDLo8F7w8HeYOjtcCRlvaPe/mA42LfehzmKyTtzShI9/7V39NunoLeDESL+j1wMJlls",
-	"a5fP2rryX4iE+vqHAyjC2w0tyA0GtrSXE0jNztPplEYatqwFIwBrLAgMW3ZJ/tbYgkwbuXBQns1WT/b2",
-	"mPydeDuApWRaU+4ExZFBJK7c913IvfuLaUWT6bHB6jJ8rksLBoVhGDyccY1UB00eRnYNveSOy3Zw9DNl",
-	"KAGKyq6yxJzc0HJJN8RCLoqViKKrKiKF/YEJfh73jnpvmNJYNRCLkPWqbfh/bmYWJKvS8lTev8HJ4UGp",
-	"gIJsbGZX5/Zy9bU7tOlfD5zTfj0cXd+v2kjuBEGbplrs4I6vsL/2xVMbmvvpQ61z+95wuEHbhM3aFNSK",
-	"1rX0JjA3y5C7HInNCNCSsKTZd+AB3SEO7KraBuWrrzXX7OGw3fXDKk13cND++kFF8/FPQe9wM+gqfWuD",
-	"wi++HsBqu5WydQGvXM2u8PMHgxXKx55WrKTqRfmMAiNj5gWTsazhTGEWuK/6+rHvqErfVhN1v3yq0GIf",
-	"NrmGHBfVan0X9QHkcaDeDsVkrvNXoRvAO6IU1sjPI9NDGyVKFIT+QSVi1qAmVqszMlNHhPxtJM5D16Ry",
-	"bVShKBi20e1qmG7bZ63VNnkgtcsjXNFBglondoy1ugoSPxt72Ul7jQrR0Rlmb7j3sr+71x/uXg3vXNBl",
-	"Q3BdC/BNINViHZyvHgHOEJXaI2dDytEZw0q9gWtJVN6S4RhCa21wQwpHeNc6StXii9XUvdx/ON5Sr4S+",
-	"hrv4nf3DspXPnEkYmpdv8j34Ql44vJ01YDGoe/CHq5LJFlkEWi5zBmHtlr6ojhPJUWGyv/jA9RtrZqYu",
-	"oRUSxq8xHIVpqyVXklt9aut2G3P4jlZ4Q5M1rLlcbtz5t093v1znh5YbVt5eNChqBa6hwR9YfjtYPyhv",
-	"0f3538yT5gUoek48zsXccSXXj37rpUJ1XlBsLlC9m/4qvlBOW4atwmHV9o1wG5VRPuJeJH2hYELnJJk6",
-	"hkggrAUthIW2aFYvUsobuUkj7sITjEDjrr2VG1vu8CmC8ljXeD1DrdblebqL33Xl83CNcsTIcwvNJ2yh",
-	"+XkrtHcmoQfD1+sH+EK3OGBvb4P1t5SzsoM3+Fq57/O9ifzhcAMw23t+PyGHuKAJJYoCgTlNbHewjViD",
-	"SNWtXMF15rgbVzhR13llj0ZXMltHPsw972Zgqe0dNrnzNOlFHiAQ5Ib+kmMOHYMxleyGxkUPOzd2xLeU",
-	"KCrWF3V2fXAa6CWLaGD0NHxO1LX3fRSfd3JlLKgacXQrW9frnEp6ZETHCY3EgiojutppXeGS3KYfRnMi",
-	"Z3RQ/I4C5ogTaQBXbczJpqd+Tsxp78mYU73RnXX1m/04rkRvEOWsOlwsn3nXM+965l1/XN6FfIHYMkg5",
-	"vebINe7JxWxwf6uloR4xXEpyt3F0EJEFLaIinSMsjx9jEsxnBw2qjZTtR9ej6neU7F3vslaxvvDg+SjO",
-	"om7DI6ryfz7jF0ZeYuBfn/F8Gx+iXjvJpV90x7yj4ctVKyjZppgsl1zr8FiUawpt6LZwtZjaDOW3JjBU",
-	"CyC3Wspbfad54aUNm/JXSox1zVqpAvWndcg2KlBt4JK1Fs9ns/nvRznqxRIfy3Ze1I27mwZ2kXHlmJeb",
-	"QILgEc3jng63XTCrjV/E4vRMQ8ziIxuegvVZbNQpia5n0ohK8A8xCbAG0WQFyzmL5qg4+UotMKU6mmO/",
-	"ErtyyzKXBGPmpkIej3joSqKEGCwmM2q1JdJdD4a4noQLYXa4VVvKuO1hWSqydzdl6SmNc43KUC0XGHtA",
-	"4PFl3JzJs37zrN9U9Js/p7ryhBqHu4NWyncmBy6W99Q28oY368i0D0c0PCOvQGMjoicUCAesTWMEGpce",
-	"n1IkgjbGHt/DTn1kxJdzMyPPFhOK0j7mVB9DmCeAh9iuMszzrcMBnGDWDYdQJdksdBkLr8NW/wjGDjq6",
-	"mlfafASyipflGxGvHpGiVqrGfKpmaBkm86lBz3cf/etdGpkN4Xexss90/JmOP4SO7+5vZM8p11234w43",
-	"WU8zkfSZeTSZhyUzpbzDewdNVvukuXIQtrjKbczDlipQLpkJM+RsHUojbaO+rirN3QDj/ZFfjDhG+S2J",
-	"jNUAwpGroTLq+fw3l5bJMOECFEnoMdCPTOlKbcyiXMuI2y6G5tNmxW2s5D02YH8YK/ED85iZ34+N2AI3",
-	"G3GR4ZNxkfJZdrk9npnAs7PiM+Iafz7C77JuH074fV4+EvqEatpWofhGXDsi790TRi/AggA2Fw19FYK7",
-	"CMjcCoNcIKFEqtJ7gxE/8cmye8MDdFJjzpiQmF5X/oyttMuSBPBKtJF0JOZvxExkuunuOGjprmdT6kWm",
-	"azTrkup+UQzhtnt9WTmcZ5n3FnJ3ZxL0h7urlXtpkAssJtau46egQxs/LaQk7CecZxQvhYzxD0xwNBr5",
-	"q75RvvPL4eo8hLUSG+GIuwu59b3W6VuerAK4JAt6yTT9+lJLFukALs0KqM+IDU/fvv3h/Gx8eXb6/uLs",
-	"ayuAbft6D9j9dcQRvKCATWBf6AnjeBlhRrUqEuXDg+FuOIC/MT1nHHYPXS6zCuAQfIFom++JJSRw5Rg3",
-	"Y/6sJfPajHCXje2e2cwaosFBtTcccT9vMdEtM1iL8O5wCMWwBjQjTpLEj6DVeexbSPGWNgbHlUgAojVd",
-	"pFqZLcHs6PaE6IxrluCOLRmPxRJ31uwQNRJ04fTFSgB+112gq8i4xkThEccS4ozDO6H0TNLL//HG5dzS",
-	"lbPQRFIolVNlZXOX8AidiE4khYmwoUgplSPu3z0GV6xACFgQvrJV/zUa8AOw9Un6zJ19sdJKmYEj2A0N",
-	"zc/xlvJYuRSfV9acFBRJP7v4BDJu1DZMYm6UhwCX/23rR9DYRUApLaQtZjEnam5ju7ByhW0iYCu2WG8C",
-	"rn0psiS2+gMpkPqGSjZlhhu5ZGur64wzRaW1W0mqJaOxX/uIK7ZIk1V+TV05A+ejvIVjYSHS30N9KD6Q",
-	"y5BPq0IgAI5LtgZWWR7M+DML/sI1jmd94H4yhi0JXxMxnGBfToBtlzm+d81VXGl4w/fCd2c/fXv+03fj",
-	"79+++TaErYJjl8uPGD5j41BHvJEXYVmTNcJgQasFJgp6LcEl/OfBsbkl2hD5t02uvyArWx0APa5KQ/jj",
-	"yd8RvMvxu7OL8emb87OfrgyowwqIhg6PeMYxhAvJfmCFCl+8i/aRc28t50Rbr7FWEBFFt7s+dfbjyfmb",
-	"cMS39qu1WGxhlKCrAkqt2o4iK8ybmVPDA7HGmJjaolCQkFRRw5hXmFjiUiJcnaaEau04m+Hn+C5MJUXr",
-	"mII0IRHtdpzcN2z3iVwmFSDvxK8ez3GyJkHF9k9QGM/+7Df5ozCwZ+vXl+MzyZnj96jw1JNOco7Y4JG3",
-	"ZwJXEzDSbJKwCG4YXR4h4bWcMMCvBVB4HwyVLrrU5nwnJpoMRvydSBJgOi9yUOJMkupMcqe/+pzCo3ql",
-	"yErCCjeaB4/oiOdpHq5opK/gNCcKEmJ0u44E4s88d3gNcW7PGfwX0Zw/QK5vflW+o7rISdr8sqzNzrXp",
-	"rOq2zFlXohHzxKwMgw47OOHt6bTAVGdGrTd25Fzap1bh7LEzYDBtZCpnS55QjO8/Bjb118Z1sqsaufP4",
-	"YlhQYss2Bq54nAuyZHmzXjSvUBLbfP96gbzh67wWpyEaNOzOA/7TpQA/Z/8+S1jPyVCfSzLUhmm6a5mA",
-	"o9C3sAHU6wwbqBXSzom6zce9nUnQjxrNxRgIjtqvFmUa/UJBaBmDGhMdwlZ4+v3Z6Q9v31+Nr67ehFaS",
-	"4mK5PYC/ubK7RPvBWEnUMByjcFtt23ZY9XJY7s3w1txKBZhm0W6j2jcFsbA7cSUs1dnsTMG1O+m378/D",
-	"GPIVdXCGBsJoAZLGTNJIV+VmLZ6ZxjPTeGYavzvTuNREFtJv0Yu5RJy6OUglNL1V3z7zhf9tgJntKES4",
-	"EdjNdDS2bZDzykOeEsssobZ+cVrve9qenXiRg/IEgXTYNa+Fxp1gwGO+XPSCxlhPerLCAJtH1Wn/pbom",
-	"1nMjtfWWkKV41sQWK3CQG8ISYts8dOLPZSJ0X7FfUR3TVN6QRPnMQz/fCwWJiEgCMVlBGBtlrAPRjkbc",
-	"1edE1XImWRwYNY/FtWyIwLqjjRg1WeUe4LxKFGaeYRyEVQxLkNieds5ohK33uoq8lZf/kIjVRsXIN24z",
-	"NPUBJSX4fHO3zmKQRPsmNYWlfl05znpxy5ZM2N+1JFV5KztEj6mk9tTVs13prnf9r/neeTqc37euG4/e",
-	"TnnTXrQbawlgYwZ0IZpbVylgf1Sqbf9Cwah3JVcYNZ7pUQ8Fe1X2PzIsgDriiSCxq9UTQMUVOBfYzyOG",
-	"VEhs+9MoW+8j0xVMjAr1/uKNixaynsQkoRK2sEfF0c4Ort7MefRq+GoYQsZjKiFckGtMqgxdXUdb1H4H",
-	"O9AxdzSui6i5Dm7ffmvpZ0QmSYmqlmpDlGnmoFnDV7VQg+9FEltXI9I8G4uGbkujrdlO4dUk97ZZUEsi",
-	"0TWI6ZRFdADOZ+28oh09pI5rxjeMYdOoUrk4A+WiUF3rFeHd01Ik9KhcuWCUDYf7kctF9n/YpAXYoiSa",
-	"Q05hR9ysR7nsdKI0zoZtIaoBtOH2AH4SRfQd2vV2odzsLcQmKpjcoIWARCzda+UeJva43Sa6kNzmOWDT",
-	"AWcnJTHjVClIpZjYfrSVyu9McNX79OHTfwUAAP//",
+	"7H39chs3tueroLi3ytJUk6K+HFuqVK0iK4kqduyV5MrcG3rZYPchiXETYAC0aCbrqvn3PsjMvsc+Sp5k",
+	"CwdAf7dISYxix5o/JhbJRh8AB+cL5/zOb51IzOaCA9eqc/RbZwo0Bon/PI9hNhcauO5ewDyhS4jNxzGo",
+	"SLK5ZoJ3jjqhlimEZDEFTvQUiAQ1F1xBQFQaRaAUEZIcfPgQEKbwB0oLCTGhXC1AEi0I5QSoTBhIIuGX",
+	"FJQe8AXTU/trOgOSERItuz/AkmzNQE9FHJA51VNCeUxGIl5u98jJSAHXROgpyAVT0BvwTtBR0RRm1JAO",
+	"PJ11jn7uGJo774KOXs6hc9RRWjI+6Xz8GHQuQMtl92SsQdbnegmR4LEyRC8o02QEYyGBaLlkfELohDLe",
+	"K7/vA53NE+gcHewFnbGQM6o7Rx3G9f5eJ+jMGGczQ9BuRgnjGiYgkZRLUIoJfirEewYNC68Soed0OVT2",
+	"d+ER+V7r+WueLANySWdwyTR8fakli3RALiFKJZCUJ2ZLwtPXr384Pxtenp2+vTj7ekwTBWFA3lA9/Xrn",
+	"mEQJULNHghPFJrwrUt0yr06FiK/3f9nrfrU4+eb0xe///PdxNuIr+qF7MoGv95496/ePM0KPHV3HVYI7",
+	"TXvz9+4F1fCSzZju4v837JCmGrrRlPKJ2RLHT4rQJBELiMkcJIkSZpiExrE0a8Es30aplObjBeOxWJCt",
+	"8KeL86uz4cXJ1dnw5fmr86twu0cukbs4Uc2vaVmkp/2GzW/Y8OL8LmBGGTczr83xwk8qgbFuJv+ulB4+",
+	"vwulChp24icvECoLCzxWgaH6LWcfiLIn6q707n719ODwq6f96go/PWil2w7YPW8QZecxcM3GDJSTZPhT",
+	"Q6vj8ieKJGLiqUUZBdcgl5nQO8YHQ/fkkMUhEWMUcFIKiVIqE4NGsF3TJIW2oyXhl2Gf7o72ov34AA7H",
+	"T+lXIyM16IeXwCd62jl6elA/Jh+DzpxKOgPtpPg3Rn7wyfmL+oTdV4TFhgZmPjIStRN0OJ3h2sWdwNCR",
+	"MmlkvxGbRVqzJU9T/GX9yJ6mUokGSRpy+KCHEX6La2SWZC7hmolUkTmdwDERc/qLXR2k7JcU5DInzT5b",
+	"WrrCyuz1+03kFBTJD7Csk/WKvq9svqJjMPJeGr1wTBQAfn3y5pwUHs2ItNozp7KiuVp2evR0vBvtj/vd",
+	"3fgr6B5Eu9B9TvvQ3Rs/He9Hz+LndHe3vPN7h4eoP/zfu02zbZGRb+gEiGK/ti5tgs8VSY1hTNNEd44O",
+	"m0TZjH6wegxXfYVWuwAlUhlBEz/67+7MkPmS9nef79ND6He/Gu3S7lfRPnSfj/v9bt/9j/b7ZklXc/BP",
+	"MJoK8f6Mx3PBuLZkb/6ofDQPWyGCp/ZU8HFiFOGRMdC4McLMP+l8nrCImvXa+Ycyi1aY9G8dFDP2kdhr",
+	"52HK6TVlCR0lYDYLlKIT8yVKoURoIq5BJnSuCOVoOZGRlQtuQlaStQkkQ3k+zf+QMO4cdf7HTm5U7thv",
+	"1Y6f0hkSiVNusGiK5IYBCRm/pgmLh6gYQmNMhiw/VMP3sBwyPkwVhIZlVluvTRS6p3aaHmmzO24ap/7A",
+	"Tdp93ZHyh9o08PojmQca9OGKAfLf4u59K+SIxTHw+zHpOBumzJ1MEQ4QO3ksEiBijt4EHYlr2DBzZnNp",
+	"586MzvDIanBr8j5Rljij14UgiVgESCSJpFCqq5jOtMkjhz4wh5b1/QWkyi7x3Zm1KnukHbPGuVWXdUEV",
+	"Mb8kY+SNmI3HgGaxY40Ns3PTxNs5u3lSjs3fF6l3Hi9OwimLZt5+5MgWjuQaJKfJWc5Xd2ZFN9TQflFk",
+	"Qf8V8V9tlLdKU2jkpxJl4RFRYgZ6alyNMWUJxIRxxWLwfpV1m2LQlCVGjjJOmEZfi6Q8Bll2x+Ie+dG4",
+	"XT6SZH9CefXMBUQJQq3lTmTKFaFjCWr6yKlrcioaXu7j+7KqNeJyYZfzKvBYDakms1RpMgJCxxr3lkpt",
+	"Pt848xZndRMLlyh2stDzYCxAES6Me6iZGi9toENwLWmkjfbPbGuZJqAe9f4D8+6PQn8rUn5PXc+FHo5x",
+	"mCK/Su+kmv33X2+SRT3x7cyZERYeES6ISqOp99kM82UUbqGaJozTSLNryL4InBXCYeGf237k0Qfm0Td0",
+	"mQgaXwnxksoJ3I9V53awoRZimOBwVU/fiy6MQcKHCD2rp4eH+0/JaKlBbZiJK7Nr5+Ua5U7Uluk8ID+w",
+	"bx4V97qMNQOu30hxzWKQG7A053bE4dwN2WBxYvzW/oz4n5FIpEmMcnJkGJBGU4iPzd9oCmKQH+LNM159",
+	"9i2M1zCp8Ihcasnmht4xujxCOqO1RvkjP67Fj9mA9/W9JdUwTNxIJeYTgswoX2bXRcfG+FqQWCz4htmr",
+	"MJl21ioSasRZlTwMEGWfOpcIb1oZV8f2bjks3ESH2T1ZmeMql9U3bUvxp49KuZVX33Ka6qmQ7Nf7Mmta",
+	"HKnsm6NnQczUE8MIc6rUQshNC8LiVNpZtUimtSYtdS64iZy65Vhzmyyk4JM65Y+244OzKXyYQ5QJoT/M",
+	"ObeJNqjCfQqF4AQjnFKketNReJzNGb+GRMyhiV9P+NJm99jIVkCyRCEzGSLGGDhSmupUka3LN2en5P/9",
+	"3/3tHjmZGc7VU5iR8KB/GOKDA17z8zGbiHISnpjphsTugXeY3HJYY0dP8ziAGI9B2myjwkHAMerXnK85",
+	"oZaKAIeyoyq7rDguDteW9ND57uyqLT/mXjyl0vlcSA3xK4gZvcLx7ycCsxGHMzPkEGm+0TPJokDVV21a",
+	"ONYne5OQbJpIeESoJVpPqSbMckJYpTx8NBPX4L9s5+zBiWeMu+yU+vk5yYIdVBExB0m1kApzM5gOSJQq",
+	"LWYgCeNRksbWTp9L80PN7O06nYmU66EWmiYlJn7e76+TShR0oilE70WqfeIbcmXxkEZqqA23Wh7tBB2e",
+	"JvYO3uUGVM5v0IkkUMNhVJcSBmKqoavZDDpNz2ByVbRceffuf4fP2PUxz5SXBRV7eRo0pv/T/dWLxKyJ",
+	"BpsAUXzoJKbkpbiGhEbQKKnyPImf3UvdMHlOphj9AyJkq5ipeaphaKV6nR2upkDcb55ksp8q78clVGki",
+	"wR5fwjTZChdUGs4f4vXy0OddhMGAh9WPSIjXC0MJ1wwW5u+F4OY/iVA6DMjv//z39jEJzea6JFiOdxOO",
+	"oLhHTgbc/rhA5ExwwEywieBAxlLMUBHQKDJ8SWiipyKduAxYOyGl6VJZDZMvdJnadZjM02WW0X05EiIB",
+	"ys23Lha/Pv9NRRIP4cOcSbjdg/a4rMiKCbLIA0MdVDtkczbc//G7Zy/SPfiv6x/+MxF7p7t0b7QfHcTr",
+	"LIZx8Xmm+7Oj15DI6HiJRhHMDRvlCYFee1kDYZwmCbHD9orpRcW1WIMsG6YdrrlI+V3J2sufn6WbpIaT",
+	"wJf2xx+DTjqPbymiKofdZUnl88tIKU4jZ8SgLKoLAq/Oe81CuYmHCsegJl6auaIgNUuCurQkTcKrqMle",
+	"4AVnXeyOckV3026UlKKRu0KzsbM0VBPfUu0ScJ0+NKattTdlNKVckwVIIFokcWYqP98OiEhiZGgm7a0+",
+	"0zBTa1xaZMQY4txCUCnpsniQ4doXGlRs4ru81MX6zsyYTS+1WzqcMqWFXG7opfY0nGIIsP7SCr/nmXQV",
+	"WmorUt3PVcz0hto7gzIrZTNYaypVjprRD+f2uWL+bLachZzdpoxeVIHCJn2j0p3TCeaYrhB4VRGBFJTf",
+	"1roYL8WE8cIVNY1jZgiiyZvCumB9Q7Da2BFzVTF2Sim3BytSbs2eulBO2RQUUkKkyVRIBeQbqjXIJXle",
+	"Hn63v3ewOqW3yXDKXtq6ShciaSogkUBjwZNlSAZpv78fkVDMVf4HNY+GxwRoNPW2tE3GExwUGUEiFoTh",
+	"wfF1NX7ETmDW0khvM0ZDpY0jzJW4NFiiJZOipbLASXksKSBbz8hUpFL5/AEXsmrVwjWCUtUeRS0dmLfK",
+	"pTIXNwOfDop0t+7GW9Vke9/F+l+Lhe9qeknHNCvXA7mrUdF7DsWhSnqzcXHSmOkzrq2krjhskXZ84lnN",
+	"Sdae1dadIPsgojyCpGBm9Ox7i59Ype35c2g2L/9V4bPsdwubBT4Elwae/7r2jRS65ZsYEtDQeBruYTq3",
+	"+6jeNXZ2ZN1r8j8gi6kgNNIQZ66MMWfDa0ZDEkYJC3sNufJr2LF5wKbp9WExCJBVgXiDGoMqK4laSYSm",
+	"cgJ6XVPa/Vq72FeF2QosVOKThs1u3OVrVqpCpHNmTkXCmksRa8epuJ92sMAfjDLlxVmXtgEZ7eaztxG7",
+	"Ij/JHz95M8IWG7CE6Qa5g8e/ejI7m/DZEtFkBp9oMhNKGw1LKHqZ3QTtAULnVNpSDfwypkuyhfUSM8ZT",
+	"DYr8/t//Iofb65uxidAVm+/Zs/pmGSH0q+CVAM9ZalZp5xuQCeMrnb6yv+dX0A/s16Jpc1pDgEZ8zNNR",
+	"wiJyzWCBVXY+KnhMmCYRlZJhcD73f2Kq6epYYLXkV16D7JoFNP4imUsWQbnoMlo+UWTGuJAk5c4e+pLi",
+	"iZsIGjVYeJSTlM8pi4n5PUnoXNlMyo0GmD7VWMsnEDdZYa6VCS6otTnwmPHJ0Dm49sBFZmTUoJHgYyZn",
+	"GHvx8UtzhvPIixsgM6eLQRybLGGGQTMvcflD5jmIG5XuqZtcg8l96zNXPy9+iFRWDPGp1nN1tLPjf9FT",
+	"GEI0RvlOtDOny53Vo98+sFphmxJ5bfu8wmcpl+01XMYc9J/3SFi6ug3L97LK2nbMR+frQji7OqzsEF4k",
+	"5qzVUM9Yqg80fzcWBzZyRnYNucal9Cv325pZu/JJZ+Kev6jvjpldTkZp5PpOVL1/XLHGDcNz647nurGR",
+	"6qY6PafcdYYCro+d020UInEKUbkAQGXbCjdM94vI1K+fslPgncsbQjT7d7mtqlaR3yUk03qXVdCVOQF7",
+	"/b2vuv3dbv/ganfvqN8/6vf/a209V1Fg1X3McsHFmITfnV2RnevdHf+hCu2eOlI8NEEMM0FCpdOYiS4N",
+	"SwbNhgqrK4q0lh/hkGSQyifKllJMJIsDQjVJwLgFTOOFu2FTOgUa98iVXBrTT6QOm8Ea0PZ6rT73nd9Y",
+	"/HGHFsz/ykyL29K/3bbcaAA36+vszDQe6YJZVl6rl2IBMqIKyPnla3Kwt/sVStzyTCCVqEK1Bmke+t8/",
+	"0+6v737b//gfTTuDUuvUSd6GO4UFgl9gJlieYePChFOq0D3J5bwX3fUso0xyswmnOpVmHStZc8XS4GI1",
+	"xt31QNCYKt+aqdJa7lnJRa3V4rWkTL9rW+8s6ak5UGOWdErneIwt5AiO1yMYR/kbDhESp3dcaJZKsEoX",
+	"3Ng+58kwSEg4lRITurQgC7Ov+b6RiHL0oJY9copoOcom5miRgJk5GTNIYkUojwfcangax2CsdO3zoG6l",
+	"4FdqUeTHv67OLtFbd0Lp2NbcxkzNE7o8dlrZO7lZuactocRzV7paaEBDce/MZ9rIeD614ImqROsCQhMl",
+	"iOBYYWkzNh2mV1n23AnFJujgnd7rVEdiBuWY2Txh9shNuLC+QcpnVEdT5wqgL9F0ziol/o2W7P5DWbK5",
+	"ZPuCLNP2qvSmzdjbe6jNaJHyX9LOVMvSq7tx2O8/2G6UdekXtQv14uRGMfWAe1G22r6gzXgpIppcsaq3",
+	"2H9+1O+Xremtn/u7737ud5+/+z97P/e7+++2j37udw/tR40mdrnEt3GLDx5qi3O7+gva3FK6Uv22WWuY",
+	"zZvuZ87Q9o4hYfgP98OAQBdrYiiPibsJVBtIpDqxwzddot0rXaBu53nv84nyU/HcVcxKIlthFr0NAxJK",
+	"MFTHaWL/zEKymEnrg7JhJT+2lJI2AfTiOVQzW0tR4lU3HW0XzJhaRVhMqN8VIiECZiNaoIIsJc5O+oki",
+	"joe75y9660Qx/EXxTTvqEeQMMVhU0Rjcdw6njyCVcgwzflzFyp5hGjh6fTah+SArsUCDTjSlnENSlCh+",
+	"Dm7NG+WKvydvuXdZueWZcFv5S5E7EZWr5kRMJlj1tpBMa8Oawt46i4kt+FlQrjFwdvnq6s3w7cXLsBjR",
+	"cFLABir8tYQds3HKLgPQy9/a2rbMpLDW9lZ/5Ql2yLaBByLxa/1EkbcXL3tr3BrYLc1eWN6unEPyxS3P",
+	"zm9Pa7pBIzpAkxrcfTCHrB4W+oLUYSmRtiEea3hIy2UG1OoK/ROIJ+CK8ERqs41R5j5RxK1nw337nA2v",
+	"Qfq8vxap/SSr3zh5c07c7+uKxEp4Tmfg1Eg1grvf3e13d5+uI1Jc+sBdJVLLbeLqiowsK7xB+x0RvAF/",
+	"3u/3CaSSUEV85WdnTUX4EjeJzIViHqp2jXwEI9pm7ojU60QKMvVGZi4GcdqqOdZII0OVfTtbR4ISyfVN",
+	"JR2UO+5B+8wYBkLGEJslDrOIUojQdy7odPeKDpczVhA3Xjfi9ASPWGJP8zyhyxbtYU7D8C52n3sUZ1u7",
+	"44ZrPdyt1NC8Pf/q+fXff1reZPEUmDW74baM3zOckEAjizZZPlXyMluoKCkKHNm0FmUuyRa8dKhvUx+S",
+	"6zV3PMsctUqGbiKJrlrc8Fkl57dh0NTDSnsPqODXvZH5i2r5GnZJY9T1wZI5SldoX9I2eIF/mc5mtCnb",
+	"3XgTqQTVitjvej+MnYFvTiORKXe1D77fQFXVt3hwU5HEauhTrer2A50rsEl4yiZlT2lMuCA+sYq4Ko41",
+	"X5cngw1RHje9M5umAq0TxA21sLl0GRAJNCYjGr23N/vWTFzz5TYoofLiviYQevyJ4fJyPprPL1UE+C8p",
+	"pMZWmFDGyQgimipsDMAk+YcY4QpN2DVwks7XpMypJONBee1581YspkLlNTAZaJWrc/aj3Pbt67FB47vd",
+	"o+u+8T2bz6ExZ2VOlbJ2V2L2GsFbudmALWHMtiVhXGnKI9g+RqMff4tZFfbtdXs1s+eG/v6wKbLHtSLv",
+	"Ya5J9nM3UQ83wBR5z8WCk9GScLEIGg3DG9qmFOWDn3/1/DXsRSNzNB6kJgYPcnHSLI1y47Rec3Pd4gBE",
+	"iVAw1Gy1D5CH0e+YXlzapt+asokl+1XwYUyXanXbnZu6U6ydNDyjH4ZZAn/e4+nWr5sxPrQpTD6L/xYT",
+	"6LeNWKds99aU1bPkLjEdjJw0rYeYA789MxSrF24x78NGaZKkk0pjKpe+1ujDFIoaKi2ATn48IeZr4moT",
+	"1q55MEKG6aFNu25ouoL5lGJss2wSodevITg4bKwhWNFnpe5mmSVyO1s+VaVijEKieHFCle0qclrxPBR5",
+	"oSQlGpm9cngDL3JuklM2u/WWmaW5KMs62ZS8nU9CsmWkdWpZqP3g3nLP9+j5ar+/UiytL978qLsHB/27",
+	"Sbts1v1g3Skc7h0+LXUauq8ovM0sWiXjN7fNHX4gudkyuduJ0VE9f7Tfff7O/bf77rd+8HSvOZ10vQqy",
+	"Sj7YioWriNqVotKvwXP3v1tJz7LgfAhRWTraNwnDl0zp+8aZMgNwFZaFHe0mct4Yq/mWpQZX0yybVAuH",
+	"rGuz0hHnz1jkMHeuFbbLs9mNjBdH3m0X+BlvuLd/ShL/9kJ+c3L9j5DlGxXZmxHTf4pE3owQ3oC8vZdU",
+	"3YAYrUkKrDquo33ctoL01lWYVZHeUILRJNhKWD/3SqrACNHd702CzliKWSsEXgEfwV74a+lQKd0diYPU",
+	"twgZhRyGP7FWMzA0v1t1ARF0PnQnous+rAGS3Q7iYkZj277TqhmyZeN2YTaKJTTcDggk5gtc1jthX9zn",
+	"zm01poUYbqKouMhSxUE9tzZdzZUxKFqOTR16ujHFcfehbhpKVUVf0E1DO8ptY67N4cPtR2O51Re0My4n",
+	"8IVLJH3IhL2b01zq6SmpxNTC4Uyt+YJKal/LTXQEpdw0whSx+EjxneTt+vmARZHcnnwUstihc2OjbsFd",
+	"2Z1b67WSQ+2b7pYiehuYp3qVVENq4hoZiU3lXzZbNsPVrUDdCg4korPmW6bV+YwONGGNHJGCBiqsaiW9",
+	"o5ykaCEP1k9VLDJ6q2arnNtN5HlURcHnlupRaZC9IWQ7bgiNC3Cht1nL0jmqrt66yMOuGf1QQSRB34hX",
+	"85ZrluRJifYJYoHgYqxHV5olCYISKl89wKDpNMXiBpCblbLt9vi8tzmE9kRVtqYdDvfGNVyDk+4U6d8g",
+	"4+Sn8Ck6uu6P3TpLtYK/eKTdnvtqBytDdhx6dEmHSFaNHx88W3VEGzdkjZXdRNiweuzvHj2sjPQT09NL",
+	"5JcvQ5TcMaM0W6G61jZihvGJl0Nb4WKqIBr+/s9/h9vHHrqcqKlYKMTL4MmSTEFCr/NZi5RsUW5ismw7",
+	"G6BEi9GOMppoUvosD2EUPsoqoQqfVkIm/uMMfLwR9lFBlEqml5eGES3buwDRqXm+xVLzuThiDhxiMlqS",
+	"8M3rSwt5gkCVO+4XGM5gHJPMcTgfK+04xvDJsfnG0jn7AZa2MwrjY+G7wtAIeaL8OJlRxjVlHKRyG5zL",
+	"wwnT03SEGFju55ksrHVdcbELzPQCLNOimmj6HlRWf6CnEtskuAQkn5DWIyd5hZlNWKJ4qT/gePPuQAt8",
+	"L9Q5XSqSpTE9UWQqFEL90QnkFWKFHKCMT+zRGS0HnOKhg9iT4tK7ewM+4K98swdsxYrGL7FR1htzADyG",
+	"TVJDeBlw/4DFeiFXbAYK8T4uvj0l+/v7z3vkLEcJIakCC8uSIYFsVRx9C98y4A7/Y0rNkllRSDidYWNZ",
+	"M1emlQ0FbNuVsU6RR4nIACnKWBG4Cn/726mYzalmFmun97e/kQv3mCIzuiSYSpfjihBzOt2NT1ZgYlvW",
+	"upzwI0IHPEJ4EotOYhEh/Bis0Kb5PRcLsqULgBYZVooyolDYjC5NokQoxicDrqcwU5Bcu5eTsMkGOSJo",
+	"g4THxR5GZv5K0yWOBXHgO0qlHHPHBhzpM1tvdoQpEh70+6Tah2q7Ry5gJq6zlr56OceON3Z6WNvliDXL",
+	"UOqhNE6lnoIMkOfISAJ9n3etRHKYIglDJmecxCJSO6ffn/z43dnL19/1ZjHul+UfFCIhmQqO2NphpcW6",
+	"69XqKyjc0m75Hiw8RoK2CYaMhIR4wMdCkr0Dj9XN4xw9xK5zQye4I2KUYB7eRo/cNs0KsF/WgPtXHec/",
+	"eA9Ld4S47Rjm18iilJh139sjzdAPYWChbRZTlkBpiq4HvXIWvWHZhE2m2uzic9IMOhT2yOGHDzjZg73n",
+	"hlhLgDmw2ETc9rHf8r3qbRZvuQFkoX/99nERcwVP+ID7k2fTgRee0ieKMNzkMI9bmclhj/2GU3ppXJYu",
+	"cophGd+w0mba+oVUTAMS71uk2p076O+TDNYkJFvfiSdqwEMj+3unUij1WrIJ3ttqQNRi20BLioXCCEN4",
+	"CVH3W9DRtHvJNISGxUP7TGgPuNE0GIAccIGfH5PIwRNZtGi3oG5MRZRRHBwYkm3Wf06V2u6RlmkOuBnB",
+	"paSTOUg3vK+oJFvhTxfnV2fDi5Ors+HL81fnV2FAnvYJJfb2z4gRl9CyfWyF44D78fItsQxQkpblDl9h",
+	"UP4wa9YVWr4Ma/23LMeSESyFU1j4WttWyL4ORc3ec1LqTuoxoUrMtmU3tDrXr8V4HAbWT7WVgApcgzyz",
+	"qMYMKau/AXdN0dzb7G8qa+pA55SI3oM2HDMHMBowMV/ituIHzLLs1cXby6uzF8M3F6//fn52abn2xDfm",
+	"o01t+azqNUsAcaH5X73LX6brjYZr6g2YwZ09cVoQOW7MPmRi3hMiUq2Yv2wSXEsaaUvHgPsGoG7YbZwC",
+	"AhrTCaiAXC7oxNgIb88DG22PRZQaeycwo0sWWbmZmSu+tN3QguiMMdFCOAlmbaqRlfR0znbM4e0t6Swx",
+	"fGCOhZ5SjuZ/YPQgLjgXZAIckb5iv13WJBinHI+uleNGSdrC/YRFwO0FpzMHX51f1cw/Y5w6BH4hJzvu",
+	"IbVjfos31zopWJKdoJPViXb6vb1e39/Q0znrHHX2e/3evs1LmqKZvDMFmujpr52j3z4GnR3MHfd/ZGYw",
+	"TWPbcq+xkvpCJOA7X/RIXvhqZEF2lWgx151BalYexmOINNmyjkFArNMQGLXs0BetQ4NKG7VwUBzNNv3y",
+	"N7XZb+LtIKtMt4biwDASV+79rhjX/cW0gmR8bLi6SJ9rLozlIlggS864RqmDl6HGdg295Y7TdnR0U2Uk",
+	"AZrKDvJzSq+hCL+PXMhFPhOR6VjLFPYLJvh53DnqvGRKY78IRIfHfZN0BhrbIv5crzlOloXpqaztqLPD",
+	"gwKypawtZubj/JICNttxTFmExc8bRa5w4D8Gq4lz92Kejrb3l29Pb0VBU6wiX8Ed3xhy5Q9PbST34zus",
+	"aLT2tyFhr99fo9vnet01K90EGlpqmpNlxF3GxOYJoiVlSb1d5j2amh7YWTU9lM1+pwy71MHHdlc/VuoV",
+	"jQ/tr34oA6EzTxyuR10RmgtX0mXMriaw3CW4GF3AI1eJK/z8znCF8lVppfwJ9aS4R4GxMTNsGwSKmCiE",
+	"5/P9fj50nVTp2j4y7puPJVnsC6pWiOO8T5E54SNxDT2SVYj5G2omM5+/TF2PvKFKYWvH7CIjtPVjVJHQ",
+	"f1CqpTOsiW0EjM3UcqFyk4jz1NWlXJNUyJHc1zpdtaSO5lEroLP3lHZZ7RumTqHXqXE70FdB4Werslpl",
+	"r3EhWhoa7/X3nnZ397r93av+rZF21yR3BGPhAVFXUKrFKjqfbYDOEJ3aIxdDytgZC858gGtBVdZJ9JiE",
+	"NtrgHslTZNvmUWhymM+mmv/62emWag+8FdrFr+xnq1Y+cSVhZF62yHfQC1nLuGbVgCjdd9APV4WQLaoI",
+	"jFxmCsLGLT3asTPJ0WGy3/iS1msbZgYHdUMSxt9jojrT1ksuwd540JvtJuXwHZR0Q101rDhc7rnzFw93",
+	"vlzD0oYTVlxeDChqRVxry8/YfjtY/ZBHbvwMTuZJ/QDk3Uc3czB3XLO9o986c6FaDyi2lSyfzQJcmR2D",
+	"bOUXVk3vCLfRGeUD7k3SJ4qMYEqTsVOIlISVdOYw9xbN7MUceA21YMBd4rIxaNyxt3Zjwxk+RVI2dYxX",
+	"K9QyYPLDHfy2I5/dhhZzyQuHvSF4v+rMNz3yMejUQqJryI7KA5VRshjqbUbKH6qNpkDfbiTzgB3lL+vQ",
+	"3lqEHvSfr37AdyDCB/b21ph/A864fXiNtxVQcu4u5A/7a5DZCJL0kBriAhKgCgglU0hsU/u1VIOYqxu1",
+	"guvJejutcKLeZ5h/tWb6tsFfAX2WCIkufZ5gkQn7J1mCQJAF+gsXc3gxGINk1xDbe63C9f6AbymRtxLM",
+	"GyD5nA+iFyyCwPhp+DlV7/3dR/56Z1fGAtSA47WyvXqdgoQjYzqOIBIzUCQHybUpgFlMP4ymVE6gl3+P",
+	"BuaAU2kIV03KyQLXfErKae/BlJPjGxpFMPflTnbtjkvZG1S5qA4Xi0fd9ai7HnXX56u7UC9QC5CayWuO",
+	"WuOOWswWUbRCLBdrCQvwVzaPDusg8nopdxGW5Y8xScxrezWpjZLtletO/gda9q5rfaNZn9/g+fquHNFt",
+	"g678Xy/45bNtIe4yni3jfdxrZ7l082zlWwa+HI5ZITbFZBGMueXGoog2uua1hSvBaQqU31jaXO5M1Rgp",
+	"b7w7zet31uL6Mvhw26ilAqK/7IVsDZt2jStZG/F8DJv/cZKjCqO+qdh5jih9Ow/sIuXKKS83gLSFmj7v",
+	"6XDbJbPa/EXsGsg0iVl8ZNNTELnRZp3S6P1EGlOJ/EOMAkQnHS3JYsqiKTpOHsORjEFHU2wka2duVeaC",
+	"Ys7cWMjjAQ8dWGKIyWIyBest0XakSKpt+stMmBVu9JZSjoLvogC/fTtn6SGDczXM2IYDjM05cftSbvbk",
+	"0b959G9K/s1f0115QI/DnUFr5buQAxeLO3obWSfiVWLapyManZFhU9qM6BEQygmiVhqDxgFnzQGFoM2x",
+	"x99NRRITOuCLqRmRp7MRoLWPaEvHJMygoULy+3//i4QZElPYIydYdcNJqJJ0ErqKhedh4/0I5g46uZph",
+	"8G9ArOJh+UbEyw1K1BKe5MdyeZpRMh9r8nx3429v88hsCr/LlX2U449y/D5yfHd/rXhOsSOTfe5wnfnU",
+	"IWYelUddeVgxU6g7vHPSZLmBvQOKs7CLNykPC2KmXDETVshZhHpjbaO/rkpd9wnm+6O+GHDM8ltQGase",
+	"CQcOXXHQ8fVvriyTYcEFUTSBYwIfmNIl1PwcyHHA5wiHbF5tZtykSt5i1e/9VIl/MMuZ+ePUiIW+XEuL",
+	"9B9MixT3su3a41EJPF5WfEJa468n+F3V7f0Fv6/LR0GfgIam3iXX4r0T8v56wvgFCAhga9HwriKDs8qi",
+	"MKgFEqBSFX7XG/ATXyy71z/AS2qsGRMSy+uKr7E9OFiSEDwSTSIdhflLMRGprl93HNRnc2lL6kWqKzLr",
+	"EnQ3B0O46Vxfljbn0ea9QdzdWgR9dme1dC4NcxHLiZXj+DFo8cZPcysJsnbPc6rUQsgY/8ACR+ORP+sa",
+	"5zs7HA7nIaxAbIQD7g7k1vdaz1/zZBmQSzqDS6bh60stWaQDcmlmAL4iNjx9/fqH87Ph5dnp24uzr60B",
+	"tu3xHhZS8MmAI3lBTpuQJBKzEeO2jTN2Xc4K5cOD/m7YIz8xPWWc7B66WmYVkEPiW8fYek+EkMCZY94M",
+	"or+Vi3ltRbirxnaf2coaqomjaq8/4H7cfKAbRrAR4d1+n+SP1agZcJok/gkoj2N/hRJvYXNwHESCh/NT",
+	"ZkmwOrq5IDpFgC+zYgvGY7HAlTUrBMaCzi99EQnAr7pLdBUp11goPODYXIhx8kYoPZFw+b9euppbWLoI",
+	"TSSFUplUVrZ2CbfQmehUAhkJm4o0Bzng/rfHxIEVCEFmlC9tPzCNAfyAWHySLnN7n8+0BDNwRHZDI/Mz",
+	"vgUeK1fi88yGk4K86GcXPyEpN24bFjHX4CGIq/+2+BEQuwwopYW0YBZTqqY2twuRK2x7MYvYYm8TcO4L",
+	"kSax9R9oztTXINmYGW3kiq2trzNMFUgbt5KgJYPYz33AFZvNk2V2TB2cgbujvEFjYYuCP8J9yF+Q2ZAP",
+	"60IgAU5LNiZWWR3M+KMK/sI9jkd/4G42hm0WVTExSoa9A3Do5sCQd8j7eM2BMA0zhCpwag2BXoxiciMv",
+	"yULI90bk0QVh+tgIWQcQ4J4wAttLTVQPsUhH2IBxQZn2ulwCkJguVUCMIiqA8rgk1ZDF4Y31sWXMUwZr",
+	"ZpyUAV5vla2x2dyPRuJyiNp7j9WU63IrbN/PLUGlCVd3RY6KN90eM1T+mMCFcygcuEwmQTLRsqlsFS/9",
+	"/OFWa4KzOIA791RARBJn9ARZ/puFhFS9lbLoLHv9H8/mJRzWlthtthx/fhLmXxLYwkPzZhwOBQZYO0AX",
+	"rHVx7wF23ry+vFKItOjqhV2qXVgGQA2JFiRMZZIjTj3fDoz34mxxEl46aoyFQXVqnCr99e///HdwvWv+",
+	"E5Kt71+dnHYvvz/ZO3xqXhPqnvGwwoLG9hN+ogbcHhO0F1xeA2JVO5RHaxEoQnMxgJ6a8+4ycK29Dx+c",
+	"+3yj2dBzk/MZDAgRp0J0LfHfuACJiGgyFcoC1B4PeG4eZTU5ZiXnkl1TDQHWZnfxKYQEQt+OOR4rBAa2",
+	"FIAhMFI7GEM5v/rP3ix2NTweOje0CxI62DFMis7wDQ09K7IfqujIn2gSRDPi9gPnQrTjP68QjUFe2FyF",
+	"PFZTsXDbJngE2485FI/O7GMOxWefgDdhShv3tl173/l2rWaGZukVrZdtJR3/o8CkrUxBTgQ4oJBj8ksK",
+	"KaJFO8TIvIze94xYEuPvDXg6P0Z5lg2TiAmiCTdWfL5AyjaicCrPN6OMNNzRvch79jwmFXxxSQV/PRlj",
+	"+fkBJcyObRPTzRs6rJsKbMSNs3darVTybQFue8C3wvb+CeF2oTMNYhMviV4IEl7vhmhfoZ9RivlxWFjo",
+	"bcw6TmLi3Qh7qZW1jzICj6gF09E0c8zxfs5eAnlh11imgavTJOKcjbgBQfdp4bDc2RzOreGcMx7t3kcJ",
+	"/1jj/ifqk+/YNZZoZIfUtrAo+6t3UClF6NRmhfE9XqPj1UwiNIZgwjdnP744//G74fevX74IyVae61EE",
+	"rjeqxCKYDHgNUcuqHpu+i61QZggx6fPLHFR0BquS1TAM+IC/rueLzOjS4kpjrZ7SJHx18nck73L45uxi",
+	"ePry/OzHK0Nqv0SimAMf8JRj8T8mDAQ2HcW3fYEu5nxsLaZU23pDbZSagu22V529Ojl/GQ741n4Zxd9C",
+	"6gdt2PmVPg2KLjHsZex64NidRoxtOxGS0LmCHnmDP/Eo4Ynr8JGA1i4nwmhS/C0ZS8C8akXmCY2gPeh0",
+	"V8CXB4ozlYi8VabD5sJMK6DN8JAwhUhIj1rzc9Gaj3nTX06kKNOp32OqXBWuLNOI76o68mYM2TJ01zwd",
+	"JSwi1wwWRzayjJowwLcFJK9bMVI6v2bM9E5MNe0N+BuRJITpDB67oJkk6FRyl/no0SiPqj3GSlBnPFli",
+	"GHvAM4AwdxfkndMpVSShPIa4BXr2E0edXSGcm9Em/ySZ8xmgxObmJ+gczW79w7IS19UCoaqbMFfdzSEi",
+	"DFobBku9yAlvBmIlTLVisWYRBa+l/QUgjh671FembaABqxBGgMhQx4SN/bEhEozsLJdHZMg0ZAbUNvwK",
+	"XNshB8/BFEHGxqtXpYHGFim62lqp/zzr4maEBoTtCLJ/OfDYR9zYRwvrMcTwqcDorQnwulIJOAl9gxpA",
+	"v86ogUoL1kyoWyTXm5UEfNBYaIAQQuj9alGU0U8UCQtxarIVnn5/dvrD67dXw6url6G1pLhYbPfIT65h",
+	"I9X+YexBZxSOcbitt02x1ai3w7LkVV8HUOodUG/3alz7uiEWtkOehYUOba3grXYl/fL9dRRDNqMWzVBj",
+	"GC2IhJhJiHTZbtbiUWk8Ko1HpfGHK41LTWVu/WaNsUlBOLVrkBKoUaO/feZbRltoApTVxmwfWaELsRHl",
+	"hdQuL4llmoDtfGmdcDHGiC86FY3ZvRcZKQ8AwdCWynuCUBnZdLF+LsZkydESS7M36tP+qb4mdgKilfkW",
+	"mCX/rM4t1uCg15Ql1DYIb+Wfy0TormK/ojumQV7TRPlEWj/eE2XTR0lMlySMjTPWwmhHA+46u6FrOZEs",
+	"Doybx+IKjlZgCxmNGTVaZrWDWX8RxCzEClrrGBYo4ULnQSPJfm0uNfwO9Elx+vfBOqn1GnvpFkODL0Uu",
+	"0KfZDH4VHFrbiFENnWqkflUjt2pbtIbalz+0mUlxKVtMj7EEu+vqMa5027P+bbZ2Xg5n563txOPFqbxu",
+	"bveKKNTY0huvEM2pK7U+Pip0RX6iyKBzJZeIN5TqQQcNe1W8f2TYOm/AE0Fj1+UhIKWrQEwsR2UipO6R",
+	"k3rDY49ppMjIuFBvL166OnN7k5gkIMkWpqsf7exkyepHz/rP+j7LPpzR9wjHGbqOYLYd8k4n6Hzo+tT0",
+	"zhHW8Jvj4NatujjGuKejpCBVC6jiRZnZq3d/VA3S4HuRxPaqEWWeRTHAa0vjrTHdq5XINY2CXhKN3hMx",
+	"HrMIesRVO7pb0ayZUwm8JDyuBN8Q/UCjS+WSG5TDL3FN+4W/npYigaNi7eMg7ff3I4di6/+wCVJkC0sD",
+	"Mgk74GY+yuEaU6VxNKykKN+zh9uYyZnhNmBcb5ekhcyLENvvIyyWFoIkYuF+Vux+b7fbLaKvFantA7ar",
+	"dnFSGjMOSpG5FCNQvWrPYCa46nx89/H/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

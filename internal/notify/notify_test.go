@@ -2,10 +2,7 @@ package notify_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +13,6 @@ import (
 	"net/http/httptest"
 	"net/mail"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -109,108 +105,6 @@ func (b *testBundle) endpoint(t *testing.T, rawURL string, types ...string) db.W
 	e, err := notify.CreateEndpoint(t.Context(), b.db.Pool, audit.CommandLine, rawURL, types)
 	require.NoError(t, err)
 	return e
-}
-
-// receiver is a merchant's webhook endpoint written with the standard
-// library only: it checks Slotpay-Signature as a merchant would (HMAC-SHA256
-// of "t.body" under its secret, constant-time compare, 5-minute tolerance),
-// deduplicates on the event id, and can answer 500 to its first tries.
-type receiver struct {
-	secret  string
-	failFor int // answer 500 to this many requests first
-
-	mu       sync.Mutex
-	requests int
-	bad      int // requests whose signature did not verify
-	events   map[string]receivedEvent
-	attempts map[string]int // by event id
-}
-
-type receivedEvent struct {
-	Type string
-	Body []byte
-}
-
-func newReceiver(t *testing.T, failFor int) (*receiver, *httptest.Server) {
-	r := &receiver{failFor: failFor, events: map[string]receivedEvent{}, attempts: map[string]int{}}
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	return r, srv
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		http.Error(w, "read", http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.requests++
-	if !verifySignature(req.Header.Get("Slotpay-Signature"), body, r.secret, time.Now()) {
-		r.bad++
-		http.Error(w, "bad signature", http.StatusBadRequest)
-		return
-	}
-	var ev struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		http.Error(w, "bad body", http.StatusBadRequest)
-		return
-	}
-	r.attempts[ev.ID]++
-	if r.requests <= r.failFor {
-		http.Error(w, "down for maintenance", http.StatusInternalServerError)
-		return
-	}
-	r.events[ev.ID] = receivedEvent{Type: ev.Type, Body: body}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *receiver) snapshot() (events map[string]receivedEvent, attempts map[string]int, requests, bad int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	events, attempts = map[string]receivedEvent{}, map[string]int{}
-	for k, v := range r.events {
-		events[k] = v
-	}
-	for k, v := range r.attempts {
-		attempts[k] = v
-	}
-	return events, attempts, r.requests, r.bad
-}
-
-// verifySignature is the merchant's check, with crypto/hmac alone: any v1
-// of the header matching HMAC-SHA256(secret, t + "." + body), t recent.
-func verifySignature(header string, body []byte, secret string, now time.Time) bool {
-	var ts string
-	var sigs []string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(part, "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sigs = append(sigs, v)
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || now.Sub(time.Unix(sec, 0)).Abs() > 5*time.Minute {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	want := mac.Sum(nil)
-	for _, s := range sigs {
-		got, err := hex.DecodeString(s)
-		if err == nil && hmac.Equal(got, want) {
-			return true
-		}
-	}
-	return false
 }
 
 // parts splits a multipart message into its leaves by content type.
@@ -398,22 +292,20 @@ func bookingStatus(t *testing.T, b *testBundle, id uuid.UUID) string {
 func TestWebhookDeliveredAtLeastOnceToAnEndpointThatFailsFirst(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rcv, srv := newReceiver(t, 3)
-	e := b.endpoint(t, srv.URL+"/hooks", notify.TypeConfirmed)
-	rcv.mu.Lock()
-	rcv.secret = e.Secret
-	rcv.mu.Unlock()
+	rcv := testkit.NewReceiver(t, 3)
+	e := b.endpoint(t, rcv.URL+"/hooks", notify.TypeConfirmed)
+	rcv.SetSecret(e.Secret)
 
 	r := testkit.CreateResource(t, b.db, nil)
 	bk := b.pendingWithSession(t, &r, 10, "ada@example.com")
 	require.Equal(t, http.StatusOK, b.pay(t, bk))
 
-	var events map[string]receivedEvent
+	var events map[string]testkit.ReceivedEvent
 	testkit.WaitFor(t, "the delivery after three 500s", func() bool {
-		events, _, _, _ = rcv.snapshot()
+		events, _, _, _ = rcv.Seen()
 		return len(events) == 1
 	})
-	_, attempts, requests, bad := rcv.snapshot()
+	_, attempts, requests, bad := rcv.Seen()
 	require.Zero(t, bad, "every attempt verifies")
 	require.Equal(t, 4, requests)
 	for id, ev := range events {
@@ -458,9 +350,9 @@ func TestEmailRetriedAfterTheSMTPServerRefuses(t *testing.T) {
 func TestDisputeNotifiesTheMerchant(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	rcv, srv := newReceiver(t, 0)
-	e := b.endpoint(t, srv.URL, notify.TypeDisputed)
-	rcv.secret = e.Secret
+	rcv := testkit.NewReceiver(t, 0)
+	e := b.endpoint(t, rcv.URL, notify.TypeDisputed)
+	rcv.SetSecret(e.Secret)
 	r := testkit.CreateResource(t, b.db, nil)
 	bk := b.pendingWithSession(t, &r, 10, "ada@example.com")
 	ev := testkit.CheckoutSessionCompleted(*bk.CheckoutSessionID, bk.ID.String(), bk.AmountTotal, bk.Currency)
@@ -471,10 +363,10 @@ func TestDisputeNotifiesTheMerchant(t *testing.T) {
 		require.Equal(t, http.StatusOK, b.deliverStripe(t, d.JSON(t)))
 	}
 	testkit.WaitFor(t, "two booking.disputed events", func() bool {
-		events, _, _, _ := rcv.snapshot()
+		events, _, _, _ := rcv.Seen()
 		return len(events) == 2
 	})
-	events, _, _, _ := rcv.snapshot()
+	events, _, _, _ := rcv.Seen()
 	for _, ev := range events {
 		require.Equal(t, notify.TypeDisputed, ev.Type)
 	}

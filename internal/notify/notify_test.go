@@ -2,16 +2,12 @@ package notify_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"strings"
 	"sync"
@@ -108,37 +104,11 @@ func (b *testBundle) endpoint(t *testing.T, rawURL string, types ...string) db.W
 }
 
 // parts splits a multipart message into its leaves by content type.
-func parts(t *testing.T, raw []byte) map[string][]byte {
+func parts(t *testing.T, m testkit.Mail) map[string][]byte {
 	t.Helper()
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
+	p, err := m.Parts()
 	require.NoError(t, err)
-	out := map[string][]byte{}
-	var walk func(ctype, encoding string, r io.Reader)
-	walk = func(ctype, encoding string, r io.Reader) {
-		mt, params, err := mime.ParseMediaType(ctype)
-		require.NoError(t, err)
-		if !strings.HasPrefix(mt, "multipart/") {
-			if encoding == "base64" {
-				r = base64.NewDecoder(base64.StdEncoding, r)
-			}
-			b, err := io.ReadAll(r)
-			require.NoError(t, err)
-			out[mt] = b
-			return
-		}
-		mr := multipart.NewReader(r, params["boundary"])
-		for {
-			p, err := mr.NextPart()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			require.NoError(t, err)
-			// multipart decodes quoted-printable itself.
-			walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p)
-		}
-	}
-	walk(msg.Header.Get("Content-Type"), "", msg.Body)
-	return out
+	return p
 }
 
 func TestConfirmedBookingGetsAnEmailWithManageLinkAndCalendarEntry(t *testing.T) {
@@ -156,7 +126,7 @@ func TestConfirmedBookingGetsAnEmailWithManageLinkAndCalendarEntry(t *testing.T)
 	m := got[0]
 	require.Contains(t, m.Header.Get("Subject"), "Booking confirmed")
 	require.NotEmpty(t, m.Header.Get("Message-ID"))
-	p := parts(t, m.Raw)
+	p := parts(t, m)
 	require.Contains(t, p, "text/plain")
 	require.Contains(t, p, "text/html")
 	require.Contains(t, p, "text/calendar")

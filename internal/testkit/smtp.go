@@ -2,7 +2,11 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/base64"
+	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/mail"
 	"strings"
@@ -115,3 +119,43 @@ func (s *smtpSession) Data(r io.Reader) error {
 
 func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
 func (s *smtpSession) Logout() error { return nil }
+
+// Parts returns the leaves of the message by content type (text/plain,
+// text/html, text/calendar …), their transfer encoding undone.
+func (m Mail) Parts() (map[string][]byte, error) {
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	var walk func(ctype, encoding string, r io.Reader) error
+	walk = func(ctype, encoding string, r io.Reader) error {
+		mt, params, err := mime.ParseMediaType(ctype)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(mt, "multipart/") {
+			if strings.EqualFold(encoding, "base64") {
+				r = base64.NewDecoder(base64.StdEncoding, r)
+			}
+			b, err := io.ReadAll(r)
+			out[mt] = b
+			return err
+		}
+		mr := multipart.NewReader(r, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			// multipart.Reader undoes quoted-printable itself.
+			if err := walk(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), p); err != nil {
+				return err
+			}
+		}
+	}
+	return out, walk(msg.Header.Get("Content-Type"), "", msg.Body)
+}

@@ -194,11 +194,7 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 	if sendErr != nil {
 		params.Outcome, params.Error = "failed", ptr(sendErr.Error())
 	}
-	w.cfg.Metrics.Notification("email", n.Type, params.Outcome)
-	if err := q.NotificationAttemptInsert(ctx, params); err != nil {
-		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "could not record an e-mail attempt",
-			slog.String("notification_id", n.ID.String()), slog.String("error", err.Error()))
-	}
+	recordAttempt(ctx, q, w.cfg.Logger, w.cfg.Metrics, n, params)
 	if sendErr != nil {
 		return fmt.Errorf("send e-mail of notification %s: %w", n.ID, sendErr)
 	}
@@ -206,6 +202,17 @@ func (w *EmailWorker) Work(ctx context.Context, job *river.Job[EmailArgs]) error
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// recordAttempt counts and logs one delivery attempt. It runs after the
+// attempt, outside any transaction: a lost row costs the log one line, never
+// a delivery (River's job state is what retries).
+func recordAttempt(ctx context.Context, q *db.Queries, logger *slog.Logger, m *metrics.Metrics, n db.Notification, params db.NotificationAttemptInsertParams) {
+	m.Notification(params.Channel, n.Type, params.Outcome)
+	if err := q.NotificationAttemptInsert(ctx, params); err != nil {
+		logger.LogAttrs(ctx, slog.LevelError, "could not record a delivery attempt", slog.String("channel", params.Channel),
+			slog.String("notification_id", n.ID.String()), slog.String("error", err.Error()))
+	}
+}
 
 // compose builds the message of n, to the customer of its booking.
 func (w *EmailWorker) compose(ctx context.Context, q *db.Queries, n db.Notification) ([]byte, string, error) {

@@ -179,11 +179,7 @@ func (w *DeliveryWorker) Work(ctx context.Context, job *river.Job[DeliveryArgs])
 	if postErr != nil {
 		params.Outcome, params.Error = "failed", ptr(postErr.Error())
 	}
-	w.cfg.Metrics.Notification("webhook", n.Type, params.Outcome)
-	if err := q.NotificationAttemptInsert(ctx, params); err != nil {
-		w.cfg.Logger.LogAttrs(ctx, slog.LevelError, "could not record a webhook attempt",
-			slog.String("notification_id", n.ID.String()), slog.String("error", err.Error()))
-	}
+	recordAttempt(ctx, q, w.cfg.Logger, w.cfg.Metrics, n, params)
 	if postErr != nil {
 		level := slog.LevelWarn
 		if job.Attempt >= job.MaxAttempts {

@@ -295,7 +295,10 @@ func TestWebhookDeliveredAtLeastOnceToAnEndpointThatFailsFirst(t *testing.T) {
 		require.Equal(t, bk.ID.String(), body.Data.Booking.ID)
 		require.Equal(t, "confirmed", body.Data.Booking.Status)
 	}
-	require.Equal(t, 4, b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'webhook'"))
+	// The worker records an attempt after the receiver has answered it.
+	testkit.WaitFor(t, "four attempts logged", func() bool {
+		return b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'webhook'") == 4
+	})
 	require.Equal(t, 3, b.db.Count(t, "SELECT count(*) FROM notification_attempts WHERE channel = 'webhook' AND outcome = 'failed' AND status_code = 500"))
 }
 

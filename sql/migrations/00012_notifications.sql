@@ -75,9 +75,9 @@ BEGIN
     -- `notify` (internal/notify), the default queue, available now.
     INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, metadata, tags)
     VALUES (args, 'notify', 25, 1, 'default', 'available', now(), '{}', '{}');
-    -- Wakes a listening River client at once (its insert topic); without it
-    -- the job is still found on the next poll.
-    PERFORM pg_notify(current_schema() || '.river_insert', '{"queue": "default"}');
+    -- No pg_notify to wake River: NOTIFY takes a database-wide lock at
+    -- commit, which would serialise every confirming transaction (the
+    -- webhook path's throughput). River's producers poll (about a second).
 END
 $$;
 -- +goose StatementEnd

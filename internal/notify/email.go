@@ -139,7 +139,10 @@ func (m *SMTPMailer) Send(ctx context.Context, from, to string, msg []byte) erro
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("smtp: end of message: %w", err)
 	}
-	return c.Quit()
+	// The server took the message with its answer to the end of DATA: a
+	// failed QUIT must not make the job send it again.
+	_ = c.Quit()
+	return nil
 }
 
 // EmailConfig is what the e-mail worker needs besides the database.

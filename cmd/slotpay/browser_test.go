@@ -132,6 +132,7 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 	require.Contains(t, b.text("#booking-events"), "checkout.session.completed")
 	require.Contains(t, b.text("#booking-events"), "applied")
 	require.Contains(t, b.text("#booking-actions"), "Refund €90.00 in full", "an admin may refund")
+	require.Contains(t, b.text("#booking-notifications"), "What the customer and the merchant were told")
 	shots.full("admin-booking.png")
 
 	// Refunding asks once more, then Stripe accepts; the booking turns
@@ -147,6 +148,12 @@ func TestBrowserBookPayAndReview(t *testing.T) {
 	b.do(chromedp.Click(chromedp.CSS("#nav-events")),
 		chromedp.WaitVisible(chromedp.CSS("#events-table table")))
 	require.Contains(t, b.text("#events-table"), "checkout.session.completed")
+
+	// The webhooks tab: no endpoint registered, so nothing was delivered.
+	b.do(chromedp.Click(chromedp.CSS("#nav-webhooks")),
+		chromedp.WaitVisible(chromedp.CSS("#deliveries-table p.empty")),
+		chromedp.WaitVisible(chromedp.CSS("#endpoints-table p.empty")))
+	require.Contains(t, b.text("#endpoints-table"), "none")
 
 	b.do(chromedp.Click(chromedp.CSS("#logout")),
 		chromedp.WaitVisible(chromedp.CSS("#login-email")))

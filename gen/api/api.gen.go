@@ -48,12 +48,15 @@ func (e AdminRole) Valid() bool {
 
 // Defines values for AuditEntryAction.
 const (
-	AuditEntryActionAdminUserCreate AuditEntryAction = "admin_user.create"
-	AuditEntryActionAdminUserUpdate AuditEntryAction = "admin_user.update"
-	AuditEntryActionBookingCancel   AuditEntryAction = "booking.cancel"
-	AuditEntryActionBookingRefund   AuditEntryAction = "booking.refund"
-	AuditEntryActionResourceCreate  AuditEntryAction = "resource.create"
-	AuditEntryActionResourceUpdate  AuditEntryAction = "resource.update"
+	AuditEntryActionAdminUserCreate       AuditEntryAction = "admin_user.create"
+	AuditEntryActionAdminUserUpdate       AuditEntryAction = "admin_user.update"
+	AuditEntryActionBookingCancel         AuditEntryAction = "booking.cancel"
+	AuditEntryActionBookingRefund         AuditEntryAction = "booking.refund"
+	AuditEntryActionResourceCreate        AuditEntryAction = "resource.create"
+	AuditEntryActionResourceUpdate        AuditEntryAction = "resource.update"
+	AuditEntryActionWebhookEndpointCreate AuditEntryAction = "webhook_endpoint.create"
+	AuditEntryActionWebhookEndpointDelete AuditEntryAction = "webhook_endpoint.delete"
+	AuditEntryActionWebhookEndpointRotate AuditEntryAction = "webhook_endpoint.rotate"
 )
 
 // Valid indicates whether the value is a known member of the AuditEntryAction enum.
@@ -71,6 +74,12 @@ func (e AuditEntryAction) Valid() bool {
 		return true
 	case AuditEntryActionResourceUpdate:
 		return true
+	case AuditEntryActionWebhookEndpointCreate:
+		return true
+	case AuditEntryActionWebhookEndpointDelete:
+		return true
+	case AuditEntryActionWebhookEndpointRotate:
+		return true
 	default:
 		return false
 	}
@@ -78,9 +87,10 @@ func (e AuditEntryAction) Valid() bool {
 
 // Defines values for AuditEntryTargetType.
 const (
-	AuditEntryTargetTypeAdminUser AuditEntryTargetType = "admin_user"
-	AuditEntryTargetTypeBooking   AuditEntryTargetType = "booking"
-	AuditEntryTargetTypeResource  AuditEntryTargetType = "resource"
+	AuditEntryTargetTypeAdminUser       AuditEntryTargetType = "admin_user"
+	AuditEntryTargetTypeBooking         AuditEntryTargetType = "booking"
+	AuditEntryTargetTypeResource        AuditEntryTargetType = "resource"
+	AuditEntryTargetTypeWebhookEndpoint AuditEntryTargetType = "webhook_endpoint"
 )
 
 // Valid indicates whether the value is a known member of the AuditEntryTargetType enum.
@@ -91,6 +101,8 @@ func (e AuditEntryTargetType) Valid() bool {
 	case AuditEntryTargetTypeBooking:
 		return true
 	case AuditEntryTargetTypeResource:
+		return true
+	case AuditEntryTargetTypeWebhookEndpoint:
 		return true
 	default:
 		return false
@@ -328,6 +340,45 @@ func (e NotFoundErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for NotificationAttemptChannel.
+const (
+	NotificationAttemptChannelEmail   NotificationAttemptChannel = "email"
+	NotificationAttemptChannelWebhook NotificationAttemptChannel = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the NotificationAttemptChannel enum.
+func (e NotificationAttemptChannel) Valid() bool {
+	switch e {
+	case NotificationAttemptChannelEmail:
+		return true
+	case NotificationAttemptChannelWebhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationAttemptOutcome.
+const (
+	NotificationAttemptOutcomeDelivered NotificationAttemptOutcome = "delivered"
+	NotificationAttemptOutcomeFailed    NotificationAttemptOutcome = "failed"
+	NotificationAttemptOutcomeLogged    NotificationAttemptOutcome = "logged"
+)
+
+// Valid indicates whether the value is a known member of the NotificationAttemptOutcome enum.
+func (e NotificationAttemptOutcome) Valid() bool {
+	switch e {
+	case NotificationAttemptOutcomeDelivered:
+		return true
+	case NotificationAttemptOutcomeFailed:
+		return true
+	case NotificationAttemptOutcomeLogged:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PayloadTooLargeErrorErrorCode.
 const (
 	PayloadTooLargeErrorErrorCodePayloadTooLarge PayloadTooLargeErrorErrorCode = "payload_too_large"
@@ -345,19 +396,19 @@ func (e PayloadTooLargeErrorErrorCode) Valid() bool {
 
 // Defines values for PaymentEventSource.
 const (
-	Reconcile PaymentEventSource = "reconcile"
-	Replay    PaymentEventSource = "replay"
-	Webhook   PaymentEventSource = "webhook"
+	PaymentEventSourceReconcile PaymentEventSource = "reconcile"
+	PaymentEventSourceReplay    PaymentEventSource = "replay"
+	PaymentEventSourceWebhook   PaymentEventSource = "webhook"
 )
 
 // Valid indicates whether the value is a known member of the PaymentEventSource enum.
 func (e PaymentEventSource) Valid() bool {
 	switch e {
-	case Reconcile:
+	case PaymentEventSourceReconcile:
 		return true
-	case Replay:
+	case PaymentEventSourceReplay:
 		return true
-	case Webhook:
+	case PaymentEventSourceWebhook:
 		return true
 	default:
 		return false
@@ -424,6 +475,72 @@ func (e UnsupportedMediaTypeErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeliveryOutcome.
+const (
+	WebhookDeliveryOutcomeDelivered WebhookDeliveryOutcome = "delivered"
+	WebhookDeliveryOutcomeFailed    WebhookDeliveryOutcome = "failed"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryOutcome enum.
+func (e WebhookDeliveryOutcome) Valid() bool {
+	switch e {
+	case WebhookDeliveryOutcomeDelivered:
+		return true
+	case WebhookDeliveryOutcomeFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEventType.
+const (
+	BookingCancelled   WebhookEventType = "booking.cancelled"
+	BookingConfirmed   WebhookEventType = "booking.confirmed"
+	BookingDisputed    WebhookEventType = "booking.disputed"
+	BookingNeedsReview WebhookEventType = "booking.needs_review"
+	BookingRefunded    WebhookEventType = "booking.refunded"
+	BookingRescheduled WebhookEventType = "booking.rescheduled"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case BookingCancelled:
+		return true
+	case BookingConfirmed:
+		return true
+	case BookingDisputed:
+		return true
+	case BookingNeedsReview:
+		return true
+	case BookingRefunded:
+		return true
+	case BookingRescheduled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListAdminWebhookDeliveriesParamsOutcome.
+const (
+	ListAdminWebhookDeliveriesParamsOutcomeDelivered ListAdminWebhookDeliveriesParamsOutcome = "delivered"
+	ListAdminWebhookDeliveriesParamsOutcomeFailed    ListAdminWebhookDeliveriesParamsOutcome = "failed"
+)
+
+// Valid indicates whether the value is a known member of the ListAdminWebhookDeliveriesParamsOutcome enum.
+func (e ListAdminWebhookDeliveriesParamsOutcome) Valid() bool {
+	switch e {
+	case ListAdminWebhookDeliveriesParamsOutcomeDelivered:
+		return true
+	case ListAdminWebhookDeliveriesParamsOutcomeFailed:
+		return true
+	default:
+		return false
+	}
+}
+
 // AdminBooking A booking as operators see it, customer included.
 type AdminBooking struct {
 	// AmountTotal Example: 9000
@@ -478,6 +595,9 @@ type AdminBooking struct {
 type AdminBookingDetail struct {
 	// Booking A booking as operators see it, customer included.
 	Booking AdminBooking `json:"booking"`
+
+	// Notifications What the customer and the merchant were told (SPEC §9), oldest first.
+	Notifications []Notification `json:"notifications"`
 
 	// PaymentEvents Oldest first.
 	PaymentEvents []PaymentEvent `json:"payment_events"`
@@ -901,6 +1021,46 @@ type NotFoundError struct {
 // NotFoundErrorErrorCode defines model for NotFoundError.Error.Code.
 type NotFoundErrorErrorCode string
 
+// Notification defines model for Notification.
+type Notification struct {
+	// Attempts Every delivery attempt, e-mail and webhooks, oldest first.
+	Attempts  []NotificationAttempt `json:"attempts"`
+	CreatedAt time.Time             `json:"created_at"`
+
+	// Email The customer's e-mail of this notification (`confirmed`, `rescheduled`, `cancelled`,
+	// `refunded`); `null` when the customer gets none.
+	//
+	//
+	// Example: confirmed
+	Email *string `json:"email"`
+
+	// Id The event id a webhook receiver sees, and the e-mail's Message-ID.
+	Id   openapi_types.UUID `json:"id"`
+	Type WebhookEventType   `json:"type"`
+}
+
+// NotificationAttempt defines model for NotificationAttempt.
+type NotificationAttempt struct {
+	At         time.Time                  `json:"at"`
+	Attempt    int32                      `json:"attempt"`
+	Channel    NotificationAttemptChannel `json:"channel"`
+	EndpointId *openapi_types.UUID        `json:"endpoint_id"`
+	Error      *string                    `json:"error"`
+
+	// Outcome `logged`: written to the log, for want of `SMTP_URL`.
+	Outcome    NotificationAttemptOutcome `json:"outcome"`
+	StatusCode *int32                     `json:"status_code"`
+
+	// Target The customer's address, or the endpoint's URL.
+	Target string `json:"target"`
+}
+
+// NotificationAttemptChannel defines model for NotificationAttempt.Channel.
+type NotificationAttemptChannel string
+
+// NotificationAttemptOutcome `logged`: written to the log, for want of `SMTP_URL`.
+type NotificationAttemptOutcome string
+
 // PayloadTooLargeError A 413. `ErrorEnvelope` with the codes of this status.
 type PayloadTooLargeError struct {
 	Error struct {
@@ -1242,6 +1402,80 @@ type UnsupportedMediaTypeError struct {
 // UnsupportedMediaTypeErrorErrorCode defines model for UnsupportedMediaTypeError.Error.Code.
 type UnsupportedMediaTypeErrorErrorCode string
 
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	At         time.Time          `json:"at"`
+	Attempt    int32              `json:"attempt"`
+	BookingId  openapi_types.UUID `json:"booking_id"`
+	DurationMs int32              `json:"duration_ms"`
+
+	// EndpointId `null` once the endpoint is deleted.
+	EndpointId *openapi_types.UUID `json:"endpoint_id"`
+	Error      *string             `json:"error"`
+
+	// EventId The event's `id`, the same on every attempt.
+	EventId   openapi_types.UUID     `json:"event_id"`
+	EventType WebhookEventType       `json:"event_type"`
+	Id        int64                  `json:"id"`
+	Outcome   WebhookDeliveryOutcome `json:"outcome"`
+
+	// StatusCode The receiver's status; `null` when none came.
+	StatusCode *int32 `json:"status_code"`
+	Url        string `json:"url"`
+}
+
+// WebhookDeliveryOutcome defines model for WebhookDelivery.Outcome.
+type WebhookDeliveryOutcome string
+
+// WebhookDeliveryPage defines model for WebhookDeliveryPage.
+type WebhookDeliveryPage struct {
+	Items []WebhookDelivery `json:"items"`
+
+	// NextCursor `null` on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// WebhookEndpoint defines model for WebhookEndpoint.
+type WebhookEndpoint struct {
+	CreatedAt     time.Time          `json:"created_at"`
+	EnabledEvents []WebhookEventType `json:"enabled_events"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// PreviousSecretExpiresAt Until when the secret rotated out still signs deliveries; `null` when none does.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at"`
+	UpdatedAt               time.Time  `json:"updated_at"`
+	Url                     string     `json:"url"`
+}
+
+// WebhookEndpointCreate defines model for WebhookEndpointCreate.
+type WebhookEndpointCreate struct {
+	EnabledEvents []WebhookEventType `json:"enabled_events"`
+
+	// Url Example: https://merchant.example/hooks/slotpay
+	Url string `json:"url"`
+}
+
+// WebhookEndpointList defines model for WebhookEndpointList.
+type WebhookEndpointList struct {
+	Items []WebhookEndpoint `json:"items"`
+}
+
+// WebhookEndpointWithSecret defines model for WebhookEndpointWithSecret.
+type WebhookEndpointWithSecret struct {
+	CreatedAt               time.Time          `json:"created_at"`
+	EnabledEvents           []WebhookEventType `json:"enabled_events"`
+	Id                      openapi_types.UUID `json:"id"`
+	PreviousSecretExpiresAt *time.Time         `json:"previous_secret_expires_at"`
+
+	// Secret The signing secret (`whsec_…`); slotpay shows it only here.
+	Secret    string    `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Url       string    `json:"url"`
+}
+
+// WebhookEventType defines model for WebhookEventType.
+type WebhookEventType string
+
 // BookingID defines model for BookingID.
 type BookingID = openapi_types.UUID
 
@@ -1256,6 +1490,9 @@ type Limit = int32
 
 // ResourceID Example: 0193a5e0-7b1a-7c3e-9f00-00000000a001
 type ResourceID = openapi_types.UUID
+
+// WebhookEndpointID defines model for WebhookEndpointID.
+type WebhookEndpointID = openapi_types.UUID
 
 // Conflict A 409. `ErrorEnvelope` with the codes of this status.
 type Conflict = ConflictError
@@ -1362,6 +1599,35 @@ type CreateAdminResourceParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListAdminWebhookDeliveriesParams defines parameters for ListAdminWebhookDeliveries.
+type ListAdminWebhookDeliveriesParams struct {
+	EndpointId *openapi_types.UUID                      `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+	BookingId  *openapi_types.UUID                      `form:"booking_id,omitempty" json:"booking_id,omitempty"`
+	EventId    *openapi_types.UUID                      `form:"event_id,omitempty" json:"event_id,omitempty"`
+	Outcome    *ListAdminWebhookDeliveriesParamsOutcome `form:"outcome,omitempty" json:"outcome,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor `next_cursor` of the previous page; opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListAdminWebhookDeliveriesParamsOutcome defines parameters for ListAdminWebhookDeliveries.
+type ListAdminWebhookDeliveriesParamsOutcome string
+
+// CreateAdminWebhookEndpointParams defines parameters for CreateAdminWebhookEndpoint.
+type CreateAdminWebhookEndpointParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RotateAdminWebhookEndpointSecretParams defines parameters for RotateAdminWebhookEndpointSecret.
+type RotateAdminWebhookEndpointSecretParams struct {
+	// IdempotencyKey Makes the request safe to retry; see the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateBookingParams defines parameters for CreateBooking.
 type CreateBookingParams struct {
 	// IdempotencyKey Makes the request safe to retry; see the API description.
@@ -1400,6 +1666,9 @@ type UpdateAdminResourceJSONRequestBody = ResourcePatch
 
 // AdminLoginJSONRequestBody defines body for AdminLogin for application/json ContentType.
 type AdminLoginJSONRequestBody = AdminLoginRequest
+
+// CreateAdminWebhookEndpointJSONRequestBody defines body for CreateAdminWebhookEndpoint for application/json ContentType.
+type CreateAdminWebhookEndpointJSONRequestBody = WebhookEndpointCreate
 
 // CreateBookingJSONRequestBody defines body for CreateBooking for application/json ContentType.
 type CreateBookingJSONRequestBody = CreateBookingRequest
@@ -1643,6 +1912,67 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 	AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	//
+	// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+	// failed attempt is retried with doubling waits for three days, under the same event
+	// `id`.
+	//
+	// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+	ListAdminWebhookDeliveries(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	//
+	// Role `admin`. Every endpoint, oldest first, without secrets.
+	//
+	// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+	ListAdminWebhookEndpoints(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminWebhookEndpointWithBody Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithBody(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpoint(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	//
+	// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+	// up; its delivery log stays.
+	//
+	// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+	DeleteAdminWebhookEndpoint(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	//
+	// Role `admin`. The new secret is in this response only. For 24 hours
+	// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+	// and the old secret, so the receiver can switch without refusing a delivery.
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+	RotateAdminWebhookEndpointSecret(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateBookingWithBody Hold a slot
 	//
@@ -2078,6 +2408,127 @@ func (c *Client) AdminLoginWithBody(ctx context.Context, contentType string, bod
 // Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 func (c *Client) AdminLogin(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminLoginRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+//
+// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+// failed attempt is retried with doubling waits for three days, under the same event
+// `id`.
+//
+// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+func (c *Client) ListAdminWebhookDeliveries(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminWebhookDeliveriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAdminWebhookEndpoints The merchant webhook endpoints
+//
+// Role `admin`. Every endpoint, oldest first, without secrets.
+//
+// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+func (c *Client) ListAdminWebhookEndpoints(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAdminWebhookEndpointsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminWebhookEndpointWithBody Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *Client) CreateAdminWebhookEndpointWithBody(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminWebhookEndpointRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *Client) CreateAdminWebhookEndpoint(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAdminWebhookEndpointRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+//
+// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+// up; its delivery log stays.
+//
+// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+func (c *Client) DeleteAdminWebhookEndpoint(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAdminWebhookEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+//
+// Role `admin`. The new secret is in this response only. For 24 hours
+// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+// and the old secret, so the receiver can switch without refusing a delivery.
+//
+// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+func (c *Client) RotateAdminWebhookEndpointSecret(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRotateAdminWebhookEndpointSecretRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2996,6 +3447,285 @@ func NewAdminLoginRequestWithBody(server string, contentType string, body io.Rea
 	return req, nil
 }
 
+// NewListAdminWebhookDeliveriesRequest constructs an http.Request for the ListAdminWebhookDeliveries method
+func NewListAdminWebhookDeliveriesRequest(server string, params *ListAdminWebhookDeliveriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-deliveries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.BookingId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "booking_id", *params.BookingId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_id", *params.EventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Outcome != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "outcome", *params.Outcome, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListAdminWebhookEndpointsRequest constructs an http.Request for the ListAdminWebhookEndpoints method
+func NewListAdminWebhookEndpointsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateAdminWebhookEndpointRequest calls the generic CreateAdminWebhookEndpoint builder with application/json body
+func NewCreateAdminWebhookEndpointRequest(server string, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateAdminWebhookEndpointRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateAdminWebhookEndpointRequestWithBody constructs an http.Request for the CreateAdminWebhookEndpoint method, with any body, and a specified content type
+func NewCreateAdminWebhookEndpointRequestWithBody(server string, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewDeleteAdminWebhookEndpointRequest constructs an http.Request for the DeleteAdminWebhookEndpoint method
+func NewDeleteAdminWebhookEndpointRequest(server string, id WebhookEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRotateAdminWebhookEndpointSecretRequest constructs an http.Request for the RotateAdminWebhookEndpointSecret method
+func NewRotateAdminWebhookEndpointSecretRequest(server string, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/admin/webhook-endpoints/%s/rotate-secret", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewCreateBookingRequest calls the generic CreateBooking builder with application/json body
 func NewCreateBookingRequest(server string, params *CreateBookingParams, body CreateBookingJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3553,6 +4283,75 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/admin/session (the `AdminLogin` operationId).
 	AdminLoginWithResponse(ctx context.Context, body AdminLoginJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminLoginResponse, error)
+
+	// ListAdminWebhookDeliveriesWithResponse Every webhook delivery attempt, newest first
+	//
+	// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+	// failed attempt is retried with doubling waits for three days, under the same event
+	// `id`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+	ListAdminWebhookDeliveriesWithResponse(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListAdminWebhookDeliveriesResponse, error)
+
+	// ListAdminWebhookEndpointsWithResponse The merchant webhook endpoints
+	//
+	// Role `admin`. Every endpoint, oldest first, without secrets.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+	ListAdminWebhookEndpointsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminWebhookEndpointsResponse, error)
+
+	// CreateAdminWebhookEndpointWithBodyWithResponse Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithBodyWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error)
+
+	// CreateAdminWebhookEndpointWithResponse Register a merchant webhook endpoint
+	//
+	// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+	// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+	// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+	// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+	// deliveries never reach private, link-local or other internal addresses (see
+	// docs/SECURITY.md). The signing `secret` is in this response only.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+	CreateAdminWebhookEndpointWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error)
+
+	// DeleteAdminWebhookEndpointWithResponse Delete a merchant webhook endpoint
+	//
+	// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+	// up; its delivery log stays.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+	DeleteAdminWebhookEndpointWithResponse(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*DeleteAdminWebhookEndpointResponse, error)
+
+	// RotateAdminWebhookEndpointSecretWithResponse Give an endpoint a new signing secret
+	//
+	// Role `admin`. The new secret is in this response only. For 24 hours
+	// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+	// and the old secret, so the receiver can switch without refusing a delivery.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+	RotateAdminWebhookEndpointSecretWithResponse(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*RotateAdminWebhookEndpointSecretResponse, error)
 
 	// CreateBookingWithBodyWithResponse Hold a slot
 	//
@@ -5689,6 +6488,838 @@ func (r AdminLoginResponse) ContentType() string {
 	return ""
 }
 
+// ListAdminWebhookDeliveriesResponse200Headers the declared response headers of an HTTP 200 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminWebhookDeliveriesResponse400Headers the declared response headers of an HTTP 400 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponse401Headers the declared response headers of an HTTP 401 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponse500Headers the declared response headers of an HTTP 500 response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookDeliveriesResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminWebhookDeliveries
+type ListAdminWebhookDeliveriesResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type ListAdminWebhookDeliveriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookDeliveryPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminWebhookDeliveriesResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAdminWebhookDeliveriesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminWebhookDeliveriesResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminWebhookDeliveriesResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminWebhookDeliveriesResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON200() *WebhookDeliveryPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminWebhookDeliveriesResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminWebhookDeliveriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminWebhookDeliveriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminWebhookDeliveriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminWebhookDeliveriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListAdminWebhookEndpointsResponse200Headers the declared response headers of an HTTP 200 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse200Headers struct {
+	XRequestId *string
+}
+
+// ListAdminWebhookEndpointsResponse401Headers the declared response headers of an HTTP 401 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponse403Headers the declared response headers of an HTTP 403 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponse500Headers the declared response headers of an HTTP 500 response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// ListAdminWebhookEndpointsResponseDefaultHeaders the declared response headers of an HTTP default response for ListAdminWebhookEndpoints
+type ListAdminWebhookEndpointsResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type ListAdminWebhookEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookEndpointList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAdminWebhookEndpointsResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAdminWebhookEndpointsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAdminWebhookEndpointsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListAdminWebhookEndpointsResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAdminWebhookEndpointsResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON200() *WebhookEndpointList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r ListAdminWebhookEndpointsResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAdminWebhookEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAdminWebhookEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAdminWebhookEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAdminWebhookEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateAdminWebhookEndpointResponse201Headers the declared response headers of an HTTP 201 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse201Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse400Headers the declared response headers of an HTTP 400 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse401Headers the declared response headers of an HTTP 401 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse403Headers the declared response headers of an HTTP 403 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse409Headers the declared response headers of an HTTP 409 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse413Headers the declared response headers of an HTTP 413 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse413Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse415Headers the declared response headers of an HTTP 415 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse415Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse422Headers the declared response headers of an HTTP 422 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponse500Headers the declared response headers of an HTTP 500 response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// CreateAdminWebhookEndpointResponseDefaultHeaders the declared response headers of an HTTP default response for CreateAdminWebhookEndpoint
+type CreateAdminWebhookEndpointResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type CreateAdminWebhookEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *WebhookEndpointWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateAdminWebhookEndpointResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateAdminWebhookEndpointResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateAdminWebhookEndpointResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateAdminWebhookEndpointResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateAdminWebhookEndpointResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateAdminWebhookEndpointResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *CreateAdminWebhookEndpointResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateAdminWebhookEndpointResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateAdminWebhookEndpointResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateAdminWebhookEndpointResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateAdminWebhookEndpointResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON201() *WebhookEndpointWithSecret {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r CreateAdminWebhookEndpointResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateAdminWebhookEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateAdminWebhookEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateAdminWebhookEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateAdminWebhookEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAdminWebhookEndpointResponse204Headers the declared response headers of an HTTP 204 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse204Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse400Headers the declared response headers of an HTTP 400 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse401Headers the declared response headers of an HTTP 401 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse403Headers the declared response headers of an HTTP 403 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse404Headers the declared response headers of an HTTP 404 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponse500Headers the declared response headers of an HTTP 500 response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// DeleteAdminWebhookEndpointResponseDefaultHeaders the declared response headers of an HTTP default response for DeleteAdminWebhookEndpoint
+type DeleteAdminWebhookEndpointResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type DeleteAdminWebhookEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteAdminWebhookEndpointResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteAdminWebhookEndpointResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteAdminWebhookEndpointResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteAdminWebhookEndpointResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteAdminWebhookEndpointResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAdminWebhookEndpointResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteAdminWebhookEndpointResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *DeleteAdminWebhookEndpointResponseDefaultHeaders
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r DeleteAdminWebhookEndpointResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAdminWebhookEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAdminWebhookEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAdminWebhookEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAdminWebhookEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RotateAdminWebhookEndpointSecretResponse200Headers the declared response headers of an HTTP 200 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse200Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse400Headers the declared response headers of an HTTP 400 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse400Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse401Headers the declared response headers of an HTTP 401 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse401Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse403Headers the declared response headers of an HTTP 403 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse403Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse404Headers the declared response headers of an HTTP 404 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse404Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse409Headers the declared response headers of an HTTP 409 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse409Headers struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse422Headers the declared response headers of an HTTP 422 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse422Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse429Headers struct {
+	RetryAfter          *int32
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponse500Headers the declared response headers of an HTTP 500 response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponse500Headers struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+// RotateAdminWebhookEndpointSecretResponseDefaultHeaders the declared response headers of an HTTP default response for RotateAdminWebhookEndpointSecret
+type RotateAdminWebhookEndpointSecretResponseDefaultHeaders struct {
+	Allow      *string
+	XRequestId *string
+}
+
+type RotateAdminWebhookEndpointSecretResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *WebhookEndpointWithSecret
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *InvalidRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *IdempotencyKeyReused
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *RateLimited
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSONDefault the response for an HTTP default `application/json` response
+	JSONDefault *UnexpectedError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RotateAdminWebhookEndpointSecretResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RotateAdminWebhookEndpointSecretResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RotateAdminWebhookEndpointSecretResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RotateAdminWebhookEndpointSecretResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RotateAdminWebhookEndpointSecretResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RotateAdminWebhookEndpointSecretResponse409Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RotateAdminWebhookEndpointSecretResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateAdminWebhookEndpointSecretResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RotateAdminWebhookEndpointSecretResponse500Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *RotateAdminWebhookEndpointSecretResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON200() *WebhookEndpointWithSecret {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON400() *InvalidRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON422() *IdempotencyKeyReused {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON429() *RateLimited {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSONDefault returns the response for an HTTP default `application/json` response
+func (r RotateAdminWebhookEndpointSecretResponse) GetJSONDefault() *UnexpectedError {
+	return r.JSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r RotateAdminWebhookEndpointSecretResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RotateAdminWebhookEndpointSecretResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RotateAdminWebhookEndpointSecretResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RotateAdminWebhookEndpointSecretResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateBookingResponse201Headers the declared response headers of an HTTP 201 response for CreateBooking
 type CreateBookingResponse201Headers struct {
 	IdempotentReplayed  *string
@@ -7190,6 +8821,111 @@ func (c *ClientWithResponses) AdminLoginWithResponse(ctx context.Context, body A
 		return nil, err
 	}
 	return ParseAdminLoginResponse(rsp)
+}
+
+// ListAdminWebhookDeliveriesWithResponse Every webhook delivery attempt, newest first
+//
+// Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+// failed attempt is retried with doubling waits for three days, under the same event
+// `id`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/webhook-deliveries (the `ListAdminWebhookDeliveries` operationId).
+func (c *ClientWithResponses) ListAdminWebhookDeliveriesWithResponse(ctx context.Context, params *ListAdminWebhookDeliveriesParams, reqEditors ...RequestEditorFn) (*ListAdminWebhookDeliveriesResponse, error) {
+	rsp, err := c.ListAdminWebhookDeliveries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminWebhookDeliveriesResponse(rsp)
+}
+
+// ListAdminWebhookEndpointsWithResponse The merchant webhook endpoints
+//
+// Role `admin`. Every endpoint, oldest first, without secrets.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/admin/webhook-endpoints (the `ListAdminWebhookEndpoints` operationId).
+func (c *ClientWithResponses) ListAdminWebhookEndpointsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListAdminWebhookEndpointsResponse, error) {
+	rsp, err := c.ListAdminWebhookEndpoints(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAdminWebhookEndpointsResponse(rsp)
+}
+
+// CreateAdminWebhookEndpointWithBodyWithResponse Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) CreateAdminWebhookEndpointWithBodyWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error) {
+	rsp, err := c.CreateAdminWebhookEndpointWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminWebhookEndpointResponse(rsp)
+}
+
+// CreateAdminWebhookEndpointWithResponse Register a merchant webhook endpoint
+//
+// Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+// signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+// secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+// doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+// deliveries never reach private, link-local or other internal addresses (see
+// docs/SECURITY.md). The signing `secret` is in this response only.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints (the `CreateAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) CreateAdminWebhookEndpointWithResponse(ctx context.Context, params *CreateAdminWebhookEndpointParams, body CreateAdminWebhookEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAdminWebhookEndpointResponse, error) {
+	rsp, err := c.CreateAdminWebhookEndpoint(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateAdminWebhookEndpointResponse(rsp)
+}
+
+// DeleteAdminWebhookEndpointWithResponse Delete a merchant webhook endpoint
+//
+// Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+// up; its delivery log stays.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/admin/webhook-endpoints/{id} (the `DeleteAdminWebhookEndpoint` operationId).
+func (c *ClientWithResponses) DeleteAdminWebhookEndpointWithResponse(ctx context.Context, id WebhookEndpointID, reqEditors ...RequestEditorFn) (*DeleteAdminWebhookEndpointResponse, error) {
+	rsp, err := c.DeleteAdminWebhookEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAdminWebhookEndpointResponse(rsp)
+}
+
+// RotateAdminWebhookEndpointSecretWithResponse Give an endpoint a new signing secret
+//
+// Role `admin`. The new secret is in this response only. For 24 hours
+// (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+// and the old secret, so the receiver can switch without refusing a delivery.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/admin/webhook-endpoints/{id}/rotate-secret (the `RotateAdminWebhookEndpointSecret` operationId).
+func (c *ClientWithResponses) RotateAdminWebhookEndpointSecretWithResponse(ctx context.Context, id WebhookEndpointID, params *RotateAdminWebhookEndpointSecretParams, reqEditors ...RequestEditorFn) (*RotateAdminWebhookEndpointSecretResponse, error) {
+	rsp, err := c.RotateAdminWebhookEndpointSecret(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRotateAdminWebhookEndpointSecretResponse(rsp)
 }
 
 // CreateBookingWithBodyWithResponse Hold a slot
@@ -11264,6 +13000,1636 @@ func ParseAdminLoginResponse(rsp *http.Response) (*AdminLoginResponse, error) {
 	return response, nil
 }
 
+// ParseListAdminWebhookDeliveriesResponse parses an HTTP response from a ListAdminWebhookDeliveriesWithResponse call
+func ParseListAdminWebhookDeliveriesResponse(rsp *http.Response) (*ListAdminWebhookDeliveriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminWebhookDeliveriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookDeliveryPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminWebhookDeliveriesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAdminWebhookDeliveriesResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminWebhookDeliveriesResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminWebhookDeliveriesResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers ListAdminWebhookDeliveriesResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAdminWebhookEndpointsResponse parses an HTTP response from a ListAdminWebhookEndpointsWithResponse call
+func ParseListAdminWebhookEndpointsResponse(rsp *http.Response) (*ListAdminWebhookEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAdminWebhookEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookEndpointList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAdminWebhookEndpointsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAdminWebhookEndpointsResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAdminWebhookEndpointsResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListAdminWebhookEndpointsResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers ListAdminWebhookEndpointsResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateAdminWebhookEndpointResponse parses an HTTP response from a CreateAdminWebhookEndpointWithResponse call
+func ParseCreateAdminWebhookEndpointResponse(rsp *http.Response) (*CreateAdminWebhookEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateAdminWebhookEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest WebhookEndpointWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateAdminWebhookEndpointResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateAdminWebhookEndpointResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateAdminWebhookEndpointResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateAdminWebhookEndpointResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateAdminWebhookEndpointResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateAdminWebhookEndpointResponse413Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers CreateAdminWebhookEndpointResponse415Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateAdminWebhookEndpointResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateAdminWebhookEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateAdminWebhookEndpointResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers CreateAdminWebhookEndpointResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAdminWebhookEndpointResponse parses an HTTP response from a DeleteAdminWebhookEndpointWithResponse call
+func ParseDeleteAdminWebhookEndpointResponse(rsp *http.Response) (*DeleteAdminWebhookEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAdminWebhookEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteAdminWebhookEndpointResponse204Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteAdminWebhookEndpointResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteAdminWebhookEndpointResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteAdminWebhookEndpointResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteAdminWebhookEndpointResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteAdminWebhookEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteAdminWebhookEndpointResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers DeleteAdminWebhookEndpointResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRotateAdminWebhookEndpointSecretResponse parses an HTTP response from a RotateAdminWebhookEndpointSecretWithResponse call
+func ParseRotateAdminWebhookEndpointSecretResponse(rsp *http.Response) (*RotateAdminWebhookEndpointSecretResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RotateAdminWebhookEndpointSecretResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest WebhookEndpointWithSecret
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyKeyReused
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest UnexpectedError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RotateAdminWebhookEndpointSecretResponse200Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RotateAdminWebhookEndpointSecretResponse400Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RotateAdminWebhookEndpointSecretResponse401Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RotateAdminWebhookEndpointSecretResponse403Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RotateAdminWebhookEndpointSecretResponse404Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RotateAdminWebhookEndpointSecretResponse409Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 422:
+		var headers RotateAdminWebhookEndpointSecretResponse422Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers RotateAdminWebhookEndpointSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RotateAdminWebhookEndpointSecretResponse500Headers
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int32
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.Headers500 = &headers
+	case true:
+		var headers RotateAdminWebhookEndpointSecretResponseDefaultHeaders
+		if values := rsp.Header.Values("Allow"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Allow", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Allow = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = &value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
 // ParseCreateBookingResponse parses an HTTP response from a CreateBookingWithResponse call
 func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13716,6 +17082,21 @@ type ServerInterface interface {
 	// AdminLogin Sign in
 	// (POST /v1/admin/session)
 	AdminLogin(w http.ResponseWriter, r *http.Request)
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	// (GET /v1/admin/webhook-deliveries)
+	ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request, params ListAdminWebhookDeliveriesParams)
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	// (GET /v1/admin/webhook-endpoints)
+	ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request)
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	// (POST /v1/admin/webhook-endpoints)
+	CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, params CreateAdminWebhookEndpointParams)
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	// (DELETE /v1/admin/webhook-endpoints/{id})
+	DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, id WebhookEndpointID)
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	// (POST /v1/admin/webhook-endpoints/{id}/rotate-secret)
+	RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, id WebhookEndpointID, params RotateAdminWebhookEndpointSecretParams)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(w http.ResponseWriter, r *http.Request, params CreateBookingParams)
@@ -14292,6 +17673,235 @@ func (siw *ServerInterfaceWrapper) AdminLogin(w http.ResponseWriter, r *http.Req
 	handler.ServeHTTP(w, r)
 }
 
+// ListAdminWebhookDeliveries operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAdminWebhookDeliveriesParams
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", r.URL.Query(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "endpoint_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "booking_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "booking_id", r.URL.Query(), &params.BookingId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "booking_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "booking_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "event_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_id", r.URL.Query(), &params.EventId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "event_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "outcome" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "outcome", r.URL.Query(), &params.Outcome, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "outcome"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "outcome", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminWebhookDeliveries(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListAdminWebhookEndpoints operation middleware
+func (siw *ServerInterfaceWrapper) ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAdminWebhookEndpoints(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateAdminWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAdminWebhookEndpointParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateAdminWebhookEndpoint(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteAdminWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteAdminWebhookEndpoint(w, r, id)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateAdminWebhookEndpointSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "id" -------------
+	var id WebhookEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", r.PathValue("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: true})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RotateAdminWebhookEndpointSecretParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Idempotency-Key", Err: err})
+			return
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateAdminWebhookEndpointSecret(w, r, id, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateBooking operation middleware
 func (siw *ServerInterfaceWrapper) CreateBooking(w http.ResponseWriter, r *http.Request) {
 
@@ -14704,6 +18314,11 @@ func HandlerWithOptions(si ServerInterface, options StdHTTPServerOptions) http.H
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/reconcile", wrapper.RunAdminReconcile)
 	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/resources", wrapper.CreateAdminResource)
 	m.HandleFunc(http.MethodPatch+" "+options.BaseURL+"/v1/admin/resources/{id}", wrapper.UpdateAdminResource)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/webhook-endpoints", wrapper.ListAdminWebhookEndpoints)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/webhook-endpoints", wrapper.CreateAdminWebhookEndpoint)
+	m.HandleFunc(http.MethodDelete+" "+options.BaseURL+"/v1/admin/webhook-endpoints/{id}", wrapper.DeleteAdminWebhookEndpoint)
+	m.HandleFunc(http.MethodPost+" "+options.BaseURL+"/v1/admin/webhook-endpoints/{id}/rotate-secret", wrapper.RotateAdminWebhookEndpointSecret)
+	m.HandleFunc(http.MethodGet+" "+options.BaseURL+"/v1/admin/webhook-deliveries", wrapper.ListAdminWebhookDeliveries)
 
 	return m
 }
@@ -17577,6 +21192,1143 @@ func (response AdminLogindefaultJSONResponse) VisitAdminLoginResponse(w http.Res
 	return err
 }
 
+type ListAdminWebhookDeliveriesRequestObject struct {
+	Params ListAdminWebhookDeliveriesParams
+}
+
+type ListAdminWebhookDeliveriesResponseObject interface {
+	VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListAdminWebhookDeliveries200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminWebhookDeliveries200JSONResponse struct {
+	Body    WebhookDeliveryPage
+	Headers ListAdminWebhookDeliveries200ResponseHeaders
+}
+
+func (response ListAdminWebhookDeliveries200JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response ListAdminWebhookDeliveries400JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminWebhookDeliveries401JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminWebhookDeliveries500JSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookDeliveriesdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminWebhookDeliveriesdefaultJSONResponse) VisitListAdminWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpointsRequestObject struct {
+}
+
+type ListAdminWebhookEndpointsResponseObject interface {
+	VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListAdminWebhookEndpoints200ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ListAdminWebhookEndpoints200JSONResponse struct {
+	Body    WebhookEndpointList
+	Headers ListAdminWebhookEndpoints200ResponseHeaders
+}
+
+func (response ListAdminWebhookEndpoints200JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAdminWebhookEndpoints401JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ListAdminWebhookEndpoints403JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpoints500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAdminWebhookEndpoints500JSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAdminWebhookEndpointsdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListAdminWebhookEndpointsdefaultJSONResponse) VisitListAdminWebhookEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpointRequestObject struct {
+	Params CreateAdminWebhookEndpointParams
+	Body   *CreateAdminWebhookEndpointJSONRequestBody
+}
+
+type CreateAdminWebhookEndpointResponseObject interface {
+	VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreateAdminWebhookEndpoint201ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type CreateAdminWebhookEndpoint201JSONResponse struct {
+	Body    WebhookEndpointWithSecret
+	Headers CreateAdminWebhookEndpoint201ResponseHeaders
+}
+
+func (response CreateAdminWebhookEndpoint201JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response CreateAdminWebhookEndpoint400JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateAdminWebhookEndpoint401JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response CreateAdminWebhookEndpoint403JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateAdminWebhookEndpoint409JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response CreateAdminWebhookEndpoint413JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response CreateAdminWebhookEndpoint415JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response CreateAdminWebhookEndpoint422JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response CreateAdminWebhookEndpoint429JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateAdminWebhookEndpoint500JSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAdminWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateAdminWebhookEndpointdefaultJSONResponse) VisitCreateAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpointRequestObject struct {
+	Id WebhookEndpointID `json:"id"`
+}
+
+type DeleteAdminWebhookEndpointResponseObject interface {
+	VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeleteAdminWebhookEndpoint204ResponseHeaders struct {
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type DeleteAdminWebhookEndpoint204Response struct {
+	Headers DeleteAdminWebhookEndpoint204ResponseHeaders
+}
+
+func (response DeleteAdminWebhookEndpoint204Response) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAdminWebhookEndpoint400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint400JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint401JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint403JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint404JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint429JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteAdminWebhookEndpoint500JSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAdminWebhookEndpointdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteAdminWebhookEndpointdefaultJSONResponse) VisitDeleteAdminWebhookEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecretRequestObject struct {
+	Id     WebhookEndpointID `json:"id"`
+	Params RotateAdminWebhookEndpointSecretParams
+}
+
+type RotateAdminWebhookEndpointSecretResponseObject interface {
+	VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error
+}
+
+type RotateAdminWebhookEndpointSecret200ResponseHeaders struct {
+	IdempotentReplayed  *string
+	XRateLimitLimit     *int32
+	XRateLimitRemaining *int32
+	XRateLimitReset     *int64
+	XRequestId          *string
+}
+
+type RotateAdminWebhookEndpointSecret200JSONResponse struct {
+	Body    WebhookEndpointWithSecret
+	Headers RotateAdminWebhookEndpointSecret200ResponseHeaders
+}
+
+func (response RotateAdminWebhookEndpointSecret200JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret400JSONResponse struct{ InvalidRequestJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret400JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret401JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret403JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret404JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret409JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret422JSONResponse struct {
+	IdempotencyKeyReusedJSONResponse
+}
+
+func (response RotateAdminWebhookEndpointSecret422JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret429JSONResponse struct{ RateLimitedJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret429JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecret500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RotateAdminWebhookEndpointSecret500JSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRateLimitLimit != nil {
+		w.Header().Set("X-RateLimit-Limit", fmt.Sprint(*response.Headers.XRateLimitLimit))
+	}
+	if response.Headers.XRateLimitRemaining != nil {
+		w.Header().Set("X-RateLimit-Remaining", fmt.Sprint(*response.Headers.XRateLimitRemaining))
+	}
+	if response.Headers.XRateLimitReset != nil {
+		w.Header().Set("X-RateLimit-Reset", fmt.Sprint(*response.Headers.XRateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateAdminWebhookEndpointSecretdefaultJSONResponse struct {
+	Body       ErrorEnvelope
+	Headers    UnexpectedErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RotateAdminWebhookEndpointSecretdefaultJSONResponse) VisitRotateAdminWebhookEndpointSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.Allow != nil {
+		w.Header().Set("Allow", fmt.Sprint(*response.Headers.Allow))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateBookingRequestObject struct {
 	Params CreateBookingParams
 	Body   *CreateBookingJSONRequestBody
@@ -19317,6 +24069,21 @@ type StrictServerInterface interface {
 	// AdminLogin Sign in
 	// (POST /v1/admin/session)
 	AdminLogin(ctx context.Context, request AdminLoginRequestObject) (AdminLoginResponseObject, error)
+	// ListAdminWebhookDeliveries Every webhook delivery attempt, newest first
+	// (GET /v1/admin/webhook-deliveries)
+	ListAdminWebhookDeliveries(ctx context.Context, request ListAdminWebhookDeliveriesRequestObject) (ListAdminWebhookDeliveriesResponseObject, error)
+	// ListAdminWebhookEndpoints The merchant webhook endpoints
+	// (GET /v1/admin/webhook-endpoints)
+	ListAdminWebhookEndpoints(ctx context.Context, request ListAdminWebhookEndpointsRequestObject) (ListAdminWebhookEndpointsResponseObject, error)
+	// CreateAdminWebhookEndpoint Register a merchant webhook endpoint
+	// (POST /v1/admin/webhook-endpoints)
+	CreateAdminWebhookEndpoint(ctx context.Context, request CreateAdminWebhookEndpointRequestObject) (CreateAdminWebhookEndpointResponseObject, error)
+	// DeleteAdminWebhookEndpoint Delete a merchant webhook endpoint
+	// (DELETE /v1/admin/webhook-endpoints/{id})
+	DeleteAdminWebhookEndpoint(ctx context.Context, request DeleteAdminWebhookEndpointRequestObject) (DeleteAdminWebhookEndpointResponseObject, error)
+	// RotateAdminWebhookEndpointSecret Give an endpoint a new signing secret
+	// (POST /v1/admin/webhook-endpoints/{id}/rotate-secret)
+	RotateAdminWebhookEndpointSecret(ctx context.Context, request RotateAdminWebhookEndpointSecretRequestObject) (RotateAdminWebhookEndpointSecretResponseObject, error)
 	// CreateBooking Hold a slot
 	// (POST /v1/bookings)
 	CreateBooking(ctx context.Context, request CreateBookingRequestObject) (CreateBookingResponseObject, error)
@@ -19708,6 +24475,142 @@ func (sh *strictHandler) AdminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ListAdminWebhookDeliveries operation middleware
+func (sh *strictHandler) ListAdminWebhookDeliveries(w http.ResponseWriter, r *http.Request, params ListAdminWebhookDeliveriesParams) {
+	var request ListAdminWebhookDeliveriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminWebhookDeliveries(ctx, request.(ListAdminWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminWebhookDeliveries")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminWebhookDeliveriesResponseObject); ok {
+		if err := validResponse.VisitListAdminWebhookDeliveriesResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// ListAdminWebhookEndpoints operation middleware
+func (sh *strictHandler) ListAdminWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+	var request ListAdminWebhookEndpointsRequestObject
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAdminWebhookEndpoints(ctx, request.(ListAdminWebhookEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAdminWebhookEndpoints")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(ListAdminWebhookEndpointsResponseObject); ok {
+		if err := validResponse.VisitListAdminWebhookEndpointsResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// CreateAdminWebhookEndpoint operation middleware
+func (sh *strictHandler) CreateAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, params CreateAdminWebhookEndpointParams) {
+	var request CreateAdminWebhookEndpointRequestObject
+
+	request.Params = params
+
+	var body CreateAdminWebhookEndpointJSONRequestBody
+	if err := runtime.BindJSONBody(r, &body); err != nil {
+		sh.options.RequestErrorHandlerFunc(w, r, fmt.Errorf("can't decode JSON body: %w", err))
+		return
+	}
+	request.Body = &body
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAdminWebhookEndpoint(ctx, request.(CreateAdminWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAdminWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(CreateAdminWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitCreateAdminWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// DeleteAdminWebhookEndpoint operation middleware
+func (sh *strictHandler) DeleteAdminWebhookEndpoint(w http.ResponseWriter, r *http.Request, id WebhookEndpointID) {
+	var request DeleteAdminWebhookEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAdminWebhookEndpoint(ctx, request.(DeleteAdminWebhookEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAdminWebhookEndpoint")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(DeleteAdminWebhookEndpointResponseObject); ok {
+		if err := validResponse.VisitDeleteAdminWebhookEndpointResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
+// RotateAdminWebhookEndpointSecret operation middleware
+func (sh *strictHandler) RotateAdminWebhookEndpointSecret(w http.ResponseWriter, r *http.Request, id WebhookEndpointID, params RotateAdminWebhookEndpointSecretParams) {
+	var request RotateAdminWebhookEndpointSecretRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx context.Context, w http.ResponseWriter, r *http.Request, request interface{}) (interface{}, error) {
+		return sh.ssi.RotateAdminWebhookEndpointSecret(ctx, request.(RotateAdminWebhookEndpointSecretRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RotateAdminWebhookEndpointSecret")
+	}
+
+	response, err := handler(r.Context(), w, r, request)
+
+	if err != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, err)
+	} else if validResponse, ok := response.(RotateAdminWebhookEndpointSecretResponseObject); ok {
+		if err := validResponse.VisitRotateAdminWebhookEndpointSecretResponse(w); err != nil {
+			sh.options.ResponseErrorHandlerFunc(w, r, err)
+		}
+	} else if response != nil {
+		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
+	}
+}
+
 // CreateBooking operation middleware
 func (sh *strictHandler) CreateBooking(w http.ResponseWriter, r *http.Request, params CreateBookingParams) {
 	var request CreateBookingRequestObject
@@ -19911,203 +24814,230 @@ func (sh *strictHandler) GetAvailability(w http.ResponseWriter, r *http.Request,
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rciM3luarILgTUVJHkqJudaHCESvLsq11latGUo172qxlgpkgiVYSoAGkWLS3IubvPMjMvsc+Sj/J",
-	"Bg4ueUOK1MVqu0rzY9pFZSIPgINzwznf+a2T8PmCM8KU7Ax+68wITomA/zxLyXzBFWGqe04WGV6RVP+c",
-	"EpkIulCUs86gEyuRkxgtZ4QhNSNIELngTJIIyTxJiJSIC3Tw8WOEqIQHpOKCpAgzuSQCKY4wQwSLjBKB",
-	"BPklJ1IN2ZKqmXkazwnyhCSr7g9khbbmRM14GqEFVjOEWYrGPF1t99DxWBKmEFczIpZUkt6QdaKOTGZk",
-	"jjXphOXzzuDnjqa58yHqqNWCdAYdqQRl086nT1HnnCix6h5PFBHNuV6QhLNUaqKXmCo0JhMuCFJiRdkU",
-	"4SmmrFf93kc8X2SkMzjYizoTLuZYdQYdytT+XifqzCmjc03QrqeEMkWmRAApF0RKytkJ51eUBBZeZlwt",
-	"8GokzXPxAH2v1OIty1YRusBzckEV+epCCZqoCF2QJBcE5SzTWxKfvH37w9np6OL05P356VcTnEkSR+gd",
-	"VrOvdo5QkhGs94gzJOmUdXmuWubVqRHx1f4ve90Xy+OvT775x3/895Ef8Q3+2D2ekq/2Xr7s9488oUeW",
-	"rqM6wZ3Q3vy1e44VeU3nVHXh/wd2SGFFuskMs6neEstPEuEs40uSogURKMmoZhKcpkKvBTV8m+RC6J+X",
-	"lKV8ibbin87PLk9H58eXp6PXZ2/OLuPtHroA7mJIhj/TskjP+4HND2x4eX7nZI4p0zNvzPHcTSojExUm",
-	"/66UHr66C6WSBHbiJycQagtLWCojTfV7Rj8iaU7UXendffH84PDF8359hZ8ftNJtBuyeBUTZWUqYohNK",
-	"pJVk8Kim1XL5M4kyPnXUgowi10SsvNA7ghdj++aIpjHiExBwQnABUsqLQS3YrnGWk7ajJcgvoz7eHe8l",
-	"++kBOZw8xy/GWmrgj68Jm6pZZ/D8oHlMPkWdBRZ4TpSV4l9r+cGmZ980J2z/hGiqaaD6Jy1RO1GH4Tms",
-	"XdqJNB05FVr2a7FZptUveZ7Dk80je5ILyQOSNGbkoxol8FdYI70kC0GuKc8lWuApOUJ8gX8xqwOU/ZIT",
-	"sSpIM+9Wlq60Mnv9foickiL5gayaZL3BV7XNl3hCtLwXWi8cIUkI/Pn43RkqveqJNNqzoLKmuVp2evx8",
-	"spvsT/rd3fQF6R4ku6T7CvdJd2/yfLKfvExf4d3d6s7vHR6C/nD/3g3NtkVGvsNTgiT9tXVpM3ivTGpK",
-	"JjjPVGdwGBJlc/zR6DFY9TVa7ZxInouEhPjR/e3ODFksaX/31T4+JP3ui/Eu7r5I9kn31aTf7/bt/+F+",
-	"Xy/pOg7+pL9mzjYcphPOJpnWTwNtNzFtG+n/xItFRhOsp7Hzd6nnUqLltw6cfvNK6pTmKGf4GtMMjzOi",
-	"15BIiaf6jyAcMq4QvyYiwwuJMAODBo3NcbUrYARMm5zQlBfr8i+CTDqDzv/YKWy9HfNXueOmdApEwpQD",
-	"hkaZ3DhCMWXXOKPpCOR1rG28mBa8ProiqxFlo1ySWO/keqMyRKF9ayf0Sps5cNM4zRduUrqbjlS81KYY",
-	"Nx9JvxBQU2sGKJ6F3fuWizFNU8Lux6QTP0yVO6lEjJDUikmeEcQXYOTjMb8mD8ycfi7t3OnpjAdGsRpL",
-	"9Jk0xGl1yznK+DICIlEiuJRdSZUX8k8c+sgcWlXD5ySXZonvzqx12SPMmA3OrXuSSyyRfhJNgDdSOpkQ",
-	"sFYtazwwO4cm3s7Z4UlZNr8qU28dUZiEVRZh3n7iyBaOZIoIhrPTgq/uzIp2qJH5Q5kF3Z+Q+9OD8lZl",
-	"CkF+qlAWD5Dkc6Jm2gOYYJqRFFEmaUqcu2O8mZQoTDMtRylDVIELhHKWElH1ktIe+lF7Qy7AYx7BrH7m",
-	"IiQ5wsagRiJnEuGJIHL2xKkbcioYXvbn+7KqMeIKYVfwqvbTR1iheS4VGhOEJwr2Fgulf39w5i3P6iYW",
-	"rlBsZaHjwZQTiRjXXpuicrIy8QfOlMCJ0trf29Yiz4h80vuPzLs/cvUtz9k9dT3jajSBYcr8KpzvqPff",
-	"/fkhWdQR386cnrB4gBhHMk9mzmfTzOcp3AI1jSjDiaLXxP8hslYII0v33vYTjz4yj77Dq4zj9JLz11hM",
-	"yf1YdWEGGynORxkMV/f0neiC0CD5mIBn9fzwcP85Gq8UkQ/MxLXZtfNyg3Iraqt0HqAf6NdPintTxpoT",
-	"pt4Jfk1TIh7A0lyYEUcLO2TA4oSwqnkMucdQwvMsBTk51gyIkxlJj/S/wRSE2DtJH57xmrNvYbzApOIB",
-	"ulCCLjS9E3B5uLBGa4PyJ37ciB/9gPf1vQVWZJTZkSrMxzmaY7bytzhH2vhaopQv2QOzV2ky7axVJlSL",
-	"szp5ECDyv1qXCC5AKZNH5so3Ll0Qx/76qspxtTvkm7al/OiTUm7l1fcM52rGBf31vsyal0eq+ubgWSA9",
-	"9UwzwgJLueTioQVheSrtrFom01iThjob3ARO3bKsuY2WgrNpk/In2/HR2ZR8XJDEC6HfzTk3+S+gwl1m",
-	"A2cIIpyC5+qho/Awm1N2TTK+ICF+PWYrk3RjIlsR8vk7ejKITyBwJBVWuURbF+9OT9D/+7/72z10PNec",
-	"q2ZkjuKD/mEMLw5Zw8+HJB/MUHyspxsjswfOYbLLYYwdNSviAHwyIcIkAZUOAozRvH18yxA2VEQwlBlV",
-	"mmWFcWG4tlyEznenl21pK/fiKZkvFlwokr4hKcWXMP79RKAfcTTXQ46A5hs9Ex8Fqn/qoYVjc7I3CcnQ",
-	"ROIBwoZoNcMKUcMJcZ3y+MlM3ID//M6Zg5POKbNJI83zc+yDHVgiviACKy4kpExQFaEkl4rPiUCUJVme",
-	"Gjt9IfSDiprbdTznOVMjxRXOKkz8qt/fJMMn6iSYJSTLSDqCeOXIehNNYi8hM8lS5N+yLq4N2bBEUw63",
-	"LAtsUhLsF8ecZwQz+OKMJFc8Vy4DDs5BWSwkcqT0+TCnohN1WJ6ZW3+bvlCTGFEnEQRrnsaqkmSTYkW6",
-	"is5JJ/QOZFklq7W3/e45eMfMX79T3QgwJarTwCn+n/ZfvYTPQzSYHI3yS8cpRq/5NclwQoKysUjl+Nl+",
-	"1A5TJGfy8d9JAoycUrnIFRkZPRLeU/vMM69tsHSeY4alQoIYgaE3diteYqHP2ggutEcu0yOOhiyu/4Ri",
-	"uNAYCXJNyVL/e8mZ/p+MSxVH6B//8d/bRyjWm2uzYRnchliC0h46HjLzcInIOWcEUsKmnBE0EXwOLIiT",
-	"RJ8EhDM14/nUpsKaCUmFV9LotGKhq9RuwmSOLr2MTa620f/N+W/Gs3REPi6oILd70RyXNXk4kY91UNB6",
-	"jUO2oKP9H797+U2+R/52/cO/Z3zvZBfvjfeTg3STxRBkkrN0ZORPmLHMIwh7qfFMWrlhr0ZcmMXqQ5Ki",
-	"LccNVO+iQpwRiOc25FgLfSW5Zgn0Y9slDqRcWmbHSUIWmogiddEpdGMzmREr5JT3aYMlM0Hr0YYbWNwc",
-	"bcwaxTm/SaJZfXRhHv4UdfJFekvxWRNENsmsmJ8npTyN4pBEVcVVEsbNcxFWGCH+Lh3RhugLM0RJoleU",
-	"SGVJQoK1rNe/gevepkoYF2r/pt2omAilc0uuXYFBzejOUuBJKkyuAlVkLjcMJp7qMfVH7ISwEHhVMM5o",
-	"RqXiYvVAHzUMdgIxxuZHayxUpOrVaGmsyLr9eIfNJUR1NzzFG5Fe35Q5/nhm3ivnyfrlK+XmhjJ3QaZx",
-	"k9wNOnWBp5BLukZm1E8ZUFD9WutivOZTykp33jhNqSYIZ+9K6wJ1DNF6W4YvZM2WqaTWHqxJrdV7aGND",
-	"VUuPC0EShWZcSIK+xkoRsUKvqsPv9vcO1qfuhuwi/9HWVTrnWahQRBCccpatYjTM+/39BMV8IYt/YP1q",
-	"fIQITmbOODfZfZwRicYk40tE4aC4+hk3YifSa6kFoB4jUFFjCbOlLAFDs2IxtFQQWEEJpQNo6yWa8VxI",
-	"l5BgY2CtiqxBUC7bw7KVA/Ne2pTl8mbA21GZ7tbdeC9DpvVdjPuNWPiulpWwTLN2PYC7grrScSgMVVE9",
-	"wcXJU6pOmTKSueYBJsryiWM1K0l7RuF1Iv+DMb5Kmrpnvlv+xeg9x58jvXnFU6Xf7HMh/r2HLdvupjrv",
-	"2BpPTWvTPYCWM45wokjqfQttvsXXFMcoTjIa9wJZ7BsYb0XMJvT5uBwH8PUZzoCEuMpaotYSobCYErWp",
-	"/WifVjb8VWOP0qZXdja4pde0UgyIF1QzbUbDFYENbi9vnhkscnxbJbM8xcqaA1fdfDQeRO0XB+3TH17L",
-	"m+ICmlEVEAtwOuvHsPMQXknGQ1bpsUJzLsFjQxhcqG4G6hrhBRamNAP+mOIV2oL6iDlluSIS/eM//wsd",
-	"bm9uVWZc1Uyyly+bm6Ulzq+c1cIrp7lepZ2vicgoW+vWVD0at4JuYLcWoc1pDflpWbHIxxlN0DUlSyh2",
-	"c/GzI0QVSrAQFILxRbQtxQqvj/3VK2/FNRFdvYDaI0ILQRNSrX1MtI87p4wLlDNrrtw+fvjnjeY9RMgm",
-	"YIBhhnK2wDRF+nmU4YU0mZMPGt5ZE4B5J4gp7GYJsVseDN0CnZb/XGoohG1AZZlnh6yI0GDl4iXlhGZz",
-	"TJ5JtOAZTVZoq+8So/XfGe/aQU1F63YtFndwGOQ1XxbXD8d3/pjRlD9AZGSNNVkluKTWF4SllE39FQAI",
-	"nESPDOZCwtmEijlEV1z0VMuwIrZiB/DWfjlMY5JDOqULB/8eSYNGh6Xz3/QntLjLsreTzuDnjXaj8ylq",
-	"uBHw3dGac/OTZvv43duLS7RzvbtjT4bc+Y2mn3bMEDFaQjqY5Wk6QXDSGF9GxaHQZ8afitjOGe7SRuaM",
-	"xEeobwOL7vqkcvvmVzuunZYWyXzzaQkQsFZSll55Z964/w2IJ9s5QI9+JSKInmCaZ2SUM0WzsIqe5Fnm",
-	"hFaSKz6Z6L1VNEPLGU1mCJc3yG9gghkaEzTn1yTdVOB/atD4IbrpmjD+7jTAmjGSM76UiCojxEsmRgSZ",
-	"AC69YMjse5ot55jhKRkpfkVYjHAmOYrdBsdRmG2jIYtDR8kkHMT15QXu/RR1Aty0LigVOJihuwSwoPxm",
-	"+KUyxMmBwRsw6Y5wyaRtLD4nEmE1ZBnRhnqst9tNB2IlI1MfFrtrJKEiFGtDlmL/4IKIhOiJ+2J8mpAh",
-	"2xIcZBok7SHFTWaEt7K2tQq1n60N2PblIXP5mhlWRPQQXNuZAnMtLzCwq5NH+UJ/dO/ABn3McBFiYJlP",
-	"lMvuqB7etgWonMS9g5tK2XdfHO7118mhG2bc7lO0b0/FZN17aOrsBlfxPm4s59/tr/lGTVq1LvvNK9VK",
-	"aUjgnVgbIRBYu7Xp3jS73RC5qMn+mVILOdjZcU/0JJiNWg/sJDsLvNpZP/rtb0dr61shr81cWhOZrFb7",
-	"B3I4DvqveiiuZHzF1XQuaUQEdVfsTV/OZxzVdgjyjwoLLQCDUIEV0P8OYgoEDSyfvbRBLtsb+2wjFLb2",
-	"TRsWO/umuTt6dgUZlZGbO1FX9LBiwQ0D89cagpvegNQ31brL0uYkaAvvyIbWtV+NrF8tbZi/tm0lI+l+",
-	"9y4bWFA3XMTs38W+qmPC3OXipdX6KrncBQF7/b0X3f5ut39wubs36PcH/f7fNnaXa35gfR99CRmfFKaT",
-	"+1HGZk8tKQ5oKCVzjmKp8pTyLq4qmQeCSan5o420yppbDRWYU0HTqLAeqAJPQbMpnhGc9tClWGnrhucW",
-	"acnE4UyOTHPuxqXBpShibablbenfbltujKOF3V5/ZtqPdFqKqt3XGyybvqHgGYN8J21vH9u0cjBdB+hr",
-	"ggURsbaxHLRRYVGbym8ZOdtU74YYMu0QwH+zxERceuhipq3DGREE7GYblzNUoYyyK2dVWssWvo5IVx+w",
-	"IeMsW9UTmgocudNvv/v+7H/98PrNj2/f/ev5xeX7f/vpr//+t/7u3v7B4fMXL1/hcVK7Yd17WTnne3vr",
-	"drSyfB/WuzDaYi0VaZbSnSVJBLE3JGZULVOPkJ6i0ZkW99AFRrXANThZPuBX/dZrviQiwZKgs4u36GBv",
-	"9wUo4Spzk1yAGaUUEfql//0z7v764bf9T/8SOqygyE6sMg74JUtAN4OagiJX294Pz7CEwHeh+p02b+ar",
-	"e2VOpwyrHEy9Wv1FGWSmXNd7d9MgChZdtuY8twKH1KqaGqgOLcV3H9rW26fPh+/79JLO8AIku8GUg/GM",
-	"dxT/BYaIkZUE9k4eC2J4itixXfa8ZpAYMSwElAYojpZ6X4t9A99es+Cqh04ADlGaFG/FM6JnjiaUZKnm",
-	"1nTIjNGHU+0GGp8t4HOtsfnWGlbAj5+vGVehtymh8cSgt6RULjK8OrKGmpcSDjjEiuRePackAHdnv1nM",
-	"tCWt0aSMPpO1S9/IRFA4g1xBU/tjhVdV9twJpjDqQPLW21wlfE6qt7GLjJojN2XcRF1zNscqmdkgK0Rp",
-	"Q+esBhYVdG72H8u5KSTbF+SstOMbhTZjb++xNqNFyn9JO1MHOKrvxmG//2i7UdWlX9QuNGFugmLqEfei",
-	"arV9QZvxmic4u6T1AEL/1aDfr1rTWz/3dz/83O+++vB/9n7ud/c/bA9+7ncPzU9BE7sKFhPc4oPH2uLC",
-	"rv6CNjcIdBLah91HswiafsmXtR9Fyn4gRkQQYUqs/O2TLabJSDoltp6Y58rEt/QYzySy6xlIJVrQ0TUR",
-	"LuO4afS6EWzux/G7M2Sfr1Zw+a8hhueQxcRII6q0393td3efb5IKZOMFLUke6zOJwjcc60u9fElHOVfd",
-	"XjEOTNLMq36/j0guEJbIFbG35/PUQhSwSWjBJXVg2BukWmX0msztEWkWoPHCM7iRmcteRFuZ2AbpsAmh",
-	"17fM0RJE8uz6plIszCz3QKEJEiThQvvQWKLYuzQx1Jdar+fu5Vg297UkbpZkPOP8Ck5wwllCM3OatSsX",
-	"lDzmSmt0l3w1+yrMtnHvRq7VaLdWnPf+7MWr67/+tApm+roU34JZ/a2bYfye5oSMBFk0lLFUJ8++FFUk",
-	"RYkjQ2tR5RK/4JVDfZviLsfg/nhWOWqdDH2I/OB6GdWfqiyoDU6r6dfsPaKC3zQk+Jlq+QYMU9Dtf7QL",
-	"5koM90vaBifwL/L5HIfqbCaYZrkgsrUniO0uM7Ggqfo0IpEzW3XlOprUVX2wX4xJ9ZQjl0XZtB/wQhKT",
-	"XyzN1ckMp4hx5JI9kK0f2/BzRZ7nCORx6Jt+mpIolQEEskEAx6sICYJTNMbJlbltNGbihh+3mVpFZW6o",
-	"zQU8orm8mmrqLpQkIuyXnOTaVphiytCYJDiXcD9HBfo7H8MKTek1YShfbEiZVUlyVGjPm7diOeOyqL7z",
-	"+HsWQMGNctuvb8YGwW/bVzf94hVdLEjwHn2BpTR2V6b3GnComd6ALa7NthWiTCrMErJ9ZFLN9LNw00ta",
-	"YEC8PTdyAezGZ0HPSnRFFgr5x+1EXZ4fleiK8SVD45VJwQ0Zhjc0ZirLBzf/+vkL7EWQOYIHKcTgUSFO",
-	"wtLIJVHesYD3xiyLwztkWVSyFcJj3i9FIJQU0LI03m5vFkJet/hGD5f+nHFJRoqu97OKWNkdq1MqR+G3",
-	"UDGKoL9yNkrxSq5vnnZTj6GNa07m+OPI138V5Ru3/tycspFJXXFFYLeYQL9txCZlu7emrJkddQFpQOg4",
-	"tB58QdjtmaFc/HaLeR8GJXaWT2vtBW3aUtBPLNXE1Rq5Hf94jPSfkS1t27hkTgtyqm6oQ6Im+Qqu0jOu",
-	"Ni9BW1cWtLtWnhtXVi+R3dnqqarU8pXqbMoTqm1XmdPK56HMCxUpEWT22uGNnOwKC6qbxKBJjLqleigk",
-	"pe9SVvEzPy/B6efYaSQ39qN7i1WX+f1iv79W6m0uPX0++cFB/27C1M+6H206hcO9w+f9/gNK2tvMolXw",
-	"fn3blNRHEsstk7udlB43c9D63Vcf7P92P/zWj57vhVPSNqtvruWUrFm4miRfK4ndGryy/3cr4VyVy48h",
-	"iStH+yap+ppKdd9QoTdU1wEfmdFuIueddnxumcEORWwmI01xi/Nukp0BdVY7VWRhvWPoqWoypCgrj7zb",
-	"rjk8b9ivf5aq4/ba4uEUxO+hFB5U9j+MvP+niPaHkeYPILjvJZ4fQB43RA6AazRLe28LlHDrYvs7RgMq",
-	"CHPNiMBt8CNwLu9xhxZ1JoLP4XBsXp1gkEwC5b5FEe0zibZMILNUWZvG24hnBqjyCOF6B/+CmhbU1xIC",
-	"EdzXQxqBwXswt3flqoZywvo/ESAg0jR/WHc1FnU+dqe8a39s4FzeDkRqji1+hdGefiP8KBYOYDtCJNN/",
-	"gGW9E7rUfW6D16NG8d+FLxlZ3sSB+qsPgJ9RZuTyoO7Ehq6qq3BTLaKj2VUimHO2+1g3b5Uyjy/o5q0d",
-	"wD6Ye3b4ePsRrH/5YnYGLqCSXFC1utBklMvmLsNVc5eVWrgqukSEBFG5YNB3owCiivf6uwCg0IRciW0p",
-	"DRR0pGi8aiuHeybLdXM9dKZQRhRciEFJiB6QpO4ZPGRlzKMjB/cMDpE0ZWdUSTTDcmaqdmAXwLmB0r9C",
-	"+c+UWpQu6k70iC3VSu5aTtuvZjLFhAF7b8c+Efs2/okZzjfyt3S6PJmCDLygP5CV6fdA2YS7XhfYNN2v",
-	"vo7mmDKFKSNCC1Eo2/e1+lOqZvkYSvTt4+5/G86RU65w6UscXpTCV0T6VEQ1EwDFbu8i3d10Dx0XaFTm",
-	"7hJD7HnITBd/U0DjOjwu8Epvix3lmUQzDkhUCzwlBtuk3IKAyhIWCGzmeDVkGFBPSepIsZlevSEbsjcO",
-	"UB4aTIJtjIyRfWOo2pXYZo1qwyFzL5i6Q6TdEAm1Z+ffnqD9/f1XPXRaVKyhXBJTIuir0rZqMs6UEg6Z",
-	"rUWbYb1kRjoghuem94JlXJCC22ZlTF2cq1jyxVHVuiVYhb/85YTPF1hRUwrc+8tf0Ll9TR+vFYJb9aLG",
-	"DWk5aSMHPtfUNOK06WEDfdQSKJUzlXKmOsmNQUvNZ68YX6ItVSqu8nV7Eq+Q5OZyV6Ek49rWHDI1I3NJ",
-	"smv7cRSHQiMDBMGJ+KjcmUXPXyq8grFIGrk+OTmDa+QhA/r01usdoRLFB/0+qnfX2e6hczLn175RqVot",
-	"AKDHTA+6TVli9TJUOsNMcqEtpchAt4wFwVdFLz5TDSxRRoHJKUMpT+TOyffHP353+vrtd715Cvtl+AeE",
-	"SIxmnAHWS1xrHG07ULpkSru0W67PA0uBoG0E2pILkg6Zdgo8dox+wleymXUO9LcaIG14Fv6ExHPXCiiC",
-	"LkBD5j51VDwA3djhCFXbr9uKOb3ue3uopaF7ZHTDckYzUpmi7ayt50OzTC/fJKPTmdK7+AqFC2DjHjr8",
-	"+BEme7D3ShNrCNAHFlojm+7cW64Dt0noqba1K3Xl3j4q1//BCXdaTNrMoKWj9JlEFDY5LlS2nhx0Dg+c",
-	"Um0kky5wisE4Mm34TNKNW0hJFQHiXeNHs3MH/X3kS+xitPUdfyaHLNayv3ciuJRvBZ1C/E8RwGY1bYEE",
-	"X0qAW4ovSNL9lqhk1r2gisSaxWPzTmwOuNY0YHsNGYffj1BiS2UNAK5dUDumRFIrDkYokK3Xf4Gl3O6h",
-	"lmkOmR7BZqehBRF2eITTVBAp0Vb80/nZ5eno/PjydPT67M3ZZRyh532EkQn+aDFiL0a2j4xwHDI3XrEl",
-	"tYLzuNG3KI6qP/oWRNZmiRtdhQzHojFZcauw4LOmdYn5HIiavVeo0nPR1SdXmG3LbGh9rl/xySS2QE+m",
-	"KEAS2/ZLL6o2Q6rqb8gs2Jz9mnmmtqYWE0Py5IoozTELQrQGzPQfYVvhB9PsPr48f39xefrN6N3527+e",
-	"nV4Yrj127cZwqNkY8iX+JC21NGv2LvO6Xmu4UMczX3r/zGpB4LgJ/ejFvCOE58qjU/pu50DHkLm2hnbY",
-	"bZgCwLbiKZERuljiqbYR3p9FxtFIeZJreyfSowuaGLnpzRW72EALgMekSHFuJZixqcZG0uMF3dGHt7fC",
-	"80zzwQywBLHBiYi0HoQFZxxNCYOq89RtlzEJJjmDo2vkuFaSxoTNaEKYiW9Zc/DN2WXD/NPGqYUB52K6",
-	"Y1+SO/pZCFyqrGRJdqKOLxnp9Ht7vb4L0OIF7Qw6+71+b9/cb83Ad9iZEZyp2a+dwW+fos4OpJG5f3gz",
-	"GOepaSQ2JYFsgnOeEQe/30NFDYyWBT52Y5ClrUGqV55MJiRRaMsEkxw4R1RANNq4Fyht0MJReTTTWMiF",
-	"xvwz6XaEloIqRZg1FIeakZi037d1OfZfVEmSTY40V5fpsy1TIXMUamXQKVMgdSD6pG3X2FnuMG1LRzeX",
-	"WhKAqWwRiWb4mpQRxYELGS9mwr2ONUxh/kA5O0s7g85rKhWA1gMGtoEYw3OioNnbz83yo2xVmp70zRQ9",
-	"wEcBvCMai+l9nF9yAh0+LFOWwb+L9ndr0pI+ReuJsyEBR0fb96uBo1tREHLfixXcce3u1j54YvL3P32A",
-	"4gZjf2sS9vr9DXoYbtYzsIaZHmgUqE+WFneeifUbSAlMs2YTwHu0ajwwswq95Ge/Uy0B7sBru+tfq3TA",
-	"hZf217/kARH0G4ebUVcuE4eVtJkX6wms9j4th1zgyNXiCj9/0FwhXYJ6JWAtn5X3KNI2pu/XA6j6UwlQ",
-	"Ea7pyMeulSpd08zC/uVTRRa7SMwacVw0S9EnfMyvSQ/5ZHEXnKPC+/xV6nroHZYS2sf58pXYpJJjiWL3",
-	"QyWtXrMmgKVrm6mljOYmEeeoa0q5kFQo8Jo3Ol2NeHZ41Bom1j2lnU+Dh5sz8DoVbAf4KiD8TIJ2q+zV",
-	"LkRLm9a9/t7z7u5et7972b91lu+G5Bpky40oVXwdnS8fgM4YnNqBjSF5dobccxfgWmLpuxUeodhEGwYO",
-	"usqlWrTNo9SsrJhNPY/iT6db6o241mgXt7J/WrXyB1cSWub5Rb6DXvB9q8KqAUAE76AfSlcFRkVA5NIr",
-	"CBO3dMhb1iQHh8n8xVW3XJswM7FV73ABAAlPVBkvuVIB7+rft0PK4TtS0Q1N1bDmcNn3zr55vPNlGw8G",
-	"Tlh5eSGgqCSy/fT+xPbbwfqXHIrIn+BkHjcPQNHy8GEOpm1YAJedXLYeUOhtVz2bTZj1rTVNEbbBGWVD",
-	"5kzSZxKNyQxnE6sQMYpr+SNx4S3q2fMFYY0CxiGzmSKlziPGbgycYZM/+FDHeL1CrYJ3Pd7BbzvyRWuX",
-	"UvJO6bAHgvfrznzolVqf9afe738Wh/bWIvSg/2r9Cw4gHV7Y29tg/gHMO/PyBl8rFczfXcgf9jcgM4iX",
-	"8Jga4pxkBEuCMJoRm+63kWrgC3mjVrCNIW+nFY7llYf/MYXf5aYT0ISj3BKFi1JHeOj/XkoNsfI/8oH+",
-	"0sUcXAymRNBrkhbt3e27Q7Ylealjjsdnd3mCSC1pQiKf+4Hllbv7KD5v7cqUEwmtNdzV64wIMtCm45iY",
-	"DiGxG9aiG/mYfpzMsJiSXvF3MDCHDAtNuAwpJ1PD/kdSTnuPppzqLdaLPmNHlewNLG1Uh/Hlk+560l1P",
-	"uuvPq7tAL+BKg0HIx8iz7I5azFR9BCMN9eTtEhKGyaNDCZ6TIlXUXoT5/DEqkP5sryG1QbK9sS2Sf0fL",
-	"3rbODpr1xQ2eS20twF0e0JX//IJfkHkJiX9dyvwy3se9tpZLF9T9XS5GLKRJKTZFRRmXseXGogw8tuG1",
-	"hQVsCwXKb6xsqaKkByPlwbtTj862GddXcQjbRq1AxX22F7INmLoNrmRNxPMpbP77SY46oupDxc4LcMnb",
-	"eWDnOZNWedkBhMmld3lPh9s2mdXkL0IHC6pQStOBSU8BECeTdYqTqyk0KkR/5+MIgMrGK9PcEhwnB+eE",
-	"JkQlM2i7YmZu20liyJmbcHE0ZLHFTYohWUzkxHhLuB00CruGL1yvcNBbyhkIvvMSEuftnKXHDM414OMC",
-	"BxgaxcD25UzvyZN/8+TfVPybz9NdeUSPw55BY+XbkAPjyzt6G75R2jox7dIRtc7wEEomI3pMEGYIwJW0",
-	"QWMBGBYEhKDJsYfnoFE8HrLlTI/I8vmYgLUPxfZHKPbIADH6x3/+F4p9IX7cQ8dQdcNQLLN8GtuKhVdx",
-	"8H4EcgetXPVwvA8gVuGwfM3T1QNK1ArA0adq2ZpWMp8a8nz3wb/e5pGZFH6bK/skx5/k+H3k+O7+RvGc",
-	"cnMG897hJvNpVtc+KY+m8jBiplR3eOekyWp/TYsTYuB7blIeBsNC2mImqJAzYLXa2gZ/XVaagiLI9wd9",
-	"MWSQ5bfEIpU9FA8tSs+w4+rfbFkmhYILJHFGjhD5SKWqAOgWgEBDZrrf6k/rGYdUyftFem9V4l70OTO/",
-	"nxoxEEobaZH+o2mR8l62XXs8KYGny4o/kNb4/AS/rbq9v+B3dfkg6DOiSAjG/JpfWSHvrie0X1BCN4C7",
-	"Cs5sBqSPwoAWyAgWsvRcb8iOXbHsXv8ALqmhZowLKK8rf8bAcdMsQ3AkQiIdhPlrPuW5al53HARacJqS",
-	"ep6rmsy6IKpbgCHcdK4vKpvzZPPeIO5uLYL+dGe1ci41cyHDibXj+Clq8cZPCisJ+tD7iuIlFyn8Awoc",
-	"tUf+squdb384HBhJDWIjHjJ7ILe+V2rxlmWrCF3gObmginx1oQRNVIQu9AyIq4iNT96+/eHsdHRxevL+",
-	"/PQrY4BtO7wHaBE9ZEBeVNDGBUr4fEyZgTWZEiWLQvn4oL8b99BPVM0oQ7uHtpZZRugQORR5U+8JEBIw",
-	"c8ib0f+sFfOainBbjW1/M5U1WCFL1V5/yNy4xUA3jGAiwrv9Pipea1AzZDjL3BukOo55CiTe0uTgWIgE",
-	"hJUi84WSekmgOjpcEJ0zRTNYsSVlKV/CyuoVItqCLi59AQnArbpNdOU5U1AoPGTQZ4Ay9I5LNRXk4l9f",
-	"25pbsrIRmkRwKb1UlqZ2CbbQmuhYEDTmJhVpQcSQuWePkAUr4BzNMVuZ1iCmJXyEDD5Jl9q9L2ZagRkY",
-	"oN1Yy3zPt4Sl0pb4vDThpKgo+tmFX1DOtNsGRcwNeAhk678NfgRJbQaUVFwYMIsZljOT2wXIFabTiEFs",
-	"MbcJMPclz7PU+A+4YOprIuiEam1ki62NrzPKJREmbiWIAmgfO/chk3S+yFb+mFo4A3tHeYPGAqjb38N9",
-	"KD7gbcjHdSGAAKslg4lVRgdT9qSCv3CP48kfuJuNYXoa1EwMa9iXC2DDNsf3tgOT7W2g9V787vTHb85+",
-	"/G70/dvX38Roq9DYZfgRrWdMHuqQNeoijGoyQRgAtJpDoaDzEmzBv0+O9ZFoLeTfNrX+HK8MOgDcuEqF",
-	"4jfHfwXyLkbvTs9HJ6/PTn+81KT2KyRqOTxkucFLA7EfGaPCgXcZ/DW0tZxhZW6NlUQJlmS77VOnb47P",
-	"XsdDtrVfxWIxwChRGwJKDW1H4hXUzcyI1oGAMcYnBhQKZXghiVbMKygssSURFqcpI0pZzab1OTyLJoJA",
-	"dEyiRYbtKl56XBZj3Vh0LbTlqql8xrKyWD+RuTxHZaQfsN8A/247qmIAtcHkDYwapSqyESG4xM+cQehX",
-	"XhJirvSLgUxTROmmDOE+geb8msB/ai8SNnIrPrayBhTSAH0NsHbaSLX2r7aEGlh4FkBF4kwZzjPT3QiT",
-	"D1E5ZC6nG/pztd9O3TU3+pHupSpE3soo2H1gGtI1xUCm2YqE2oGnO6o/i7HwFGn8cu6nvCHyPTiX9QIf",
-	"b3007JGbq66rxS6LfJzRBF1TshyAMDdWRwRfi1Bx06M1YtE23GuaFCvcG7J3PAOV4gAlSrrIALvaWIGr",
-	"3xzUUTkrxUFasWiNNGS+pMYCdDq0rBmWKMPajwZ9/JPz4dsUJ4CFhBVbVEZZw6mx14YsdhOwDzgrCsp7",
-	"mr0r4sj9PLJg5gYkNDbmD4BdGsXL+NK6xOZBk5VXwm8fQbzCpG5o4o1f7VHRoM8hqMz4oL+LysDQcUvl",
-	"+h+8aN1+5t8oWa6pVn+qTn+ke5FPUQ3MuX4x8h1RRaHd5lJpbcm5qdGWN5WDW9xRKH40hjncQqNjFq4R",
-	"h7PSUibuInjeHHL1gjB6aqNyVGmr2V6QjI2hfIToxMkn28O1enPjk+bRnGCDRRpZRESbOUx9m3qIGRKc",
-	"GhCLOupj/5UHmNXSmTjYxLLMdGsDNZWwKDUB2GbXH6E5hQ4NUJMJEegBakqWI+jiakNupkAyTFtU0gHw",
-	"6WdyyCD8aRwyC5srCVPbWsSFJmFbFkuLrwpdYsHTdQXskd92v1UF1rOtOdVPrBPaQzal1yBXlzbYSRze",
-	"akWGG46z7VlLPLRFmQeKZLxr3hoyG2ZWvuYetjrL+JKkdizTsJhxNaNsCgtRrped46uqJzhk4WLTCueZ",
-	"qlNf7HoE4VahKM5g1TOCr+HAaOXmVjJuB0r47DASnuARnmKoTyWmn0uJ6VoTxUixu1kp1oS4wU6BIIu2",
-	"U2rtC7zVYVAQbrZiyEcFl3TgcUDMUfGyEaH1lrFc5AhrXyI++f705Ie37y9Hl5evY+NTMb7c7qGfLNg5",
-	"Vu5lwG/WFlGEEmxinKb5vfPIfAzS3aFVcLearRK03mm6ZHF7uWBcQjduBT4wK+mW7/PRNn5GLeqmwTCK",
-	"I0FSKkiiqh604k+a6ClA96RUfi+lUtz4aVfDu2e+qQwqCadNNUgRzmnXIW/4NWiQoAvEi84XOaCFTwQx",
-	"bqp0Nb4gu4tOOKZ+cMjgZwjcRTb1RbtC2r2wDgpKcsUnE7QV8ol6+kEXw4KkkZEBX42HzKKwUuuUSZ+4",
-	"JPKMmEQQRpaFhgPnVjqd5jrCGTVjbp6gsU0VGN25cSlWeIyl1jTkY5Ll1qlmUglMLaS9x/RdcpEObIzU",
-	"FDwNmXe7vacKjT5zhq8xhZ544NWaRbbrhas+qE2AKW3QkIFatysIiURpm5dewxWy8H1QnyvstTBEdp3P",
-	"7xYo3NMxDBrkHvjnOWu/S1a+ndU/Ka1mjaNYgivRJ8vz9ZOSfnIXn67ePrfSsBt9TK3C6yhGJdW99squ",
-	"UkUcvK47dT3aTC2Q6cOLGRoT17mQ8WVUgMQ6KrRKNq1mzB0en0AQ0AmqJpDMuSflEWqeoIV+QLweQ22a",
-	"ny4krKbQ+me8glqIB70B+qfe6gL0Nq7Nt8QsxW9NbjE2prVjoCNfK/9cZFx1pRZj0L5QXOPMG5Cl8HjG",
-	"E5yhFK9QnGrjpYXRBkNmWymAoTIVNI2QDYJXCtcjkzlMMtg5dx48oC+AhEDKujF9SpSYvvT2zhna57fh",
-	"cZenf5/iwga4/2u7GMo3Ii3R5xq0t+L2Y+WarBbWyrrOCfU+BAHQot8VPbi8lC1WT+F//DFuYf8EF6r+",
-	"rH9b8d3gMsadt7YTD2pIXIf7KwHsG/TQg2xP46+Ueo0NSm3Inkk07FwKyE/kuRp2IBooy6miFHpVDJk2",
-	"FCysaoQqWZszDq0XU6Qtgh46bnYYc0XEEmmnDb0/f20LO0zSZ5YRgbagneBgZwdmr8ccvOy/7McoZykR",
-	"KJ7jK8C/cc6O6T+2A33bqd2azgCKZvRxsOv2W6D1rPbuCqlagvEry8xes92KDEiD73mWmqxQkHmmbAgy",
-	"TCdcr06vgUcWGgUcB5xcIT6Z0IT0kE0vtgmsLe1+j2pXylBupCAOa+1TaS8KbayAu0xiwTMyKIPMDfN+",
-	"fz+xsFHuH6a+HG0RnMyQl7BDpudj3Wui/Ws9GlyMVmsd4+0e+pEXhVIyfHMMrw+Z4hxl5qa11m7SbLdd",
-	"RFs92dwH6A9n709xShmREi0EHxPZqzfpopzJzqcPn/5/AAAA//8=",
+	"7H3rciM3luarILgTUVJHkqJudaHCESurZFtrlatGUo172qxlgpkgiVYSoAGkKNpbEf13HmR632MfpZ9k",
+	"AweXvJOUxJJdVZof0y4qE3kAHJwbzvnO762IT2ecEaZkq/d7a0JwTAT851lMpjOuCFPtCzJL8ILE+ueY",
+	"yEjQmaKctXqtUImUhGg+IQypCUGCyBlnkgRIplFEpERcoIPb2wBRCQ9IxQWJEWZyTgRSHGGGCBYJJQIJ",
+	"8mtKpOqzOVUT8zSeEuQJiRbtH8kCbU2JmvA4QDOsJgizGA15vNjuoOOhJEwhriZEzKkknT5rBS0ZTcgU",
+	"a9IJS6et3i8tTXPrQ9BSixlp9VpSCcrGrY8fg9YFUWLRPh4pIqpzvSQRZ7HURM8xVWhIRlwQpMSCsjHC",
+	"Y0xZp/i9WzydJaTVO9gLWiMupli1ei3K1P5eK2hNKaNTTdCup4QyRcZEACmXRErK2Qnn15TULLxMuJrh",
+	"xUCa58Ie+kGp2VuWLAJ0iafkkiryzaUSNFIBuiRRKghKWaK3JDx5+/bHs9PB5enJ+4vTb0Y4kSQM0Dus",
+	"Jt/sHKEoIVjvEWdI0jFr81Q1zKtVIuKb/V/32i/mx9+evP7XP/555Ed8g2/bx2Pyzd7Ll93ukSf0yNJ1",
+	"VCa4Vbc3f21fYEXO6ZSqNvz/mh1SWJF2NMFsrLfE8pNEOEn4nMRoRgSKEqqZBMex0GtBDd9GqRD65zll",
+	"MZ+jrfDni7Or08HF8dXp4PzszdlVuN1Bl8BdDMn6zzQs0vNuzebXbHh+fhdkiinTM6/M8cJNKiEjVU/+",
+	"fSk9fHUfSiWp2YmfnUAoLSxhsQw01e8ZvUXSnKj70rv74vnB4Yvn3fIKPz9opNsM2D6rEWVnMWGKjiiR",
+	"VpLBo5pWy+XPJEr42FELMorcELHwQu8IXgztmwMah4iPQMAJwQVIKS8GtWC7wUlKmo6WIL8Ounh3uBft",
+	"xwfkcPQcvxhqqYFvzwkbq0mr9/ygekw+Bq0ZFnhKlJXi32r5wcZnr6sTtn9CNNY0UP2TlqitoMXwFNYu",
+	"bgWajpQKLfu12MzT6pc8TeHJ6pE9SYXkNZI0ZORWDSL4K6yRXpKZIDeUpxLN8JgcIT7Dv5rVAcp+TYlY",
+	"ZKSZdwtLl1uZvW63jpycIvmRLKpkvcHXpc2XeES0vBdaLxwhSQj8+fjdGcq96ok02jOjsqS5GnZ6+Hy0",
+	"G+2Puu3d+AVpH0S7pP0Kd0l7b/R8tB+9jF/h3d3izu8dHoL+cP/erZttg4x8h8cESfpb49Im8F6e1JiM",
+	"cJqoVu+wTpRN8a3RY7DqK7TaBZE8FRGp40f3t3szZLak3d1X+/iQdNsvhru4/SLaJ+1Xo2633bX/h7td",
+	"vaSrOfhnMpxwfn3K4hmnTBmyN39UPuqXjRCBU3vC2SjRirCnDTSmjTD9n3g2S2iE9Xrt/F3qRctN+vcW",
+	"iBnzSuy08yBl+AbTBA8TojeLSInH+o8ghRKuEL8hIsEziTADywkNjVywEzKSrEkgacqzaf6bIKNWr/U/",
+	"djKjcsf8Ve64KZ0CkTDlGosmT24YoJCyG5zQeACKIdTGZEizQzW4JosBZYNUklCzzGrrtY5C+9ZO3StN",
+	"dseycaovLNPu646UvdSkgdcfSb9Qow9XDJA9C7v3HRdDGseEPYxJR36YIndSiRghsZXHPCGIz8CbwEN+",
+	"QzbMnH4uzdzp6Qx7RoMbk/eZNMRpvc45Svg8ACJRJLiUbUmV1yZPHPrIHFrU9xcklWaJ78+sZdkjzJgV",
+	"zi27rHMskX4SjYA3YjoaETCLLWtsmJ3rJt7M2fWTsmx+nafeerwwCass6nn7iSMbOJIpIhhOTjO+ujcr",
+	"2qEG5g95FnR/Qu5PG+WtwhRq+alAWdhDkk+JmmhXY4RpQmJEmaQxcX6VcZtiojBNtBylDFEFvhZKWUxE",
+	"0R2LO+gn7Xa5SJJ5BLPymQuQ5Agbyx2JlEmER4LIyROnrsmpYHjZnx/KqsaIy4RdxquExXKAFZqmUqEh",
+	"QXikYG+xUPr3jTNvflbLWLhAsZWFjgdjTiRiXLuHisrRwgQ6OFMCR0prf29bizQh8knvPzLv/sTVdzxl",
+	"D9T1jKvBCIbJ86twTqref/fnTbKoI76ZOT1hYQ8xjmQaTZzPppnPU7gFahpRhiNFb4j/Q2CtEEbm7r3t",
+	"Jx59ZB59hxcJx/EV5+dYjMnDWHVmBhsozgcJDFf29J3oghgkuY3As3p+eLj/HA0XisgNM3Fpds28XKHc",
+	"itoinQfoR/rtk+Jel7GmhKl3gt/QmIgNWJozM+JgZoessTghfmseQ+4xFPE0iUFODjUD4mhC4iP9bzAF",
+	"IchP4s0zXnX2DYxXM6mwhy6VoDNN7whcHi6s0Vqh/Ikf1+JHP+BDfW+BFRkkdqQC83GOppgt/HXRkTa+",
+	"5ijmc7Zh9spNppm18oRqcVYmDwJE/lfrEsFNK2XyyNwth7mb6NDfkxU5rnRZvWxb8o8+KeVGXn3PcKom",
+	"XNDfHsqsaX6kom8OngXSU080I8ywlHMuNi0I81NpZtU8mcaaNNTZ4CZw6pZlzW00F5yNq5Q/2Y6Pzqbk",
+	"dkYiL4Q+mXNuEm1AhbsUCs4QRDgFT9Wmo/Awm1N2QxI+I3X8eswWJrvHRLYC5BOF9GQQH0HgSCqsUom2",
+	"Lt+dnqD/93/3tzvoeKo5V03IFIUH3cMQXuyzip8P2USYofBYTzdEZg+cw2SXwxg7apLFAfhoRITJNsod",
+	"BBijes35liFsqAhgKDOqNMsK48JwTUkPre9Pr5ryYx7EUzKdzbhQJH5DYoqvYPyHiUA/4mCqhxwAzUs9",
+	"Ex8FKn9q08KxOtllQrJuImEPYUO0mmCFqOGEsEx5+GQmrsF/fufMwYmnlNnslOr5OfbBDiwRnxGBFRcS",
+	"cjOoClCUSsWnRCDKoiSNjZ0+E/pBRc3tOp7ylKmB4gonBSZ+1e2uk0oUtCLMIpIkJB5AvHJgvYkqsVeQ",
+	"AmUp8m9ZF9eGbFikKYdblhk2uQ/2i0POE4IZfHFComueKpdqB+cgLxYiOVD6fJhT0QpaLE3Mrb/NRihJ",
+	"jKAVCYI1T2NVSFGIsSJtRaekVfcOpHNFi5W3/e45eMfMX79T3AgwJYrTwDH+n/ZfnYhP62gwKRf5l45j",
+	"jM75DUlwRGplY5aZ8Yv9qB0mywLlw7+TCBg5pnKWKjIweqR+T+0zz7y2wdJ5jgmWCgliBIbe2K1wjoU+",
+	"awO40B64TI8w6LOw/BMK4UJjIMgNJXP97zln+n8SLlUYoH/945/bRyjUm2vTbhnchliC4g467jPzcI7I",
+	"KWcEcs/GnBE0EnwKLIijSJ8EhBM14enY5tyaCUmFF9LotGyhi9Suw2SOLr2MVa620f/1+W/Ck3hAbmdU",
+	"kLu9aI7LijycwMc6KGi9yiGb0cH+T9+/fJ3ukb/d/PifCd872cV7w/3oIF5nMQQZpSweGPlTz1jmEYS9",
+	"1HgmrdywVyMuzGL1IYnRluMGqndRIc4IxHMrcqyBvpxcswT6se0S1+R2WmbHUURmmogsR9IpdGMzmREL",
+	"5OT3aY0lM0HrwZobmN0crc0a2TlfJtGsPro0D38MWuksvqP4LAkimzOWzc+Tkp9GdkiCouLKCePquahX",
+	"GHX8nTuiFdFXzxA5iV5QIoUlqROseb3+Gq57qyphmKn9ZbtRMBG0TuCKjqzdJetYFiubjmx1sTb0jfUt",
+	"oglmCs2JIEjxJPaOw6vtAPEkBl6mwuQ4UEWmco0rHE+MJs4uBBYCL/JChty4souSh3Cfj9rI56kes+6j",
+	"ZksHEyoVF4sNfdSchhMIiFY/WuL3LK+wREtlRcr7uYqZ3mFzg1JkJT+DtaZS5qgpvj0z7+Wzif1y5jKY",
+	"6/KbQSBzkwIPBsEMjyHjdoXAK4sIoKD4tcbFOOdjynIX9jiOqSYIJ+9y6wLVHsFqQ4zPZMkQKyQgH6xI",
+	"QNZ7agNbRTOVC0EihSZcSIK+xUoRsUCvisPvdvcOVic41xl1/qONq3TBk7pyGkFwzFmyCFE/7Xb3IxTy",
+	"mcz+gfWr4REiOJo4z8KkJnJGJBqShM8RhYPjqozciK1Ar6WW3nqMmrojS5gt+KmxkgvmTkOdhZXyUGCB",
+	"tl6iCU+FdNkUNoDXqIUrBKWyOaZcODDvpU3szm8GvB3k6W7cjfeyzi+4j2eyFgvf1ywUlmlWrgdwV62i",
+	"dxwKQxX0Zu3ipDFVp0wZSV1yXyNl+cSxmpWsHaOtW4H/wViOOTOjY76b/8UobcefA7152VO53/xzc5MT",
+	"PyA2KT57uvIXwVXDX2KSEEVqT8MDzPpmj90FCqwdWTW83QNoPuEIR4rE3s3Slmx4Q3GIwiihYaemcmAN",
+	"OzYLX9V9PsyHRHxNjLOlIcS0kqiVRCgsxkSta0rbp5WNBJaYLcdCBT6p2ezaXb6hhZpMPKP6VCS0vjCz",
+	"cpzy+2kGC9zBKFKen3VhG4DRlp+9jdgV2Un++Kc3I0zpBU2oqpE7cPzLJ7O1CZ8t4XVm8LFCUy7Bn0UY",
+	"HMx2AvYAwjMsTOEK/DHGC7QF1SNTylJFJPrXf/03Otxe34xNuCrZfC9fVjdLC6HfOCsFn05TvUo73xKR",
+	"ULbS6Sv6e24F3cBuLeo2pzEgqsXHLB0mNEI3lMyh5tBFF48QVSjCQlC4qsj8nxgrvDoyWi6AFjdEtPUC",
+	"an8RzQSNSLEENVo8k2hKGRcoZdYeunt09fONdW4ioFVj4WGGUjbDNEb6eZTgmTR5pRsNfq0IT70TxNTX",
+	"s4gUneliYBvotPznEmchqAVazDzbZ1n8CisXTcqne5tj8kyiGU9otEBbXZc2rv/OeNsOagqLt0uRyoPD",
+	"Wl7z1Ynd+ujXnzPW9CeIG60wV4sE59T6jLCYsrG/IAGBE+mRwYKIOBtRMYXYk4staxmWRZ7sAN6dyAex",
+	"TOpMK3cd498jca3RYen8D/0JLe6S5O2o1ftlrd1ofQwqfgp8d7Di3EDwKXz39vIK7dzs7tiTIXd+p/HH",
+	"HTNEiOaQLGd5mo4QnDTG50F2KPSZ8acitHOGCMnAnJHwCHVt2NVdLhXuJv1qh6XT0iCZl5+WGgJWSsrc",
+	"K+/MGw+/H/JkOw/r0S+MBNETjNOEDFKmaFKvokdpkjihFaWKj0Z6bxVN0HxCownC+Q3yGxhhhoYETfkN",
+	"idcV+B8rNH4Ill2iht+f1rBmiOSEzyWiygjxnIkRQPjUJV/0mX1Ps+UUMzwmA8WvCQsRTiRHodvgMKhn",
+	"26DPwrqjZNIxwvLyAvd+DFo13LQq6lVzMOtuWsCC8pvhl8oQJ3sG9sEkg8IVnLax+JRIhFWfJUQb6qHe",
+	"bjcdCMYMTPVc6C7ZhApQqA1Ziv2DMyIioifuMRFoRPpsS3CQaZDSiBQ3kWtvZW1rFWo/Wxqw6ct95rJZ",
+	"E6yI6CC41DR1/lpeYGBXJ4/Smf7o3oGNKpnhAsTAMh8pl/tSPLxNC1A4iXsHyxAFdl8c7nVXyaElM272",
+	"KZq3p2Cy7m2aOrvBRdiVpagKu90V3yhJq8ZlX75SjZTWCbwTayPURO7ubLpXzW43RCpKsn+i1Ez2dnbc",
+	"Ex0JZqPWAzvRzgwvdlaPfve749L6FshrMpdWhD6LWAg1GS4H3VcdFBby4cJisps0IoK6BISqL+fzsUo7",
+	"BNlZmYVWAxJRAF3Q/65FXKg1sHxu1xqZfm/ss5Xo2Mo3baTs7HV1d/TsMjIKI1d3oqzoYcVqNwzMX2sI",
+	"rnvFUt5U6y5Lm7GhLbwjG7vXfjWyfrW09wilbcsZSQ+72FnDglpy07N/H/uqDM1zn5udRusr53JnBOx1",
+	"9160u7vt7sHV7l6v2+11u39b210u+YHlffQFdnyUmU7uRxmaPbWkOLynmEw5CqVKY8rbuKhkNoRWU/JH",
+	"K0mnJbca6lPHgsZBZj1QBZ6CZlM8ITjuoCux0NYNTy3glYnDmQyi6tyNS4NzUcTSTPPb0r3btiyNo9W7",
+	"vf7MNB/pOBdVe6g3mDd964JnDLLBtL19bJPuwXTtoW8JFkSE2sZyCFOZRW3q4mXgbFO9G6LPtEMA/80i",
+	"E3HpoMuJtg4nRBCwm21czlCFEsqunVVpLVv4OiJtfcD6jLNkUU73yuD8Tr/7/oez//Xj+Zuf3r7794vL",
+	"q/f/8fNf//Nv3d29/YPD5y9evsLDqHSFu/eycM739lbtaGH5Pqx2YbTFmithzSWDSxIJYi9NzKhaph4h",
+	"PUWjMy38pAuMaoFr4Mp8wK/4rXM+JyLCkqCzy7foYG/3BSjhInOTVIAZpRQR+qX//Qtu//bh9/2P/1Z3",
+	"WEGRnVhlXOOXzAFkDiouskx2ewE9wRIC35nqd9q8ms3vlTkdM6xSMPVK1Sl5CJ581fP9TYOgtiS1MSO8",
+	"EValVPNVwbxoKE380LTevrig/gpQL+kEz0CyG2g/GM94R+FfYIgQWUlgL/2xIIaniB3b1RZoBgkRw0JA",
+	"4YTiaK73Nds38O01Cy466ARQKaVJgFc8IXrmaERJEmtujfvMGH041m6g8dlqfK4VNt9Kwwr48cs14wr0",
+	"ViU0Hhlsm5jKWYIXR9ZQ81LCwapYkdwpJ63UoA7ab2YzbUj6NAm1z2TpHjgwERTOIJPSVEZZ4VWUPfdC",
+	"iwxakC32NlURn5LibewsoebIjRk3UdeUTbGKJjbIClHaunNWgtKqdW72H8u5ySTbV+SsNKM/1W3G3t5j",
+	"bUaDlP+adqYM/1TejcNu99F2o6hLv6pdqIIA1YqpR9yLotX2FW3GOY9wckXLAYTuq163W7Smt37p7n74",
+	"pdt+9eH/7P3Sbe9/2O790m0fmp9qTewilE7tFh881hZndvVXtLmFRPhqHqNSZDqry/w5Bds7JgmF/7AP",
+	"BtZXNZdPJsdMbiBF/9gMX5ee9aBE1OZKwGfSTcVxVz7fHW3lLgKD/P1XnLtB0//os9Bdd4elqrBCfsaY",
+	"QGCHkbKDX7h/X5VD05S6CEn7iMYIu11BgkSEmiAnkYEvtjCTfiaR5eH22evOOoEtl4K4bEcdUrMmBoqX",
+	"a9MmrMPpgoqF6hXPj6tY2TFMDUevzyY4G2Ql5n7QiiaYMZLkJYqbg13zWrniMjAbMlpWbrkXbiuf5JkT",
+	"UUpiTPh4DOgSc0GVIv7+MuFjU1g/x0xBLPXyzdW7wfuL8zAf0bBSwAQqXMKHGbN2yra2xMnfytquLoIz",
+	"+aIrT7DtIBE4wD+31s8ken9x3lnjIslsqf9gcbsyDskWtzg7tz2Niay1KFx1anD30RyyaljoK1KHhRKt",
+	"mhC95iElFv7y31Z6JiQeEwt2wVNTxwYy95lEdj1rMjlndHBDhKsoaZDaz3zV8vG7M2SfryoSI+EZnhKr",
+	"RspB/f32bre9+3wdkWLDtfeVSA0XzKvrkH29YY3265mcxVfdbheRVCAskUNYaa2pCM9hk9CMS+paQqyR",
+	"6apF29QekWp1dE6mLmXmfBCnqYZ5jQIFUNl3s3UEkTy5WVYnjJnlHrDPtGHARUxiuAbxEaUQwA9s0On+",
+	"tcK2GiEnbpxuhOlxFtHEnOZZghcN2kOfhsF97D77Ksy2kvZAbtRgt1Q5/v7sxaubv/68WGbx5JjVJz0Y",
+	"xu9oTkhILYvWWT5l8rwtlJcUOY6sW4sil/gFLxzqu1QeZ3rNHs8iR62SoZsozyiXzX5WZZ9NWI/VsNLe",
+	"Iyr4dW9kvlAtX8EIrI26Plp+T+EK7WvaBifwL9PpFNfVUWpvIhVENnbGsj3WRtbA16cRiZTZqlrX16us",
+	"6hs8uAlPYjlwSexV+wHPJDHlHdLcXE9wjBhHLtcO2frgNT+XpdkPQB7XfdNPUxKlEsDnN+0p8CJAguAY",
+	"DXF0bZI9jJm45sdtomwGG1HX7Ake0VxezPR39/kSEfZrSlJtK4wxZWhIIpxKSI+gAv2dD2GFxvSGMJTO",
+	"1qTMqiTtQTntuXwr5hMus+pqDw5r0X3cKHf9+npsUPtt++q6X7ymsxmpTWOaYSmN3ZXovYYmCUxvwBbX",
+	"ZtsCUSYVZhHZPjKZvvpZSLQhDRhV3p4buPvDusgeUxJdk5lC/nE7UZdmTSW6ZnzO0HBhKiDqDMMl7Qnz",
+	"8sHNv3z+availjlqD1IdgweZOKmXRi6Gd0+AhqVJbof3SHIrJIvVj/mwDK26nKyGpfF2e7XQ/abBN9pc",
+	"9UnCJRkoutrPyq4q7lkcWDgKv9fVAgr6G2eDGC/k6haiyzrtrV3yN8W3A19+m1XP3flzU8oGJnPQ1eDe",
+	"YQLdphGrlO3embJqcuolZGGi47r14DPC7s4M+drjO8z7sFZiJ+m41GTXZo3W+om5kuRSO9Pjn46R/jOy",
+	"lcVrVyxrQU7VkjJQanJfIZMp4Wr9CuBVVZm7K+W5cWX1EtmdLZ6qQil1rswxP6HSduU5LX8e8rxQkBK1",
+	"zF46vIGTXfWCapkYNHmpd1QPmaT0vToLfuaXJTj9HFuV3PJu8GCx6gpvXux3V0q99aWnL+c5OOjeT5j6",
+	"WXeDdadwuHf4vNvdoKS9yywaBe+3d60IeCSx3DC5u0npYTUFuNt+9cH+b/vD793g+V59RvB68BKllL4V",
+	"C1eS5CslsVuDV/b/7iSci3L5MSRx4Wgvk6rnVKqHhgq9oboK6M6Mtoycd9rxuWMBEdQQm4RgxW0TElNr",
+	"ApDo2qkiM+sdQ2dxk6BKWX7k3WbN4XnDfv2LVB131xabUxCfQilsVPZvRt7/IaJ9M9J8A4L7QeJ5A/K4",
+	"InIA26iKrHBXnJo7Y53cMxpQQBR9UIINRAvvf4cWtEaCT+FwrF8cZoCkatAWshyuZxJtmUBmIbFrG/HE",
+	"oCgfITw0ODtarM+pJJ2MmgZI8hwmnElFUcL2JbC3d/misnx2zR+IzxJomj+suhoLWrftMW/bHysgzHeD",
+	"9ZtiCx9ktKffCD+KRWPZDhBJ9B9gWe+F9/eQ2+DVOH78k/AlI/NlHKi/ugH4ojwj5wd1J7buqrqI9tcg",
+	"Oqotj2pTfncf6+atUGX3Fd28NXdXqc09O3y8/agtP/yKdsbmyL62idWPmcC6PO2rmq6VCuNmTOWaHyil",
+	"ujZkZljkOvcwohIZJNr4XlJ+/fzYvCJoTsYLaWy7Qkk8JYgzW4Zq13qtZGnzpfulTN8FULdaNViTqrtG",
+	"hm5dOaTJHvfdVUoNTzgjKMLT+lvX1fm9FldmjZypnAbKrWop3amYtGtQYdZP3c0zeqNmK53bTeQ9lUXB",
+	"55b65HjXQQxvBkOcaULjXGOGu6xl4RyVV2/d/jPavuapHBgMg6XIoO8teJxHgAfUAwO5HQNkh1Q0SQD+",
+	"XbpqGkrqTlPMl8CJrpRtd++EcpdDaE5UaWuaG48sXcM1OOle9y8bZJzsFD4HZ9/+Y7fKUo34WK6nScf+",
+	"aQcqpXZsi56CDhG0HIw/eLnqiNZuyBoru4kYbPnY3z8UWxrpZ6oml8AvX4couWeGtV+hqtbWYoaysZND",
+	"W+F8Ikk0+Nc//hluH7n+UB5T0oCxTIggndZnLVL8oixjMr+dNU0b8jGWYt+GpPBbFjjJ/eQDSLlfS4Ea",
+	"97Nv81QLsC9JlAqqFpeaEfN4Rlf1cEZXBZCiIuxngARRqWDQLjZDCA/3uruAbFnFwg0txgkgbcRouGjC",
+	"KXom84BGHXSmUEIUpMoBVocekMTuGdxneTDqjAuvCZlJw4JUSTTBcmJKI+EcwrUHYDJlbKZlay6F70SP",
+	"2GC+uoQ9PiPMTCabMPRJ2LFPQGSJMqhEgeFcEL1l6XQZ9BkZeEZ/JAvTppSyEXctWnEEB6X4OppiyhSm",
+	"jAhpuT5TEmOqJukQsBPt415BVFqg2oAOpIMSB+St8DWRvkhJTQR0ELRZii5rtYOOszJUk9WIISulzyB1",
+	"xCKbmFuxQI+mt8WO8kyiCQeIcG1LZmWkuUTBDKQVNnO46DMMkojEjhRbA9Lpsz574/ogYoasR4BM+H1p",
+	"EovDPksqMFB95l4wgFDoigIOrCDo4rsTtL+//6qDTjMoIZRKYrCbPFzQVin6YTCe+syCBE2wXjKjHxDD",
+	"U9My1DIuxEe2zcoYT9FByXjUmiKgDKzCX/5ywqczrKjBaOv85S/owr6mj9cCQb5tBj6EtMiyd4q+Cg1D",
+	"uNAWjvT0UYsAw8hAGBnYGDcGVVmv5GvG52hL5VBvPKCS1PqBm7RPhaKES8rGfaYmZCpJcmM/jsI6w6yH",
+	"wDALj/INhfX8pcILGIvEgWvvnDJIMO0zoE9vvd4RKlF40O2iclPo7Q66IFN+AysvtGxbzAA52UwPCkAt",
+	"sXoZCg2NR6lQEyICg6k7FAQbVGcTfwaYNokSCkxOGYp5JHdOfjj+6fvT87ffd6Yx7JfhHxAiIZpwBiC8",
+	"YQ7mpf0jWYQGpdmVWdml3XLtSVkMBG0jiKNxQeI+G3GRgfrqJzzEkFnnmrbsPaQtg+ymAcIUpoN1AM2r",
+	"+8x96ih74Jos7BFipn23WyMDZaTXfW8P1ePDhIHRDfMJTUhhimYImI92czTLJnQ8UXoXX6F6ZLKwgw5v",
+	"b2GyB3uvNLGGAH1gNdOZpUFbWigpsbCp/uGF/kf7WP8jRCJlEuGRIHKyfZQHZoIT7rSYtDUDc0fpM4ko",
+	"bHKYBfP05CT8Vj2ll9qPawOnGPBp+LM06fhuISVVBIjX1oH0O3fQ3Uce+yhEW9/zZ7LPQi37OyeCS/lW",
+	"0DFkBigCTXNMN2vB5xLCLuElidrfERVN2pdUkVCzeGjeCc0B15oGorJ9xuH3IxRZDDPTrMguqB1TIqkV",
+	"ByMUyNbrP8NSbndQwzT7TI9g61bQjAg7vCu7RlvhzxdnV6eDi+Or08H52ZuzqzBAz7sII3MtrMWITZna",
+	"PjLCsc/ceNmWlJAAw0q77TAo/ug7Z1ubJaw0wzYci4Zkwa3Cgs+ajrvmcyBq9l6hfHGOb0pfYLYts6Hl",
+	"uX7DR6PQInCbcmFJbLd6vajaDCmqvz6zXQDs18wzpTW1YKWSR9dEaY6ZEaI1YKL/CNsKP1DDslcX7y+v",
+	"Tl8P3l28/evZ6aXh2mPXJR/X9chHHnuRxLlO/NWW+17Xaw1X16jfYyI+s1oQOG5Eb72Yd4TwVPm2IdpU",
+	"EjgyEOesz+ywjh+2YQrQTwePiQzQ5RyPtY3w/iwwVxAxj1Jt7wR6dEEjIze9ueLwLzQtgOobI8W5lWDG",
+	"phoaSY9ndEcf3s4CTxPNBxNo8oANgGeg9SAsOONoTBjAAcZuu4xJMEoZHF0jx7WSNCZsQiPCzM23NQff",
+	"nF1VzD9tnNoGcFyMd+xLckc/CykNKslZkq2g5YvJW93OXqfrUjfwjLZ6rf1Ot7NvMt8m4DvsTAhO1OS3",
+	"Vu/3j0FrBwpM3D+8GYzT2PS/r4VbuOAJcY0XOyirjteywN/qmpZf1iDVK09GIxIptGW8JYeaGmS9M+yN",
+	"OCht0MJBfjTTD9tdmvtn4u3Aw1cYQ7GvGYlJ+31bsW//RZUkyehIc3WePhMSNzVlUEWPTpkCqQP30tp2",
+	"DZ3lDtO2dLRTqSUBmMoWKnqCb0i++xtwIePZTLjXsYYpzB8oZ2dxq9c6p1JBu0JoTmaw3/GUKO0n9H6p",
+	"AhMki9z0pInyUpkhr2aIyKKymN7H+TUl0OvVMmW+K5sxANeIanwMVhNnLwsdHU3fL14p34mCugBOtoI7",
+	"oApaazx4YsLbHz9A2bOxvzUJe92u8+ssUgRUQBnwmZ2/S5PKlpG8Xvs5uDUAx7GKO6HFnWdi/QZSAtNE",
+	"r51VKvo7eRul6bv28Z3Cs/DVAzOrupf87HeK2GwteG139Wv5q3/z0v7qlzxSpX7jcD3q8vh9sJI2J3s1",
+	"gQ5Qwr6bC7nAkSvFFX75oLlCutLVQiqLfJbfo0DbmB4AC9BkxhIwPF272du2lSpt08bU/uVjQRa7SMwK",
+	"cZy1ydUnfMhvSAf5MlJ3bU+F9/mL1HXQOyy1IZq73QlNkSmWKHQ/FApuNWtCFzttMzXcMi0TcY66qpSr",
+	"kwpZI621Tlcl06V+1BJY+QOlnS+QhZw68DoVbAf4KiD8TOlmo+zVLkSBkEL93/P27l67u3vVvXP935rk",
+	"mpYja1Gq+Co6X26AzhCc2p6NIXl2hqpUF+CaY4lcCPUIhSba0HOY4i4Ju2keuR772WzKGdafnW4pt2Bf",
+	"oV3cyn62auVPriS0zPOLfA+94DuW16sG6O5wD/2QuyowKgIil15BmLilg0S3Jjk4TOYvru79xoSZicXD",
+	"ggsAKIWgynjJBWwsh4y1XaccvicF3VBVDSsOl33v7PXjna/XBiCn5oTllxcCikqiCZWKi8VnbL8drH7J",
+	"wbt+BifzuHoA7BZt7GDaTpJwe81l4wHlM1k+m9X+d1srulVugzPK+syZpM8kGpIJTkZWIWIUljLLw8xb",
+	"1LPnM8Iq0CZ9ZnPIcy1hjd1Yc4ZNZdGmjvFqhVpEVX+8g9905LOeu7m0/txhrwnerzrzda98DFqVkOga",
+	"sqP0QmkUH0O9y0jZS5XRJFF3G0m/YEb5Yh3aO4vQg+6r1S+4znXwwt7eGvOvaUZgXl7jazkorfsL+cPu",
+	"GmTWIqk9poa4IAnBkiCMJsQWAq2lGvhMLtUKJg56R61wLK89MKiBhMp3A4XuqPletVyAS59lnYS51BAr",
+	"/wMf6M9dzMHFYEwEvSGxudfKXe/32ZbkuVbGvnGeS4RBak4jEvjcDyyv3d1H9nlrV8acSOh56q5eJ0SQ",
+	"njYdh8S0bs2QtE1epI/ph9EEizHpZH8HA7PPsNCEyzrlZNCt/kzKae/RlJPlGxxFZOYqz8zaHRWyN7C0",
+	"UR3G50+660l3Pemuz1d3gV7AKJ9sB/kYaZLcU4uZypJGHPZ8WWcOI8/k0UFxSFZEZi/CfP4YFUh/tlOR",
+	"2iDZ3phyq09p2b+XUKxda9ZnN3iu6C2DfdygK//lBb9cCjKJ25T5ZXyIe20tl3aWwn3HwJcFO8zFpqjI",
+	"I7Y33FjkIYnXvLawdUl1gfKlNe/F9nW1kfLau9OsqGktri8ilDeNWqiq+mIvZCsA1mtcyZqI51PY/NNJ",
+	"jnKvhU3FzjPY+bt5YBcpk1Z52QGEyaV3eU+H2zaZ1eQvQmtRqlBM455JTwF4V5N1iqPrsdCmEvo7HwYA",
+	"YTxcoPmERhNwnBzQKxoRFU2gH66ZuVGZcww5cyMujvostIiqISSLiZQYbwk3w8li14mX6xWu9ZZSBoLv",
+	"IofRfzdn6TGDcxVg6ZoDDB18YftSpvfkyb958m8K/s2X6a48osdhz6Cx8m3IgfH5Pb0N38F+lZh26Yha",
+	"Z3hwVZMRPSQIMwSwq9qgsdBsMwJC0OTYw3MTnsQI99l8okdk6XRIwNoHGK4jFHrMsBD967/+G4Ueoivs",
+	"oGOoumEolEk6Dm3Fwquw9n4EcgetXPWNOjYgVuGwfMvjxQYlagH69GOxZk8rmY8Veb678a83eWQmhd/m",
+	"yj7J8Sc5/hA5vru/Vjwn37bNvHe4znyquDtPyqOqPIyYydUd3jtp0qsNnxozc8Cey5SHQbeTtpgJKuRM",
+	"GwttbYO/7mx/m1YN+f6gL/oMsvzmWMSyg8K+xe/st1z9my3LpFBwgSROyBEit1SqQmuNDCq0z2aA560/",
+	"rWdcp0reQyn0w1SJe9HnzHw6NWLAVdfSIt1H0yL5vWy69nhSAk+XFX8irfHlCX5bdftwwe/q8kHQJ0SR",
+	"ugZHN/zaCnl3PaH9ghy6AdxVeIwvH4UBLZAQLGTuuU6fHbti2b3uAVxSQ80YF1Bel/+MadRDkwTBkagT",
+	"6SDMz/mYp6p63XFQnc2lKannqSrJrEui2hkYwrJzfVnYnCebd4m4u7MI+uzOauFcauZChhNLx/Fj0OCN",
+	"n2RWEvE94WdYyjkXMfwDChy1R/6yrZ1vfzgcGEkJYiPsM3sgt35QavaWJYsAXeIpuaSKfHOpBI1UgC71",
+	"DIiriA1P3r798ex0cHl68v7i9BtjgG07vIe54GzcZ0BekNHGBYr4dEiZgTWB1uy+UD486O6GHfQzVRPK",
+	"0O6hrWWWATpErr+UqfcECAmYOeTNACResZjXVITbamz7m6mswQpZqva6febGzQZaMoKJCO92uyh7rUJN",
+	"n+EkcW+Q4jjmKZB4c5ODYyESHMah1EsC1dH1BdEpoJ7pFZtTFvM5rKxeIaIt6OzSF5AA3KrbRFeeMgWF",
+	"wn0GHcgoQ++4VGNBLv/93NbckoWN0ESCS+mlsjS1S7CF1kTHgqAhN6lIMyL6zD17hCxYAedoitnCNA1U",
+	"EMAPkMEnaVO799lMCzADPbQbapnv+ZawWNoSn5cmnBRkRT+78AtKmXbboIi5Ag+BbP23wY8gsc2AkooL",
+	"A2YxwXJicrsAucL0IDSILeY2AeY+52kSG/8BZ0x9QwQdUa2NbLG18XUGqSTCxK0EUQDtY+feZ5JOZ8nC",
+	"H1MLZ2DvKJdoLGiC8Snch+wD3oZ8XBcCCLBasjaxyuhgyp5U8FfucTz5A/ezMUy3s5KJUTDsLYBDO0PL",
+	"vEfex1tGEFVkClAFVq0B0ItWTHbkBZpzca1FHp4jqo60kLUAAfYNLbCd1AT1EPN0CF1a55gqp8sFISjG",
+	"CxkgrYhyoDw2STWkcbi0PrYIBEvJmhknRdTbO2VrbDb3o5a4DLf3wWPV5brcCfD4c0tQqQMbXpGj4ky3",
+	"pwyVTxO4sA6FBZfxEsSLlk1lqzjp5w63XBOcxQLc2bcCxJPY0xP4/DeDkyk7K2XRqf/8p2fzAjhtQ+zW",
+	"L8cfn4T5RQJbOLxiz+EkxwBrB+iCtS7uHcDOu7eXVxKQFm29sE21C4uosCFSHIWpSDLEqVfbgfZerC2O",
+	"wktLjbYwsEq1U6W++dc//hnc7Or/CdHWD2+OT9qXPxzvHT4H+FPV0R5WmNPYbsLPZJ+ZYwL2gs1rAABv",
+	"i/JoLAKJcCYGwFOz3p0H19q7vbXu81KzoWMn5zIYACJOhuBawn/DAiQ8wsmES4Pae9RnmXnka3L0Ss4E",
+	"vcGKBFCb3Ya3ABIIfDtqeSwXGNiShGgCI7kDMZSzq//sTGNbw+PwhEOzIKGFHYOkaI9vqOlZkf1Qhoz+",
+	"kyZB1MOQP3IuRDMo9grRGGSFzWUcaDnhc7ttnEVk+ymH4smZfcqh+OwT8MZUKu3eNmvve9+uVcxQn17R",
+	"eNlW0PE/cUja8gpyzIkFCjlCv6YkBbRoixiZldG7RhoLpP29PktnRyDP/DAJHwOacG3F52ugbCMKp/R+",
+	"PcpIzR3d66yR0VNSwVeXVPDlyRjDz48oYXZM75x21uVi3VRg6Jxo7J1GKxV9l4Pb7rOtsLmpRLida9cD",
+	"2MQLpOYchTe7IdhX4GcUYn6MzA30NmQdJzFyboS51PI9tbTAQ3JOVTTxjjncz5lLICfsass0YHXqRJy1",
+	"ETcg6P5cOCz3NoczazjjjCe790nCP9W4/4H65Ht6AyUa/pCaFhZFf/UeKiUPnVqvMH6Aa3S4mkm4ghBM",
+	"+O70p9dnP30/+OHt+esQbWW5Hnngeq1KDIJJn1UQtYzqMem70AplChCTLr/MQkV7WBVfw9Bnffa2mi8y",
+	"xQuDKw21elKh8M3xX4G8y8G704vByfnZ6U9XmtRugUQ+I6zPUtNpBxIGApOO4tq+mM49aGs+wcrUGyqt",
+	"1CTZbvrU6Zvjs/Owz7b2iyj+BlI/aMLOL/VpkHgBYS9t1xMG3Wn4yLQTQQmeSdJB7+ARhxKe2A4fCVHK",
+	"5kRoTQrPopEgkFct0SzBdhWvPKK/Cc7Zvixoy+HweawbZbtEBKbsEuV7RMB1HXRO2g6K3SOaGiz1TAIG",
+	"VYHNJYbyz8SlEvmVl4SYYtBsoBhwBKWbMiSKCzTlN8Q05YqIQXHYCo+tgAPF2UPfQkOkcNuHUPuspouS",
+	"hd6XOFGG88x01+rmhKjsM4cGhMeYsubI3n1RdR4pmFcg8k7pJLsbpiFeASMHAolKQJ16slA+FwvlKUf9",
+	"64nKefvlB0hLLEPDeevjQ9keWY7XW4RJm6XDhEbohpJ5z0TxweoI4GsBymqEtEbMrnS9pomxwp0+e8cT",
+	"UCkOijyni0xLQJtl6pA/e+V+bgVYOa1YtEbqMw/GZu/dXCBggiVKMItt0uPPLvuzSXECzHy9Ygvy/Xlw",
+	"bOy1PgvdBOwDzooCYDhjNZj+zTOe0GgRBu7ngcE8G5j2cqExf6BNmlG8jM9tMqV50OA5hFlLxwFkupqi",
+	"X028uefz/XSmWLvwWmWGB91dlOYckrAB8/hPDndsP/MflMxX4Bw/4Ro/kkv1MSi1Aa34VERlEI3rS6WV",
+	"YMUG3VcuAxK21+EAm2kMc6hfRMesHl0YzkoDwLAPkzlzyN1qw+ixzeemykTPoLRmaAzlI0RHTj5pG58L",
+	"Vaz58XBLaEqw6WIX2F5aFnOGSgSHBvIJpCI4NvDn5X5h3Ve+NaGWzsQ13MrLTLc2gMYJi1ISgE12/RGa",
+	"UimNA9RnULvQQ1XJcoQwW9gLfQutWU9bkNMB8Olnss8gcd44ZLbhoiRMbWsRVzcJk4KOpe3MhwV0SZTZ",
+	"nU3gt91vVdYl1KKV6idWCe0+G9MbkKtzm0hBXKe+ggw3HAcioMBDW5T5FmOMt81bfWYLFJRHa4atThI+",
+	"J7EdSz8IH5xQNoaFyCOtTvF10RPss3qY0gLnGbxSD5N6BIn6QlGcwKonBN/AgdHKza1k2Ayx/cWhaz8B",
+	"az8Fbp8Ct18KOOlKE8VIsftZKdaEWGKnQJBF2ymlxtfe6jD42cutGHKroLwLPA6IOSqeNyK03srdDqKt",
+	"8OSH05Mf376/GlxdnYfGp2J8vt1BP9s2uVi5l6Hzp7aIAhRhE+OE4Jr3yHwM0lVfFTq2VJtsa71TdcnC",
+	"ZqDJMNcXsxEy26ykW74vR9v4GTWomwrDKI4EiakgkSp60Io/aaKnAN2TUvlUSiWrFdOuhnfPOCvL9jto",
+	"kCyc06xD3vAb0CC1LhDPeqan0Gd2JIhxU6VLWQfZ7VycwOBtkj6DnyFwF9iiaUj/TpPEOigoShUfjdBW",
+	"nU/U0Q+6GBakrAxM276wz2z/PmqdMulL3kWamHoguFj1Gg6cW+l0Gty5gqcOuf9w8yS1Z1JsqevcuBgr",
+	"PMRSaxpyGyWpdaqZVAJT2wzZd4OccxH3bIzUQOX1mXe7vaeq/zpIGb7BNMHDhIBXaxbZrhcu+qA2uT63",
+	"QX0Gat2uIJSgx01eeqkjhW38BMiuwl4LQ2TX+fxugdBWhFNJ8jHBONyubzfhHvjjnLVPgudkZ/UHFWSv",
+	"cBRzQPc+00fz9ZOSfnIXn67evrTkoqU+plbh5f4XOdW98squgD9be11nFaxDkQO1FGGGhkYOkVj7f7kq",
+	"HEeFVsnSoOPAHR4fQRDQCapqIeaFJ+UR0PKaqi6PAdXQTxegTmKoaxsuAEVrozdAf+itLjRtxaX55pgl",
+	"+63KLcbGtHYMTYBVG/jnMuGqLbUYM4V4NzjxBmQuPG5q9mK8QGGsjZcGRuv1mW3CDYbKWNA4QDYIXoA8",
+	"DgzmDElg59x58K0gAV4ewI6M6ZOjhHGV3TkL+ls9Ksz3RB3np/8QWMpKW+hzuxiKONSoHH2KTslvnJHG",
+	"js9YkVbZWlnVc7vcwboGpuCT9p3ML2WD1ZP5H3+OW9jP4ELVn/XvCr4bXMa489Z04kENiRvHzjUNgwQd",
+	"UwbZnsZfoRLFPEq179pDl3M8HhOB3p89k6jfuhKQn8hT1W9BNFDmU0UpdDnvM20o2IZ8ASpkbUINMCgT",
+	"LlQHHaMxYfo4kthlkzr4WYm004beX5xbSDCT9JkkRKAtqCzu7ez4uuLey+7LriuIDqf4GjonOGcnFUmr",
+	"19ppBa3btqsibvUAbk0fB7tu5cXR1rv27jKpmmsAlZeZnWqjflkjDX7gSWyyQkHmGcA5yDAdcb06nQqa",
+	"Sd0o4Djg6Brx0YhGpIMsMI1NYPV9dws4k+FR6UoZgOoUxGGtfSrtRaGNFXCXSSx4Qnp5mJp+2u3uR7bh",
+	"iPuHqWVBW1DF7SVsn+n5WPeaaP9ajwYXo8WU6HAbiu48xJ6svzmG1/tMcY4Sc9MaHnT39fIZc9leQtpF",
+	"dGX9lX0gOFETe3+KY8qIlGgm+JDI3Bb4ScjWxw8f/38AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

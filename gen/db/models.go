@@ -106,6 +106,31 @@ type LoginAttempt struct {
 	Success bool
 }
 
+type Notification struct {
+	ID             uuid.UUID
+	BookingID      uuid.UUID
+	Type           string
+	EmailKind      *string
+	SourceKey      string
+	StatusChangeID *int64
+	Data           []byte
+	CreatedAt      time.Time
+}
+
+type NotificationAttempt struct {
+	ID             int64
+	NotificationID uuid.UUID
+	Channel        string
+	EndpointID     *uuid.UUID
+	Target         string
+	Attempt        int32
+	Outcome        string
+	StatusCode     *int32
+	Error          *string
+	DurationMs     int32
+	At             time.Time
+}
+
 type PaymentEvent struct {
 	ID                int64
 	StripeEventID     string
@@ -151,4 +176,15 @@ type StripeRequestAttempt struct {
 	Operation string
 	Attempt   int32
 	UpdatedAt time.Time
+}
+
+type WebhookEndpoint struct {
+	ID                  uuid.UUID
+	Url                 string
+	EventTypes          []string
+	Secret              string
+	PreviousSecret      *string
+	PreviousSecretUntil *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }

@@ -5,10 +5,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/mail"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +25,9 @@ import (
 	"github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
 	"github.com/slotpay/slotpay/internal/httpapi"
+	"github.com/slotpay/slotpay/internal/managetoken"
 	"github.com/slotpay/slotpay/internal/metrics"
+	"github.com/slotpay/slotpay/internal/notify"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 )
@@ -104,7 +108,39 @@ func New(arch *baseservice.Archetype, opts Options) (*App, error) {
 	// a kind no worker knows cannot be inserted.
 	river.AddWorker(workers, payment.NewRefundWorker(a.Processor))
 	river.AddWorker(workers, reconcile.NewWorker(a.Reconciler))
+	if err := addNotifyWorkers(arch, workers); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// addNotifyWorkers registers the workers of notifications (SPEC §9): the
+// fan-out of the jobs migration 00012's triggers insert, the customer's
+// e-mail and the merchant's webhook deliveries.
+func addNotifyWorkers(arch *baseservice.Archetype, workers *river.Workers) error {
+	cfg := arch.Config
+	// Parse always sets these; a configuration built by hand (a test) may
+	// leave them out.
+	if cfg.MailFrom == nil {
+		cfg.MailFrom = &mail.Address{Name: "slotpay", Address: "bookings@localhost"}
+	}
+	cfg.NotifyRetryBase = cmp.Or(cfg.NotifyRetryBase, 30*time.Second)
+	var tokens *managetoken.Issuer
+	if len(cfg.ManageTokenKey) > 0 {
+		var err error
+		if tokens, err = managetoken.NewIssuer(cfg.ManageTokenKey); err != nil {
+			return err
+		}
+	}
+	river.AddWorker(workers, notify.NewFanOutWorker(arch.Pool, cfg.NotifyRetryBase))
+	river.AddWorker(workers, notify.NewEmailWorker(arch.Pool, notify.EmailConfig{
+		Mailer: notify.NewMailer(cfg.SMTP, arch.Logger), From: cfg.MailFrom, PublicBase: cfg.PublicBaseURL,
+		Tokens: tokens, RetryBase: cfg.NotifyRetryBase, Logger: arch.Logger, Metrics: arch.Metrics,
+	}))
+	river.AddWorker(workers, notify.NewDeliveryWorker(arch.Pool, notify.DeliveryConfig{
+		RetryBase: cfg.NotifyRetryBase, Logger: arch.Logger, Metrics: arch.Metrics,
+	}))
+	return nil
 }
 
 // Handler returns the instance's HTTP handler.

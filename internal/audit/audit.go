@@ -23,6 +23,9 @@ const (
 	ResourceUpdate  Action = "resource.update"
 	AdminUserCreate Action = "admin_user.create"
 	AdminUserUpdate Action = "admin_user.update"
+	EndpointCreate  Action = "webhook_endpoint.create"
+	EndpointRotate  Action = "webhook_endpoint.rotate"
+	EndpointDelete  Action = "webhook_endpoint.delete"
 )
 
 // Target is the kind of row an action changed.
@@ -32,6 +35,7 @@ const (
 	TargetBooking   Target = "booking"
 	TargetResource  Target = "resource"
 	TargetAdminUser Target = "admin_user"
+	TargetEndpoint  Target = "webhook_endpoint"
 )
 
 // targetOf says what each action acts on, so a caller names the action and
@@ -43,6 +47,9 @@ var targetOf = map[Action]Target{
 	ResourceUpdate:  TargetResource,
 	AdminUserCreate: TargetAdminUser,
 	AdminUserUpdate: TargetAdminUser,
+	EndpointCreate:  TargetEndpoint,
+	EndpointRotate:  TargetEndpoint,
+	EndpointDelete:  TargetEndpoint,
 }
 
 // Actor is who acted: an operator through the API, in a request, or someone

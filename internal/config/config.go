@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -42,7 +43,28 @@ type Config struct {
 	// internal/managetoken). It must stay the same across restarts and
 	// instances: the confirmation e-mail derives the token again.
 	ManageTokenKey []byte
+	// SMTP is where customer e-mails go (SMTP_URL); nil writes them to the
+	// log instead. MailFrom is their sender (MAIL_FROM).
+	SMTP     *SMTP
+	MailFrom *mail.Address
+	// NotifyRetryBase is the first wait before a failed e-mail or webhook
+	// delivery is tried again; each later wait doubles, up to six hours
+	// (internal/notify). Tests shorten it.
+	NotifyRetryBase time.Duration
 }
+
+// SMTP is a parsed SMTP_URL: smtp:// (STARTTLS when the server offers it)
+// or smtps:// (TLS from the first byte), with optional credentials.
+type SMTP struct {
+	Addr     string // host:port
+	Host     string
+	TLS      bool // smtps://
+	Username string
+	Password string
+}
+
+// DefaultMailFrom is MAIL_FROM's default (SPEC §6).
+const DefaultMailFrom = "slotpay <bookings@localhost>"
 
 // Defaults are the embedded defaults of SPEC §6.
 const (
@@ -92,6 +114,9 @@ func Parse(getenv func(string) string) (Config, error) {
 		MaxHoldsPerClient: p.count("MAX_HOLDS_PER_CLIENT", DefaultMaxHoldsPerClient, 1, 10_000),
 		MaxHoldsPerEmail:  p.count("MAX_HOLDS_PER_EMAIL", DefaultMaxHoldsPerEmail, 1, 10_000),
 		MetricsAddr:       p.optionalAddr("METRICS_ADDR"),
+		SMTP:              p.smtpURL("SMTP_URL"),
+		MailFrom:          p.mailFrom("MAIL_FROM", DefaultMailFrom),
+		NotifyRetryBase:   p.duration("NOTIFY_RETRY_BASE", 30*time.Second, 100*time.Millisecond, time.Hour),
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
 	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")
@@ -276,4 +301,44 @@ func isLoopback(base string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// smtpURL reads SMTP_URL: smtp://[user:pass@]host[:port] (port 25 by
+// default; STARTTLS when offered) or smtps://… (port 465). Empty means no
+// SMTP server: e-mails are written to the log.
+func (p *parser) smtpURL(name string) *SMTP {
+	v := strings.TrimSpace(p.getenv(name))
+	if v == "" {
+		return nil
+	}
+	// The URL may carry a password: the error never quotes it.
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		p.fail(name, "must be smtp://[user:password@]host[:port] or smtps://[user:password@]host[:port]")
+		return nil
+	}
+	s := &SMTP{Host: u.Hostname(), TLS: u.Scheme == "smtps"}
+	port := u.Port()
+	if port == "" {
+		port = "25"
+		if s.TLS {
+			port = "465"
+		}
+	}
+	s.Addr = net.JoinHostPort(s.Host, port)
+	if u.User != nil {
+		s.Username = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	return s
+}
+
+func (p *parser) mailFrom(name, def string) *mail.Address {
+	v := p.str(name, def)
+	a, err := mail.ParseAddress(v)
+	if err != nil {
+		p.fail(name, fmt.Sprintf("must be an e-mail address such as %q, got %q", def, v))
+		return &mail.Address{}
+	}
+	return a
 }

@@ -134,3 +134,50 @@ func TestParse(t *testing.T) {
 		require.ErrorContains(t, err, "LISTEN_ADDR")
 	})
 }
+
+// TestParseMail: SMTP_URL and MAIL_FROM (SPEC §6). Without SMTP_URL e-mails
+// go to the log; a bad value stops the process naming the variable, and the
+// message never repeats the URL, which may hold a password.
+func TestParseMail(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"STRIPE_API_BASE": "http://127.0.0.1:12111", "STRIPE_WEBHOOK_SECRET": "whsec_a"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	t.Run("DefaultsLogAndSendAsSlotpay", func(t *testing.T) {
+		c, err := config.Parse(env(with()))
+		require.NoError(t, err)
+		require.Nil(t, c.SMTP)
+		require.Equal(t, `"slotpay" <bookings@localhost>`, c.MailFrom.String())
+		require.Equal(t, 30*time.Second, c.NotifyRetryBase)
+	})
+	t.Run("SMTPWithCredentials", func(t *testing.T) {
+		c, err := config.Parse(env(with("SMTP_URL", "smtp://mailer:s3cret@mail.example:587")))
+		require.NoError(t, err)
+		require.Equal(t, &config.SMTP{Addr: "mail.example:587", Host: "mail.example", Username: "mailer", Password: "s3cret"}, c.SMTP)
+	})
+	t.Run("SMTPSDefaultsToPort465", func(t *testing.T) {
+		c, err := config.Parse(env(with("SMTP_URL", "smtps://mail.example")))
+		require.NoError(t, err)
+		require.Equal(t, "mail.example:465", c.SMTP.Addr)
+		require.True(t, c.SMTP.TLS)
+	})
+	for name, v := range map[string]string{"Scheme": "http://mail.example", "NoHost": "smtp://", "Path": "smtp://u:hunter2@mail.example/x"} {
+		t.Run("Bad"+name, func(t *testing.T) {
+			_, err := config.Parse(env(with("SMTP_URL", v)))
+			require.ErrorContains(t, err, "SMTP_URL: ")
+			require.NotContains(t, err.Error(), "hunter2")
+		})
+	}
+	t.Run("BadMailFrom", func(t *testing.T) {
+		_, err := config.Parse(env(with("MAIL_FROM", "not an address")))
+		require.ErrorContains(t, err, "MAIL_FROM: ")
+	})
+}

@@ -105,7 +105,12 @@ func (h *handlers) GetAdminBooking(ctx context.Context, req genapi.GetAdminBooki
 	if err != nil {
 		return nil, fmt.Errorf("list payment events: %w", err)
 	}
+	notifications, err := bookingNotifications(ctx, q, b.ID)
+	if err != nil {
+		return nil, err
+	}
 	detail := genapi.AdminBookingDetail{
+		Notifications: notifications,
 		Booking:       adminBookingOut(b),
 		StatusHistory: make([]genapi.StatusChange, len(changes)),
 		PaymentEvents: make([]genapi.PaymentEvent, len(events)),

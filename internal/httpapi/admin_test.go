@@ -121,6 +121,17 @@ func TestAdminRoles(t *testing.T) {
 		"updateAdminResource": func() request {
 			return request{"PATCH", "/v1/admin/resources/" + b.resource.ID.String(), `{"name":"Renamed"}`}
 		},
+		"createAdminWebhookEndpoint": func() request {
+			return request{"POST", "/v1/admin/webhook-endpoints", `{"url":"https://merchant.example/hooks","enabled_events":["booking.confirmed"]}`}
+		},
+		"listAdminWebhookEndpoints":  func() request { return request{"GET", "/v1/admin/webhook-endpoints", ""} },
+		"listAdminWebhookDeliveries": func() request { return request{"GET", "/v1/admin/webhook-deliveries", ""} },
+		"deleteAdminWebhookEndpoint": func() request {
+			return request{"DELETE", "/v1/admin/webhook-endpoints/" + b.webhookEndpoint(t).String(), ""}
+		},
+		"rotateAdminWebhookEndpointSecret": func() request {
+			return request{"POST", "/v1/admin/webhook-endpoints/" + b.webhookEndpoint(t).String() + "/rotate-secret", ""}
+		},
 	}
 
 	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPI)

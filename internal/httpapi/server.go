@@ -116,6 +116,11 @@ func NewServer(arch *baseservice.Archetype, cfg Config, processor *payment.Proce
 	v1.Handle("POST /v1/admin/resources", s.requireRole(admin.RoleAdmin, api))
 	v1.Handle("PATCH /v1/admin/resources/{id}", s.requireRole(admin.RoleAdmin, api))
 	v1.Handle("GET /v1/admin/audit", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("GET /v1/admin/webhook-deliveries", s.requireRole(admin.RoleReadonly, api))
+	v1.Handle("POST /v1/admin/webhook-endpoints", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("GET /v1/admin/webhook-endpoints", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("DELETE /v1/admin/webhook-endpoints/{id}", s.requireRole(admin.RoleAdmin, api))
+	v1.Handle("POST /v1/admin/webhook-endpoints/{id}/rotate-secret", s.requireRole(admin.RoleAdmin, api))
 	// Anything else under /v1/admin/ that the contract knows needs a
 	// session too: a route added to the spec but not above stays closed.
 	v1.Handle("/v1/admin/", s.requireRole(admin.RoleAdmin, api))

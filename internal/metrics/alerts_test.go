@@ -24,6 +24,7 @@ func TestAlertsAndDashboardNameOnlySeriesThatExist(t *testing.T) {
 	m.PaymentEvent("webhook", "checkout.session.completed", "applied")
 	m.WebhookDuplicate()
 	m.Transition("", "pending_payment")
+	m.Notification("webhook", "booking.confirmed", "failed")
 	m.ReconcileRun(metrics.ReconcileSummary{HoldsExpired: 1, Failures: 1}, nil)
 	m.ObserveRequest("GET /", http.StatusNotFound, 0)
 

@@ -33,6 +33,7 @@ type Metrics struct {
 	reconcileRuns     *prometheus.CounterVec
 	reconcileActions  *prometheus.CounterVec
 	reconcileLastOK   prometheus.Gauge
+	notifications     *prometheus.CounterVec
 }
 
 // counterVec is a counter of slotpay's namespace, one series per value of
@@ -54,6 +55,9 @@ func New(pool *pgxpool.Pool) *Metrics {
 		paymentEvents: counterVec("payment_events_total",
 			"Ledger outcomes written for Stripe events, by source (webhook, reconcile, replay), event type and outcome (applied, ignored, unmatched, review); an event applied after waiting unmatched counts again under its new outcome.",
 			"source", "type", "outcome"),
+		notifications: counterVec("notifications_total",
+			"Delivery attempts of customer e-mails and merchant webhooks, by channel (email, webhook), event type (booking.confirmed, …) and outcome (delivered, failed, logged: written to the log for want of SMTP_URL).",
+			"channel", "type", "outcome"),
 		webhookRejected: counterVec("webhook_rejected_total",
 			"Webhook deliveries refused before anything was recorded, by reason (invalid_signature, payload_too_large, unreadable_body, processing_error).",
 			"reason"),
@@ -82,7 +86,7 @@ func New(pool *pgxpool.Pool) *Metrics {
 	}
 	m.registry.MustRegister(
 		m.paymentEvents, m.webhookRejected, m.webhookDuplicates, m.httpDuration,
-		m.transitions, m.reconcileRuns, m.reconcileActions, m.reconcileLastOK,
+		m.transitions, m.reconcileRuns, m.reconcileActions, m.reconcileLastOK, m.notifications,
 		newBuildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -203,4 +207,14 @@ func (m *Metrics) ObserveRequest(route string, code int, d time.Duration) {
 		return
 	}
 	m.httpDuration.WithLabelValues(route, strconv.Itoa(code)).Observe(d.Seconds())
+}
+
+// Notification counts one delivery attempt of a notification: channel
+// email or webhook, the event type, and the outcome (delivered, failed,
+// logged).
+func (m *Metrics) Notification(channel, eventType, outcome string) {
+	if m == nil {
+		return
+	}
+	m.notifications.WithLabelValues(channel, eventType, outcome).Inc()
 }

@@ -64,6 +64,18 @@ const bookings = pagedList('bookings', '/v1/admin/bookings', (items) => table('B
 const events = pagedList('events', '/v1/admin/payment-events',
   (items) => eventsTable('Payment events, newest first', items, true));
 
+const deliveries = pagedList('deliveries', '/v1/admin/webhook-deliveries', (items) => table('Delivery attempts, newest first',
+  ['At', 'Event', 'Booking', 'Endpoint', 'Attempt', 'Outcome', 'Answer'],
+  items.map((d) => [
+    formatInstant(d.at, 'UTC'),
+    [el('code', {}, d.event_type), el('br'), el('span', { class: 'hint' }, d.event_id)],
+    bookingLink(d.booking_id),
+    el('code', {}, d.url),
+    String(d.attempt),
+    outcomeBadge(d.outcome),
+    answerOf(d),
+  ])));
+
 function can(role) {
   return me && ROLE_RANK[me.role] >= ROLE_RANK[role];
 }
@@ -90,8 +102,8 @@ function failed(err) {
 }
 
 function showView(name) {
-  for (const v of ['login', 'bookings', 'booking', 'events']) $(`${v}-view`).hidden = v !== name;
-  for (const [link, view] of [['nav-bookings', 'bookings'], ['nav-events', 'events']]) {
+  for (const v of ['login', 'bookings', 'booking', 'events', 'webhooks']) $(`${v}-view`).hidden = v !== name;
+  for (const [link, view] of [['nav-bookings', 'bookings'], ['nav-events', 'events'], ['nav-webhooks', 'webhooks']]) {
     if (view === name || (name === 'booking' && view === 'bookings')) $(link).setAttribute('aria-current', 'page');
     else $(link).removeAttribute('aria-current');
   }
@@ -128,6 +140,7 @@ function route() {
   const h = decodeURIComponent(location.hash.slice(1));
   if (h.startsWith('booking/')) showBooking(h.slice('booking/'.length));
   else if (h === 'events') showEvents();
+  else if (h === 'webhooks') showWebhooks();
   else showBookings();
 }
 
@@ -220,7 +233,51 @@ function renderBooking(d) {
       ]))),
     el('h2', {}, 'Payment events'),
     el('div', { class: 'table-wrap', id: 'booking-events' }, eventsTable('Stripe events for this booking, oldest first', d.payment_events, false)),
+    el('h2', {}, 'Notifications'),
+    el('div', { class: 'table-wrap', id: 'booking-notifications' }, table('What the customer and the merchant were told, oldest first',
+      ['Created', 'Event', 'Customer e-mail', 'Deliveries'],
+      (d.notifications || []).map((n) => [
+        formatInstant(n.created_at, tz),
+        [el('code', {}, n.type), el('br'), el('span', { class: 'hint' }, n.id)],
+        n.email || '—',
+        n.attempts.length === 0 ? 'queued' : el('ul', { class: 'plain' }, n.attempts.map((a) => el('li', {},
+          `${a.channel} #${a.attempt} `, outcomeBadge(a.outcome), ' ', el('span', { class: 'hint' }, a.target),
+          a.status_code || a.error ? [' — ', answerOf(a)] : null))),
+      ]))),
   );
+}
+
+function outcomeBadge(outcome) {
+  const kind = { delivered: 'applied', logged: 'ignored', failed: 'review' }[outcome] || outcome;
+  return el('span', { class: `badge outcome-${kind}` }, outcome);
+}
+
+function answerOf(a) {
+  return a.status_code ? `HTTP ${a.status_code}` : (a.error || '—');
+}
+
+// --- Webhooks -------------------------------------------------------------
+
+async function showWebhooks() {
+  showView('webhooks');
+  deliveries.load();
+  const box = $('endpoints-table');
+  if (!can('admin')) {
+    box.replaceChildren(el('p', { class: 'empty' }, 'Listing endpoints needs the role admin.'));
+    return;
+  }
+  try {
+    const list = await api('GET', '/v1/admin/webhook-endpoints');
+    box.replaceChildren(table('Endpoints, oldest first', ['URL', 'Events', 'Created', 'Old secret signs until'],
+      list.items.map((e) => [
+        el('code', {}, e.url),
+        e.enabled_events.join(', '),
+        formatInstant(e.created_at, 'UTC'),
+        e.previous_secret_expires_at ? formatInstant(e.previous_secret_expires_at, 'UTC') : '—',
+      ])));
+  } catch (err) {
+    failed(err);
+  }
 }
 
 // actions offers what the role may do with this booking now.

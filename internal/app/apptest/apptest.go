@@ -49,7 +49,9 @@ func Config(publicBase *url.URL) config.Config {
 		ReconcileInterval:   time.Minute,
 		CookieSecure:        true,
 		LogLevel:            slog.LevelInfo,
-		ManageTokenKey:      []byte("apptest-manage-token-key-0123456789abcdef"),
+		ManageTokenKey:      []byte("slotpay-test-manage-token-key-0123456789"),
+		// Deliveries that fail are retried within a test's patience.
+		NotifyRetryBase: 200 * time.Millisecond,
 	}
 }
 

@@ -439,6 +439,100 @@ export interface paths {
         patch: operations["updateAdminResource"];
         trace?: never;
     };
+    "/v1/admin/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The merchant webhook endpoints
+         * @description Role `admin`. Every endpoint, oldest first, without secrets.
+         */
+        get: operations["listAdminWebhookEndpoints"];
+        put?: never;
+        /**
+         * Register a merchant webhook endpoint
+         * @description Role `admin`. slotpay POSTs each event of the `enabled_events` to `url` (SPEC §9),
+         *     signed in `Slotpay-Signature: t=…,v1=…` (HMAC-SHA256 of `t.body` under the endpoint's
+         *     secret, as Stripe signs), and retries a delivery that is not answered 2xx with
+         *     doubling waits for three days. `url` must be `https`, or `http` to localhost only;
+         *     deliveries never reach private, link-local or other internal addresses (see
+         *     docs/SECURITY.md). The signing `secret` is in this response only.
+         */
+        post: operations["createAdminWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhook-endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a merchant webhook endpoint
+         * @description Role `admin`. No new delivery goes to it; queued ones are cancelled when they come
+         *     up; its delivery log stays.
+         */
+        delete: operations["deleteAdminWebhookEndpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhook-endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give an endpoint a new signing secret
+         * @description Role `admin`. The new secret is in this response only. For 24 hours
+         *     (`previous_secret_expires_at`) deliveries carry two `v1` signatures, under the new
+         *     and the old secret, so the receiver can switch without refusing a delivery.
+         */
+        post: operations["rotateAdminWebhookEndpointSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/webhook-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every webhook delivery attempt, newest first
+         * @description Role `readonly` or above. One item per attempt, as the delivery worker saw it; a
+         *     failed attempt is retried with doubling waits for three days, under the same event
+         *     `id`.
+         */
+        get: operations["listAdminWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -995,9 +1089,9 @@ export interface components {
             /** @enum {string} */
             via: "api" | "cli";
             /** @enum {string} */
-            action: "booking.refund" | "booking.cancel" | "resource.create" | "resource.update" | "admin_user.create" | "admin_user.update";
+            action: "booking.refund" | "booking.cancel" | "resource.create" | "resource.update" | "admin_user.create" | "admin_user.update" | "webhook_endpoint.create" | "webhook_endpoint.rotate" | "webhook_endpoint.delete";
             /** @enum {string} */
-            target_type: "booking" | "resource" | "admin_user";
+            target_type: "booking" | "resource" | "admin_user" | "webhook_endpoint";
             /** Format: uuid */
             target_id: string;
             /** @description The `X-Request-Id` of the request that acted; `null` for `via` `cli`. */
@@ -1011,11 +1105,130 @@ export interface components {
             next_cursor: string | null;
         };
         AdminBookingDetail: {
+            /** @description What the customer and the merchant were told (SPEC §9), oldest first. */
+            notifications: components["schemas"]["Notification"][];
             booking: components["schemas"]["AdminBooking"];
             /** @description Oldest first. */
             status_history: components["schemas"]["StatusChange"][];
             /** @description Oldest first. */
             payment_events: components["schemas"]["PaymentEvent"][];
+        };
+        /** @enum {string} */
+        WebhookEventType: "booking.confirmed" | "booking.cancelled" | "booking.refunded" | "booking.rescheduled" | "booking.needs_review" | "booking.disputed";
+        WebhookEndpointCreate: {
+            /**
+             * Format: uri
+             * @example https://merchant.example/hooks/slotpay
+             */
+            url: string;
+            enabled_events: components["schemas"]["WebhookEventType"][];
+        };
+        WebhookEndpoint: {
+            /** Format: uuid */
+            id: string;
+            url: string;
+            enabled_events: components["schemas"]["WebhookEventType"][];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret rotated out still signs deliveries; `null` when none does.
+             */
+            previous_secret_expires_at: string | null;
+        };
+        WebhookEndpointWithSecret: {
+            /** Format: uuid */
+            id: string;
+            url: string;
+            enabled_events: components["schemas"]["WebhookEventType"][];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            previous_secret_expires_at: string | null;
+            /** @description The signing secret (`whsec_…`); slotpay shows it only here. */
+            secret: string;
+        };
+        WebhookEndpointList: {
+            items: components["schemas"]["WebhookEndpoint"][];
+        };
+        WebhookDelivery: {
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: uuid
+             * @description The event's `id`, the same on every attempt.
+             */
+            event_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            /** Format: uuid */
+            booking_id: string;
+            /**
+             * Format: uuid
+             * @description `null` once the endpoint is deleted.
+             */
+            endpoint_id: string | null;
+            url: string;
+            /** Format: int32 */
+            attempt: number;
+            /** @enum {string} */
+            outcome: "delivered" | "failed";
+            /**
+             * Format: int32
+             * @description The receiver's status; `null` when none came.
+             */
+            status_code: number | null;
+            error: string | null;
+            /** Format: int32 */
+            duration_ms: number;
+            /** Format: date-time */
+            at: string;
+        };
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            /** @description `null` on the last page. */
+            next_cursor: string | null;
+        };
+        Notification: {
+            /**
+             * Format: uuid
+             * @description The event id a webhook receiver sees, and the e-mail's Message-ID.
+             */
+            id: string;
+            type: components["schemas"]["WebhookEventType"];
+            /**
+             * @description The customer's e-mail of this notification (`confirmed`, `rescheduled`, `cancelled`,
+             *     `refunded`); `null` when the customer gets none.
+             * @example confirmed
+             */
+            email: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** @description Every delivery attempt, e-mail and webhooks, oldest first. */
+            attempts: components["schemas"]["NotificationAttempt"][];
+        };
+        NotificationAttempt: {
+            /** @enum {string} */
+            channel: "email" | "webhook";
+            /** @description The customer's address, or the endpoint's URL. */
+            target: string;
+            /** Format: uuid */
+            endpoint_id: string | null;
+            /** Format: int32 */
+            attempt: number;
+            /**
+             * @description `logged`: written to the log, for want of `SMTP_URL`.
+             * @enum {string}
+             */
+            outcome: "delivered" | "failed" | "logged";
+            /** Format: int32 */
+            status_code: number | null;
+            error: string | null;
+            /** Format: date-time */
+            at: string;
         };
         ReconcileSummary: {
             /** @description A pass was already running (on any instance); none was started. */
@@ -1413,6 +1626,7 @@ export interface components {
         ResourceID: string;
         /** @description Booking id. */
         BookingID: string;
+        WebhookEndpointID: string;
         /** @description Makes the request safe to retry; see the API description. */
         IdempotencyKey: string;
         /** @description Page size. */
@@ -2116,6 +2330,177 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    listAdminWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    createAdminWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry; see the API description. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointCreate"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, with its signing secret (shown this once). */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    deleteAdminWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["WebhookEndpointID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    rotateAdminWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry; see the API description. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: components["parameters"]["WebhookEndpointID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint with its new secret. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "X-RateLimit-Limit": components["headers"]["X-RateLimit-Limit"];
+                    "X-RateLimit-Remaining": components["headers"]["X-RateLimit-Remaining"];
+                    "X-RateLimit-Reset": components["headers"]["X-RateLimit-Reset"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            default: components["responses"]["UnexpectedError"];
+        };
+    };
+    listAdminWebhookDeliveries: {
+        parameters: {
+            query?: {
+                endpoint_id?: string;
+                booking_id?: string;
+                event_id?: string;
+                outcome?: "delivered" | "failed";
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /** @description `next_cursor` of the previous page; opaque. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of attempts. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            400: components["responses"]["InvalidRequest"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
             default: components["responses"]["UnexpectedError"];
         };

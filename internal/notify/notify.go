@@ -46,8 +46,6 @@ const (
 // EventTypes lists every event type an endpoint may subscribe to.
 var EventTypes = []string{TypeConfirmed, TypeCancelled, TypeRefunded, TypeRescheduled, TypeNeedsReview, TypeDisputed}
 
-// CauseRescheduled is the cause a reschedule records (SPEC §2.1).
-const CauseRescheduled = "rescheduled"
 
 // Decide says which notice a status change is: the merchant's event type and
 // the customer's e-mail (EmailKind, "" for none). A change nobody is told
@@ -55,7 +53,7 @@ const CauseRescheduled = "rescheduled"
 // (confirmed → confirmed) from a confirmation.
 func Decide(from, to booking.Status, cause string) (eventType string, email EmailKind) {
 	switch {
-	case to == booking.Confirmed && cause == CauseRescheduled:
+	case to == booking.Confirmed && cause == booking.CauseRescheduled:
 		return TypeRescheduled, EmailRescheduled
 	case to == booking.Confirmed:
 		return TypeConfirmed, EmailConfirmed

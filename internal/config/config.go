@@ -36,6 +36,10 @@ type Config struct {
 	MaxHoldsPerClient int
 	MaxHoldsPerEmail  int
 	MetricsAddr       string
+	// MetricsPprof adds net/http/pprof's handlers to the METRICS_ADDR
+	// listener, for profiling a running server (make bench does); never on
+	// the public one.
+	MetricsPprof bool
 }
 
 // Defaults are the embedded defaults of SPEC §6.
@@ -82,6 +86,7 @@ func Parse(getenv func(string) string) (Config, error) {
 		MaxHoldsPerClient: p.count("MAX_HOLDS_PER_CLIENT", DefaultMaxHoldsPerClient, 1, 10_000),
 		MaxHoldsPerEmail:  p.count("MAX_HOLDS_PER_EMAIL", DefaultMaxHoldsPerEmail, 1, 10_000),
 		MetricsAddr:       p.optionalAddr("METRICS_ADDR"),
+		MetricsPprof:      p.boolean("METRICS_PPROF", false),
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
 	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")
@@ -90,6 +95,9 @@ func Parse(getenv func(string) string) (Config, error) {
 	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		return Config{}, &Error{"DATABASE_URL", "must be a postgres:// URL"}
+	}
+	if c.MetricsPprof && c.MetricsAddr == "" {
+		return Config{}, &Error{"METRICS_PPROF", "needs METRICS_ADDR: profiles are served only on the private listener"}
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, &Error{"LISTEN_ADDR", fmt.Sprintf("must be host:port, got %q", c.ListenAddr)}

@@ -13,6 +13,23 @@ import (
 	"github.com/google/uuid"
 )
 
+const bookingAssertStatus = `-- name: BookingAssertStatus :exec
+SELECT booking_assert_status($1::uuid, $2::text)
+`
+
+type BookingAssertStatusParams struct {
+	ID     uuid.UUID
+	Status string
+}
+
+// Fails the transaction unless the booking has the status a queued
+// BookingTransition set (migration 00013): queued right after it in a
+// flight that ends in COMMIT (booking.QueueTransition).
+func (q *Queries) BookingAssertStatus(ctx context.Context, arg BookingAssertStatusParams) error {
+	_, err := q.db.Exec(ctx, bookingAssertStatus, arg.ID, arg.Status)
+	return err
+}
+
 const bookingAttachCheckoutSession = `-- name: BookingAttachCheckoutSession :one
 UPDATE bookings
 SET checkout_session_id = $1,
@@ -223,15 +240,10 @@ func (q *Queries) BookingLinkCheckoutSession(ctx context.Context, arg BookingLin
 	return err
 }
 
-const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :many
-WITH linked AS (
-    UPDATE bookings
-    SET payment_intent_id = $1::text, updated_at = now()
-    WHERE bookings.id = $2::uuid AND bookings.payment_intent_id IS NULL
-)
-SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = $1::text
-ORDER BY stripe_created_at, id
+const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :exec
+UPDATE bookings
+SET payment_intent_id = $1::text, updated_at = now()
+WHERE bookings.id = $2::uuid AND bookings.payment_intent_id IS NULL
 `
 
 type BookingLinkPaymentIntentParams struct {
@@ -239,42 +251,13 @@ type BookingLinkPaymentIntentParams struct {
 	BookingID       uuid.UUID
 }
 
-// Links the booking's payment intent and returns, in the same round trip,
-// the events that arrived before the link and waited for it (SPEC §2.1).
-func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) ([]PaymentEvent, error) {
-	rows, err := q.db.Query(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []PaymentEvent{}
-	for rows.Next() {
-		var i PaymentEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.StripeEventID,
-			&i.Type,
-			&i.APIVersion,
-			&i.Livemode,
-			&i.StripeCreatedAt,
-			&i.ReceivedAt,
-			&i.Source,
-			&i.BookingID,
-			&i.CheckoutSessionID,
-			&i.PaymentIntentID,
-			&i.Outcome,
-			&i.Detail,
-			&i.Payload,
-			&i.ResolvedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+// Links the booking's payment intent. The events that arrived before the
+// link and waited for it are listed under the intent's lock beforehand
+// (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
+// booking (SPEC §2.1).
+func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) error {
+	_, err := q.db.Exec(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
+	return err
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many

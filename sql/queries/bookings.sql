@@ -155,17 +155,14 @@ UPDATE bookings
 SET checkout_session_id = @checkout_session_id, updated_at = now()
 WHERE id = @id AND checkout_session_id IS NULL;
 
--- name: BookingLinkPaymentIntent :many
--- Links the booking's payment intent and returns, in the same round trip,
--- the events that arrived before the link and waited for it (SPEC §2.1).
-WITH linked AS (
-    UPDATE bookings
-    SET payment_intent_id = @payment_intent_id::text, updated_at = now()
-    WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL
-)
-SELECT * FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
-ORDER BY stripe_created_at, id;
+-- name: BookingLinkPaymentIntent :exec
+-- Links the booking's payment intent. The events that arrived before the
+-- link and waited for it are listed under the intent's lock beforehand
+-- (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
+-- booking (SPEC §2.1).
+UPDATE bookings
+SET payment_intent_id = @payment_intent_id::text, updated_at = now()
+WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL;
 
 -- name: BookingTransition :one
 -- The one statement that changes a booking's status (booking.Transition, after
@@ -184,6 +181,12 @@ WITH moved AS (
     FROM moved
 )
 SELECT * FROM moved;
+
+-- name: BookingAssertStatus :exec
+-- Fails the transaction unless the booking has the status a queued
+-- BookingTransition set (migration 00013): queued right after it in a
+-- flight that ends in COMMIT (booking.QueueTransition).
+SELECT booking_assert_status(@id::uuid, @status::text);
 
 -- name: BookingNoteDispute :exec
 -- A dispute event marks the booking disputed; dispute_status is set only by

@@ -150,13 +150,22 @@ func (e *environment) startServer(ctx context.Context, dbURL string, ds dataset)
 	if e.o.cpuProfile != "" && !ds.history {
 		pprofBase = "http://" + freeAddr()
 	}
-	if e.o.poolConns > 0 {
+	if e.o.poolConns > 0 || e.o.serverParams != "" {
 		u, err := url.Parse(dbURL)
 		if err != nil {
 			return nil, err
 		}
 		q := u.Query()
-		q.Set("pool_max_conns", strconv.Itoa(e.o.poolConns))
+		if e.o.poolConns > 0 {
+			q.Set("pool_max_conns", strconv.Itoa(e.o.poolConns))
+		}
+		more, err := url.ParseQuery(e.o.serverParams)
+		if err != nil {
+			return nil, fmt.Errorf("-server-params: %w", err)
+		}
+		for k, v := range more {
+			q[k] = v
+		}
 		u.RawQuery = q.Encode()
 		dbURL = u.String()
 	}

@@ -159,6 +159,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 
 	e.progress(ds, "duplicates", r.duplicates)
+	if err := appliedOnce(ctx, pool, eventsResource, n*len(concurrencies)); err != nil {
+		return nil, fmt.Errorf("after the duplicates: %w", err)
+	}
 	// The limit first, then slotpay's own statements, each confirming its
 	// own bookings with the same payload as the webhooks'.
 	for _, p := range []struct {
@@ -392,6 +395,23 @@ func mapsEqual(a, b map[int]int) bool {
 		}
 	}
 	return true
+}
+
+// appliedOnce checks the ledger and the history of resource's bookings:
+// every event recorded once and applied, every booking confirmed by exactly
+// one status change.
+func appliedOnce(ctx context.Context, pool *pgxpool.Pool, resource string, want int) error {
+	var applied, changes, confirmed int
+	err := pool.QueryRow(ctx, `
+		WITH b AS (SELECT b.id FROM bookings b JOIN resources r ON r.id = b.resource_id WHERE r.slug = $1)
+		SELECT (SELECT count(*) FROM payment_events WHERE booking_id IN (SELECT id FROM b) AND outcome = 'applied'),
+		       (SELECT count(*) FROM booking_status_changes WHERE booking_id IN (SELECT id FROM b) AND to_status = 'confirmed'),
+		       (SELECT count(DISTINCT booking_id) FROM booking_status_changes WHERE booking_id IN (SELECT id FROM b) AND to_status = 'confirmed')`,
+		resource).Scan(&applied, &changes, &confirmed)
+	if err == nil && (applied != want || changes != want || confirmed != want) {
+		err = fmt.Errorf("%s: %d events applied, %d changes to confirmed of %d bookings, want %d of each", resource, applied, changes, confirmed, want)
+	}
+	return err
 }
 
 func countConfirmed(ctx context.Context, pool *pgxpool.Pool, resource string, want int) error {

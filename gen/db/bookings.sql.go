@@ -656,11 +656,23 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at FROM bookings
+WHERE payment_intent_id = $1::text
+  AND ($2::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = $2::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
+FOR UPDATE
 `
 
-func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingLockForPaymentIntent, paymentIntentID)
+type BookingLockForPaymentIntentParams struct {
+	PaymentIntentID string
+	RecordedEvent   *string
+}
+
+// recorded_event as in BookingLockForSessionEvent.
+func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, arg BookingLockForPaymentIntentParams) (Booking, error) {
+	row := q.db.QueryRow(ctx, bookingLockForPaymentIntent, arg.PaymentIntentID, arg.RecordedEvent)
 	var i Booking
 	err := row.Scan(
 		&i.ID,
@@ -695,12 +707,17 @@ SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, statu
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
+  AND ($3::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = $3::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
 FOR UPDATE
 `
 
 type BookingLockForSessionEventParams struct {
 	CheckoutSessionID string
 	ReferenceID       *uuid.UUID
+	RecordedEvent     *string
 }
 
 // Finds and locks the booking a Checkout Session event concerns: the one
@@ -709,8 +726,14 @@ type BookingLockForSessionEventParams struct {
 // caller passes reference_id only when metadata.booking_id and
 // client_reference_id agree: a customer can edit client_reference_id alone
 // (a Payment Link), never the metadata slotpay set (SPEC §2.1).
+//
+// With recorded_event set, the booking is found and locked only if this
+// transaction recorded that event itself (its ledger row's xmin is this
+// transaction's id): payment.Process sends the ledger insert and this lock in
+// one flight, and a duplicate, whose insert did nothing, then locks nothing,
+// so it ends with no transaction id and no WAL to flush.
 func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID)
+	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID, arg.RecordedEvent)
 	var i Booking
 	err := row.Scan(
 		&i.ID,

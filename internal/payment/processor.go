@@ -131,12 +131,13 @@ func (a *applier) process(ctx context.Context, pool *pgxpool.Pool, ev event, raw
 		return accept(err, "record event")
 	})
 	if applies {
-		a.queueMatch(ctx, &first, ev, &m)
+		a.queueMatch(ctx, &first, ev, &ev.ID, &m)
 	}
 	tx, err := first.Send(ctx, conn)
 	if tx != nil {
 		// Anything but the committing flight leaves the transaction open
-		// or failed: a duplicate (which changed nothing), an error.
+		// or failed: a duplicate (which changed nothing and locked no row),
+		// an error.
 		defer func() {
 			if conn.Conn().PgConn().TxStatus() != 'I' {
 				_ = tx.Rollback(context.WithoutCancel(ctx))
@@ -289,7 +290,7 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 		}
 		var f database.Flight
 		a.queueSerialize(ctx, &f, ev)
-		a.queueMatch(ctx, &f, ev, &m)
+		a.queueMatch(ctx, &f, ev, nil, &m)
 		if _, err := f.Send(ctx, a.tx); err != nil {
 			return Result{}, err
 		}
@@ -443,8 +444,10 @@ func (a *applier) queueSerialize(ctx context.Context, f *database.Flight, ev eve
 
 // queueMatch queues, after the locks, the statements that find the event's
 // booking (SPEC §2.1, matching) and lock it, and list the events waiting
-// for its session and payment intent.
-func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, m *matched) {
+// for its session and payment intent. With recorded set (the event's id,
+// in the flight that records it), the booking is locked only if this
+// transaction did record the event: a duplicate locks nothing.
+func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, recorded *string, m *matched) {
 	lock := func(find func(q *db.Queries) (db.Booking, error)) {
 		f.Queue(func(q *db.Queries) error {
 			var err error
@@ -457,12 +460,14 @@ func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, 
 	case ev.SessionID != "":
 		lock(func(q *db.Queries) (db.Booking, error) {
 			return q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
-				CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID,
+				CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID, RecordedEvent: recorded,
 			})
 		})
 	case ev.PaymentIntentID != "":
 		lock(func(q *db.Queries) (db.Booking, error) {
-			return q.BookingLockForPaymentIntent(ctx, &ev.PaymentIntentID)
+			return q.BookingLockForPaymentIntent(ctx, db.BookingLockForPaymentIntentParams{
+				PaymentIntentID: ev.PaymentIntentID, RecordedEvent: recorded,
+			})
 		})
 	}
 	if ev.SessionID != "" {

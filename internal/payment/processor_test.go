@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/baseservice"
 	"github.com/slotpay/slotpay/internal/booking"
 	"github.com/slotpay/slotpay/internal/config"
@@ -58,7 +59,7 @@ func TestConfirmationTakesTwoRoundTrips(t *testing.T) {
 	}, nil)
 
 	resource := testkit.CreateResource(t, tdb, nil)
-	confirm := func(hour int) (payment.Result, []byte) {
+	confirm := func(hour int) (db.Booking, []byte) {
 		b := testkit.CreateBooking(t, tdb, testkit.BookingOpts{
 			Resource: &resource, StartsAt: testkit.TomorrowAt(hour), EndsAt: testkit.TomorrowAt(hour + 1),
 			CheckoutSessionID: testkit.RandomID("cs_test_"),
@@ -70,18 +71,25 @@ func TestConfirmationTakesTwoRoundTrips(t *testing.T) {
 		require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", b.ID))
 		require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND to_status = 'confirmed'", b.ID))
 		require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM payment_events WHERE booking_id = $1 AND outcome = 'applied' AND payload IS NOT NULL", b.ID))
-		return res, raw
+		return b, raw
 	}
 	confirm(10)
 
 	trips.n.Store(0)
-	_, raw := confirm(12)
+	b, raw := confirm(12)
 	require.EqualValues(t, 2, trips.n.Load(), "round trips of a confirmation")
 
+	// A row lock leaves the locker's id in xmax, even once rolled back.
+	xmax := func() (x string) {
+		require.NoError(t, tdb.Pool.QueryRow(t.Context(), "SELECT xmax::text FROM bookings WHERE id = $1", b.ID).Scan(&x))
+		return x
+	}
+	before := xmax()
 	trips.n.Store(0)
 	res, err := p.Process(t.Context(), raw, payment.SourceWebhook)
 	require.NoError(t, err)
 	require.True(t, res.Duplicate)
 	require.EqualValues(t, 2, trips.n.Load(), "round trips of a duplicate: its flight and the rollback")
+	require.Equal(t, before, xmax(), "the duplicate locked the booking")
 	require.Equal(t, 2, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE to_status = 'confirmed'"))
 }

@@ -23,14 +23,31 @@ SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 -- caller passes reference_id only when metadata.booking_id and
 -- client_reference_id agree: a customer can edit client_reference_id alone
 -- (a Payment Link), never the metadata slotpay set (SPEC §2.1).
+--
+-- With recorded_event set, the booking is found and locked only if this
+-- transaction recorded that event itself (its ledger row's xmin is this
+-- transaction's id): payment.Process sends the ledger insert and this lock in
+-- one flight, and a duplicate, whose insert did nothing, then locks nothing,
+-- so it ends with no transaction id and no WAL to flush.
 SELECT * FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = @checkout_session_id::text),
     sqlc.narg(reference_id)::uuid)
+  AND (sqlc.narg(recorded_event)::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = sqlc.narg(recorded_event)::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
 FOR UPDATE;
 
 -- name: BookingLockForPaymentIntent :one
-SELECT * FROM bookings WHERE payment_intent_id = $1 FOR UPDATE;
+-- recorded_event as in BookingLockForSessionEvent.
+SELECT * FROM bookings
+WHERE payment_intent_id = @payment_intent_id::text
+  AND (sqlc.narg(recorded_event)::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = sqlc.narg(recorded_event)::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
+FOR UPDATE;
 
 -- name: BookingListHoldingBetween :many
 -- Intervals that are not free on a resource: slot-holding bookings, except

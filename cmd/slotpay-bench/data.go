@@ -18,6 +18,7 @@ import (
 const (
 	eventsResource    = "bench-events"    // bookings the webhook events confirm
 	pgbenchResource   = "bench-pgbench"   // bookings pgbench's script confirms
+	minimalResource   = "bench-minimal"   // bookings pgbench's minimal transaction confirms
 	contendedResource = "bench-contended" // one slot everyone wants
 	availResource     = "bench-avail"     // the day availability is read for
 	distinctResources = 40                // bench-distinct-N: one booking per slot
@@ -29,7 +30,7 @@ func seedResources(ctx context.Context, pool *pgxpool.Pool) error {
 		                       min_slots, max_slots, open_time, close_time, min_notice_minutes, horizon_days)
 		SELECT gen_random_uuid(), slug, slug, 'UTC', 'eur', 4500, 60, 1, 4, '00:00', '23:00', 0, 730
 		FROM unnest($1::text[] || ARRAY(SELECT 'bench-distinct-' || g FROM generate_series(1, $2::int) g)) AS slug`,
-		[]string{eventsResource, pgbenchResource, contendedResource, availResource}, distinctResources)
+		[]string{eventsResource, pgbenchResource, minimalResource, contendedResource, availResource}, distinctResources)
 	return err
 }
 

@@ -139,18 +139,33 @@ func (e *environment) createDatabase(ctx context.Context, label string) (*pgxpoo
 type server struct {
 	cmd    *exec.Cmd
 	base   string
+	pprof  string // the METRICS_ADDR listener with pprof, when profiling
 	stderr *strings.Builder
 }
 
-func (e *environment) startServer(ctx context.Context, dbURL string) (*server, error) {
+func (e *environment) startServer(ctx context.Context, dbURL string, ds dataset) (*server, error) {
 	addr := freeAddr()
-	if e.o.poolConns > 0 {
+	// Only the empty dataset's c=32 run is profiled.
+	var pprofBase string
+	if e.o.cpuProfile != "" && !ds.history {
+		pprofBase = "http://" + freeAddr()
+	}
+	if e.o.poolConns > 0 || e.o.serverParams != "" {
 		u, err := url.Parse(dbURL)
 		if err != nil {
 			return nil, err
 		}
 		q := u.Query()
-		q.Set("pool_max_conns", strconv.Itoa(e.o.poolConns))
+		if e.o.poolConns > 0 {
+			q.Set("pool_max_conns", strconv.Itoa(e.o.poolConns))
+		}
+		more, err := url.ParseQuery(e.o.serverParams)
+		if err != nil {
+			return nil, fmt.Errorf("-server-params: %w", err)
+		}
+		for k, v := range more {
+			q[k] = v
+		}
 		u.RawQuery = q.Encode()
 		dbURL = u.String()
 	}
@@ -168,6 +183,9 @@ func (e *environment) startServer(ctx context.Context, dbURL string) (*server, e
 		// 127.0.0.1 and meet the per-client rate limit after 60.
 		"TRUSTED_PROXIES=127.0.0.1/32",
 	}
+	if pprofBase != "" {
+		cmd.Env = append(cmd.Env, "METRICS_ADDR="+strings.TrimPrefix(pprofBase, "http://"), "METRICS_PPROF=true")
+	}
 	// The JSON logs go to /dev/null: written, as in production, but not
 	// kept.
 	stderr := &strings.Builder{}
@@ -176,7 +194,7 @@ func (e *environment) startServer(ctx context.Context, dbURL string) (*server, e
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, base: "http://" + addr, stderr: stderr}
+	s := &server{cmd: cmd, base: "http://" + addr, pprof: pprofBase, stderr: stderr}
 	if err := waitFor(ctx, s.base+"/readyz", nil, 15*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("serve: %w\n%s", err, stderr)

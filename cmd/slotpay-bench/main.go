@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -32,6 +33,12 @@ type options struct {
 	keep      bool
 	logLevel  string
 	poolConns int // the server's pool_max_conns; 0 keeps pgxpool's default
+	// serverParams are more DATABASE_URL parameters for the server, such
+	// as session settings (commit_delay=100).
+	serverParams string
+	// cpuProfile is where the server's CPU profile during the empty
+	// dataset's c=32 phase is written; empty: none is taken.
+	cpuProfile string
 }
 
 func main() {
@@ -56,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.keep, "keep", false, "keep the bench databases afterwards")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the server's LOG_LEVEL (info is the production default)")
 	fs.IntVar(&o.poolConns, "server-pool", 0, "the server's pool_max_conns in DATABASE_URL (0: pgxpool's default, max(4, CPUs))")
+	fs.StringVar(&o.serverParams, "server-params", "", "more query parameters for the server's DATABASE_URL, e.g. commit_delay=100&commit_siblings=2 (PostgreSQL session settings)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", filepath.Join(os.TempDir(), "slotpay-bench-c32.pprof"), "write the server's CPU profile during the empty database's c=32 phase here (METRICS_PPROF); empty: no profile")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,10 +93,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.poolConns > 0 {
 		pool = strconv.Itoa(o.poolConns)
 	}
-	fmt.Fprintf(stdout, "\nslotpay-bench: load average before %s, after %s; server pool_max_conns %s", loadBefore, loadAverage(), pool)
+	fmt.Fprintf(stdout, "\nslotpay-bench: load average before %s, after %s; server pool_max_conns %s, more server parameters %q", loadBefore, loadAverage(), pool, o.serverParams)
 	fmt.Fprintf(stdout, "\nslotpay-bench: %d CPUs, GOMAXPROCS %d, %s; %d events per level, %d distinct and %d contended booking requests\n\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Now().UTC().Format(time.DateOnly), o.events, o.bookings, o.contended)
 	printTable(stdout, results)
+	for _, r := range results {
+		fmt.Fprintf(stdout, "slotpay-bench: headline (%s): webhook c=%d %.0f events/s ÷ minimal transaction %.0f tps = %.2f (target ≥ 0.70), p99 %s ms (target ≤ 50)\n",
+			r.dataset.name, topConcurrency, r.unique[topConcurrency].perSecond(), r.minimal.tps,
+			r.unique[topConcurrency].perSecond()/r.minimal.tps, ms(r.unique[topConcurrency].pct(0.99)))
+	}
 	return nil
 }
 

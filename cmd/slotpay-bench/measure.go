@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,6 +35,10 @@ type load struct {
 	lat      []time.Duration // sorted
 	statuses map[int]int
 	errors   int
+	// By request, when any asked to keep its answer.
+	reqs   []request
+	codes  []int
+	bodies [][]byte
 }
 
 func (l load) perSecond() float64 { return float64(l.n) / l.elapsed.Seconds() }
@@ -49,12 +54,14 @@ type result struct {
 	dataset    dataset
 	unique     map[int]load // by concurrency
 	duplicates load
-	pgbenchTPS float64
-	pgbenchLat float64 // pgbench's own average latency, ms
-	distinct   load
-	contended  load
-	avail      load
-	peakRSS    int64
+	// pgbench on the minimal transaction (the limit) and on slotpay's
+	// own statements.
+	minimal, same pgbenchRun
+	distinct      load
+	checkout      load
+	contended     load
+	avail         load
+	peakRSS       int64
 	// notes are answers other than the expected ones: reported, not hidden.
 	notes []string
 }
@@ -94,6 +101,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	if err := seedPendingBookings(ctx, pool, pgbenchResource, "cs_pgbench_", 1, pgbenchTx*topConcurrency); err != nil {
 		return nil, err
 	}
+	if err := seedPendingBookings(ctx, pool, minimalResource, "cs_minimal_", 1, pgbenchTx*topConcurrency); err != nil {
+		return nil, err
+	}
 	availDay := time.Now().UTC().AddDate(0, 0, 3).Truncate(24 * time.Hour)
 	if err := seedAvailabilityDay(ctx, pool, availDay); err != nil {
 		return nil, err
@@ -102,7 +112,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		return nil, err
 	}
 
-	srv, err := e.startServer(ctx, dbURL)
+	srv, err := e.startServer(ctx, dbURL, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +127,21 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 			return nil, err
 		}
 		fmt.Fprintf(e.log, "bench: %s: %d unique events at concurrency %d\n", ds.name, len(events), c)
+		var profiled chan error
+		if c == topConcurrency && srv.pprof != "" {
+			// As long as the phase is expected to last (at the c=8 rate):
+			// a profile of the server at c=32 and nothing else.
+			seconds := int(0.8 * float64(n) / r.unique[8].perSecond())
+			profiled = make(chan error, 1)
+			go func() { profiled <- e.cpuProfile(ctx, srv.pprof, max(1, min(seconds, 20))) }()
+		}
 		l := e.webhooks(ctx, client, srv.base, events, c)
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				return nil, fmt.Errorf("cpu profile: %w", err)
+			}
+			fmt.Fprintf(e.log, "bench: %s: cpu profile of the server at c=%d in %s (go tool pprof -top %s)\n", ds.name, c, e.o.cpuProfile, e.o.cpuProfile)
+		}
 		if err := expect(l, map[int]int{http.StatusOK: n}); err != nil {
 			return nil, fmt.Errorf("unique events at c=%d: %w", c, err)
 		}
@@ -135,13 +159,27 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 
 	e.progress(ds, "duplicates", r.duplicates)
-	fmt.Fprintf(e.log, "bench: %s: pgbench, the same transaction, %d clients × %d\n", ds.name, topConcurrency, pgbenchTx)
-	if r.pgbenchTPS, r.pgbenchLat, err = e.pgbench(ctx, pool, pgbenchTx, top[0]); err != nil {
-		return nil, err
+	if err := appliedOnce(ctx, pool, eventsResource, n*len(concurrencies)); err != nil {
+		return nil, fmt.Errorf("after the duplicates: %w", err)
 	}
-	fmt.Fprintf(e.log, "bench: %s: pgbench: %.0f tps\n", ds.name, r.pgbenchTPS)
-	if err := countConfirmed(ctx, pool, pgbenchResource, pgbenchTx*topConcurrency); err != nil {
-		return nil, fmt.Errorf("pgbench: %w", err)
+	// The limit first, then slotpay's own statements, each confirming its
+	// own bookings with the same payload as the webhooks'.
+	for _, p := range []struct {
+		run              *pgbenchRun
+		name, script     string
+		resource, prefix string
+	}{
+		{&r.minimal, "minimal", minimalScript, minimalResource, "minimal"},
+		{&r.same, "same", pgbenchScript, pgbenchResource, "pgbench"},
+	} {
+		fmt.Fprintf(e.log, "bench: %s: pgbench, the %s transaction, %d clients × %d\n", ds.name, p.name, topConcurrency, pgbenchTx)
+		if *p.run, err = e.pgbench(ctx, pool, p.prefix, p.script, pgbenchTx, top[0]); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(e.log, "bench: %s: pgbench %s: %.0f tps\n", ds.name, p.name, p.run.tps)
+		if err := countConfirmed(ctx, pool, p.resource, pgbenchTx*topConcurrency); err != nil {
+			return nil, fmt.Errorf("pgbench %s: %w", p.name, err)
+		}
 	}
 
 	fmt.Fprintf(e.log, "bench: %s: booking creation\n", ds.name)
@@ -151,6 +189,13 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	e.progress(ds, "distinct slots", r.distinct)
 	if r.distinct.statuses[http.StatusCreated] != e.o.bookings {
 		r.notes = append(r.notes, fmt.Sprintf("distinct slots: answers %v, want %d×201", r.distinct.statuses, e.o.bookings))
+	}
+	// Each new booking goes to Checkout (stripe-mock), as its customer
+	// would: the server's memory is measured over this too.
+	r.checkout = e.checkoutAll(ctx, client, srv.base, r.distinct)
+	e.progress(ds, "checkout", r.checkout)
+	if r.checkout.statuses[http.StatusOK] != r.distinct.statuses[http.StatusCreated] || r.checkout.errors > 0 {
+		r.notes = append(r.notes, fmt.Sprintf("checkout: answers %v (%d connection errors), want %d×200", r.checkout.statuses, r.checkout.errors, r.distinct.statuses[http.StatusCreated]))
 	}
 	if r.contended, err = e.bookContended(ctx, client, pool, srv.base); err != nil {
 		return nil, err
@@ -213,8 +258,26 @@ func (e *environment) bookDistinct(ctx context.Context, client *http.Client, poo
 		slot := i / distinctResources
 		start := first.AddDate(0, 0, slot/23).Add(time.Duration(slot%23) * time.Hour)
 		reqs[i] = bookingRequest(base, ids[i%distinctResources], start, i)
+		reqs[i].keepBody = true
 	}
 	return drive(ctx, client, reqs, topConcurrency), nil
+}
+
+// checkoutAll starts Checkout for every booking that booked answered 201,
+// from the customer's own address.
+func (e *environment) checkoutAll(ctx context.Context, client *http.Client, base string, booked load) load {
+	var reqs []request
+	for i, body := range booked.bodies {
+		var created struct {
+			ID string `json:"id"`
+		}
+		if booked.codes[i] != http.StatusCreated || json.Unmarshal(body, &created) != nil {
+			continue
+		}
+		reqs = append(reqs, request{method: http.MethodPost, url: base + "/v1/bookings/" + created.ID + "/checkout",
+			header: http.Header{"X-Forwarded-For": {booked.reqs[i].header.Get("X-Forwarded-For")}}})
+	}
+	return drive(ctx, client, reqs, topConcurrency)
 }
 
 func (e *environment) bookContended(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string) (load, error) {
@@ -261,12 +324,14 @@ type request struct {
 	method, url string
 	body        []byte
 	header      http.Header
+	keepBody    bool // the answer's body is kept in load.bodies
 }
 
 // drive sends reqs with c workers and measures each request's latency.
 func drive(ctx context.Context, client *http.Client, reqs []request, c int) load {
 	lat := make([]time.Duration, len(reqs))
 	status := make([]int, len(reqs))
+	bodies := make([][]byte, len(reqs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -286,7 +351,11 @@ func drive(ctx context.Context, client *http.Client, reqs []request, c int) load
 				t := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
+					if r.keepBody {
+						bodies[i], _ = io.ReadAll(resp.Body)
+					} else {
+						_, _ = io.Copy(io.Discard, resp.Body)
+					}
 					resp.Body.Close()
 					status[i] = resp.StatusCode
 				}
@@ -295,7 +364,7 @@ func drive(ctx context.Context, client *http.Client, reqs []request, c int) load
 		})
 	}
 	wg.Wait()
-	l := load{n: len(reqs), elapsed: time.Since(start), lat: lat, statuses: map[int]int{}}
+	l := load{n: len(reqs), elapsed: time.Since(start), lat: lat, statuses: map[int]int{}, reqs: reqs, codes: status, bodies: bodies}
 	slices.Sort(l.lat)
 	for _, s := range status {
 		if s == 0 {
@@ -328,6 +397,23 @@ func mapsEqual(a, b map[int]int) bool {
 	return true
 }
 
+// appliedOnce checks the ledger and the history of resource's bookings:
+// every event recorded once and applied, every booking confirmed by exactly
+// one status change.
+func appliedOnce(ctx context.Context, pool *pgxpool.Pool, resource string, want int) error {
+	var applied, changes, confirmed int
+	err := pool.QueryRow(ctx, `
+		WITH b AS (SELECT b.id FROM bookings b JOIN resources r ON r.id = b.resource_id WHERE r.slug = $1)
+		SELECT (SELECT count(*) FROM payment_events WHERE booking_id IN (SELECT id FROM b) AND outcome = 'applied'),
+		       (SELECT count(*) FROM booking_status_changes WHERE booking_id IN (SELECT id FROM b) AND to_status = 'confirmed'),
+		       (SELECT count(DISTINCT booking_id) FROM booking_status_changes WHERE booking_id IN (SELECT id FROM b) AND to_status = 'confirmed')`,
+		resource).Scan(&applied, &changes, &confirmed)
+	if err == nil && (applied != want || changes != want || confirmed != want) {
+		err = fmt.Errorf("%s: %d events applied, %d changes to confirmed of %d bookings, want %d of each", resource, applied, changes, confirmed, want)
+	}
+	return err
+}
+
 func countConfirmed(ctx context.Context, pool *pgxpool.Pool, resource string, want int) error {
 	var got int
 	err := pool.QueryRow(ctx, `SELECT count(*) FROM bookings b JOIN resources r ON r.id = b.resource_id
@@ -337,6 +423,18 @@ func countConfirmed(ctx context.Context, pool *pgxpool.Pool, resource string, wa
 	}
 	return err
 }
+
+// minimalScript is the limit (issue 12): the smallest transaction that does
+// a confirmation's durable work. It records the event with its payload
+// (ON CONFLICT DO NOTHING, as a duplicate must), confirms the booking by its
+// session key, records the status change and commits: no matching, no
+// locks, no outcome, no serialisation.
+const minimalScript = `BEGIN;
+INSERT INTO payment_events (stripe_event_id, type, api_version, livemode, stripe_created_at, source, checkout_session_id, payment_intent_id, outcome, payload) VALUES ('evt_minimal_' || nextval('minimal_seq'), 'checkout.session.completed', '2023-10-16', false, now(), 'webhook', NULL, NULL, 'applied', :payload) ON CONFLICT (stripe_event_id) DO NOTHING RETURNING substr(stripe_event_id, 13) AS n \gset
+UPDATE bookings SET status = 'confirmed', updated_at = now() WHERE checkout_session_id = 'cs_minimal_' || :n RETURNING id AS booking \gset
+INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id) VALUES (:booking, 'pending_payment', 'confirmed', 'checkout.session.completed', 'evt_minimal_' || :n);
+COMMIT;
+`
 
 // pgbenchScript is, statement for statement, what slotpay's processor runs
 // for a checkout.session.completed that confirms a booking (payment.Process,
@@ -359,51 +457,82 @@ var (
 	latencyLine = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
 
-// pgbench runs the script at the top concurrency and returns its tps and
-// average latency in milliseconds. The
-// ledger row carries a real event's payload, as slotpay's does.
-func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, perClient int, payload []byte) (tps, latency float64, err error) {
-	if _, err := pool.Exec(ctx, "CREATE SEQUENCE pgbench_seq"); err != nil {
-		return 0, 0, err
+// pgbenchRun is what pgbench reported: transactions per second and its
+// average latency in milliseconds.
+type pgbenchRun struct{ tps, latency float64 }
+
+// pgbench runs script at the top concurrency. The script numbers its
+// transactions with the sequence <prefix>_seq, so that each confirms its
+// own booking; the ledger row carries a real event's payload, as slotpay's
+// does.
+func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, script string, perClient int, payload []byte) (pgbenchRun, error) {
+	if _, err := pool.Exec(ctx, "CREATE SEQUENCE "+prefix+"_seq"); err != nil {
+		return pgbenchRun{}, err
 	}
-	script := filepath.Join(e.tmp, "confirm.sql")
-	if err := os.WriteFile(script, []byte(pgbenchScript), 0o644); err != nil {
-		return 0, 0, err
+	file := filepath.Join(e.tmp, prefix+".sql")
+	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+		return pgbenchRun{}, err
 	}
 	cfg := pool.Config().ConnConfig
-	cmd := exec.CommandContext(ctx, e.o.pgbench, "-n", "-M", "prepared", "-f", script,
+	cmd := exec.CommandContext(ctx, e.o.pgbench, "-n", "-M", "prepared", "-f", file,
 		"-c", strconv.Itoa(topConcurrency), "-j", "2", "-t", strconv.Itoa(perClient),
 		"-D", "payload="+string(payload),
 		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, 0, fmt.Errorf("pgbench: %w\n%s", err, out)
+		return pgbenchRun{}, fmt.Errorf("pgbench: %w\n%s", err, out)
 	}
 	m, l := tpsLine.FindSubmatch(out), latencyLine.FindSubmatch(out)
 	if m == nil || l == nil {
-		return 0, 0, fmt.Errorf("pgbench printed no tps or latency:\n%s", out)
+		return pgbenchRun{}, fmt.Errorf("pgbench printed no tps or latency:\n%s", out)
 	}
-	tps, _ = strconv.ParseFloat(string(m[1]), 64)
-	latency, _ = strconv.ParseFloat(string(l[1]), 64)
-	return tps, latency, nil
+	var r pgbenchRun
+	r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
+	r.latency, _ = strconv.ParseFloat(string(l[1]), 64)
+	return r, nil
+}
+
+// cpuProfile saves a CPU profile of the server of the given seconds to
+// -cpuprofile, from its METRICS_ADDR listener (METRICS_PPROF).
+func (e *environment) cpuProfile(ctx context.Context, base string, seconds int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", req.URL, resp.Status)
+	}
+	f, err := os.Create(e.o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func printTable(w io.Writer, results []*result) {
 	var b strings.Builder
 	row := func(name string, cell func(*result) string) {
-		fmt.Fprintf(&b, "| %-46s |", name)
+		fmt.Fprintf(&b, "| %-50s |", name)
 		for _, r := range results {
 			fmt.Fprintf(&b, " %24s |", cell(r))
 		}
 		b.WriteString("\n")
 	}
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) }
-	fmt.Fprintf(&b, "| %-46s |", "measurement")
+	fmt.Fprintf(&b, "| %-50s |", "measurement")
 	for _, r := range results {
 		fmt.Fprintf(&b, " %24s |", r.dataset.name)
 	}
-	b.WriteString("\n|" + strings.Repeat("-", 48) + "|")
+	b.WriteString("\n|" + strings.Repeat("-", 52) + "|")
 	for range results {
 		b.WriteString(strings.Repeat("-", 25) + ":|")
 	}
@@ -418,10 +547,18 @@ func printTable(w io.Writer, results []*result) {
 	row(fmt.Sprintf("webhook duplicates, c=%d: p50 / p99 ms", topConcurrency), func(r *result) string {
 		return ms(r.duplicates.pct(0.50)) + " / " + ms(r.duplicates.pct(0.99))
 	})
-	row(fmt.Sprintf("pgbench same SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.pgbenchTPS) })
-	row(fmt.Sprintf("pgbench same SQL, -c %d: latency average ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.pgbenchLat) })
-	row(fmt.Sprintf("ratio webhook c=%d ÷ pgbench (target ≥ 0.70)", topConcurrency), func(r *result) string {
-		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.pgbenchTPS)
+	row(fmt.Sprintf("pgbench minimal tx, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.minimal.tps) })
+	row(fmt.Sprintf("pgbench minimal tx, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.minimal.latency) })
+	row(fmt.Sprintf("RATIO webhook c=%d ÷ minimal (target ≥ 0.70)", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.minimal.tps)
+	})
+	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.same.tps) })
+	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.same.latency) })
+	row(fmt.Sprintf("ratio webhook c=%d ÷ slotpay's SQL", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.same.tps)
+	})
+	row(fmt.Sprintf("duplicates ÷ unique at c=%d (target ≥ 3)", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%.1f", r.duplicates.perSecond()/r.unique[topConcurrency].perSecond())
 	})
 	outcomes := func(l load) string {
 		var parts []string
@@ -436,13 +573,14 @@ func printTable(w io.Writer, results []*result) {
 	}{
 		{"book distinct slots", func(r *result) load { return r.distinct }},
 		{"book one contended slot", func(r *result) load { return r.contended }},
+		{"checkout of the distinct bookings", func(r *result) load { return r.checkout }},
 	} {
 		row(fmt.Sprintf("%s, c=%d: requests/s", p.name, topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", p.l(r).perSecond()) })
 		row(fmt.Sprintf("%s, c=%d: p99 ms", p.name, topConcurrency), func(r *result) string { return ms(p.l(r).pct(0.99)) })
 		row(fmt.Sprintf("%s, c=%d: outcomes", p.name, topConcurrency), func(r *result) string { return outcomes(p.l(r)) })
 	}
 	row("availability of one day, c=8: p50 / p99 ms", func(r *result) string { return ms(r.avail.pct(0.50)) + " / " + ms(r.avail.pct(0.99)) })
-	row("server peak RSS (VmHWM), MB", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20)) })
+	row("server peak RSS (VmHWM) over the run, MB", func(r *result) string { return fmt.Sprintf("%.1f", float64(r.peakRSS)/(1<<20)) })
 	if len(results) == 2 {
 		row("throughput at c=32 vs empty (target ≥ -10%)", func(r *result) string {
 			base := results[0].unique[topConcurrency].perSecond()
@@ -455,6 +593,10 @@ func printTable(w io.Writer, results []*result) {
 		}
 	}
 	_, _ = io.WriteString(w, b.String()+"\n")
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64)
 }
 
 func mapKeys(m map[int]int) func(func(int) bool) {

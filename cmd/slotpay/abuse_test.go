@@ -174,6 +174,25 @@ func TestMetricsAddrKeepsMetricsOffThePublicListener(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "without METRICS_ADDR, on LISTEN_ADDR")
 }
 
+// TestPprofOnlyOnTheMetricsListenerAndOnlyWhenAsked: Go's profiler (which
+// shows the process's command line and memory) is served on METRICS_ADDR
+// with METRICS_PPROF=true, never on the public listener, and not at all by
+// default.
+func TestPprofOnlyOnTheMetricsListenerAndOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	metricsAddr := freeAddr(t)
+	base, _, _, _ := startServe(t, testkit.NewDatabase(t), "METRICS_ADDR="+metricsAddr, "METRICS_PPROF=true")
+	status, _ := getStatus(t, "http://"+metricsAddr+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusOK, status, "on METRICS_ADDR when asked")
+	status, _ = getStatus(t, base+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusNotFound, status, "never on LISTEN_ADDR")
+
+	otherAddr := freeAddr(t)
+	startServe(t, testkit.NewDatabase(t), "METRICS_ADDR="+otherAddr)
+	status, _ = getStatus(t, "http://"+otherAddr+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusNotFound, status, "not by default")
+}
+
 // TestServingLogRedactsTheDatabaseURL: pgx honours a password in the query
 // string; the "serving" line must not print it.
 func TestServingLogRedactsTheDatabaseURL(t *testing.T) {

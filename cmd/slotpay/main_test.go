@@ -96,6 +96,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		"BadMaxHoldsPerClient": {map[string]string{"MAX_HOLDS_PER_CLIENT": "0"}, "slotpay: MAX_HOLDS_PER_CLIENT: must be a whole number"},
 		"BadMaxHoldsPerEmail":  {map[string]string{"MAX_HOLDS_PER_EMAIL": "three"}, "slotpay: MAX_HOLDS_PER_EMAIL: must be a whole number"},
 		"BadMetricsAddr":       {map[string]string{"METRICS_ADDR": "9090"}, "slotpay: METRICS_ADDR: must be host:port"},
+		"PprofWithoutMetrics":  {map[string]string{"METRICS_PPROF": "true"}, "slotpay: METRICS_PPROF: needs METRICS_ADDR"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/slotpay/slotpay/internal/metrics"
@@ -16,7 +17,9 @@ import (
 // there: the figures (confirmed bookings, that is revenue, and sign-in
 // failures over time) can then stay on a private interface. The returned
 // function stops it.
-func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (func(), error) {
+// With withPprof, net/http/pprof's handlers are there too (METRICS_PPROF):
+// a profile of a live server without exposing it on the public listener.
+func serveMetrics(addr string, withPprof bool, m *metrics.Metrics, logger *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -26,6 +29,13 @@ func serveMetrics(addr string, m *metrics.Metrics, logger *slog.Logger) (func(),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,

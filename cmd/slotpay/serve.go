@@ -59,7 +59,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout io.Writer) er
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	stopMetrics, err := serveMetrics(cfg.MetricsAddr, arch.Metrics, logger)
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, cfg.MetricsPprof, arch.Metrics, logger)
 	if err != nil {
 		ln.Close()
 		return err

@@ -13,6 +13,23 @@ import (
 	"github.com/google/uuid"
 )
 
+const bookingAssertStatus = `-- name: BookingAssertStatus :exec
+SELECT booking_assert_status($1::uuid, $2::text)
+`
+
+type BookingAssertStatusParams struct {
+	ID     uuid.UUID
+	Status string
+}
+
+// Fails the transaction unless the booking has the status a queued
+// BookingTransition set (migration 00013): queued right after it in a
+// flight that ends in COMMIT (booking.QueueTransition).
+func (q *Queries) BookingAssertStatus(ctx context.Context, arg BookingAssertStatusParams) error {
+	_, err := q.db.Exec(ctx, bookingAssertStatus, arg.ID, arg.Status)
+	return err
+}
+
 const bookingAttachCheckoutSession = `-- name: BookingAttachCheckoutSession :one
 UPDATE bookings
 SET checkout_session_id = $1,
@@ -243,15 +260,10 @@ func (q *Queries) BookingLinkCheckoutSession(ctx context.Context, arg BookingLin
 	return err
 }
 
-const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :many
-WITH linked AS (
-    UPDATE bookings
-    SET payment_intent_id = $1::text, updated_at = now()
-    WHERE bookings.id = $2::uuid AND bookings.payment_intent_id IS NULL
-)
-SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = $1::text
-ORDER BY stripe_created_at, id
+const bookingLinkPaymentIntent = `-- name: BookingLinkPaymentIntent :exec
+UPDATE bookings
+SET payment_intent_id = $1::text, updated_at = now()
+WHERE bookings.id = $2::uuid AND bookings.payment_intent_id IS NULL
 `
 
 type BookingLinkPaymentIntentParams struct {
@@ -259,42 +271,13 @@ type BookingLinkPaymentIntentParams struct {
 	BookingID       uuid.UUID
 }
 
-// Links the booking's payment intent and returns, in the same round trip,
-// the events that arrived before the link and waited for it (SPEC §2.1).
-func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) ([]PaymentEvent, error) {
-	rows, err := q.db.Query(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []PaymentEvent{}
-	for rows.Next() {
-		var i PaymentEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.StripeEventID,
-			&i.Type,
-			&i.APIVersion,
-			&i.Livemode,
-			&i.StripeCreatedAt,
-			&i.ReceivedAt,
-			&i.Source,
-			&i.BookingID,
-			&i.CheckoutSessionID,
-			&i.PaymentIntentID,
-			&i.Outcome,
-			&i.Detail,
-			&i.Payload,
-			&i.ResolvedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+// Links the booking's payment intent. The events that arrived before the
+// link and waited for it are listed under the intent's lock beforehand
+// (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
+// booking (SPEC §2.1).
+func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) error {
+	_, err := q.db.Exec(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
+	return err
 }
 
 const bookingListForAdmin = `-- name: BookingListForAdmin :many
@@ -705,11 +688,23 @@ func (q *Queries) BookingListRefundsDue(ctx context.Context, maxRows int32) ([]B
 }
 
 const bookingLockForPaymentIntent = `-- name: BookingLockForPaymentIntent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings WHERE payment_intent_id = $1 FOR UPDATE
+SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
+WHERE payment_intent_id = $1::text
+  AND ($2::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = $2::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
+FOR UPDATE
 `
 
-func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, paymentIntentID *string) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingLockForPaymentIntent, paymentIntentID)
+type BookingLockForPaymentIntentParams struct {
+	PaymentIntentID string
+	RecordedEvent   *string
+}
+
+// recorded_event as in BookingLockForSessionEvent.
+func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, arg BookingLockForPaymentIntentParams) (Booking, error) {
+	row := q.db.QueryRow(ctx, bookingLockForPaymentIntent, arg.PaymentIntentID, arg.RecordedEvent)
 	var i Booking
 	err := row.Scan(
 		&i.ID,
@@ -748,12 +743,17 @@ SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, statu
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
     $2::uuid)
+  AND ($3::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = $3::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
 FOR UPDATE
 `
 
 type BookingLockForSessionEventParams struct {
 	CheckoutSessionID string
 	ReferenceID       *uuid.UUID
+	RecordedEvent     *string
 }
 
 // Finds and locks the booking a Checkout Session event concerns: the one
@@ -762,8 +762,14 @@ type BookingLockForSessionEventParams struct {
 // caller passes reference_id only when metadata.booking_id and
 // client_reference_id agree: a customer can edit client_reference_id alone
 // (a Payment Link), never the metadata slotpay set (SPEC §2.1).
+//
+// With recorded_event set, the booking is found and locked only if this
+// transaction recorded that event itself (its ledger row's xmin is this
+// transaction's id): payment.Process sends the ledger insert and this lock in
+// one flight, and a duplicate, whose insert did nothing, then locks nothing,
+// so it ends with no transaction id and no WAL to flush.
 func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID)
+	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID, arg.RecordedEvent)
 	var i Booking
 	err := row.Scan(
 		&i.ID,

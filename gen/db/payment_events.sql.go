@@ -237,6 +237,50 @@ func (q *Queries) PaymentEventListKnownIDs(ctx context.Context, ids []string) ([
 	return items, nil
 }
 
+const paymentEventListUnmatchedByPaymentIntent = `-- name: PaymentEventListUnmatchedByPaymentIntent :many
+SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
+WHERE outcome = 'unmatched' AND payment_intent_id = $1::text
+ORDER BY stripe_created_at, id
+`
+
+// Events of a payment intent that found no booking and wait for the
+// intent's link; read under the intent's lock (PaymentEventSerializePaymentIntent).
+func (q *Queries) PaymentEventListUnmatchedByPaymentIntent(ctx context.Context, paymentIntentID string) ([]PaymentEvent, error) {
+	rows, err := q.db.Query(ctx, paymentEventListUnmatchedByPaymentIntent, paymentIntentID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []PaymentEvent{}
+	for rows.Next() {
+		var i PaymentEvent
+		if err := rows.Scan(
+			&i.ID,
+			&i.StripeEventID,
+			&i.Type,
+			&i.APIVersion,
+			&i.Livemode,
+			&i.StripeCreatedAt,
+			&i.ReceivedAt,
+			&i.Source,
+			&i.BookingID,
+			&i.CheckoutSessionID,
+			&i.PaymentIntentID,
+			&i.Outcome,
+			&i.Detail,
+			&i.Payload,
+			&i.ResolvedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const paymentEventListUnmatchedBySession = `-- name: PaymentEventListUnmatchedBySession :many
 SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
 WHERE outcome = 'unmatched' AND checkout_session_id = $1

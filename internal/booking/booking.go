@@ -321,6 +321,25 @@ func TransitionWith(ctx context.Context, q *db.Queries, b db.Booking, to Status,
 	return db.Booking(updated), nil
 }
 
+// QueueTransition queues Transition in a flight that ends in COMMIT, with
+// the check that makes PostgreSQL fail the transaction if it did not move
+// the booking (BookingAssertStatus): Transition's own check runs only when
+// the flight's answers are read, after the COMMIT behind it has run, and
+// the event must not be recorded as applied without its change.
+func QueueTransition(ctx context.Context, f *database.Flight, b db.Booking, to Status, c Cause) {
+	f.Queue(func(q *db.Queries) error {
+		_, err := Transition(ctx, q, b, to, c)
+		return err
+	})
+	f.Queue(func(q *db.Queries) error {
+		err := q.BookingAssertStatus(ctx, db.BookingAssertStatusParams{ID: b.ID, Status: string(to)})
+		if err != nil {
+			return fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, err)
+		}
+		return nil
+	})
+}
+
 // Apply decides what f does to b, locked by the caller, and makes the
 // transition if there is one. The returned booking is b when nothing
 // changed.

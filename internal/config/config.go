@@ -51,6 +51,10 @@ type Config struct {
 	// delivery is tried again; each later wait doubles, up to six hours
 	// (internal/notify). Tests shorten it.
 	NotifyRetryBase time.Duration
+	// MetricsPprof adds net/http/pprof's handlers to the METRICS_ADDR
+	// listener, for profiling a running server (make bench does); never on
+	// the public one.
+	MetricsPprof bool
 }
 
 // SMTP is a parsed SMTP_URL: smtp:// (STARTTLS when the server offers it)
@@ -117,6 +121,7 @@ func Parse(getenv func(string) string) (Config, error) {
 		SMTP:              p.smtpURL("SMTP_URL"),
 		MailFrom:          p.mailFrom("MAIL_FROM", DefaultMailFrom),
 		NotifyRetryBase:   p.duration("NOTIFY_RETRY_BASE", 30*time.Second, 100*time.Millisecond, time.Hour),
+		MetricsPprof:      p.boolean("METRICS_PPROF", false),
 	}
 	c.StripeSecretKey = p.secretKey("STRIPE_SECRET_KEY", c.StripeAPIBase)
 	c.StripeWebhookSecret = p.webhookSecrets("STRIPE_WEBHOOK_SECRET")
@@ -126,6 +131,9 @@ func Parse(getenv func(string) string) (Config, error) {
 	}
 	if _, err := url.Parse(c.DatabaseURL); err != nil || !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		return Config{}, &Error{"DATABASE_URL", "must be a postgres:// URL"}
+	}
+	if c.MetricsPprof && c.MetricsAddr == "" {
+		return Config{}, &Error{"METRICS_PPROF", "needs METRICS_ADDR: profiles are served only on the private listener"}
 	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return Config{}, &Error{"LISTEN_ADDR", fmt.Sprintf("must be host:port, got %q", c.ListenAddr)}

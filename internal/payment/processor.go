@@ -62,41 +62,103 @@ func NewProcessor(arch *baseservice.Archetype, jobs *river.Client[pgx.Tx]) *Proc
 // transaction (SPEC §4.5): either both happen or, on any error, neither, so
 // Stripe's retry processes the event afresh. A second delivery of an event id
 // changes nothing and reports Duplicate.
+//
+// The transaction takes two network round trips in the common case (issue
+// 12): a first flight begins it, takes the event's serialising locks,
+// records the event, locks its booking and lists the events waiting for its
+// session and payment intent; Decide runs on the locked row; a second flight
+// makes the transition, records it and the outcome, and commits. Rarer
+// paths (a late payment retaking its slot, a failed refund, waiting events
+// to apply) send what is queued and go on statement by statement in the same
+// transaction.
 func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Result, error) {
 	ev, err := parseEvent(raw)
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	a, err := p.inTransaction(ctx, source, func(ctx context.Context, a *applier) error {
-		// The unique index on stripe_event_id decides duplicates: a
-		// concurrent delivery of the same event waits here until this
-		// transaction ends, then finds the row.
-		rowID, err := a.q.PaymentEventInsert(ctx, db.PaymentEventInsertParams{
+	for attempt := 1; ; attempt++ {
+		a := p.newApplier(source)
+		res, err := a.process(ctx, p.pool, ev, raw)
+		if err == nil {
+			p.afterCommit(ctx, a)
+			return res, nil
+		}
+		// A deadlock between the serialising locks of two events aborts
+		// one of them; nothing of it was committed, so it runs again.
+		if !database.IsDeadlock(err) || attempt == 3 {
+			return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
+		}
+	}
+}
+
+// process is one attempt at Process's transaction.
+func (a *applier) process(ctx context.Context, pool *pgxpool.Pool, ev event, raw []byte) (Result, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("acquire a connection: %w", err)
+	}
+	defer conn.Release()
+
+	var (
+		first     database.Flight
+		m         matched
+		rowID     int64
+		duplicate bool
+	)
+	first.Begin()
+	applies := a.applies(ev)
+	if applies {
+		a.queueSerialize(ctx, &first, ev)
+	}
+	// The unique index on stripe_event_id decides duplicates: a concurrent
+	// delivery of the same event waits (on the serialising locks, or here)
+	// until this transaction ends, then finds the row.
+	first.Queue(func(q *db.Queries) error {
+		var err error
+		rowID, err = q.PaymentEventInsert(ctx, db.PaymentEventInsertParams{
 			StripeEventID:     ev.ID,
 			Type:              ev.Type,
 			APIVersion:        ev.APIVersion,
 			Livemode:          ev.Livemode,
 			StripeCreatedAt:   ev.Created,
-			Source:            string(source),
+			Source:            string(a.source),
 			CheckoutSessionID: optional(ev.SessionID),
 			PaymentIntentID:   optional(ev.PaymentIntentID),
-			Payload:           raw,
+			// The verified bytes as they came: no re-encoding.
+			Payload: raw,
 		})
-		if database.IsNotFound(err) {
-			res = Result{EventID: ev.ID, Type: ev.Type, Duplicate: true}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
-		res, err = a.apply(ctx, rowID, ev)
-		return err
+		duplicate = database.IsNotFound(err)
+		return accept(err, "record event")
 	})
-	if err != nil {
-		return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
+	if applies {
+		a.queueMatch(ctx, &first, ev, &ev.ID, &m)
 	}
-	p.afterCommit(ctx, a)
+	tx, err := first.Send(ctx, conn)
+	if tx != nil {
+		// Anything but the committing flight leaves the transaction open
+		// or failed: a duplicate (which changed nothing and locked no row),
+		// an error.
+		defer func() {
+			if conn.Conn().PgConn().TxStatus() != 'I' {
+				_ = tx.Rollback(context.WithoutCancel(ctx))
+			}
+		}()
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if duplicate {
+		return Result{EventID: ev.ID, Type: ev.Type, Duplicate: true}, nil
+	}
+	a.tx, a.q = tx, database.New(tx)
+	res, err := a.decide(ctx, rowID, ev, m)
+	if err != nil {
+		return Result{}, err
+	}
+	a.flight.Commit()
+	if _, err := a.flight.Send(ctx, tx); err != nil {
+		return Result{}, err
+	}
 	return res, nil
 }
 
@@ -135,15 +197,22 @@ func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (applied,
 // it is run again, as nothing of it was committed.
 func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(context.Context, *applier) error) (*applier, error) {
 	for attempt := 1; ; attempt++ {
-		a := &applier{jobs: p.jobs, livemode: p.livemode, source: source}
+		a := p.newApplier(source)
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 			a.tx, a.q = tx, database.New(tx)
-			return fn(ctx, a)
+			if err := fn(ctx, a); err != nil {
+				return err
+			}
+			return a.sync(ctx)
 		})
 		if err == nil || !database.IsDeadlock(err) || attempt == 3 {
 			return a, err
 		}
 	}
+}
+
+func (p *Processor) newApplier(source Source) *applier {
+	return &applier{jobs: p.jobs, livemode: p.livemode, source: source, flight: &database.Flight{}}
 }
 
 // afterCommit counts and reports what a committed transaction did.
@@ -173,6 +242,9 @@ func (p *Processor) afterCommit(ctx context.Context, a *applier) {
 type applier struct {
 	tx pgx.Tx
 	q  *db.Queries
+	// flight holds the statements queued and not sent yet; a statement
+	// run on q directly must come after them (sync).
+	flight *database.Flight
 	// jobs receives the refunds this transaction decides, as River jobs in
 	// the same transaction: they exist exactly when the decision commits,
 	// and the Stripe call happens after commit, never inside it.
@@ -195,14 +267,47 @@ type recorded struct {
 	moved                      bool // the event changed the booking's status
 }
 
+// matched is what the matching statements answered for an event.
+type matched struct {
+	booking db.Booking
+	found   bool
+	// The events waiting for the event's session and payment intent; they
+	// are applied if this event links them to the booking.
+	waitingSession, waitingIntent []db.PaymentEvent
+}
+
+// applies reports whether the event can change a booking in this
+// deployment; one that cannot is recorded as ignored.
+func (a *applier) applies(ev event) bool { return ev.Livemode == a.livemode && ev.Handled }
+
+// apply applies an event recorded before (one that waited for its
+// booking), in a flight of its own for the matching statements.
 func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, error) {
-	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID, moved bool) (Result, error) {
-		err := a.q.PaymentEventSetOutcome(ctx, db.PaymentEventSetOutcomeParams{
-			ID: rowID, Outcome: string(outcome), Detail: detail, BookingID: bookingID,
-		})
-		if err != nil {
-			return Result{}, fmt.Errorf("record outcome: %w", err)
+	var m matched
+	if a.applies(ev) {
+		if err := a.sync(ctx); err != nil {
+			return Result{}, err
 		}
+		var f database.Flight
+		a.queueSerialize(ctx, &f, ev)
+		a.queueMatch(ctx, &f, ev, nil, &m)
+		if _, err := f.Send(ctx, a.tx); err != nil {
+			return Result{}, err
+		}
+	}
+	return a.decide(ctx, rowID, ev, m)
+}
+
+// decide applies a recorded event to the booking m locked for it: Decide on
+// the locked row, then the transition, notes and outcome, queued in
+// a.flight.
+func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) (Result, error) {
+	record := func(outcome booking.Outcome, detail string, bookingID *uuid.UUID, moved bool) (Result, error) {
+		a.flight.Queue(func(q *db.Queries) error {
+			return accept(q.PaymentEventSetOutcome(ctx, db.PaymentEventSetOutcomeParams{
+				ID: rowID, Outcome: string(outcome), Detail: detail, BookingID: bookingID,
+			}), "record outcome")
+		})
 		a.outcomes = append(a.outcomes, recorded{
 			eventID: ev.ID, eventType: ev.Type, detail: detail, outcome: outcome, bookingID: bookingID, moved: moved,
 		})
@@ -215,14 +320,8 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 	if !ev.Handled {
 		return record(booking.Ignored, "event type not handled", nil, false)
 	}
-	if err := a.serialize(ctx, ev); err != nil {
-		return Result{}, err
-	}
-	b, found, err := a.lockBooking(ctx, ev)
-	if err != nil {
-		return Result{}, err
-	}
-	if !found {
+	b := m.booking
+	if !m.found {
 		named, err := a.namedBooking(ctx, ev)
 		if err != nil {
 			return Result{}, err
@@ -238,15 +337,15 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 		return record(booking.Ignored, detail, named, false)
 	}
 
-	var linkedSession bool
+	var linkedSession, linkedIntent bool
 	if ev.SessionID != "" {
 		switch {
 		case b.CheckoutSessionID == nil:
 			// The webhook overtook the checkout response: link the session
 			// now; the response will find it linked.
-			if err := a.q.BookingLinkCheckoutSession(ctx, db.BookingLinkCheckoutSessionParams{ID: b.ID, CheckoutSessionID: &ev.SessionID}); err != nil {
-				return Result{}, fmt.Errorf("link session: %w", err)
-			}
+			a.flight.Queue(func(q *db.Queries) error {
+				return accept(q.BookingLinkCheckoutSession(ctx, db.BookingLinkCheckoutSessionParams{ID: b.ID, CheckoutSessionID: &ev.SessionID}), "link session")
+			})
 			linkedSession = true
 		case *b.CheckoutSessionID != ev.SessionID:
 			detail := fmt.Sprintf("concerns session %s, not the booking's session %s", ev.SessionID, *b.CheckoutSessionID)
@@ -256,21 +355,21 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 			return record(booking.Ignored, detail, &b.ID, false)
 		}
 	}
-	var waitingForIntent []db.PaymentEvent
 	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
 		// Under the payment intent's lock (serialize): an event of the
 		// intent that found no booking has committed its unmatched row, and
-		// this statement sees it; one that comes later sees the link.
-		waitingForIntent, err = a.q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: b.ID, PaymentIntentID: ev.PaymentIntentID})
-		if err != nil {
-			return Result{}, fmt.Errorf("link payment intent: %w", err)
-		}
+		// m.waitingIntent has it; one that comes later sees the link.
+		a.flight.Queue(func(q *db.Queries) error {
+			return accept(q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: b.ID, PaymentIntentID: ev.PaymentIntentID}), "link payment intent")
+		})
 		b.PaymentIntentID = &ev.PaymentIntentID
+		linkedIntent = true
 	}
 
 	d := booking.Decide(booking.Of(b), ev.Fact)
 	moved := d.To != booking.Status(b.Status)
 	if moved {
+		var err error
 		if d, err = a.transition(ctx, b, d, ev); err != nil {
 			return Result{}, err
 		}
@@ -286,18 +385,37 @@ func (a *applier) apply(ctx context.Context, rowID int64, ev event) (Result, err
 	// Events that arrived before this link existed were kept as unmatched;
 	// they are applied now, in this transaction.
 	if linkedSession {
-		waiting, err := a.q.PaymentEventListUnmatchedBySession(ctx, &ev.SessionID)
-		if err != nil {
-			return Result{}, fmt.Errorf("list events waiting for %s: %w", ev.SessionID, err)
-		}
-		if err := a.applyWaiting(ctx, waiting); err != nil {
+		if err := a.applyWaiting(ctx, m.waitingSession); err != nil {
 			return Result{}, err
 		}
 	}
-	if err := a.applyWaiting(ctx, waitingForIntent); err != nil {
-		return Result{}, err
+	if linkedIntent {
+		if err := a.applyWaiting(ctx, m.waitingIntent); err != nil {
+			return Result{}, err
+		}
 	}
 	return res, nil
+}
+
+// sync sends the statements queued in a.flight, before one that runs on
+// a.q directly.
+func (a *applier) sync(ctx context.Context) error {
+	if a.flight.Len() == 0 {
+		return nil
+	}
+	f := a.flight
+	a.flight = &database.Flight{}
+	_, err := f.Send(ctx, a.tx)
+	return err
+}
+
+// accept is a queued statement's error, with context, unless it is the
+// missing row its caller expects and checks itself.
+func accept(err error, what string) error {
+	if err == nil || database.IsNotFound(err) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // moneyFact reports whether a session fact says money was or is being
@@ -306,23 +424,66 @@ func moneyFact(k booking.FactKind) bool {
 	return k == booking.SessionPaid || k == booking.SessionUnpaid
 }
 
-// serialize takes the transaction-scoped locks of the event's session and
-// payment intent, in that order, before anything is matched or linked
+// queueSerialize queues the transaction-scoped locks of the event's session
+// and payment intent, in that order, before anything is matched or linked
 // (SPEC §2.1, events never lose a race). Matching and linking statements
-// run after the lock is granted, so under READ COMMITTED they see every
-// transaction that held it before.
-func (a *applier) serialize(ctx context.Context, ev event) error {
+// come after them, each with a snapshot of its own, so under READ COMMITTED
+// they see every transaction that held the locks before.
+func (a *applier) queueSerialize(ctx context.Context, f *database.Flight, ev event) {
 	if ev.SessionID != "" {
-		if err := a.q.PaymentEventSerializeSession(ctx, ev.SessionID); err != nil {
-			return fmt.Errorf("serialise session %s: %w", ev.SessionID, err)
-		}
+		f.Queue(func(q *db.Queries) error {
+			return accept(q.PaymentEventSerializeSession(ctx, ev.SessionID), "serialise session "+ev.SessionID)
+		})
 	}
 	if ev.PaymentIntentID != "" {
-		if err := a.q.PaymentEventSerializePaymentIntent(ctx, ev.PaymentIntentID); err != nil {
-			return fmt.Errorf("serialise payment intent %s: %w", ev.PaymentIntentID, err)
+		f.Queue(func(q *db.Queries) error {
+			return accept(q.PaymentEventSerializePaymentIntent(ctx, ev.PaymentIntentID), "serialise payment intent "+ev.PaymentIntentID)
+		})
+	}
+}
+
+// queueMatch queues, after the locks, the statements that find the event's
+// booking (SPEC §2.1, matching) and lock it, and list the events waiting
+// for its session and payment intent. With recorded set (the event's id,
+// in the flight that records it), the booking is locked only if this
+// transaction did record the event: a duplicate locks nothing.
+func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, recorded *string, m *matched) {
+	lock := func(find func(q *db.Queries) (db.Booking, error)) {
+		f.Queue(func(q *db.Queries) error {
+			var err error
+			m.booking, err = find(q)
+			m.found = err == nil
+			return accept(err, "match and lock booking")
+		})
+	}
+	switch {
+	case ev.SessionID != "":
+		lock(func(q *db.Queries) (db.Booking, error) {
+			return q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
+				CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID, RecordedEvent: recorded,
+			})
+		})
+	case ev.PaymentIntentID != "":
+		lock(func(q *db.Queries) (db.Booking, error) {
+			return q.BookingLockForPaymentIntent(ctx, db.BookingLockForPaymentIntentParams{
+				PaymentIntentID: ev.PaymentIntentID, RecordedEvent: recorded,
+			})
+		})
+	}
+	if ev.SessionID != "" {
+		f.Queue(func(q *db.Queries) error {
+			var err error
+			m.waitingSession, err = q.PaymentEventListUnmatchedBySession(ctx, &ev.SessionID)
+			return accept(err, "list events waiting for "+ev.SessionID)
+		})
+		if ev.PaymentIntentID != "" {
+			f.Queue(func(q *db.Queries) error {
+				var err error
+				m.waitingIntent, err = q.PaymentEventListUnmatchedByPaymentIntent(ctx, ev.PaymentIntentID)
+				return accept(err, "list events waiting for "+ev.PaymentIntentID)
+			})
 		}
 	}
-	return nil
 }
 
 // note records what a decision says besides the status: the dispute, and
@@ -333,22 +494,19 @@ func (a *applier) note(ctx context.Context, id uuid.UUID, d booking.Decision, ev
 		if d.DisputeStatus != "" {
 			params.DisputeStatus, params.DisputeStatusAt = &d.DisputeStatus, &ev.Created
 		}
-		if err := a.q.BookingNoteDispute(ctx, params); err != nil {
-			return fmt.Errorf("note dispute: %w", err)
-		}
+		a.flight.Queue(func(q *db.Queries) error { return accept(q.BookingNoteDispute(ctx, params), "note dispute") })
 	}
 	if d.RefundFailedAt != nil || d.RefundedSeenAt != nil {
-		err := a.q.BookingNoteRefundFacts(ctx, db.BookingNoteRefundFactsParams{
-			ID: id, RefundFailedAt: d.RefundFailedAt, RefundedSeenAt: d.RefundedSeenAt,
-		})
-		if err != nil {
-			return fmt.Errorf("note refund: %w", err)
-		}
+		params := db.BookingNoteRefundFactsParams{ID: id, RefundFailedAt: d.RefundFailedAt, RefundedSeenAt: d.RefundedSeenAt}
+		a.flight.Queue(func(q *db.Queries) error { return accept(q.BookingNoteRefundFacts(ctx, params), "note refund") })
 	}
 	if d.RefundFailedAt != nil {
 		// The refund's key holds Stripe's success for a day: an operator's
 		// next refund must go out under a new one, or it replays the refund
 		// that failed.
+		if err := a.sync(ctx); err != nil {
+			return err
+		}
 		attempt, err := NextAttempt(ctx, a.q, refundOperation(id))
 		if err != nil {
 			return err
@@ -358,37 +516,14 @@ func (a *applier) note(ctx context.Context, id uuid.UUID, d booking.Decision, ev
 	return nil
 }
 
-// lockBooking finds the event's booking (SPEC §2.1, matching) and locks it,
-// in one round trip.
-func (a *applier) lockBooking(ctx context.Context, ev event) (db.Booking, bool, error) {
-	var (
-		b   db.Booking
-		err error
-	)
-	switch {
-	case ev.SessionID != "":
-		b, err = a.q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
-			CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID,
-		})
-	case ev.PaymentIntentID != "":
-		b, err = a.q.BookingLockForPaymentIntent(ctx, &ev.PaymentIntentID)
-	default:
-		return db.Booking{}, false, nil
-	}
-	if database.IsNotFound(err) {
-		return db.Booking{}, false, nil
-	}
-	if err != nil {
-		return db.Booking{}, false, fmt.Errorf("match and lock booking: %w", err)
-	}
-	return b, true, nil
-}
-
 // namedBooking returns the existing booking that a session names without
 // slotpay's provenance, if any.
 func (a *applier) namedBooking(ctx context.Context, ev event) (*uuid.UUID, error) {
 	if ev.NamedID == nil {
 		return nil, nil
+	}
+	if err := a.sync(ctx); err != nil {
+		return nil, err
 	}
 	b, err := a.q.BookingGetByID(ctx, *ev.NamedID)
 	if database.IsNotFound(err) {
@@ -408,8 +543,12 @@ func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decisi
 	if d.IfSlotTaken == "" {
 		// refund_pending reached any other way (a refund that failed) is
 		// never requested automatically: no refund job is inserted here.
-		_, err := booking.Transition(ctx, a.q, b, d.To, booking.EventCause(ev.Type, ev.ID))
+		booking.QueueTransition(ctx, a.flight, b, d.To, booking.EventCause(ev.Type, ev.ID))
 		a.transitions = append(a.transitions, transition{from, d.To})
+		return d, nil
+	}
+	// The savepoint and the fallback run statement by statement.
+	if err := a.sync(ctx); err != nil {
 		return d, err
 	}
 	err := pgx.BeginFunc(ctx, a.tx, func(savepoint pgx.Tx) error {
@@ -445,7 +584,8 @@ func (a *applier) applyWaiting(ctx context.Context, rows []db.PaymentEvent) erro
 			return fmt.Errorf("reread waiting event %d: %w", row.ID, err)
 		}
 		// The locks come before the row's, in the order every path takes.
-		if err := a.serialize(ctx, ev); err != nil {
+		a.queueSerialize(ctx, a.flight, ev)
+		if err := a.sync(ctx); err != nil {
 			return err
 		}
 		if _, err := a.q.PaymentEventClaimUnmatched(ctx, row.ID); database.IsNotFound(err) {

@@ -88,8 +88,7 @@ func SetBooking(t testing.TB, d TestDB, id uuid.UUID, opts BookingOpts) db.Booki
 		fail("link session", q.BookingLinkCheckoutSession(ctx, db.BookingLinkCheckoutSessionParams{ID: id, CheckoutSessionID: &opts.CheckoutSessionID}))
 	}
 	if opts.PaymentIntentID != "" {
-		_, err := q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: id, PaymentIntentID: opts.PaymentIntentID})
-		fail("link payment intent", err)
+		fail("link payment intent", q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: id, PaymentIntentID: opts.PaymentIntentID}))
 	}
 	b, err := q.BookingGetByID(ctx, id)
 	fail("load", err)

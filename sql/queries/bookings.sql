@@ -23,14 +23,31 @@ SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 -- caller passes reference_id only when metadata.booking_id and
 -- client_reference_id agree: a customer can edit client_reference_id alone
 -- (a Payment Link), never the metadata slotpay set (SPEC §2.1).
+--
+-- With recorded_event set, the booking is found and locked only if this
+-- transaction recorded that event itself (its ledger row's xmin is this
+-- transaction's id): payment.Process sends the ledger insert and this lock in
+-- one flight, and a duplicate, whose insert did nothing, then locks nothing,
+-- so it ends with no transaction id and no WAL to flush.
 SELECT * FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = @checkout_session_id::text),
     sqlc.narg(reference_id)::uuid)
+  AND (sqlc.narg(recorded_event)::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = sqlc.narg(recorded_event)::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
 FOR UPDATE;
 
 -- name: BookingLockForPaymentIntent :one
-SELECT * FROM bookings WHERE payment_intent_id = $1 FOR UPDATE;
+-- recorded_event as in BookingLockForSessionEvent.
+SELECT * FROM bookings
+WHERE payment_intent_id = @payment_intent_id::text
+  AND (sqlc.narg(recorded_event)::text IS NULL OR EXISTS (
+      SELECT 1 FROM payment_events pe
+      WHERE pe.stripe_event_id = sqlc.narg(recorded_event)::text
+        AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
+FOR UPDATE;
 
 -- name: BookingListHoldingBetween :many
 -- Intervals that are not free on a resource: slot-holding bookings, except
@@ -155,17 +172,14 @@ UPDATE bookings
 SET checkout_session_id = @checkout_session_id, updated_at = now()
 WHERE id = @id AND checkout_session_id IS NULL;
 
--- name: BookingLinkPaymentIntent :many
--- Links the booking's payment intent and returns, in the same round trip,
--- the events that arrived before the link and waited for it (SPEC §2.1).
-WITH linked AS (
-    UPDATE bookings
-    SET payment_intent_id = @payment_intent_id::text, updated_at = now()
-    WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL
-)
-SELECT * FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
-ORDER BY stripe_created_at, id;
+-- name: BookingLinkPaymentIntent :exec
+-- Links the booking's payment intent. The events that arrived before the
+-- link and waited for it are listed under the intent's lock beforehand
+-- (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
+-- booking (SPEC §2.1).
+UPDATE bookings
+SET payment_intent_id = @payment_intent_id::text, updated_at = now()
+WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL;
 
 -- name: BookingTransition :one
 -- The one statement that changes a booking's status (booking.Transition, after
@@ -198,6 +212,12 @@ WITH before AS (
     FROM moved JOIN before ON before.id = moved.id
 )
 SELECT * FROM moved;
+
+-- name: BookingAssertStatus :exec
+-- Fails the transaction unless the booking has the status a queued
+-- BookingTransition set (migration 00013): queued right after it in a
+-- flight that ends in COMMIT (booking.QueueTransition).
+SELECT booking_assert_status(@id::uuid, @status::text);
 
 -- name: BookingNoteDispute :exec
 -- A dispute event marks the booking disputed; dispute_status is set only by

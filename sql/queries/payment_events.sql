@@ -27,6 +27,13 @@ SELECT * FROM payment_events
 WHERE outcome = 'unmatched' AND checkout_session_id = $1
 ORDER BY stripe_created_at, id;
 
+-- name: PaymentEventListUnmatchedByPaymentIntent :many
+-- Events of a payment intent that found no booking and wait for the
+-- intent's link; read under the intent's lock (PaymentEventSerializePaymentIntent).
+SELECT * FROM payment_events
+WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
+ORDER BY stripe_created_at, id;
+
 -- name: PaymentEventListByBooking :many
 SELECT * FROM payment_events WHERE booking_id = $1 ORDER BY id;
 

@@ -176,18 +176,20 @@ func (b *browser) fillBooking(base string, start time.Time, length string) {
 		chromedp.SendKeys(chromedp.CSS("#email"), "ada@example.com"))
 }
 
-// TestBrowserManageRescheduleAndCancel: after paying, the success page links
-// to the manage page with the manage_token the 201 returned (the
-// confirmation e-mail carries the same link); there the customer sees what a
-// cancel would refund, moves the booking to another free time, then cancels
-// it and is refunded under studio-a's policy (in full, more than 24 h
-// ahead).
+// TestBrowserManageRescheduleAndCancel: pay, the confirmation e-mail
+// arrives over SMTP (a real server) with the manage link — the same link the
+// success page offers with the 201's manage_token — and the customer follows
+// it from the mailbox: there they see what a cancel would refund, move the
+// booking to another free time (an e-mail says so), then cancel it and are
+// refunded under studio-a's policy (in full, more than 24 h ahead; the
+// cancellation e-mail says how much).
 func TestBrowserManageRescheduleAndCancel(t *testing.T) {
 	t.Parallel()
 	chromium := findChromium(t)
 
 	tdb := testkit.NewDatabase(t)
-	base, env := serveInProcess(t, tdb)
+	smtp := testkit.NewSMTPServer(t)
+	base, env := serveInProcess(t, tdb, "SMTP_URL="+smtp.URL)
 	r := runCommand(t, envOf(env), "seed-demo")
 	require.Equal(t, 0, r.code, r.stderr)
 	b := newBrowser(t, chromium)
@@ -209,8 +211,19 @@ func TestBrowserManageRescheduleAndCancel(t *testing.T) {
 
 	b.do(chromedp.Navigate(base+"/booking/success?booking_id="+bookingID+"&session_id=cs_test_x"),
 		chromedp.WaitVisible(chromedp.CSS(`#state[data-status=confirmed]`)),
-		chromedp.WaitVisible(chromedp.CSS("#manage-link")),
-		chromedp.Click(chromedp.CSS("#manage-link")),
+		chromedp.WaitVisible(chromedp.CSS("#manage-link")))
+	successLink := b.href("#manage-link")
+
+	// The confirmation e-mail arrives over SMTP; its manage link is the
+	// success page's (the same token, derived again), and the customer
+	// follows it from the mailbox, in a fresh tab with nothing kept.
+	mails := waitForMail(t, smtp, "ada@example.com", 1)
+	require.Contains(t, mails[0].Header.Get("Subject"), "Booking confirmed")
+	link := manageLinkOf(t, mails[0])
+	require.Equal(t, successLink, link)
+	_, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`(() => { sessionStorage.clear(); return true })()`))
+	require.NoError(t, err)
+	b.do(chromedp.Navigate(link),
 		chromedp.WaitVisible(chromedp.CSS(`#status[data-status=confirmed]`)))
 	require.NotContains(t, b.location(), "token=", "the token leaves the address bar once kept")
 	require.Equal(t, "€45.00", b.text("#refund-now"))
@@ -228,6 +241,8 @@ func TestBrowserManageRescheduleAndCancel(t *testing.T) {
 	require.Contains(t, b.text("#when"), "2:00 PM") // en-US, as the browser runs
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed' AND starts_at = $2", bookingID, target))
 	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND cause = 'rescheduled'", bookingID))
+	moved := waitForMail(t, smtp, "ada@example.com", 2)[1]
+	require.Contains(t, moved.Header.Get("Subject"), "Booking moved")
 
 	// Cancel it: refunded in full under the policy.
 	b.do(chromedp.Click(chromedp.CSS("#cancel")),
@@ -239,7 +254,37 @@ func TestBrowserManageRescheduleAndCancel(t *testing.T) {
 	testkit.WaitFor(t, "the refund requested at Stripe", func() bool {
 		return tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND refund_requested_at IS NOT NULL", bookingID) == 1
 	})
+	cancelled := waitForMail(t, smtp, "ada@example.com", 3)[2]
+	require.Contains(t, cancelled.Header.Get("Subject"), "Booking cancelled")
+	cancelText, err := cancelled.Parts()
+	require.NoError(t, err)
+	require.Contains(t, string(cancelText["text/plain"]), "EUR 45.00 is refunded")
 	b.requireCleanConsole()
+}
+
+// waitForMail waits until rcpt has n e-mails and returns them in order.
+func waitForMail(t *testing.T, smtp *testkit.SMTPServer, rcpt string, n int) []testkit.Mail {
+	t.Helper()
+	var mails []testkit.Mail
+	testkit.WaitFor(t, fmt.Sprintf("%d e-mails to %s", n, rcpt), func() bool {
+		mails = smtp.To(rcpt)
+		return len(mails) >= n
+	})
+	return mails
+}
+
+// manageLinkOf is the manage link of an e-mail's plain-text part.
+func manageLinkOf(t *testing.T, m testkit.Mail) string {
+	t.Helper()
+	parts, err := m.Parts()
+	require.NoError(t, err)
+	for field := range strings.FieldsSeq(string(parts["text/plain"])) {
+		if strings.Contains(field, "/booking/manage?") {
+			return field
+		}
+	}
+	t.Fatalf("no manage link in the e-mail:\n%s", parts["text/plain"])
+	return ""
 }
 
 // findChromium returns Debian's Chromium, or skips the test outside CI when
@@ -313,6 +358,14 @@ func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
 func (b *browser) text(sel string) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(b.t, err, sel)
+	return s
+}
+
+// href is a link's target as the browser resolves it (absolute).
+func (b *browser) href(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf("document.querySelector(%q).href", sel)))
 	require.NoError(b.t, err, sel)
 	return s
 }

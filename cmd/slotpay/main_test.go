@@ -224,9 +224,10 @@ func startServe(t *testing.T, tdb testkit.TestDB, extra ...string) (string, *exe
 // serveInProcess runs `slotpay serve` in this process through run over tdb
 // until the test ends, when it must stop cleanly; it waits until the
 // instance is ready and returns its base URL and environment.
-func serveInProcess(t *testing.T, tdb testkit.TestDB) (string, []string) {
+func serveInProcess(t *testing.T, tdb testkit.TestDB, extra ...string) (string, []string) {
 	t.Helper()
 	addr, env := serveEnv(t, tdb)
+	env = append(env, extra...)
 	getenv := func(k string) string { return envOf(env)[k] }
 	ctx, stop := context.WithCancel(context.WithoutCancel(t.Context()))
 	out := &testkit.Output{}

@@ -46,7 +46,6 @@ const (
 // EventTypes lists every event type an endpoint may subscribe to.
 var EventTypes = []string{TypeConfirmed, TypeCancelled, TypeRefunded, TypeRescheduled, TypeNeedsReview, TypeDisputed}
 
-
 // Decide says which notice a status change is: the merchant's event type and
 // the customer's e-mail (EmailKind, "" for none). A change nobody is told
 // about has type "". It reads the cause only to tell a reschedule

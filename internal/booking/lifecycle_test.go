@@ -134,6 +134,23 @@ func TestDecide_DisputeStatusOnlyMovesForward(t *testing.T) {
 	require.Equal(t, "under_review", d.DisputeStatus, "a later stage wins even with an older timestamp")
 }
 
+// TestDecide_ChargebackAfterInquiryOutranksIt: an inquiry (warning_*) that
+// escalates becomes a formal dispute on the same charge; its statuses
+// replace the inquiry's, even the closed inquiry's and whatever the order
+// the events arrive in, and a late inquiry event never hides the chargeback.
+func TestDecide_ChargebackAfterInquiryOutranksIt(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	closed := booking.Booking{Status: booking.Confirmed, DisputeStatus: "warning_closed", DisputeStatusAt: &t0}
+	d := booking.Decide(closed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "needs_response", At: t0.Add(-time.Minute)})
+	require.Equal(t, "needs_response", d.DisputeStatus, "the chargeback replaces the closed inquiry")
+	lost := booking.Booking{Status: booking.Confirmed, DisputeStatus: "lost", DisputeStatusAt: &t0}
+	for _, inquiry := range []string{"warning_needs_response", "warning_under_review", "warning_closed"} {
+		d = booking.Decide(lost, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: inquiry, At: t0.Add(time.Hour)})
+		require.Empty(t, d.DisputeStatus, "a late %s leaves lost", inquiry)
+	}
+}
+
 // TestDecide_HoldLapsed: a hold lapses only once its time ran out, and only
 // without a Checkout Session (one with a session is expired at Stripe
 // first, SPEC §2.2).

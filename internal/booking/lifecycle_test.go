@@ -207,3 +207,29 @@ func TestHoldsSlot(t *testing.T) {
 		require.Equal(t, want, s.HoldsSlot(), s)
 	}
 }
+
+// TestDecide_RefundFactsInOneSecondAreReadBack: Stripe's event times are
+// whole seconds; a full refund and a refund failure of the same second
+// cannot be ordered by them, so Decide asks for Stripe's refunds and decides
+// by what they say now.
+func TestDecide_RefundFactsInOneSecondAreReadBack(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	failed := booking.Booking{Status: booking.Confirmed, AmountTotal: 9000, HasPaymentIntent: true, RefundFailedAt: &t0}
+	full := booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true, At: t0}
+	require.True(t, booking.Decide(failed, full).ReadBack)
+	full.RefundsNow = &booking.RefundsNow{Charged: 9000, Live: 9000}
+	require.Equal(t, booking.Refunded, booking.Decide(failed, full).To, "a new refund covers the charge")
+	full.RefundsNow = &booking.RefundsNow{Charged: 9000}
+	d := booking.Decide(failed, full)
+	require.Equal(t, booking.Confirmed, d.To, "the failure stands")
+	require.False(t, d.ReadBack)
+
+	refunded := booking.Booking{Status: booking.Refunded, AmountTotal: 9000, HasPaymentIntent: true, RefundedSeenAt: &t0}
+	failure := booking.Fact{Kind: booking.RefundFailed, RefundStatus: "failed", At: t0}
+	require.True(t, booking.Decide(refunded, failure).ReadBack)
+	failure.RefundsNow = &booking.RefundsNow{Charged: 9000, Live: 9000}
+	require.Equal(t, booking.Refunded, booking.Decide(refunded, failure).To, "another refund still covers the charge")
+	failure.RefundsNow = &booking.RefundsNow{Charged: 9000}
+	require.Equal(t, booking.RefundPending, booking.Decide(refunded, failure).To)
+}

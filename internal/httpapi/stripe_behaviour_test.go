@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -353,4 +354,37 @@ func TestRefundFactsInOneSecond_StripesRefundsDecide(t *testing.T) {
 		require.Equal(t, "refunded", b.booking(t, bk.Id).Status, "the second refund still covers the charge")
 		require.Equal(t, "ignored", b.ledger(t, failed[0]).Outcome)
 	})
+}
+
+// TestStripeRetry_AFailedAttemptIsNotedEvenWhenTheCallerLeft: SPEC §2.2.
+// Stripe stores a 5xx under its key for a day, so an attempt that failed
+// must be noted (the next one uses a new key) even when the customer's
+// request ended while Stripe answered; else every later expiry of the
+// session replays that 5xx, and the lapsed hold can never be released.
+func TestStripeRetry_AFailedAttemptIsNotedEvenWhenTheCallerLeft(t *testing.T) {
+	t.Parallel()
+	fake := testkit.NewStripeFake(t) // faithful: stores the 500
+	b := setup(t, withStripe(fake.URL))
+	bk, co := b.paidBooking(t, 10)
+	expire := "/v1/checkout/sessions/" + co.CheckoutSessionId + "/expire"
+	fake.FailNext(expire, http.StatusInternalServerError, "")
+	reached, _ := fake.HoldAnswer(expire)
+	ctx, leave := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = b.client.CancelBookingWithResponse(ctx, bk.Id, &genapi.CancelBookingParams{})
+	}()
+	<-reached
+	leave() // the customer goes away while Stripe holds its (stored) 500
+	<-done
+	testkit.WaitFor(t, "the failed expiry attempt noted", func() bool {
+		return b.db.Count(t, `SELECT count(*) FROM stripe_request_attempts WHERE operation = $1 AND attempt = 2`, "expire-"+co.CheckoutSessionId) == 1
+	})
+
+	resp, err := b.client.CancelBookingWithResponse(t.Context(), bk.Id, &genapi.CancelBookingParams{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+	require.Equal(t, "cancelled", b.booking(t, bk.Id).Status)
+	require.Equal(t, "expired", fake.Session(co.CheckoutSessionId).Status)
 }

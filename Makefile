@@ -91,10 +91,9 @@ test-faults: ## PostgreSQL restart, SIGKILL and three instances under webhook st
 
 # The model checker (internal/modelcheck) for as long as asked: seed after
 # seed, then a report of what it covered and what it found. make test runs
-# its short budget (TestModel, three fixed seeds). The scenarios of the
-# defects issue 10 fixed are on, but for the two the soak still finds
-# violations in (stillFound); MODELCHECK_DEFECTS=all turns every one on, none
-# or a list narrows them (internal/modelcheck/model_test.go).
+# its short budget (TestModel, three fixed seeds). The scenarios of every
+# defect issue 10 fixed are on; MODELCHECK_DEFECTS=none or a list narrows
+# them (internal/modelcheck/model_test.go).
 SOAK_DURATION ?= 5m
 soak: ## run the model checker for SOAK_DURATION (e.g. SOAK_DURATION=30m make soak) and print its coverage
 	@log=$$(mktemp); echo "soak: running the model checker for $(SOAK_DURATION)…"; \

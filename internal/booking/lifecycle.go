@@ -84,12 +84,26 @@ type Fact struct {
 	// DisputeStatus the dispute's (DisputeChanged).
 	RefundStatus  string
 	DisputeStatus string
+	// RefundsNow, when set, is what Stripe's refunds of the payment say
+	// now, read back because the event's time ties with a recorded refund
+	// fact (Decision.ReadBack).
+	RefundsNow *RefundsNow
 	// At is when the fact holds: for a Stripe event, the time Stripe
 	// created it (events arrive in any order, so facts about refunds and
 	// disputes are judged by it); for HoldLapsed, the moment the hold is
 	// judged.
 	At time.Time
 }
+
+// RefundsNow is a payment's refunds as read back from Stripe: Charged is the
+// amount received, Live the sum of its refunds that did not fail and were
+// not cancelled.
+type RefundsNow struct {
+	Charged, Live int64
+}
+
+// Full reports whether live refunds cover the whole payment.
+func (r RefundsNow) Full() bool { return r.Charged > 0 && r.Live >= r.Charged }
 
 // Outcome is how the payment ledger records an event's effect.
 type Outcome string
@@ -118,6 +132,12 @@ type Decision struct {
 	// failure and of a full-refund charge snapshot to remember
 	// (bookings.refund_failed_at, refunded_seen_at).
 	RefundFailedAt, RefundedSeenAt *time.Time
+	// ReadBack: the fact cannot be ordered against a recorded refund fact
+	// (Stripe's event times are whole seconds, and both have the same
+	// one), so nothing is decided: the caller reads the payment's refunds
+	// back from Stripe (outside any transaction) and decides again with
+	// Fact.RefundsNow.
+	ReadBack bool
 }
 
 // Booking is the part of a booking Decide reads.
@@ -246,10 +266,20 @@ func Decide(b Booking, f Fact) Decision {
 			return stay(Applied, "partial refund recorded; status unchanged")
 		}
 		// charge.refunded is sent when a refund is created; a refund that
-		// failed since makes an older snapshot of the charge stale. A tie
-		// goes to the failure: the customer may be owed money.
-		if b.RefundFailedAt != nil && !f.At.After(*b.RefundFailedAt) {
+		// failed since makes an older snapshot of the charge stale. Within
+		// the same second the order is unknown (a refund that failed and a
+		// new one that covers the charge): Stripe's refunds, read back,
+		// decide.
+		if b.RefundFailedAt != nil && f.At.Before(*b.RefundFailedAt) {
 			return stay(Ignored, "full refund reported before the refund failure of "+stamp(*b.RefundFailedAt)+", which supersedes it")
+		}
+		if b.RefundFailedAt != nil && f.At.Equal(*b.RefundFailedAt) {
+			if f.RefundsNow == nil {
+				return Decision{To: b.Status, Outcome: Ignored, Reason: "reported in the second of a refund failure", ReadBack: true}
+			}
+			if !f.RefundsNow.Full() {
+				return stay(Ignored, fmt.Sprintf("full refund reported in the second of a refund failure, and Stripe's refunds read back cover %d of %d: the failure stands", f.RefundsNow.Live, f.RefundsNow.Charged))
+			}
 		}
 		d := stay(Ignored, "full refund does not apply to a "+string(b.Status)+" booking")
 		switch b.Status {
@@ -268,6 +298,14 @@ func Decide(b Booking, f Fact) Decision {
 	case RefundFailed:
 		if b.RefundedSeenAt != nil && f.At.Before(*b.RefundedSeenAt) {
 			return stay(Ignored, "refund "+f.RefundStatus+" before the charge was reported refunded in full at "+stamp(*b.RefundedSeenAt))
+		}
+		if b.RefundedSeenAt != nil && f.At.Equal(*b.RefundedSeenAt) {
+			if f.RefundsNow == nil {
+				return Decision{To: b.Status, Outcome: Ignored, Reason: "refund " + f.RefundStatus + " in the second of a full refund", ReadBack: true}
+			}
+			if f.RefundsNow.Full() {
+				return stay(Ignored, "refund "+f.RefundStatus+" in the second of a full refund, and Stripe's refunds read back still cover the charge")
+			}
 		}
 		// Never requested again automatically (RefundFailedAt keeps the
 		// reconciler away): why it failed is for an operator to find out.
@@ -336,9 +374,13 @@ func Decide(b Booking, f Fact) Decision {
 }
 
 // newerDispute reports whether f's dispute status supersedes the recorded
-// one. A dispute only moves forward (needs a response, under review,
-// closed), so a later stage wins whatever the event times; within a stage,
-// the later event.
+// one. A charge has at most one dispute, and it only moves forward (needs a
+// response, under review, closed), so a later stage wins whatever the event
+// times; within a stage, the later event. An inquiry (warning_*) comes
+// before any formal dispute: one that escalates, as the same dispute object
+// or (after warning_closed) as a new one on the charge, moves to the formal
+// statuses, so every formal status outranks every inquiry status — else a
+// closed inquiry would hide the chargeback that followed it.
 func newerDispute(b Booking, f Fact) bool {
 	if f.DisputeStatus == "" {
 		return false
@@ -355,12 +397,18 @@ func newerDispute(b Booking, f Fact) bool {
 
 func disputeStage(status string) int {
 	switch status {
-	case "warning_needs_response", "needs_response":
+	case "warning_needs_response":
 		return 1
-	case "warning_under_review", "under_review":
+	case "warning_under_review":
 		return 2
-	case "warning_closed", "won", "lost", "prevented":
+	case "warning_closed":
 		return 3
+	case "needs_response":
+		return 4
+	case "under_review":
+		return 5
+	case "won", "lost", "prevented":
+		return 6
 	}
 	return 0
 }

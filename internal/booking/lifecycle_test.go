@@ -134,6 +134,23 @@ func TestDecide_DisputeStatusOnlyMovesForward(t *testing.T) {
 	require.Equal(t, "under_review", d.DisputeStatus, "a later stage wins even with an older timestamp")
 }
 
+// TestDecide_ChargebackAfterInquiryOutranksIt: an inquiry (warning_*) that
+// escalates becomes a formal dispute on the same charge; its statuses
+// replace the inquiry's, even the closed inquiry's and whatever the order
+// the events arrive in, and a late inquiry event never hides the chargeback.
+func TestDecide_ChargebackAfterInquiryOutranksIt(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	closed := booking.Booking{Status: booking.Confirmed, DisputeStatus: "warning_closed", DisputeStatusAt: &t0}
+	d := booking.Decide(closed, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: "needs_response", At: t0.Add(-time.Minute)})
+	require.Equal(t, "needs_response", d.DisputeStatus, "the chargeback replaces the closed inquiry")
+	lost := booking.Booking{Status: booking.Confirmed, DisputeStatus: "lost", DisputeStatusAt: &t0}
+	for _, inquiry := range []string{"warning_needs_response", "warning_under_review", "warning_closed"} {
+		d = booking.Decide(lost, booking.Fact{Kind: booking.DisputeChanged, DisputeStatus: inquiry, At: t0.Add(time.Hour)})
+		require.Empty(t, d.DisputeStatus, "a late %s leaves lost", inquiry)
+	}
+}
+
 // TestDecide_HoldLapsed: a hold lapses only once its time ran out, and only
 // without a Checkout Session (one with a session is expired at Stripe
 // first, SPEC §2.2).
@@ -189,4 +206,30 @@ func TestHoldsSlot(t *testing.T) {
 	for s, want := range holding {
 		require.Equal(t, want, s.HoldsSlot(), s)
 	}
+}
+
+// TestDecide_RefundFactsInOneSecondAreReadBack: Stripe's event times are
+// whole seconds; a full refund and a refund failure of the same second
+// cannot be ordered by them, so Decide asks for Stripe's refunds and decides
+// by what they say now.
+func TestDecide_RefundFactsInOneSecondAreReadBack(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_800_000_000, 0)
+	failed := booking.Booking{Status: booking.Confirmed, AmountTotal: 9000, HasPaymentIntent: true, RefundFailedAt: &t0}
+	full := booking.Fact{Kind: booking.ChargeRefunded, FullRefund: true, At: t0}
+	require.True(t, booking.Decide(failed, full).ReadBack)
+	full.RefundsNow = &booking.RefundsNow{Charged: 9000, Live: 9000}
+	require.Equal(t, booking.Refunded, booking.Decide(failed, full).To, "a new refund covers the charge")
+	full.RefundsNow = &booking.RefundsNow{Charged: 9000}
+	d := booking.Decide(failed, full)
+	require.Equal(t, booking.Confirmed, d.To, "the failure stands")
+	require.False(t, d.ReadBack)
+
+	refunded := booking.Booking{Status: booking.Refunded, AmountTotal: 9000, HasPaymentIntent: true, RefundedSeenAt: &t0}
+	failure := booking.Fact{Kind: booking.RefundFailed, RefundStatus: "failed", At: t0}
+	require.True(t, booking.Decide(refunded, failure).ReadBack)
+	failure.RefundsNow = &booking.RefundsNow{Charged: 9000, Live: 9000}
+	require.Equal(t, booking.Refunded, booking.Decide(refunded, failure).To, "another refund still covers the charge")
+	failure.RefundsNow = &booking.RefundsNow{Charged: 9000}
+	require.Equal(t, booking.RefundPending, booking.Decide(refunded, failure).To)
 }

@@ -73,10 +73,11 @@ func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		return Session{}, fmt.Errorf("load resource %s: %w", b.ResourceID, err)
 	}
 
-	// Phase 1, the last round trip before Stripe's: fix the session's
-	// expires_at and hold the slot until then. Concurrent and retried calls
-	// read the same value back, so they send Stripe identical parameters
-	// under one idempotency key.
+	// Phase 1, the last round trips before Stripe's: fix the session's
+	// expires_at and hold the slot until then. Concurrent calls read the
+	// same value back, so they send Stripe identical parameters under one
+	// idempotency key, while it leaves Stripe's minimum a full reuseMargin
+	// of transit time; after that a call reserves a fresh value.
 	now := time.Now()
 	reserved, err := q.BookingReserveCheckout(ctx, db.BookingReserveCheckoutParams{
 		ID:                b.ID,
@@ -100,12 +101,23 @@ func (s *Service) Start(ctx context.Context, bookingID uuid.UUID) (Session, erro
 		return Session{}, fmt.Errorf("reserve checkout for booking %s: %w", b.ID, err)
 	}
 	expiresAt := *reserved.CheckoutExpiresAt
+	// Stripe stores a failure under its key for a day (SPEC §2.2): a key
+	// whose request failed is never sent again, even when the next
+	// reservation picks the same expires_at (within the same second).
+	attempt, err := payment.NextAttempt(ctx, q, checkoutOperation(b.ID))
+	if err != nil {
+		return Session{}, err
+	}
 
 	// Phase 2: the Stripe call, outside any transaction.
-	created, err := s.stripe.CheckoutSessions.New(s.sessionParams(ctx, reserved, resource, expiresAt))
+	created, err := s.stripe.CheckoutSessions.New(s.sessionParams(ctx, reserved, resource, expiresAt, attempt))
 	if err != nil {
 		// No session URL was handed out, so the slot goes back to its
-		// original hold. Stripe's error text stays in the logs.
+		// original hold, and the next call makes a new attempt under a
+		// new key. Stripe's error text stays in the logs.
+		if failErr := attempt.Failed(ctx, q); failErr != nil {
+			err = fmt.Errorf("%w (and %v)", err, failErr)
+		}
 		releaseErr := q.BookingReleaseCheckoutReservation(ctx, db.BookingReleaseCheckoutReservationParams{
 			ID: b.ID, HoldExpiresAt: b.HoldExpiresAt, CheckoutExpiresAt: &expiresAt,
 		})
@@ -151,12 +163,19 @@ const (
 	stripeMinimumTTL = 30 * time.Minute
 	stripeMaximumTTL = 24 * time.Hour
 	// expiryMargin is added to CHECKOUT_TTL for the time between choosing
-	// expires_at and Stripe receiving it: round trips, a slow network.
-	expiryMargin = 2 * time.Minute
-	// reuseMargin: a reserved expires_at is sent again only while it is
-	// still this far beyond Stripe's minimum.
-	reuseMargin = time.Minute
+	// expires_at and Stripe receiving it (round trips, a slow network, a
+	// machine loaded far past its cores), and for the reuse below.
+	expiryMargin = 5 * time.Minute
+	// reuseMargin: a reserved expires_at is sent again (by a concurrent or
+	// retried call) only while it is still this far beyond Stripe's
+	// minimum, so even a reused value has minutes of transit to spare; a
+	// call after that reserves a fresh one.
+	reuseMargin = 2 * time.Minute
 )
+
+// checkoutOperation names the session creation of a booking in
+// stripe_request_attempts.
+func checkoutOperation(bookingID uuid.UUID) string { return "checkout-" + bookingID.String() }
 
 // expiresAt is the expires_at to send Stripe for a session created now: the
 // configured CHECKOUT_TTL plus the margin, never under Stripe's minimum nor
@@ -185,7 +204,7 @@ func checkPayable(b db.Booking) error {
 	return nil
 }
 
-func (s *Service) sessionParams(ctx context.Context, b db.Booking, r db.Resource, expiresAt time.Time) *stripe.CheckoutSessionParams {
+func (s *Service) sessionParams(ctx context.Context, b db.Booking, r db.Resource, expiresAt time.Time, attempt payment.Attempt) *stripe.CheckoutSessionParams {
 	id := b.ID.String()
 	loc, err := time.LoadLocation(r.Timezone)
 	if err != nil {
@@ -218,9 +237,11 @@ func (s *Service) sessionParams(ctx context.Context, b db.Booking, r db.Resource
 	}
 	params.Context = ctx
 	params.AddMetadata("booking_id", id)
-	// Derived from the booking and the reserved expiry: a retry of this
-	// exact request gets Stripe's first answer instead of a second session.
-	params.SetIdempotencyKey(fmt.Sprintf("slotpay-checkout-%s-%d", id, expiresAt.Unix()))
+	// Derived from the booking, the attempt and the reserved expiry (the
+	// only parameter that varies): a concurrent call with this exact
+	// request gets Stripe's first answer instead of a second session, and a
+	// key is never reused with other parameters.
+	params.SetIdempotencyKey(fmt.Sprintf("%s-%d", attempt.Key(), expiresAt.Unix()))
 	return params
 }
 

@@ -83,9 +83,38 @@ func TestCheckout(t *testing.T) {
 		co := b.checkout(t, bk.Id)
 		sent := time.Unix(fake.Sessions()[0].ExpiresAt, 0)
 		require.True(t, sent.Equal(co.ExpiresAt))
-		require.GreaterOrEqual(t, sent.Sub(time.Unix(0, received.Load())), 30*time.Minute+time.Minute,
+		require.GreaterOrEqual(t, sent.Sub(time.Unix(0, received.Load())), 30*time.Minute+2*time.Minute,
 			"Stripe refuses less than 30 minutes; slotpay keeps a margin on top")
 		require.True(t, b.booking(t, bk.Id).HoldExpiresAt.Equal(sent), "the hold is what was sent")
+
+		// A reserved expires_at now too close to Stripe's minimum (a
+		// retry minutes later) is not sent again: the call reserves a
+		// fresh value, under a fresh key.
+		again := b.hold(t, at(13), at(14))
+		tooClose := time.Now().Add(30*time.Minute + 90*time.Second).Truncate(time.Second)
+		b.db.Exec(t, `UPDATE bookings SET checkout_expires_at = $2, hold_expires_at = $2 WHERE id = $1`, again.Id, tooClose)
+		co = b.checkout(t, again.Id)
+		require.False(t, co.ExpiresAt.Equal(tooClose))
+		require.GreaterOrEqual(t, time.Unix(fake.Sessions()[1].ExpiresAt, 0).Sub(time.Unix(0, received.Load())), 30*time.Minute+2*time.Minute)
+	})
+
+	t.Run("ARetryAfterAStripeFailureGetsAFreshKey", func(t *testing.T) {
+		t.Parallel()
+		// Faithful: Stripe stores the 500 under its key for a day.
+		fake := testkit.NewStripeFake(t)
+		b := setup(t, withStripe(fake.URL))
+		bk := b.hold(t, at(10), at(12))
+		fake.FailNext("/v1/checkout/sessions", http.StatusInternalServerError, "")
+		resp, err := b.client.CreateCheckoutWithResponse(t.Context(), bk.Id, &genapi.CreateCheckoutParams{})
+		require.NoError(t, err)
+		requireError(t, http.StatusBadGateway, "payment_provider_error", resp.StatusCode(), resp.Body)
+		// At once, so the fresh expires_at is likely the same second: the
+		// attempt in the key still makes the key new.
+		co := b.checkout(t, bk.Id)
+		sessions := fake.Sessions()
+		require.Len(t, sessions, 1)
+		require.Equal(t, co.CheckoutSessionId, sessions[0].ID)
+		require.Equal(t, "slotpay-checkout-"+bk.Id.String()+"-2-"+strconv.FormatInt(co.ExpiresAt.Unix(), 10), sessions[0].IdempotencyKey)
 	})
 
 	t.Run("CreatesSessionPricedFromTheDatabase", func(t *testing.T) {
@@ -117,7 +146,7 @@ func TestCheckout(t *testing.T) {
 		require.Equal(t, strconv.FormatInt(co.ExpiresAt.Unix(), 10), f.Get("expires_at"))
 		require.Equal(t, b.url+"/booking/success?booking_id="+id+"&session_id={CHECKOUT_SESSION_ID}", f.Get("success_url"))
 		require.Equal(t, b.url+"/booking/cancel?booking_id="+id, f.Get("cancel_url"))
-		require.Equal(t, "slotpay-checkout-"+id+"-"+strconv.FormatInt(co.ExpiresAt.Unix(), 10), calls[0].IdempotencyKey)
+		require.Equal(t, "slotpay-checkout-"+id+"-1-"+strconv.FormatInt(co.ExpiresAt.Unix(), 10), calls[0].IdempotencyKey)
 
 		// The hold now ends with the session: the expires_at slotpay sent,
 		// not the fixture stripe-mock echoes back.

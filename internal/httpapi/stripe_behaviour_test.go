@@ -1,11 +1,17 @@
 package httpapi_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76"
+	stripeclient "github.com/stripe/stripe-go/v76/client"
 
 	genapi "github.com/slotpay/slotpay/gen/api"
 	"github.com/slotpay/slotpay/internal/admin"
@@ -267,4 +273,118 @@ func TestUnmatchedSessionEventWithPaymentIntent_AppliedOnce(t *testing.T) {
 	require.Equal(t, "applied", l.Outcome, l.Detail)
 	require.Equal(t, 1, b.db.Count(t, `SELECT count(*) FROM booking_status_changes
 		WHERE booking_id = $1 AND to_status = 'confirmed' AND stripe_event_id = $2`, bk.Id, succeeded.ID))
+}
+
+// TestRefundFactsInOneSecond_StripesRefundsDecide: SPEC §8.6. Stripe's event
+// times are whole seconds, so a refund that fails and a new refund that
+// covers the charge can carry the same time as the charge.refunded of the
+// first refund, and no order can be read from them (model checker, soak
+// seeds 50 and 272: the new refund's charge.refunded was ignored as older
+// than the failure, and the booking stayed confirmed with its money
+// refunded). A refund fact tied with a recorded one is decided by the
+// payment's refunds read back from Stripe.
+func TestRefundFactsInOneSecond_StripesRefundsDecide(t *testing.T) {
+	t.Parallel()
+	// one delivers the events of the given types the faithful simulator
+	// emitted and were not delivered yet, all stamped with the same second,
+	// in the order Stripe created them; it returns their ids by type.
+	sent := sync.Map{}
+	one := func(t *testing.T, b *testBundle, fake *testkit.StripeFake, at time.Time, types ...string) map[string][]string {
+		t.Helper()
+		ids := map[string][]string{}
+		for _, e := range fake.Emitted() {
+			if !slices.Contains(types, e.Type) {
+				continue
+			}
+			if _, done := sent.LoadOrStore(e.ID, true); done {
+				continue
+			}
+			var ev map[string]any
+			require.NoError(t, json.Unmarshal(e.JSON, &ev))
+			ev["created"] = at.Unix()
+			raw, err := json.Marshal(ev)
+			require.NoError(t, err)
+			requireReceived(t, b.deliver(t, raw), false)
+			ids[e.Type] = append(ids[e.Type], e.ID)
+		}
+		return ids
+	}
+	start := func(t *testing.T) (*testBundle, *testkit.StripeFake, *stripeclient.API, genapi.Booking, string) {
+		fake := testkit.NewStripeFake(t)
+		b := setup(t, withStripe(fake.URL))
+		bk, co := b.paidBooking(t, 10)
+		fake.Complete(co.CheckoutSessionId, "paid")
+		sc := testkit.StripeClient(t, fake.URL)
+		return b, fake, sc, bk, fake.Session(co.CheckoutSessionId).PaymentIntent
+	}
+	refund := func(t *testing.T, sc *stripeclient.API, pi string) string {
+		r, err := sc.Refunds.New(&stripe.RefundParams{PaymentIntent: stripe.String(pi)})
+		require.NoError(t, err)
+		return r.ID
+	}
+	second := time.Now().Truncate(time.Second)
+
+	t.Run("FailureThenANewRefund_Refunded", func(t *testing.T) {
+		t.Parallel()
+		b, fake, sc, bk, pi := start(t)
+		first := refund(t, sc, pi)
+		fake.SetRefundStatus(first, "failed")
+		one(t, b, fake, second, "checkout.session.completed", "refund.failed")
+		stale := one(t, b, fake, second, "charge.refunded")["charge.refunded"]
+		require.Equal(t, "confirmed", b.booking(t, bk.Id).Status, "the only refund failed: the merchant has the money")
+		require.Equal(t, "ignored", b.ledger(t, stale[0]).Outcome)
+
+		refund(t, sc, pi) // an operator refunds again, in the same second
+		again := one(t, b, fake, second, "charge.refunded")["charge.refunded"]
+		require.Len(t, again, 1)
+		require.Equal(t, "refunded", b.booking(t, bk.Id).Status, "Stripe holds nothing of the payment now")
+		require.Equal(t, "applied", b.ledger(t, again[0]).Outcome)
+	})
+
+	t.Run("LateFailureOfAnOlderRefund_StaysRefunded", func(t *testing.T) {
+		t.Parallel()
+		b, fake, sc, bk, pi := start(t)
+		first := refund(t, sc, pi)
+		fake.SetRefundStatus(first, "failed")
+		refund(t, sc, pi)
+		one(t, b, fake, second, "checkout.session.completed")
+		one(t, b, fake, second, "charge.refunded")
+		require.Equal(t, "refunded", b.booking(t, bk.Id).Status)
+		failed := one(t, b, fake, second, "refund.failed")["refund.failed"]
+		require.Equal(t, "refunded", b.booking(t, bk.Id).Status, "the second refund still covers the charge")
+		require.Equal(t, "ignored", b.ledger(t, failed[0]).Outcome)
+	})
+}
+
+// TestStripeRetry_AFailedAttemptIsNotedEvenWhenTheCallerLeft: SPEC §2.2.
+// Stripe stores a 5xx under its key for a day, so an attempt that failed
+// must be noted (the next one uses a new key) even when the customer's
+// request ended while Stripe answered; else every later expiry of the
+// session replays that 5xx, and the lapsed hold can never be released.
+func TestStripeRetry_AFailedAttemptIsNotedEvenWhenTheCallerLeft(t *testing.T) {
+	t.Parallel()
+	fake := testkit.NewStripeFake(t) // faithful: stores the 500
+	b := setup(t, withStripe(fake.URL))
+	bk, co := b.paidBooking(t, 10)
+	expire := "/v1/checkout/sessions/" + co.CheckoutSessionId + "/expire"
+	fake.FailNext(expire, http.StatusInternalServerError, "")
+	reached, _ := fake.HoldAnswer(expire)
+	ctx, leave := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = b.client.CancelBookingWithResponse(ctx, bk.Id, &genapi.CancelBookingParams{})
+	}()
+	<-reached
+	leave() // the customer goes away while Stripe holds its (stored) 500
+	<-done
+	testkit.WaitFor(t, "the failed expiry attempt noted", func() bool {
+		return b.db.Count(t, `SELECT count(*) FROM stripe_request_attempts WHERE operation = $1 AND attempt = 2`, "expire-"+co.CheckoutSessionId) == 1
+	})
+
+	resp, err := b.client.CancelBookingWithResponse(t.Context(), bk.Id, &genapi.CancelBookingParams{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode(), string(resp.Body))
+	require.Equal(t, "cancelled", b.booking(t, bk.Id).Status)
+	require.Equal(t, "expired", fake.Session(co.CheckoutSessionId).Status)
 }

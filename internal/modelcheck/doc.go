@@ -11,7 +11,7 @@
 //	go test ./internal/modelcheck                          # the short budget of make test
 //	MODELCHECK_SEED=17 MODELCHECK_STEPS=23 go test ./internal/modelcheck -run 'TestModel$' -v
 //	SOAK_DURATION=30m make soak                            # as long as asked, with a coverage report
-//	MODELCHECK_DEFECTS=all go test ./internal/modelcheck   # every scenario, stillFound included
+//	MODELCHECK_DEFECTS=all go test ./internal/modelcheck   # every scenario (the default)
 //	MODELCHECK_DEFECTS=none go test ./internal/modelcheck  # without the scenarios of fixed defects
 //
 // See model_test.go for the defects each scenario found before its fix.

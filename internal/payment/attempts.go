@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/slotpay/slotpay/gen/db"
 	"github.com/slotpay/slotpay/internal/database"
@@ -42,11 +43,29 @@ func NextAttempt(ctx context.Context, q *db.Queries, operation string) (Attempt,
 }
 
 // Failed records that attempt a failed or left its outcome unknown, so the
-// next request uses a new key.
+// next request uses a new key. A key whose request failed can only replay
+// that failure, for a day: if this note were lost, every later request of the
+// operation would fail with it (a lapsed hold whose session can never be
+// expired holds its slot). So it is written even when the caller's context
+// has ended (the customer went away while Stripe answered), and tried again
+// on another connection when one fails (a connection PostgreSQL killed).
 func (a Attempt) Failed(ctx context.Context, q *db.Queries) error {
-	err := q.StripeRequestAttemptAdvance(ctx, db.StripeRequestAttemptAdvanceParams{Operation: a.Operation, NextAttempt: a.Number + 1})
-	if err != nil {
-		return fmt.Errorf("advance attempt of %s: %w", a.Operation, err)
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	for try := 0; try < failedTries; try++ {
+		tryCtx, cancel := context.WithTimeout(ctx, failedTimeout)
+		err = q.StripeRequestAttemptAdvance(tryCtx, db.StripeRequestAttemptAdvanceParams{Operation: a.Operation, NextAttempt: a.Number + 1})
+		cancel()
+		if err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("advance attempt of %s: %w", a.Operation, err)
 }
+
+// failedTries and failedTimeout bound Failed's writes: a pool hands out
+// another connection on each try.
+const (
+	failedTries   = 3
+	failedTimeout = 10 * time.Second
+)

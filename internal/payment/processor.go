@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/slotpay/slotpay/gen/db"
@@ -195,9 +197,15 @@ func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (applied,
 // between the serialising locks of two events (an event that waited for
 // one link, applied by a transaction holding another) aborts one of them;
 // it is run again, as nothing of it was committed.
+//
+// A refund fact that cannot be ordered against a recorded one
+// (Decision.ReadBack) aborts it too: the payment's refunds are read back
+// from Stripe, outside the transaction, and it is run again with them.
 func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(context.Context, *applier) error) (*applier, error) {
-	for attempt := 1; ; attempt++ {
+	refundsNow := map[string]*booking.RefundsNow{}
+	for attempt, readBacks := 1, 0; ; attempt++ {
 		a := p.newApplier(source)
+		a.refundsNow = refundsNow
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 			a.tx, a.q = tx, database.New(tx)
 			if err := fn(ctx, a); err != nil {
@@ -205,6 +213,16 @@ func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(co
 			}
 			return a.sync(ctx)
 		})
+		if rb, ok := errors.AsType[*readBackNeeded](err); ok && readBacks < 3 {
+			readBacks++
+			now, readErr := p.readRefunds(ctx, rb.paymentIntentID)
+			if readErr != nil {
+				return a, fmt.Errorf("%w: %v", err, readErr)
+			}
+			refundsNow[rb.paymentIntentID] = now
+			attempt--
+			continue
+		}
 		if err == nil || !database.IsDeadlock(err) || attempt == 3 {
 			return a, err
 		}
@@ -213,6 +231,38 @@ func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(co
 
 func (p *Processor) newApplier(source Source) *applier {
 	return &applier{jobs: p.jobs, livemode: p.livemode, source: source, flight: &database.Flight{}}
+}
+
+// readBackNeeded aborts a transaction whose refund fact needs the
+// payment's refunds as Stripe has them now (booking.Decision.ReadBack).
+type readBackNeeded struct{ paymentIntentID string }
+
+func (e *readBackNeeded) Error() string {
+	return "the event ties with a recorded refund fact; the refunds of " + e.paymentIntentID + " must be read back"
+}
+
+// readRefunds reads a payment's refunds back from Stripe: the amount
+// received and the sum of refunds that neither failed nor were cancelled.
+func (p *Processor) readRefunds(ctx context.Context, paymentIntentID string) (*booking.RefundsNow, error) {
+	piParams := &stripe.PaymentIntentParams{}
+	piParams.Context = ctx
+	pi, err := p.stripe.PaymentIntents.Get(paymentIntentID, piParams)
+	if err != nil {
+		return nil, fmt.Errorf("read back payment intent %s: %w", paymentIntentID, err)
+	}
+	now := &booking.RefundsNow{Charged: pi.AmountReceived}
+	params := &stripe.RefundListParams{PaymentIntent: stripe.String(paymentIntentID)}
+	params.Context = ctx
+	it := p.stripe.Refunds.List(params)
+	for it.Next() {
+		if r := it.Refund(); r.Status != stripe.RefundStatusFailed && r.Status != stripe.RefundStatusCanceled {
+			now.Live += r.Amount
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read back the refunds of %s: %w", paymentIntentID, err)
+	}
+	return now, nil
 }
 
 // afterCommit counts and reports what a committed transaction did.
@@ -251,6 +301,9 @@ type applier struct {
 	jobs     *river.Client[pgx.Tx]
 	livemode bool
 	source   Source
+	// refundsNow holds the refunds read back from Stripe, by payment
+	// intent, for refund facts that tie with a recorded one.
+	refundsNow map[string]*booking.RefundsNow
 	// transitions and outcomes are counted after commit: a rolled-back one
 	// never happened.
 	transitions []transition
@@ -366,7 +419,16 @@ func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) 
 		linkedIntent = true
 	}
 
+	if b.PaymentIntentID != nil {
+		ev.Fact.RefundsNow = a.refundsNow[*b.PaymentIntentID]
+	}
 	d := booking.Decide(booking.Of(b), ev.Fact)
+	if d.ReadBack {
+		if b.PaymentIntentID == nil {
+			return Result{}, fmt.Errorf("booking %s: a refund fact needs a read-back, but the booking has no payment intent", b.ID)
+		}
+		return Result{}, &readBackNeeded{paymentIntentID: *b.PaymentIntentID}
+	}
 	moved := d.To != booking.Status(b.Status)
 	if moved {
 		var err error

@@ -304,7 +304,7 @@ func (f *StripeFake) chargeObject(s *fakeSession) map[string]any {
 		"amount_refunded": s.refunded, "refunded": s.refunded >= s.AmountTotal && s.AmountTotal > 0,
 		"currency": s.Currency, "payment_intent": s.PaymentIntent, "paid": s.piStatus == "succeeded",
 		"captured": s.piStatus == "succeeded", "status": chargeStatus(s.piStatus),
-		"disputed": f.openDispute(s.PaymentIntent) != nil, "livemode": false, "created": s.created,
+		"disputed": f.chargeDispute(s.PaymentIntent) != nil, "livemode": false, "created": s.created,
 		"metadata": nonNilMap(s.piMetadata),
 		"refunds": map[string]any{
 			"object": "list", "data": refunds, "has_more": false, "total_count": len(refunds),
@@ -443,6 +443,17 @@ func (f *StripeFake) openDispute(pi string) *fakeDispute {
 	return nil
 }
 
+// chargeDispute is the dispute of a payment intent's charge, open or
+// closed, nil if it was never disputed.
+func (f *StripeFake) chargeDispute(pi string) *fakeDispute {
+	for _, d := range f.disputes {
+		if d.paymentIntent == pi {
+			return d
+		}
+	}
+	return nil
+}
+
 func (f *StripeFake) disputeObject(d *fakeDispute) map[string]any {
 	obj := fixture(f.t, "dispute")
 	s := f.sessions[f.byPI[d.paymentIntent]]
@@ -486,7 +497,12 @@ func (f *StripeFake) TryOpenDispute(sessionID, reason string) (string, error) {
 	if !ok || s.piStatus != "succeeded" {
 		return "", fmt.Errorf("testkit: StripeFake.OpenDispute: session %s has no succeeded payment", sessionID)
 	}
-	if f.openDispute(s.PaymentIntent) != nil {
+	// A charge has at most one dispute (the charge's dispute field names
+	// it; won and lost are final, "closing a dispute is irreversible"):
+	// Stripe never opens a second one, whatever the first one's status.
+	// An inquiry that escalates is the same dispute object moving on,
+	// which the simulator does not model.
+	if f.chargeDispute(s.PaymentIntent) != nil {
 		return "", fmt.Errorf("testkit: StripeFake.OpenDispute: the payment of %s is disputed already", sessionID)
 	}
 	d := &fakeDispute{

@@ -327,6 +327,8 @@ func TestStripeFakeRefundLifecycle(t *testing.T) {
 	})
 }
 
+// TestStripeFakeDisputes: a dispute opens, moves on and closes won or lost
+// with the events Stripe sends; a charge has at most one dispute.
 func TestStripeFakeDisputes(t *testing.T) {
 	t.Parallel()
 	for _, won := range []bool{true, false} {
@@ -365,6 +367,13 @@ func TestStripeFakeDisputes(t *testing.T) {
 			require.Equal(t, stripe.DisputeStatus(p.DisputeStatus), closed.Data.Object.Status)
 			require.Equal(t, s.PaymentIntent, closed.Data.Object.PaymentIntent.ID)
 			require.EqualValues(t, 9000, closed.Data.Object.Amount)
+
+			// A charge has at most one dispute, and won or lost is final:
+			// Stripe opens no second one on the charge.
+			_, err := fake.TryOpenDispute(s.ID, "fraudulent")
+			require.Error(t, err)
+			require.Len(t, fake.Disputes(), 1)
+			require.Len(t, fake.Emitted(), len(want))
 		})
 	}
 }

@@ -78,16 +78,15 @@ func (p *Processor) Process(ctx context.Context, raw []byte, source Source) (Res
 	if err != nil {
 		return Result{}, err
 	}
-	for attempt := 1; ; attempt++ {
-		a := p.newApplier(source)
+	r := p.retrier()
+	for {
+		a := r.applier(source)
 		res, err := a.process(ctx, p.pool, ev, raw)
 		if err == nil {
 			p.afterCommit(ctx, a)
 			return res, nil
 		}
-		// A deadlock between the serialising locks of two events aborts
-		// one of them; nothing of it was committed, so it runs again.
-		if !database.IsDeadlock(err) || attempt == 3 {
+		if again, err := r.again(ctx, err); !again {
 			return Result{}, fmt.Errorf("process event %s (%s): %w", ev.ID, ev.Type, err)
 		}
 	}
@@ -193,19 +192,12 @@ func (p *Processor) ApplyUnmatched(ctx context.Context, maxRows int32) (applied,
 	return applied, failed, nil
 }
 
-// inTransaction runs fn with an applier in one transaction. A deadlock
-// between the serialising locks of two events (an event that waited for
-// one link, applied by a transaction holding another) aborts one of them;
-// it is run again, as nothing of it was committed.
-//
-// A refund fact that cannot be ordered against a recorded one
-// (Decision.ReadBack) aborts it too: the payment's refunds are read back
-// from Stripe, outside the transaction, and it is run again with them.
+// inTransaction runs fn with an applier in one transaction, again when
+// retry says so.
 func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(context.Context, *applier) error) (*applier, error) {
-	refundsNow := map[string]*booking.RefundsNow{}
-	for attempt, readBacks := 1, 0; ; attempt++ {
-		a := p.newApplier(source)
-		a.refundsNow = refundsNow
+	r := p.retrier()
+	for {
+		a := r.applier(source)
 		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 			a.tx, a.q = tx, database.New(tx)
 			if err := fn(ctx, a); err != nil {
@@ -213,20 +205,54 @@ func (p *Processor) inTransaction(ctx context.Context, source Source, fn func(co
 			}
 			return a.sync(ctx)
 		})
-		if rb, ok := errors.AsType[*readBackNeeded](err); ok && readBacks < 3 {
-			readBacks++
-			now, readErr := p.readRefunds(ctx, rb.paymentIntentID)
-			if readErr != nil {
-				return a, fmt.Errorf("%w: %v", err, readErr)
-			}
-			refundsNow[rb.paymentIntentID] = now
-			attempt--
-			continue
+		if err == nil {
+			return a, nil
 		}
-		if err == nil || !database.IsDeadlock(err) || attempt == 3 {
+		if again, err := r.again(ctx, err); !again {
 			return a, err
 		}
 	}
+}
+
+// retry decides whether a failed transaction of the processor runs again;
+// nothing of a failed one was committed. A deadlock between the serialising
+// locks of two events (an event that waited for one link, applied by a
+// transaction holding another) aborts one of them: it runs again, three
+// attempts in all. A refund fact that cannot be ordered against a recorded
+// one (Decision.ReadBack) aborts it too: the payment's refunds are read back
+// from Stripe, outside any transaction, and it runs again with them.
+type retry struct {
+	p          *Processor
+	refundsNow map[string]*booking.RefundsNow
+	deadlocks  int
+	readBacks  int
+}
+
+func (p *Processor) retrier() *retry {
+	return &retry{p: p, refundsNow: map[string]*booking.RefundsNow{}}
+}
+
+// applier is a fresh applier for one attempt, with what was read back.
+func (r *retry) applier(source Source) *applier {
+	a := r.p.newApplier(source)
+	a.refundsNow = r.refundsNow
+	return a
+}
+
+// again reports whether the attempt that failed with err runs again, and
+// otherwise the error to return.
+func (r *retry) again(ctx context.Context, err error) (bool, error) {
+	if rb, ok := errors.AsType[*readBackNeeded](err); ok && r.readBacks < 3 {
+		r.readBacks++
+		now, readErr := r.p.readRefunds(ctx, rb.paymentIntentID)
+		if readErr != nil {
+			return false, fmt.Errorf("%w: %v", err, readErr)
+		}
+		r.refundsNow[rb.paymentIntentID] = now
+		return true, nil
+	}
+	r.deadlocks++
+	return database.IsDeadlock(err) && r.deadlocks < 3, err
 }
 
 func (p *Processor) newApplier(source Source) *applier {

@@ -309,7 +309,7 @@ func TestRefundFactsInOneSecond_StripesRefundsDecide(t *testing.T) {
 		}
 		return ids
 	}
-	start := func(t *testing.T) (*testBundle, *testkit.StripeFake, *stripeclient.API, genapi.Booking, string) {
+	start := func(t *testing.T) (*testBundle, *testkit.StripeFake, *stripeclient.API, genapi.CreatedBooking, string) {
 		fake := testkit.NewStripeFake(t)
 		b := setup(t, withStripe(fake.URL))
 		bk, co := b.paidBooking(t, 10)

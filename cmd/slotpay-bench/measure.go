@@ -457,9 +457,11 @@ var (
 	latencyLine = regexp.MustCompile(`latency average = ([0-9.]+) ms`)
 )
 
-// pgbenchRun is what pgbench reported: transactions per second and its
-// average latency in milliseconds.
-type pgbenchRun struct{ tps, latency float64 }
+// pgbenchRun is what pgbench reported: transactions per second, its average
+// latency and, from its per-transaction log (-l), the 99th percentile, in
+// milliseconds: the tail PostgreSQL itself has on this machine, which bounds
+// the webhook's p99 from below.
+type pgbenchRun struct{ tps, latency, p99 float64 }
 
 // pgbench runs script at the top concurrency. The script numbers its
 // transactions with the sequence <prefix>_seq, so that each confirms its
@@ -477,6 +479,7 @@ func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, s
 	cmd := exec.CommandContext(ctx, e.o.pgbench, "-n", "-M", "prepared", "-f", file,
 		"-c", strconv.Itoa(topConcurrency), "-j", "2", "-t", strconv.Itoa(perClient),
 		"-D", "payload="+string(payload),
+		"-l", "--log-prefix", filepath.Join(e.tmp, prefix+"_log"),
 		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
 	out, err := cmd.CombinedOutput()
@@ -490,7 +493,41 @@ func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, s
 	var r pgbenchRun
 	r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
 	r.latency, _ = strconv.ParseFloat(string(l[1]), 64)
+	if r.p99, err = pgbenchP99(filepath.Join(e.tmp, prefix+"_log")); err != nil {
+		return pgbenchRun{}, err
+	}
 	return r, nil
+}
+
+// pgbenchP99 reads pgbench's per-transaction logs (one file per thread,
+// named prefix.<pid>[.<thread>]; the third field of a line is the
+// transaction's latency in microseconds) and returns their 99th percentile
+// in milliseconds.
+func pgbenchP99(prefix string) (float64, error) {
+	files, err := filepath.Glob(prefix + ".*")
+	if err != nil || len(files) == 0 {
+		return 0, fmt.Errorf("pgbench wrote no transaction log at %s.*: %v", prefix, err)
+	}
+	var us []float64
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		for line := range strings.Lines(string(data)) {
+			fields := strings.Fields(line)
+			if len(fields) < 3 {
+				continue
+			}
+			v, err := strconv.ParseFloat(fields[2], 64)
+			if err != nil {
+				return 0, fmt.Errorf("pgbench log %s: %q: %w", f, line, err)
+			}
+			us = append(us, v)
+		}
+	}
+	slices.Sort(us)
+	return us[(len(us)*99)/100] / 1000, nil
 }
 
 // cpuProfile saves a CPU profile of the server of the given seconds to
@@ -548,7 +585,9 @@ func printTable(w io.Writer, results []*result) {
 		return ms(r.duplicates.pct(0.50)) + " / " + ms(r.duplicates.pct(0.99))
 	})
 	row(fmt.Sprintf("pgbench minimal tx, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.minimal.tps) })
-	row(fmt.Sprintf("pgbench minimal tx, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.minimal.latency) })
+	row(fmt.Sprintf("pgbench minimal tx, -c %d: latency avg / p99 ms", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%.1f / %.1f", r.minimal.latency, r.minimal.p99)
+	})
 	row(fmt.Sprintf("RATIO webhook c=%d ÷ minimal (target ≥ 0.70)", topConcurrency), func(r *result) string {
 		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.minimal.tps)
 	})

@@ -15,13 +15,13 @@ import (
 	"github.com/slotpay/slotpay/internal/testkit"
 )
 
-// TestWebhookDeliveredAtLeastOnceAcrossSIGKILL: a confirmation is committed,
+// TestInvariant8_WebhookDeliveredAtLeastOnceAcrossSIGKILL: a confirmation is committed,
 // the merchant's endpoint answers 500 to its first two tries, and the server
 // is killed with SIGKILL between them. A new server process finishes the
 // job: the endpoint receives the event, signed as Stripe signs (checked by a
 // standard-library receiver), under one event id on every attempt; the
 // customer's e-mail arrives over SMTP.
-func TestWebhookDeliveredAtLeastOnceAcrossSIGKILL(t *testing.T) {
+func TestInvariant8_WebhookDeliveredAtLeastOnceAcrossSIGKILL(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
 	smtp := testkit.NewSMTPServer(t)

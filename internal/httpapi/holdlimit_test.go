@@ -88,7 +88,7 @@ func (b *testBundle) holdsAtOnce(t *testing.T, client, email func(i int) string)
 	return counts
 }
 
-func TestHoldCaps(t *testing.T) {
+func TestInvariant7_NoClientOrEmailHoldsMoreUnpaidSlotsThanTheLimits(t *testing.T) {
 	t.Parallel()
 	loopback := withTrustedProxies(netipPrefix(t, "127.0.0.0/8"))
 	same := func(s string) func(int) string { return func(int) string { return s } }

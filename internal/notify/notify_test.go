@@ -196,11 +196,11 @@ func mustURL(t *testing.T, s string) *url.URL {
 	return u
 }
 
-// TestEveryConfirmedBookingGetsAnEmail_1000Bookings: a thousand bookings paid
+// TestInvariant8_EveryConfirmedBookingGetsAnEmail_1000Bookings: a thousand bookings paid
 // through signed Stripe webhooks to the real handler, e-mailed over SMTP to a
 // real server: exactly one e-mail per confirmed booking, none lost, none
 // doubled.
-func TestEveryConfirmedBookingGetsAnEmail_1000Bookings(t *testing.T) {
+func TestInvariant8_EveryConfirmedBookingGetsAnEmail_1000Bookings(t *testing.T) {
 	t.Parallel()
 	const n = 1000
 	b := setup(t)
@@ -248,11 +248,11 @@ func TestEveryConfirmedBookingGetsAnEmail_1000Bookings(t *testing.T) {
 	require.Len(t, ids, n, "one Message-ID per notification")
 }
 
-// TestNoNotificationForATransitionThatRolledBack: a confirmation whose
+// TestInvariant8_NoNotificationForATransitionThatRolledBack: a confirmation whose
 // transaction fails after the transition (here: a statement that fails
 // right after it) leaves no notification and no e-mail, while a committed
 // one beside it is e-mailed.
-func TestNoNotificationForATransitionThatRolledBack(t *testing.T) {
+func TestInvariant8_NoNotificationForATransitionThatRolledBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	r := testkit.CreateResource(t, b.db, nil)

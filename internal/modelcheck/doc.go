@@ -6,7 +6,11 @@
 // the real webhook handler while reconcile and replay-events run beside it;
 // Stripe faults and killed PostgreSQL connections are injected. When the
 // system is quiet, every SPEC §8 invariant is checked against the
-// simulator's own record of money.
+// simulator's own record of money — and §8.8 against the history: every
+// committed status change that calls for a notification has it, with its
+// e-mail delivered (here to the log), across restarts and killed
+// connections. Customer cancel and reschedule (issue 14) are not among the
+// operations yet.
 //
 //	go test ./internal/modelcheck                          # the short budget of make test
 //	MODELCHECK_SEED=17 MODELCHECK_STEPS=23 go test ./internal/modelcheck -run 'TestModel$' -v

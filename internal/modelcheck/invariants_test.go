@@ -10,6 +10,8 @@ import (
 
 	slotpayconfig "github.com/slotpay/slotpay/internal/config"
 
+	"github.com/slotpay/slotpay/internal/booking"
+	"github.com/slotpay/slotpay/internal/notify"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/testkit"
 )
@@ -240,12 +242,70 @@ func (w *world) check(ctx context.Context) []string {
 		}
 	}
 
+	// §8.8: every notification a committed transition calls for is made
+	// (once) and its e-mail delivered; none exists for anything else.
+	v = append(v, w.checkNotifications(ctx, bookings)...)
+
 	// SPEC §2.2: a checkout Stripe refuses with no fault injected means
 	// slotpay sent what Stripe does not accept (expires_at too close).
 	if w.cfg.defects[defectExpiresAt] && refused > 0 {
 		fail("§2.2 expires_at: %d checkouts were refused by Stripe with no fault injected", refused)
 	}
 	slices.Sort(v)
+	return v
+}
+
+// checkNotifications is §8.8 against the history: every committed status
+// change that notify.Decide says someone hears about has its notification,
+// and each notification with an e-mail has a delivered (here: logged)
+// attempt, whatever restarts and killed connections came between; a
+// disputed booking has told the merchant. A notification belongs to a
+// committed row by its foreign key, so one for a rolled-back transition
+// cannot exist; at most one per change is checked.
+func (w *world) checkNotifications(ctx context.Context, bookings map[uuid.UUID]*row) []string {
+	var v []string
+	fail := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	rows, err := w.db.Pool.Query(ctx, `SELECT c.id, c.booking_id, coalesce(c.from_status, ''), c.to_status, c.cause,
+			count(n.id), count(n.id) FILTER (WHERE n.email_kind IS NOT NULL AND NOT EXISTS (
+				SELECT 1 FROM notification_attempts a
+				WHERE a.notification_id = n.id AND a.channel = 'email' AND a.outcome IN ('delivered', 'logged')))
+		FROM booking_status_changes c LEFT JOIN notifications n ON n.status_change_id = c.id
+		GROUP BY c.id ORDER BY c.id`)
+	if err != nil {
+		return []string{"read status changes and notifications: " + err.Error()}
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id                int64
+			bookingID         uuid.UUID
+			from, to, cause   string
+			made, undelivered int
+		)
+		if err := rows.Scan(&id, &bookingID, &from, &to, &cause, &made, &undelivered); err != nil {
+			return append(v, "read status changes and notifications: "+err.Error())
+		}
+		eventType, _ := notify.Decide(booking.Status(from), booking.Status(to), cause)
+		switch {
+		case eventType != "" && made == 0:
+			fail("§8.8: booking %s's change %s → %s (%s) was committed, but no %s notification was made", bookingID, from, to, cause, eventType)
+		case eventType == "" && made > 0:
+			fail("§8.8: booking %s's change %s → %s (%s) calls for no notification, but has %d", bookingID, from, to, cause, made)
+		case made > 1:
+			fail("§8.8: booking %s's change %s → %s has %d notifications", bookingID, from, to, made)
+		}
+		if undelivered > 0 {
+			fail("§8.8: booking %s's %s notification has an e-mail never delivered", bookingID, eventType)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return append(v, "read status changes and notifications: "+err.Error())
+	}
+	for _, b := range bookings {
+		if b.disputed && w.db.Count(w.t, `SELECT count(*) FROM notifications WHERE booking_id = $1 AND type = $2`, b.id, notify.TypeDisputed) == 0 {
+			fail("§8.8: booking %s is disputed, but the merchant was never told (%s)", b.id, notify.TypeDisputed)
+		}
+	}
 	return v
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/slotpay/slotpay/internal/checkout"
 	slotpayconfig "github.com/slotpay/slotpay/internal/config"
 	"github.com/slotpay/slotpay/internal/database"
+	"github.com/slotpay/slotpay/internal/notify"
 	"github.com/slotpay/slotpay/internal/payment"
 	"github.com/slotpay/slotpay/internal/reconcile"
 	"github.com/slotpay/slotpay/internal/testkit"
@@ -304,27 +305,36 @@ func (w *world) quiesce(ctx context.Context) string {
 		}
 		prevEmitted = emitted
 	}
+	// The last round's passes may have changed statuses: their
+	// notifications are finished before the world counts as quiet.
+	w.settleJobs(ctx)
 	return fmt.Sprintf("%d rounds, %d events emitted, %d queued", rounds+1, len(w.stripe.Emitted()), w.stripe.QueuedEvents())
 }
 
-// settleJobs runs the refund jobs that are waiting for a retry now (time
-// cannot pass in a test; River's backoff would make them wait minutes) and
-// waits, up to a deadline, until none is left to run.
+// settledKinds are the jobs a quiet world has finished: refunds, and the
+// notifications with their e-mails and merchant deliveries (§8.8).
+var settledKinds = []string{
+	payment.RefundArgs{}.Kind(), notify.Args{}.Kind(), notify.EmailArgs{}.Kind(), notify.DeliveryArgs{}.Kind(),
+}
+
+// settleJobs runs the refund and notification jobs that are waiting for a
+// retry now (time cannot pass in a test; River's backoff would make them
+// wait minutes) and waits, up to a deadline, until none is left to run.
 func (w *world) settleJobs(ctx context.Context) {
 	deadline := time.Now().Add(testkit.WaitTimeout)
 	for time.Now().Before(deadline) {
 		if _, err := w.db.Pool.Exec(ctx, `UPDATE river_job SET scheduled_at = now()
-			WHERE kind = 'refund' AND state IN ('retryable', 'scheduled')`); err != nil {
-			w.t.Logf("quiesce: wake refund jobs: %v", err)
+			WHERE kind = ANY($1) AND state IN ('retryable', 'scheduled')`, settledKinds); err != nil {
+			w.t.Logf("quiesce: wake jobs: %v", err)
 			return
 		}
-		if w.db.Count(w.t, `SELECT count(*) FROM river_job WHERE kind = 'refund'
-			AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`) == 0 {
+		if w.db.Count(w.t, `SELECT count(*) FROM river_job WHERE kind = ANY($1)
+			AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`, settledKinds) == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.t.Logf("quiesce: refund jobs still queued after %s", testkit.WaitTimeout)
+	w.t.Logf("quiesce: jobs still queued after %s", testkit.WaitTimeout)
 }
 
 // concurrency is n when the race scenario is on, else 1: delivered one at a

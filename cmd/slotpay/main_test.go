@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -189,6 +190,20 @@ func serveEnv(t *testing.T, tdb testkit.TestDB) (addr string, env []string) {
 		"LISTEN_ADDR=" + addr,
 		"PUBLIC_BASE_URL=http://" + addr,
 	}
+}
+
+// deliverStripeEvent posts body to the webhook of the server at base, signed
+// as Stripe signs it with serveEnv's secret, and returns the answer's status.
+func deliverStripeEvent(t *testing.T, base string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/v1/webhooks/stripe", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", testkit.SignatureHeader(body, "whsec_test", time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func waitReady(t *testing.T, addr string) {

@@ -159,13 +159,7 @@ func Hold(ctx context.Context, pool *pgxpool.Pool, req Request, hold time.Durati
 		// A hold that lapsed before any Checkout Session existed cannot be
 		// paid: release it here rather than make this customer wait for the
 		// reconciler.
-		lapsed, err := q.BookingListLapsedOverlappingForUpdate(ctx, db.BookingListLapsedOverlappingForUpdateParams{
-			ResourceID: req.ResourceID, At: now, StartsAt: req.Slot.StartsAt, EndsAt: req.Slot.EndsAt,
-		})
-		if err != nil {
-			return fmt.Errorf("find lapsed holds: %w", err)
-		}
-		expired, err := expireLapsed(ctx, q, lapsed, now)
+		expired, err := releaseLapsedIn(ctx, q, req.ResourceID, req.Slot, now)
 		if err != nil {
 			return err
 		}
@@ -350,6 +344,19 @@ func Apply(ctx context.Context, q *db.Queries, b db.Booking, f Fact, c Cause) (d
 	}
 	moved, err := Transition(ctx, q, b, d.To, c)
 	return moved, d, err
+}
+
+// releaseLapsedIn expires, through the state machine, the lapsed holds
+// without a session that overlap slot of resourceID, so that the caller's
+// booking may take it; the caller holds the resource's lock.
+func releaseLapsedIn(ctx context.Context, q *db.Queries, resourceID uuid.UUID, slot Slot, now time.Time) ([]uuid.UUID, error) {
+	lapsed, err := q.BookingListLapsedOverlappingForUpdate(ctx, db.BookingListLapsedOverlappingForUpdateParams{
+		ResourceID: resourceID, At: now, StartsAt: slot.StartsAt, EndsAt: slot.EndsAt,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find lapsed holds: %w", err)
+	}
+	return expireLapsed(ctx, q, lapsed, now)
 }
 
 // lapsedBatch bounds one transaction of ExpireLapsedHolds.

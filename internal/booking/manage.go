@@ -123,13 +123,7 @@ func Reschedule(ctx context.Context, pool *pgxpool.Pool, id uuid.UUID, slot Slot
 				price, resource.Currency, b.AmountTotal, b.Currency)
 		}
 		// Lapsed unpaid holds in the way are released, as for a new hold.
-		lapsed, err := q.BookingListLapsedOverlappingForUpdate(ctx, db.BookingListLapsedOverlappingForUpdateParams{
-			ResourceID: b.ResourceID, At: now, StartsAt: slot.StartsAt, EndsAt: slot.EndsAt,
-		})
-		if err != nil {
-			return fmt.Errorf("find lapsed holds: %w", err)
-		}
-		if _, err := expireLapsed(ctx, q, lapsed, now); err != nil {
+		if _, err := releaseLapsedIn(ctx, q, b.ResourceID, slot, now); err != nil {
 			return err
 		}
 		moved, err = TransitionWith(ctx, q, b, Confirmed, Cause{Name: CauseRescheduled}, Change{Slot: &slot})

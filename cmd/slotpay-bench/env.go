@@ -202,6 +202,8 @@ func (e *environment) startServer(ctx context.Context, dbURL string, ds dataset)
 	return s, nil
 }
 
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
 // peakRSS is the server's high-water resident set (VmHWM), in bytes.
 func (s *server) peakRSS() (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))

@@ -35,6 +35,8 @@ type load struct {
 	lat      []time.Duration // sorted
 	statuses map[int]int
 	errors   int
+	// cpu is what each part of the machine spent during the phase.
+	cpu cpuTimes
 	// By request, when any asked to keep its answer.
 	reqs   []request
 	codes  []int
@@ -108,7 +110,17 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	if err := seedAvailabilityDay(ctx, pool, availDay); err != nil {
 		return nil, err
 	}
-	if _, err := pool.Exec(ctx, "VACUUM ANALYZE"); err != nil {
+	// Statistics for what the bench seeded. The ledger, the history and
+	// River's jobs of the empty dataset stay as a new deployment's are,
+	// never analysed: statistics that say "empty" (an ANALYZE of the empty
+	// tables) make PostgreSQL plan a sequential scan for lookups in them,
+	// among them the foreign-key check of every status change against
+	// payment_events, and a connection keeps a cached plan until the
+	// statistics change. With autovacuum on (PostgreSQL's default), its
+	// ANALYZE replaces them as the tables grow; this machine runs with
+	// autovacuum off, so they would stay, and the empty run would measure
+	// a scan of the whole ledger per event (seqScans below reports one).
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE resources, bookings"); err != nil {
 		return nil, err
 	}
 
@@ -135,7 +147,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 			profiled = make(chan error, 1)
 			go func() { profiled <- e.cpuProfile(ctx, srv.pprof, max(1, min(seconds, 20))) }()
 		}
+		before := readCPU(srv.pid())
 		l := e.webhooks(ctx, client, srv.base, events, c)
+		l.cpu = readCPU(srv.pid()).sub(before)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				return nil, fmt.Errorf("cpu profile: %w", err)
@@ -153,7 +167,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		return nil, err
 	}
 	fmt.Fprintf(e.log, "bench: %s: the c=%d events again (duplicates)\n", ds.name, topConcurrency)
+	before := readCPU(srv.pid())
 	r.duplicates = e.webhooks(ctx, client, srv.base, top, topConcurrency)
+	r.duplicates.cpu = readCPU(srv.pid()).sub(before)
 	if err := expect(r.duplicates, map[int]int{http.StatusOK: n}); err != nil {
 		return nil, fmt.Errorf("duplicates: %w", err)
 	}
@@ -173,7 +189,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		{&r.same, "same", pgbenchScript, pgbenchResource, "pgbench"},
 	} {
 		fmt.Fprintf(e.log, "bench: %s: pgbench, the %s transaction, %d clients × %d\n", ds.name, p.name, topConcurrency, pgbenchTx)
-		if *p.run, err = e.pgbench(ctx, pool, p.prefix, p.script, pgbenchTx, top[0]); err != nil {
+		if *p.run, err = e.pgbench(ctx, pool, p.prefix, p.script, pgbenchTx, top[0], srv.pid()); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(e.log, "bench: %s: pgbench %s: %.0f tps\n", ds.name, p.name, p.run.tps)
@@ -220,7 +236,30 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	if r.peakRSS, err = srv.peakRSS(); err != nil {
 		return nil, err
 	}
+	// The server's connections report their statistics as they close.
+	srv.stop()
+	if note, err := seqScans(ctx, pool); err != nil {
+		return nil, err
+	} else if note != "" {
+		r.notes = append(r.notes, note)
+	}
 	return r, nil
+}
+
+// seqScans reports the ledger read by sequential scans more than a few
+// times over: every lookup the webhook path makes in payment_events has an
+// index, so a plan that scans the table instead costs a read of the whole
+// ledger per event (the bench's own checks scan it once or twice).
+func seqScans(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var scans, read, rows int64
+	err := pool.QueryRow(ctx, `SELECT seq_scan, seq_tup_read, n_live_tup FROM pg_stat_user_tables WHERE relname = 'payment_events'`).Scan(&scans, &read, &rows)
+	if err != nil {
+		return "", fmt.Errorf("statistics of payment_events: %w", err)
+	}
+	if read > 3*max(rows, 1) {
+		return fmt.Sprintf("payment_events was read by %d sequential scans, %d rows in all (the table has %d): a cached plan scans the ledger", scans, read, rows), nil
+	}
+	return "", nil
 }
 
 // progress prints a phase's numbers as soon as they are known.
@@ -461,13 +500,18 @@ var (
 // latency and, from its per-transaction log (-l), the 99th percentile, in
 // milliseconds: the tail PostgreSQL itself has on this machine, which bounds
 // the webhook's p99 from below.
-type pgbenchRun struct{ tps, latency, p99 float64 }
+type pgbenchRun struct {
+	tps, latency, p99 float64
+	n                 int
+	// PostgreSQL's CPU time during the run, and pgbench's own.
+	postgres, client time.Duration
+}
 
 // pgbench runs script at the top concurrency. The script numbers its
 // transactions with the sequence <prefix>_seq, so that each confirms its
 // own booking; the ledger row carries a real event's payload, as slotpay's
 // does.
-func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, script string, perClient int, payload []byte) (pgbenchRun, error) {
+func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, script string, perClient int, payload []byte, serverPID int) (pgbenchRun, error) {
 	if _, err := pool.Exec(ctx, "CREATE SEQUENCE "+prefix+"_seq"); err != nil {
 		return pgbenchRun{}, err
 	}
@@ -482,15 +526,17 @@ func (e *environment) pgbench(ctx context.Context, pool *pgxpool.Pool, prefix, s
 		"-l", "--log-prefix", filepath.Join(e.tmp, prefix+"_log"),
 		"-h", cfg.Host, "-p", strconv.Itoa(int(cfg.Port)), "-U", cfg.User, cfg.Database)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+cfg.Password)
+	before := readCPU(serverPID)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return pgbenchRun{}, fmt.Errorf("pgbench: %w\n%s", err, out)
 	}
+	r := pgbenchRun{n: perClient * topConcurrency, postgres: readCPU(serverPID).sub(before).postgres,
+		client: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
 	m, l := tpsLine.FindSubmatch(out), latencyLine.FindSubmatch(out)
 	if m == nil || l == nil {
 		return pgbenchRun{}, fmt.Errorf("pgbench printed no tps or latency:\n%s", out)
 	}
-	var r pgbenchRun
 	r.tps, _ = strconv.ParseFloat(string(m[1]), 64)
 	r.latency, _ = strconv.ParseFloat(string(l[1]), 64)
 	if r.p99, err = pgbenchP99(filepath.Join(e.tmp, prefix+"_log")); err != nil {
@@ -590,6 +636,19 @@ func printTable(w io.Writer, results []*result) {
 	})
 	row(fmt.Sprintf("RATIO webhook c=%d ÷ minimal (target ≥ 0.70)", topConcurrency), func(r *result) string {
 		return fmt.Sprintf("%.2f", r.unique[topConcurrency].perSecond()/r.minimal.tps)
+	})
+	row(fmt.Sprintf("CPU ms per event, c=%d: PostgreSQL / server / load", topConcurrency), func(r *result) string {
+		l := r.unique[topConcurrency]
+		return perEvent(l.cpu.postgres, l.n) + " / " + perEvent(l.cpu.server, l.n) + " / " + perEvent(l.cpu.bench, l.n)
+	})
+	row("CPU ms per tx, pgbench minimal: PostgreSQL / pgbench", func(r *result) string {
+		return perEvent(r.minimal.postgres, r.minimal.n) + " / " + perEvent(r.minimal.client, r.minimal.n)
+	})
+	row(fmt.Sprintf("cores busy, webhook c=%d / pgbench minimal", topConcurrency), func(r *result) string {
+		l := r.unique[topConcurrency]
+		busy := (l.cpu.postgres + l.cpu.server + l.cpu.bench).Seconds() / l.elapsed.Seconds()
+		pg := (r.minimal.postgres + r.minimal.client).Seconds() / (float64(r.minimal.n) / r.minimal.tps)
+		return fmt.Sprintf("%.2f / %.2f", busy, pg)
 	})
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.same.tps) })
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.same.latency) })

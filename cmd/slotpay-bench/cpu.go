@@ -52,7 +52,10 @@ func readCPU(serverPID int) cpuTimes {
 		if len(f) < 15 {
 			continue
 		}
-		n := func(i int) time.Duration { v, _ := strconv.ParseInt(string(f[i]), 10, 64); return time.Duration(v) * clockTick }
+		n := func(i int) time.Duration {
+			v, _ := strconv.ParseInt(string(f[i]), 10, 64)
+			return time.Duration(v) * clockTick
+		}
 		comm[pid] = string(b[open+1 : closing])
 		stats[pid] = stat{ppid: n(1) / clockTick, self: n(11) + n(12), children: n(13) + n(14)}
 	}

@@ -13,23 +13,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const bookingAssertStatus = `-- name: BookingAssertStatus :exec
-SELECT booking_assert_status($1::uuid, $2::text)
-`
-
-type BookingAssertStatusParams struct {
-	ID     uuid.UUID
-	Status string
-}
-
-// Fails the transaction unless the booking has the status a queued
-// BookingTransition set (migration 00013): queued right after it in a
-// flight that ends in COMMIT (booking.QueueTransition).
-func (q *Queries) BookingAssertStatus(ctx context.Context, arg BookingAssertStatusParams) error {
-	_, err := q.db.Exec(ctx, bookingAssertStatus, arg.ID, arg.Status)
-	return err
-}
-
 const bookingAttachCheckoutSession = `-- name: BookingAttachCheckoutSession :one
 UPDATE bookings
 SET checkout_session_id = $1,
@@ -273,8 +256,8 @@ type BookingLinkPaymentIntentParams struct {
 
 // Links the booking's payment intent. The events that arrived before the
 // link and waited for it are listed under the intent's lock beforehand
-// (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
-// booking (SPEC §2.1).
+// (PaymentEventListUnmatched), in the flight that locks the booking
+// (SPEC §2.1). A transition links it itself (BookingTransition).
 func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) error {
 	_, err := q.db.Exec(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
 	return err
@@ -965,18 +948,22 @@ WITH before AS (
         ends_at = COALESCE($4::timestamptz, bookings.ends_at),
         refund_amount = COALESCE($5::bigint, bookings.refund_amount),
         cancelled_after_payment = bookings.cancelled_after_payment OR $6::boolean,
+        payment_intent_id = COALESCE(bookings.payment_intent_id, $7::text),
         updated_at = now()
-    WHERE bookings.id = $1::uuid AND bookings.status = $7::text
+    WHERE bookings.id = $1::uuid AND bookings.status = $8::text
     RETURNING bookings.id, bookings.resource_id, bookings.customer_email, bookings.customer_name, bookings.starts_at, bookings.ends_at, bookings.status, bookings.amount_total, bookings.currency, bookings.hold_expires_at, bookings.checkout_expires_at, bookings.checkout_session_id, bookings.checkout_url, bookings.payment_intent_id, bookings.disputed, bookings.created_at, bookings.updated_at, bookings.refund_requested_at, bookings.client_addr, bookings.dispute_status, bookings.dispute_status_at, bookings.refund_failed_at, bookings.refunded_seen_at, bookings.manage_token_salt, bookings.manage_token_hash, bookings.refund_amount, bookings.cancelled_after_payment
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id,
                                         from_starts_at, from_ends_at, to_starts_at, to_ends_at)
-    SELECT moved.id, $7::text, $2::text, $8::text,
-           $9::text, $10::uuid,
+    SELECT booking_moved(moved.id, $1::uuid, $8::text, $2::text),
+           $8::text, $2::text, $9::text,
+           $10::text, $11::uuid,
            CASE WHEN $3::timestamptz IS NOT NULL THEN before.starts_at END,
            CASE WHEN $3::timestamptz IS NOT NULL THEN before.ends_at END,
            $3::timestamptz, $4::timestamptz
-    FROM moved JOIN before ON before.id = moved.id
+    FROM (VALUES (1)) AS one (n)
+    LEFT JOIN moved ON true
+    LEFT JOIN before ON before.id = moved.id
 )
 SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM moved
 `
@@ -988,6 +975,7 @@ type BookingTransitionParams struct {
 	ToEndsAt              *time.Time
 	RefundAmount          *int64
 	CancelledAfterPayment bool
+	PaymentIntentID       *string
 	FromStatus            string
 	Cause                 string
 	StripeEventID         *string
@@ -1030,7 +1018,14 @@ type BookingTransitionRow struct {
 // the same statement. What the change carries with it is set here too, so a
 // reader of the transition sees it whole: a reschedule's new slot (recorded
 // with the old one: the before CTE reads the row as it was), a customer
-// cancel's refund_amount and that the booking had been paid.
+// cancel's refund_amount and that the booking had been paid, the payment
+// intent of the confirming event when none was linked.
+//
+// A booking that does not have from_status fails the statement
+// (booking_moved, SQLSTATE SP001; booking.ErrStatusChanged): the recorded
+// CTE always has its one row to insert, and a data-modifying CTE always
+// runs. So in a flight that ends in COMMIT (booking.QueueTransition) the
+// COMMIT rolls back rather than record an event without its change.
 func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionParams) (BookingTransitionRow, error) {
 	row := q.db.QueryRow(ctx, bookingTransition,
 		arg.ID,
@@ -1039,6 +1034,7 @@ func (q *Queries) BookingTransition(ctx context.Context, arg BookingTransitionPa
 		arg.ToEndsAt,
 		arg.RefundAmount,
 		arg.CancelledAfterPayment,
+		arg.PaymentIntentID,
 		arg.FromStatus,
 		arg.Cause,
 		arg.StripeEventID,

@@ -237,58 +237,24 @@ func (q *Queries) PaymentEventListKnownIDs(ctx context.Context, ids []string) ([
 	return items, nil
 }
 
-const paymentEventListUnmatchedByPaymentIntent = `-- name: PaymentEventListUnmatchedByPaymentIntent :many
+const paymentEventListUnmatched = `-- name: PaymentEventListUnmatched :many
 SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = $1::text
+WHERE outcome = 'unmatched'
+  AND (checkout_session_id = $1::text OR payment_intent_id = $2::text)
 ORDER BY stripe_created_at, id
 `
 
-// Events of a payment intent that found no booking and wait for the
-// intent's link; read under the intent's lock (PaymentEventSerializePaymentIntent).
-func (q *Queries) PaymentEventListUnmatchedByPaymentIntent(ctx context.Context, paymentIntentID string) ([]PaymentEvent, error) {
-	rows, err := q.db.Query(ctx, paymentEventListUnmatchedByPaymentIntent, paymentIntentID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []PaymentEvent{}
-	for rows.Next() {
-		var i PaymentEvent
-		if err := rows.Scan(
-			&i.ID,
-			&i.StripeEventID,
-			&i.Type,
-			&i.APIVersion,
-			&i.Livemode,
-			&i.StripeCreatedAt,
-			&i.ReceivedAt,
-			&i.Source,
-			&i.BookingID,
-			&i.CheckoutSessionID,
-			&i.PaymentIntentID,
-			&i.Outcome,
-			&i.Detail,
-			&i.Payload,
-			&i.ResolvedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
+type PaymentEventListUnmatchedParams struct {
+	CheckoutSessionID string
+	PaymentIntentID   *string
 }
 
-const paymentEventListUnmatchedBySession = `-- name: PaymentEventListUnmatchedBySession :many
-SELECT id, stripe_event_id, type, api_version, livemode, stripe_created_at, received_at, source, booking_id, checkout_session_id, payment_intent_id, outcome, detail, payload, resolved_at FROM payment_events
-WHERE outcome = 'unmatched' AND checkout_session_id = $1
-ORDER BY stripe_created_at, id
-`
-
-func (q *Queries) PaymentEventListUnmatchedBySession(ctx context.Context, checkoutSessionID *string) ([]PaymentEvent, error) {
-	rows, err := q.db.Query(ctx, paymentEventListUnmatchedBySession, checkoutSessionID)
+// Events that found no booking and wait for a link: those of the session,
+// and those of the payment intent when one is given. Read under both locks
+// (PaymentEventSerialize), in the flight that locks the booking; the caller
+// tells the two apart (a row can belong to both).
+func (q *Queries) PaymentEventListUnmatched(ctx context.Context, arg PaymentEventListUnmatchedParams) ([]PaymentEvent, error) {
+	rows, err := q.db.Query(ctx, paymentEventListUnmatched, arg.CheckoutSessionID, arg.PaymentIntentID)
 	if err != nil {
 		return nil, err
 	}
@@ -354,29 +320,28 @@ func (q *Queries) PaymentEventListUnmatchedKnown(ctx context.Context, maxRows in
 	return items, nil
 }
 
-const paymentEventSerializePaymentIntent = `-- name: PaymentEventSerializePaymentIntent :exec
+const paymentEventSerialize = `-- name: PaymentEventSerialize :exec
 SELECT pg_advisory_xact_lock(2, hashtext($1::text))
+FROM (SELECT pg_advisory_xact_lock(1, hashtext($2::text)) OFFSET 0) AS session_first
 `
 
-// The same for one payment intent: charge, refund and dispute events and
-// the session event that links the intent to its booking.
-func (q *Queries) PaymentEventSerializePaymentIntent(ctx context.Context, paymentIntentID string) error {
-	_, err := q.db.Exec(ctx, paymentEventSerializePaymentIntent, paymentIntentID)
-	return err
+type PaymentEventSerializeParams struct {
+	PaymentIntentID   *string
+	CheckoutSessionID *string
 }
 
-const paymentEventSerializeSession = `-- name: PaymentEventSerializeSession :exec
-SELECT pg_advisory_xact_lock(1, hashtext($1::text))
-`
-
 // Serialises, until the transaction ends, everything that matches or links
-// events of one Checkout Session (SPEC §2.1, events never lose a race): an
-// event that finds no booking commits its unmatched row before a linking
-// transaction looks for waiting events, or waits for that link to commit.
+// events of one Checkout Session and of one payment intent (SPEC §2.1,
+// events never lose a race): an event that finds no booking commits its
+// unmatched row before a linking transaction looks for waiting events, or
+// waits for that link to commit. The session's lock comes first, then the
+// intent's (the subquery, an optimisation fence, runs before the outer
+// call), in every transaction: two of them cannot wait for each other in
+// opposite orders. A key left NULL takes no lock (the function is strict).
 // The two-key form keeps these locks apart from the one-key locks of
 // resources (ResourceLockForBooking); hash collisions only serialise more.
-func (q *Queries) PaymentEventSerializeSession(ctx context.Context, checkoutSessionID string) error {
-	_, err := q.db.Exec(ctx, paymentEventSerializeSession, checkoutSessionID)
+func (q *Queries) PaymentEventSerialize(ctx context.Context, arg PaymentEventSerializeParams) error {
+	_, err := q.db.Exec(ctx, paymentEventSerialize, arg.PaymentIntentID, arg.CheckoutSessionID)
 	return err
 }
 

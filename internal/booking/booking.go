@@ -269,7 +269,8 @@ func FreeSlots(ctx context.Context, q *db.Queries, resourceID uuid.UUID, year in
 }
 
 // ErrStatusChanged means a conditional status update found another status
-// than the one its caller read; under the row lock this is a bug.
+// than the one its caller read; under the row lock this is a bug. The
+// statement fails, and with it the transaction.
 var ErrStatusChanged = errors.New("booking status changed under a row lock")
 
 // Transition moves a booking, locked by the caller, from its current status to
@@ -290,6 +291,9 @@ type Change struct {
 	// CancelledAfterPayment marks a paid booking's cancel, so that a later
 	// payment fact for it is ignored (Decide).
 	CancelledAfterPayment bool
+	// PaymentIntentID, when set, is linked to a booking that has none: the
+	// intent of the event that confirms it, linked by the same statement.
+	PaymentIntentID *string
 }
 
 // TransitionWith is Transition with what the change carries. It is the one
@@ -299,12 +303,13 @@ func TransitionWith(ctx context.Context, q *db.Queries, b db.Booking, to Status,
 		ID: b.ID, FromStatus: b.Status, ToStatus: string(to), Cause: c.Name,
 		StripeEventID: c.StripeEventID, OperatorID: c.OperatorID,
 		RefundAmount: ch.RefundAmount, CancelledAfterPayment: ch.CancelledAfterPayment,
+		PaymentIntentID: ch.PaymentIntentID,
 	}
 	if ch.Slot != nil {
 		params.ToStartsAt, params.ToEndsAt = &ch.Slot.StartsAt, &ch.Slot.EndsAt
 	}
 	updated, err := q.BookingTransition(ctx, params)
-	if database.IsNotFound(err) {
+	if database.IsNotFound(err) || database.IsStatusChanged(err) {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, ErrStatusChanged)
 	}
 	if err != nil {
@@ -315,22 +320,15 @@ func TransitionWith(ctx context.Context, q *db.Queries, b db.Booking, to Status,
 	return db.Booking(updated), nil
 }
 
-// QueueTransition queues Transition in a flight that ends in COMMIT, with
-// the check that makes PostgreSQL fail the transaction if it did not move
-// the booking (BookingAssertStatus): Transition's own check runs only when
-// the flight's answers are read, after the COMMIT behind it has run, and
-// the event must not be recorded as applied without its change.
-func QueueTransition(ctx context.Context, f *database.Flight, b db.Booking, to Status, c Cause) {
+// QueueTransition queues TransitionWith in a flight that ends in COMMIT.
+// Its answer is read only after the COMMIT behind it has run; a booking
+// that had another status than b's fails the statement in PostgreSQL
+// (BookingTransition), so that COMMIT rolls back and the event is never
+// recorded as applied without its change.
+func QueueTransition(ctx context.Context, f *database.Flight, b db.Booking, to Status, c Cause, ch Change) {
 	f.Queue(func(q *db.Queries) error {
-		_, err := Transition(ctx, q, b, to, c)
+		_, err := TransitionWith(ctx, q, b, to, c, ch)
 		return err
-	})
-	f.Queue(func(q *db.Queries) error {
-		err := q.BookingAssertStatus(ctx, db.BookingAssertStatusParams{ID: b.ID, Status: string(to)})
-		if err != nil {
-			return fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, err)
-		}
-		return nil
 	})
 }
 

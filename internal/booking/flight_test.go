@@ -41,7 +41,7 @@ func TestQueuedTransitionThatFindsAnotherStatusCommitsNothing(t *testing.T) {
 			})
 			return err
 		})
-		booking.QueueTransition(t.Context(), &f, tc.read, booking.Confirmed, booking.EventCause("checkout.session.completed", "evt_"+tc.name))
+		booking.QueueTransition(t.Context(), &f, tc.read, booking.Confirmed, booking.EventCause("checkout.session.completed", "evt_"+tc.name), booking.Change{})
 		f.Commit()
 		tx, err := f.Send(t.Context(), conn)
 		if tc.read.Status == b.Status {

@@ -52,7 +52,14 @@ const (
 	codeExclusionViolation = "23P01"
 	codeDeadlockDetected   = "40P01"
 	classDataException     = "22"
+	// codeStatusChanged is slotpay's own (migration 00014): a transition
+	// found another status than its caller read.
+	codeStatusChanged = "SP001"
 )
+
+// IsStatusChanged reports whether BookingTransition found the booking in
+// another status than its caller read (booking.ErrStatusChanged).
+func IsStatusChanged(err error) bool { return hasCode(err, codeStatusChanged) }
 
 // IsDeadlock reports whether PostgreSQL aborted the transaction to break a
 // deadlock; running it again is safe and usually succeeds.

@@ -434,14 +434,15 @@ func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) 
 			return record(booking.Ignored, detail, &b.ID, false)
 		}
 	}
+	// link is the payment intent to link: under the intent's lock
+	// (serialize), an event of the intent that found no booking has
+	// committed its unmatched row, and m.waitingIntent has it; one that
+	// comes later sees the link. A transition links it in its own
+	// statement; otherwise it is linked alone, below.
+	var link *string
 	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
-		// Under the payment intent's lock (serialize): an event of the
-		// intent that found no booking has committed its unmatched row, and
-		// m.waitingIntent has it; one that comes later sees the link.
-		a.flight.Queue(func(q *db.Queries) error {
-			return accept(q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: b.ID, PaymentIntentID: ev.PaymentIntentID}), "link payment intent")
-		})
-		b.PaymentIntentID = &ev.PaymentIntentID
+		link = &ev.PaymentIntentID
+		b.PaymentIntentID = link
 		linkedIntent = true
 	}
 
@@ -458,9 +459,11 @@ func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) 
 	moved := d.To != booking.Status(b.Status)
 	if moved {
 		var err error
-		if d, err = a.transition(ctx, b, d, ev); err != nil {
+		if d, err = a.transition(ctx, b, d, ev, link); err != nil {
 			return Result{}, err
 		}
+	} else if link != nil {
+		a.queueLink(ctx, b.ID, *link)
 	}
 	if err := a.note(ctx, b.ID, d, ev); err != nil {
 		return Result{}, err
@@ -513,21 +516,20 @@ func moneyFact(k booking.FactKind) bool {
 }
 
 // queueSerialize queues the transaction-scoped locks of the event's session
-// and payment intent, in that order, before anything is matched or linked
-// (SPEC §2.1, events never lose a race). Matching and linking statements
-// come after them, each with a snapshot of its own, so under READ COMMITTED
-// they see every transaction that held the locks before.
+// and payment intent, in that order, in one statement, before anything is
+// matched or linked (SPEC §2.1, events never lose a race). Matching and
+// linking statements come after them, each with a snapshot of its own, so
+// under READ COMMITTED they see every transaction that held the locks
+// before.
 func (a *applier) queueSerialize(ctx context.Context, f *database.Flight, ev event) {
-	if ev.SessionID != "" {
-		f.Queue(func(q *db.Queries) error {
-			return accept(q.PaymentEventSerializeSession(ctx, ev.SessionID), "serialise session "+ev.SessionID)
-		})
+	if ev.SessionID == "" && ev.PaymentIntentID == "" {
+		return
 	}
-	if ev.PaymentIntentID != "" {
-		f.Queue(func(q *db.Queries) error {
-			return accept(q.PaymentEventSerializePaymentIntent(ctx, ev.PaymentIntentID), "serialise payment intent "+ev.PaymentIntentID)
-		})
-	}
+	f.Queue(func(q *db.Queries) error {
+		return accept(q.PaymentEventSerialize(ctx, db.PaymentEventSerializeParams{
+			CheckoutSessionID: optional(ev.SessionID), PaymentIntentID: optional(ev.PaymentIntentID),
+		}), "serialise session "+ev.SessionID+" and payment intent "+ev.PaymentIntentID)
+	})
 }
 
 // queueMatch queues, after the locks, the statements that find the event's
@@ -560,17 +562,20 @@ func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, 
 	}
 	if ev.SessionID != "" {
 		f.Queue(func(q *db.Queries) error {
-			var err error
-			m.waitingSession, err = q.PaymentEventListUnmatchedBySession(ctx, &ev.SessionID)
-			return accept(err, "list events waiting for "+ev.SessionID)
-		})
-		if ev.PaymentIntentID != "" {
-			f.Queue(func(q *db.Queries) error {
-				var err error
-				m.waitingIntent, err = q.PaymentEventListUnmatchedByPaymentIntent(ctx, ev.PaymentIntentID)
-				return accept(err, "list events waiting for "+ev.PaymentIntentID)
+			waiting, err := q.PaymentEventListUnmatched(ctx, db.PaymentEventListUnmatchedParams{
+				CheckoutSessionID: ev.SessionID, PaymentIntentID: optional(ev.PaymentIntentID),
 			})
-		}
+			m.waitingSession, m.waitingIntent = nil, nil
+			for _, w := range waiting {
+				if w.CheckoutSessionID != nil && *w.CheckoutSessionID == ev.SessionID {
+					m.waitingSession = append(m.waitingSession, w)
+				}
+				if ev.PaymentIntentID != "" && w.PaymentIntentID != nil && *w.PaymentIntentID == ev.PaymentIntentID {
+					m.waitingIntent = append(m.waitingIntent, w)
+				}
+			}
+			return accept(err, "list events waiting for "+ev.SessionID+" or "+ev.PaymentIntentID)
+		})
 	}
 }
 
@@ -623,17 +628,29 @@ func (a *applier) namedBooking(ctx context.Context, ev event) (*uuid.UUID, error
 	return &b.ID, nil
 }
 
-// transition applies a decided status change. A late payment that would
-// retake a slot someone else holds by now falls back to IfSlotTaken
-// (refund_pending), decided by the exclusion constraint itself.
-func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event) (booking.Decision, error) {
+// queueLink links the booking's payment intent (BookingLinkPaymentIntent).
+func (a *applier) queueLink(ctx context.Context, id uuid.UUID, paymentIntentID string) {
+	a.flight.Queue(func(q *db.Queries) error {
+		return accept(q.BookingLinkPaymentIntent(ctx, db.BookingLinkPaymentIntentParams{BookingID: id, PaymentIntentID: paymentIntentID}), "link payment intent")
+	})
+}
+
+// transition applies a decided status change, linking the payment intent
+// link when it is set. A late payment that would retake a slot someone else
+// holds by now falls back to IfSlotTaken (refund_pending), decided by the
+// exclusion constraint itself.
+func (a *applier) transition(ctx context.Context, b db.Booking, d booking.Decision, ev event, link *string) (booking.Decision, error) {
 	from := booking.Status(b.Status)
 	if d.IfSlotTaken == "" {
 		// refund_pending reached any other way (a refund that failed) is
 		// never requested automatically: no refund job is inserted here.
-		booking.QueueTransition(ctx, a.flight, b, d.To, booking.EventCause(ev.Type, ev.ID))
+		booking.QueueTransition(ctx, a.flight, b, d.To, booking.EventCause(ev.Type, ev.ID), booking.Change{PaymentIntentID: link})
 		a.transitions = append(a.transitions, transition{from, d.To})
 		return d, nil
+	}
+	// The link holds whichever status the savepoint leaves.
+	if link != nil {
+		a.queueLink(ctx, b.ID, *link)
 	}
 	// The savepoint and the fallback run statement by statement.
 	if err := a.sync(ctx); err != nil {

@@ -175,8 +175,8 @@ WHERE id = @id AND checkout_session_id IS NULL;
 -- name: BookingLinkPaymentIntent :exec
 -- Links the booking's payment intent. The events that arrived before the
 -- link and waited for it are listed under the intent's lock beforehand
--- (PaymentEventListUnmatchedByPaymentIntent), in the flight that locks the
--- booking (SPEC §2.1).
+-- (PaymentEventListUnmatched), in the flight that locks the booking
+-- (SPEC §2.1). A transition links it itself (BookingTransition).
 UPDATE bookings
 SET payment_intent_id = @payment_intent_id::text, updated_at = now()
 WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL;
@@ -188,7 +188,14 @@ WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS
 -- the same statement. What the change carries with it is set here too, so a
 -- reader of the transition sees it whole: a reschedule's new slot (recorded
 -- with the old one: the before CTE reads the row as it was), a customer
--- cancel's refund_amount and that the booking had been paid.
+-- cancel's refund_amount and that the booking had been paid, the payment
+-- intent of the confirming event when none was linked.
+--
+-- A booking that does not have from_status fails the statement
+-- (booking_moved, SQLSTATE SP001; booking.ErrStatusChanged): the recorded
+-- CTE always has its one row to insert, and a data-modifying CTE always
+-- runs. So in a flight that ends in COMMIT (booking.QueueTransition) the
+-- COMMIT rolls back rather than record an event without its change.
 WITH before AS (
     SELECT b.id, b.starts_at, b.ends_at FROM bookings b WHERE b.id = sqlc.arg(id)::uuid
 ), moved AS (
@@ -198,26 +205,24 @@ WITH before AS (
         ends_at = COALESCE(sqlc.narg(to_ends_at)::timestamptz, bookings.ends_at),
         refund_amount = COALESCE(sqlc.narg(refund_amount)::bigint, bookings.refund_amount),
         cancelled_after_payment = bookings.cancelled_after_payment OR @cancelled_after_payment::boolean,
+        payment_intent_id = COALESCE(bookings.payment_intent_id, sqlc.narg(payment_intent_id)::text),
         updated_at = now()
     WHERE bookings.id = sqlc.arg(id)::uuid AND bookings.status = @from_status::text
     RETURNING bookings.*
 ), recorded AS (
     INSERT INTO booking_status_changes (booking_id, from_status, to_status, cause, stripe_event_id, operator_id,
                                         from_starts_at, from_ends_at, to_starts_at, to_ends_at)
-    SELECT moved.id, @from_status::text, @to_status::text, @cause::text,
+    SELECT booking_moved(moved.id, sqlc.arg(id)::uuid, @from_status::text, @to_status::text),
+           @from_status::text, @to_status::text, @cause::text,
            sqlc.narg(stripe_event_id)::text, sqlc.narg(operator_id)::uuid,
            CASE WHEN sqlc.narg(to_starts_at)::timestamptz IS NOT NULL THEN before.starts_at END,
            CASE WHEN sqlc.narg(to_starts_at)::timestamptz IS NOT NULL THEN before.ends_at END,
            sqlc.narg(to_starts_at)::timestamptz, sqlc.narg(to_ends_at)::timestamptz
-    FROM moved JOIN before ON before.id = moved.id
+    FROM (VALUES (1)) AS one (n)
+    LEFT JOIN moved ON true
+    LEFT JOIN before ON before.id = moved.id
 )
 SELECT * FROM moved;
-
--- name: BookingAssertStatus :exec
--- Fails the transaction unless the booking has the status a queued
--- BookingTransition set (migration 00013): queued right after it in a
--- flight that ends in COMMIT (booking.QueueTransition).
-SELECT booking_assert_status(@id::uuid, @status::text);
 
 -- name: BookingNoteDispute :exec
 -- A dispute event marks the booking disputed; dispute_status is set only by

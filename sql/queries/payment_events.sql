@@ -22,16 +22,14 @@ SET outcome = @outcome,
     resolved_at = CASE WHEN outcome = 'unmatched' AND @outcome <> 'unmatched' THEN now() ELSE resolved_at END
 WHERE id = @id;
 
--- name: PaymentEventListUnmatchedBySession :many
+-- name: PaymentEventListUnmatched :many
+-- Events that found no booking and wait for a link: those of the session,
+-- and those of the payment intent when one is given. Read under both locks
+-- (PaymentEventSerialize), in the flight that locks the booking; the caller
+-- tells the two apart (a row can belong to both).
 SELECT * FROM payment_events
-WHERE outcome = 'unmatched' AND checkout_session_id = $1
-ORDER BY stripe_created_at, id;
-
--- name: PaymentEventListUnmatchedByPaymentIntent :many
--- Events of a payment intent that found no booking and wait for the
--- intent's link; read under the intent's lock (PaymentEventSerializePaymentIntent).
-SELECT * FROM payment_events
-WHERE outcome = 'unmatched' AND payment_intent_id = @payment_intent_id::text
+WHERE outcome = 'unmatched'
+  AND (checkout_session_id = @checkout_session_id::text OR payment_intent_id = sqlc.narg(payment_intent_id)::text)
 ORDER BY stripe_created_at, id;
 
 -- name: PaymentEventListByBooking :many
@@ -49,19 +47,19 @@ LIMIT @max_rows;
 -- name: PaymentEventListKnownIDs :many
 SELECT stripe_event_id FROM payment_events WHERE stripe_event_id = ANY(@ids::text[]);
 
--- name: PaymentEventSerializeSession :exec
+-- name: PaymentEventSerialize :exec
 -- Serialises, until the transaction ends, everything that matches or links
--- events of one Checkout Session (SPEC §2.1, events never lose a race): an
--- event that finds no booking commits its unmatched row before a linking
--- transaction looks for waiting events, or waits for that link to commit.
+-- events of one Checkout Session and of one payment intent (SPEC §2.1,
+-- events never lose a race): an event that finds no booking commits its
+-- unmatched row before a linking transaction looks for waiting events, or
+-- waits for that link to commit. The session's lock comes first, then the
+-- intent's (the subquery, an optimisation fence, runs before the outer
+-- call), in every transaction: two of them cannot wait for each other in
+-- opposite orders. A key left NULL takes no lock (the function is strict).
 -- The two-key form keeps these locks apart from the one-key locks of
 -- resources (ResourceLockForBooking); hash collisions only serialise more.
-SELECT pg_advisory_xact_lock(1, hashtext(@checkout_session_id::text));
-
--- name: PaymentEventSerializePaymentIntent :exec
--- The same for one payment intent: charge, refund and dispute events and
--- the session event that links the intent to its booking.
-SELECT pg_advisory_xact_lock(2, hashtext(@payment_intent_id::text));
+SELECT pg_advisory_xact_lock(2, hashtext(sqlc.narg(payment_intent_id)::text))
+FROM (SELECT pg_advisory_xact_lock(1, hashtext(sqlc.narg(checkout_session_id)::text)) OFFSET 0) AS session_first;
 
 -- name: PaymentEventClaimUnmatched :one
 -- Locks an event that waits for its booking, if it still does: a waiting

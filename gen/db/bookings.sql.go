@@ -255,9 +255,9 @@ type BookingLinkPaymentIntentParams struct {
 }
 
 // Links the booking's payment intent. The events that arrived before the
-// link and waited for it are listed under the intent's lock beforehand
-// (PaymentEventListUnmatched), in the flight that locks the booking
-// (SPEC §2.1). A transition links it itself (BookingTransition).
+// link and waited for it are applied by the same transaction, under the
+// intent's lock (PaymentEventListUnmatched, SPEC §2.1). A transition links
+// it itself (BookingTransition).
 func (q *Queries) BookingLinkPaymentIntent(ctx context.Context, arg BookingLinkPaymentIntentParams) error {
 	_, err := q.db.Exec(ctx, bookingLinkPaymentIntent, arg.PaymentIntentID, arg.BookingID)
 	return err
@@ -722,21 +722,32 @@ func (q *Queries) BookingLockForPaymentIntent(ctx context.Context, arg BookingLo
 }
 
 const bookingLockForSessionEvent = `-- name: BookingLockForSessionEvent :one
-SELECT id, resource_id, customer_email, customer_name, starts_at, ends_at, status, amount_total, currency, hold_expires_at, checkout_expires_at, checkout_session_id, checkout_url, payment_intent_id, disputed, created_at, updated_at, refund_requested_at, client_addr, dispute_status, dispute_status_at, refund_failed_at, refunded_seen_at, manage_token_salt, manage_token_hash, refund_amount, cancelled_after_payment FROM bookings
+SELECT bookings.id, bookings.resource_id, bookings.customer_email, bookings.customer_name, bookings.starts_at, bookings.ends_at, bookings.status, bookings.amount_total, bookings.currency, bookings.hold_expires_at, bookings.checkout_expires_at, bookings.checkout_session_id, bookings.checkout_url, bookings.payment_intent_id, bookings.disputed, bookings.created_at, bookings.updated_at, bookings.refund_requested_at, bookings.client_addr, bookings.dispute_status, bookings.dispute_status_at, bookings.refund_failed_at, bookings.refunded_seen_at, bookings.manage_token_salt, bookings.manage_token_hash, bookings.refund_amount, bookings.cancelled_after_payment,
+       EXISTS (SELECT 1 FROM payment_events w
+               WHERE w.outcome = 'unmatched'
+                 AND (w.checkout_session_id = $1::text
+                      OR w.payment_intent_id = $2::text)) AS waiting
+FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = $1::text),
-    $2::uuid)
-  AND ($3::text IS NULL OR EXISTS (
+    $3::uuid)
+  AND ($4::text IS NULL OR EXISTS (
       SELECT 1 FROM payment_events pe
-      WHERE pe.stripe_event_id = $3::text
+      WHERE pe.stripe_event_id = $4::text
         AND pe.xmin = pg_current_xact_id_if_assigned()::xid))
 FOR UPDATE
 `
 
 type BookingLockForSessionEventParams struct {
 	CheckoutSessionID string
+	PaymentIntentID   *string
 	ReferenceID       *uuid.UUID
 	RecordedEvent     *string
+}
+
+type BookingLockForSessionEventRow struct {
+	Booking Booking
+	Waiting bool
 }
 
 // Finds and locks the booking a Checkout Session event concerns: the one
@@ -751,37 +762,48 @@ type BookingLockForSessionEventParams struct {
 // transaction's id): payment.Process sends the ledger insert and this lock in
 // one flight, and a duplicate, whose insert did nothing, then locks nothing,
 // so it ends with no transaction id and no WAL to flush.
-func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (Booking, error) {
-	row := q.db.QueryRow(ctx, bookingLockForSessionEvent, arg.CheckoutSessionID, arg.ReferenceID, arg.RecordedEvent)
-	var i Booking
+//
+// waiting says whether events of the session, or of payment_intent_id when
+// given, found no booking and wait for a link (PaymentEventListUnmatched):
+// read under the serialising locks, like that list, and rarely true, so
+// the list is read only then.
+func (q *Queries) BookingLockForSessionEvent(ctx context.Context, arg BookingLockForSessionEventParams) (BookingLockForSessionEventRow, error) {
+	row := q.db.QueryRow(ctx, bookingLockForSessionEvent,
+		arg.CheckoutSessionID,
+		arg.PaymentIntentID,
+		arg.ReferenceID,
+		arg.RecordedEvent,
+	)
+	var i BookingLockForSessionEventRow
 	err := row.Scan(
-		&i.ID,
-		&i.ResourceID,
-		&i.CustomerEmail,
-		&i.CustomerName,
-		&i.StartsAt,
-		&i.EndsAt,
-		&i.Status,
-		&i.AmountTotal,
-		&i.Currency,
-		&i.HoldExpiresAt,
-		&i.CheckoutExpiresAt,
-		&i.CheckoutSessionID,
-		&i.CheckoutURL,
-		&i.PaymentIntentID,
-		&i.Disputed,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.RefundRequestedAt,
-		&i.ClientAddr,
-		&i.DisputeStatus,
-		&i.DisputeStatusAt,
-		&i.RefundFailedAt,
-		&i.RefundedSeenAt,
-		&i.ManageTokenSalt,
-		&i.ManageTokenHash,
-		&i.RefundAmount,
-		&i.CancelledAfterPayment,
+		&i.Booking.ID,
+		&i.Booking.ResourceID,
+		&i.Booking.CustomerEmail,
+		&i.Booking.CustomerName,
+		&i.Booking.StartsAt,
+		&i.Booking.EndsAt,
+		&i.Booking.Status,
+		&i.Booking.AmountTotal,
+		&i.Booking.Currency,
+		&i.Booking.HoldExpiresAt,
+		&i.Booking.CheckoutExpiresAt,
+		&i.Booking.CheckoutSessionID,
+		&i.Booking.CheckoutURL,
+		&i.Booking.PaymentIntentID,
+		&i.Booking.Disputed,
+		&i.Booking.CreatedAt,
+		&i.Booking.UpdatedAt,
+		&i.Booking.RefundRequestedAt,
+		&i.Booking.ClientAddr,
+		&i.Booking.DisputeStatus,
+		&i.Booking.DisputeStatusAt,
+		&i.Booking.RefundFailedAt,
+		&i.Booking.RefundedSeenAt,
+		&i.Booking.ManageTokenSalt,
+		&i.Booking.ManageTokenHash,
+		&i.Booking.RefundAmount,
+		&i.Booking.CancelledAfterPayment,
+		&i.Waiting,
 	)
 	return i, err
 }

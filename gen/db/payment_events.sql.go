@@ -251,8 +251,10 @@ type PaymentEventListUnmatchedParams struct {
 
 // Events that found no booking and wait for a link: those of the session,
 // and those of the payment intent when one is given. Read under both locks
-// (PaymentEventSerialize), in the flight that locks the booking; the caller
-// tells the two apart (a row can belong to both).
+// (PaymentEventSerialize), by the transaction that links them, when the
+// statement that locked the booking said some wait
+// (BookingLockForSessionEvent); the caller tells the two apart (a row can
+// belong to both).
 func (q *Queries) PaymentEventListUnmatched(ctx context.Context, arg PaymentEventListUnmatchedParams) ([]PaymentEvent, error) {
 	rows, err := q.db.Query(ctx, paymentEventListUnmatched, arg.CheckoutSessionID, arg.PaymentIntentID)
 	if err != nil {

@@ -350,9 +350,10 @@ type recorded struct {
 type matched struct {
 	booking db.Booking
 	found   bool
-	// The events waiting for the event's session and payment intent; they
-	// are applied if this event links them to the booking.
-	waitingSession, waitingIntent []db.PaymentEvent
+	// waiting says that events of the event's session or payment intent
+	// wait for a link; they are applied if this event links them to the
+	// booking (applyLinked).
+	waiting bool
 }
 
 // applies reports whether the event can change a booking in this
@@ -473,19 +474,43 @@ func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) 
 		return Result{}, err
 	}
 
-	// Events that arrived before this link existed were kept as unmatched;
-	// they are applied now, in this transaction.
-	if linkedSession {
-		if err := a.applyWaiting(ctx, m.waitingSession); err != nil {
-			return Result{}, err
-		}
-	}
-	if linkedIntent {
-		if err := a.applyWaiting(ctx, m.waitingIntent); err != nil {
+	if m.waiting && (linkedSession || linkedIntent) {
+		if err := a.applyLinked(ctx, ev, linkedSession, linkedIntent); err != nil {
 			return Result{}, err
 		}
 	}
 	return res, nil
+}
+
+// applyLinked applies, in this transaction, the events that arrived before
+// the session or payment intent this event linked, and were kept as
+// unmatched: the session's first, then the intent's. They are listed under
+// the serialising locks this transaction holds, so the list is the one the
+// matching statement saw (matched.waiting).
+func (a *applier) applyLinked(ctx context.Context, ev event, linkedSession, linkedIntent bool) error {
+	if err := a.sync(ctx); err != nil {
+		return err
+	}
+	waiting, err := a.q.PaymentEventListUnmatched(ctx, db.PaymentEventListUnmatchedParams{
+		CheckoutSessionID: ev.SessionID, PaymentIntentID: optional(ev.PaymentIntentID),
+	})
+	if err != nil {
+		return fmt.Errorf("list events waiting for %s or %s: %w", ev.SessionID, ev.PaymentIntentID, err)
+	}
+	// A row of both is listed once and claimed once (applyWaiting).
+	var ofSession, ofIntent []db.PaymentEvent
+	for _, w := range waiting {
+		if linkedSession && w.CheckoutSessionID != nil && *w.CheckoutSessionID == ev.SessionID {
+			ofSession = append(ofSession, w)
+		}
+		if linkedIntent && ev.PaymentIntentID != "" && w.PaymentIntentID != nil && *w.PaymentIntentID == ev.PaymentIntentID {
+			ofIntent = append(ofIntent, w)
+		}
+	}
+	if err := a.applyWaiting(ctx, ofSession); err != nil {
+		return err
+	}
+	return a.applyWaiting(ctx, ofIntent)
 }
 
 // sync sends the statements queued in a.flight, before one that runs on
@@ -532,9 +557,9 @@ func (a *applier) queueSerialize(ctx context.Context, f *database.Flight, ev eve
 	})
 }
 
-// queueMatch queues, after the locks, the statements that find the event's
-// booking (SPEC §2.1, matching) and lock it, and list the events waiting
-// for its session and payment intent. With recorded set (the event's id,
+// queueMatch queues, after the locks, the statement that finds the event's
+// booking (SPEC §2.1, matching) and locks it, and says whether events wait
+// for its session or payment intent. With recorded set (the event's id,
 // in the flight that records it), the booking is locked only if this
 // transaction did record the event: a duplicate locks nothing.
 func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, recorded *string, m *matched) {
@@ -549,32 +574,18 @@ func (a *applier) queueMatch(ctx context.Context, f *database.Flight, ev event, 
 	switch {
 	case ev.SessionID != "":
 		lock(func(q *db.Queries) (db.Booking, error) {
-			return q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
-				CheckoutSessionID: ev.SessionID, ReferenceID: ev.ReferenceID, RecordedEvent: recorded,
+			row, err := q.BookingLockForSessionEvent(ctx, db.BookingLockForSessionEventParams{
+				CheckoutSessionID: ev.SessionID, PaymentIntentID: optional(ev.PaymentIntentID),
+				ReferenceID: ev.ReferenceID, RecordedEvent: recorded,
 			})
+			m.waiting = row.Waiting
+			return row.Booking, err
 		})
 	case ev.PaymentIntentID != "":
 		lock(func(q *db.Queries) (db.Booking, error) {
 			return q.BookingLockForPaymentIntent(ctx, db.BookingLockForPaymentIntentParams{
 				PaymentIntentID: ev.PaymentIntentID, RecordedEvent: recorded,
 			})
-		})
-	}
-	if ev.SessionID != "" {
-		f.Queue(func(q *db.Queries) error {
-			waiting, err := q.PaymentEventListUnmatched(ctx, db.PaymentEventListUnmatchedParams{
-				CheckoutSessionID: ev.SessionID, PaymentIntentID: optional(ev.PaymentIntentID),
-			})
-			m.waitingSession, m.waitingIntent = nil, nil
-			for _, w := range waiting {
-				if w.CheckoutSessionID != nil && *w.CheckoutSessionID == ev.SessionID {
-					m.waitingSession = append(m.waitingSession, w)
-				}
-				if ev.PaymentIntentID != "" && w.PaymentIntentID != nil && *w.PaymentIntentID == ev.PaymentIntentID {
-					m.waitingIntent = append(m.waitingIntent, w)
-				}
-			}
-			return accept(err, "list events waiting for "+ev.SessionID+" or "+ev.PaymentIntentID)
 		})
 	}
 }

@@ -20,11 +20,15 @@ import (
 )
 
 // roundTrips counts what pgx sends and waits for: each query outside a
-// batch, and each batch (a flight), as one round trip.
-type roundTrips struct{ n atomic.Int64 }
+// batch, and each batch (a flight), as one round trip; and the statements,
+// each of which PostgreSQL parses or binds and runs.
+type roundTrips struct{ n, statements atomic.Int64 }
+
+func (r *roundTrips) reset() { r.n.Store(0); r.statements.Store(0) }
 
 func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	r.n.Add(1)
+	r.statements.Add(1)
 	return ctx
 }
 func (*roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
@@ -32,13 +36,17 @@ func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tra
 	r.n.Add(1)
 	return ctx
 }
-func (*roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
+	r.statements.Add(1)
+}
 func (*roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
 // TestConfirmationTakesTwoRoundTrips: a checkout.session.completed that
 // confirms its booking is one transaction of two flights (issue 12): lock
-// and record, then transition, record and commit. Its duplicate is one
-// flight and a rollback, and changes nothing.
+// and record, then transition, record and commit; seven statements in all
+// (BEGIN; the serialising locks, the ledger row, the booking's lock; the
+// transition, the outcome, COMMIT), each of which costs PostgreSQL CPU time.
+// Its duplicate is one flight and a rollback, and changes nothing.
 func TestConfirmationTakesTwoRoundTrips(t *testing.T) {
 	t.Parallel()
 	tdb := testkit.NewDatabase(t)
@@ -75,9 +83,10 @@ func TestConfirmationTakesTwoRoundTrips(t *testing.T) {
 	}
 	confirm(10)
 
-	trips.n.Store(0)
+	trips.reset()
 	b, raw := confirm(12)
 	require.EqualValues(t, 2, trips.n.Load(), "round trips of a confirmation")
+	require.EqualValues(t, 7, trips.statements.Load(), "statements of a confirmation")
 
 	// A row lock leaves the locker's id in xmax, even once rolled back.
 	xmax := func() (x string) {
@@ -85,11 +94,12 @@ func TestConfirmationTakesTwoRoundTrips(t *testing.T) {
 		return x
 	}
 	before := xmax()
-	trips.n.Store(0)
+	trips.reset()
 	res, err := p.Process(t.Context(), raw, payment.SourceWebhook)
 	require.NoError(t, err)
 	require.True(t, res.Duplicate)
 	require.EqualValues(t, 2, trips.n.Load(), "round trips of a duplicate: its flight and the rollback")
+	require.EqualValues(t, 5, trips.statements.Load(), "statements of a duplicate: BEGIN, locks, ledger row, lock, ROLLBACK")
 	require.Equal(t, before, xmax(), "the duplicate locked the booking")
 	require.Equal(t, 2, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE to_status = 'confirmed'"))
 }

@@ -29,7 +29,17 @@ SELECT * FROM bookings WHERE id = $1 FOR UPDATE;
 -- transaction's id): payment.Process sends the ledger insert and this lock in
 -- one flight, and a duplicate, whose insert did nothing, then locks nothing,
 -- so it ends with no transaction id and no WAL to flush.
-SELECT * FROM bookings
+--
+-- waiting says whether events of the session, or of payment_intent_id when
+-- given, found no booking and wait for a link (PaymentEventListUnmatched):
+-- read under the serialising locks, like that list, and rarely true, so
+-- the list is read only then.
+SELECT sqlc.embed(bookings),
+       EXISTS (SELECT 1 FROM payment_events w
+               WHERE w.outcome = 'unmatched'
+                 AND (w.checkout_session_id = @checkout_session_id::text
+                      OR w.payment_intent_id = sqlc.narg(payment_intent_id)::text)) AS waiting
+FROM bookings
 WHERE id = COALESCE(
     (SELECT s.id FROM bookings s WHERE s.checkout_session_id = @checkout_session_id::text),
     sqlc.narg(reference_id)::uuid)
@@ -174,9 +184,9 @@ WHERE id = @id AND checkout_session_id IS NULL;
 
 -- name: BookingLinkPaymentIntent :exec
 -- Links the booking's payment intent. The events that arrived before the
--- link and waited for it are listed under the intent's lock beforehand
--- (PaymentEventListUnmatched), in the flight that locks the booking
--- (SPEC §2.1). A transition links it itself (BookingTransition).
+-- link and waited for it are applied by the same transaction, under the
+-- intent's lock (PaymentEventListUnmatched, SPEC §2.1). A transition links
+-- it itself (BookingTransition).
 UPDATE bookings
 SET payment_intent_id = @payment_intent_id::text, updated_at = now()
 WHERE bookings.id = sqlc.arg(booking_id)::uuid AND bookings.payment_intent_id IS NULL;

@@ -25,8 +25,10 @@ WHERE id = @id;
 -- name: PaymentEventListUnmatched :many
 -- Events that found no booking and wait for a link: those of the session,
 -- and those of the payment intent when one is given. Read under both locks
--- (PaymentEventSerialize), in the flight that locks the booking; the caller
--- tells the two apart (a row can belong to both).
+-- (PaymentEventSerialize), by the transaction that links them, when the
+-- statement that locked the booking said some wait
+-- (BookingLockForSessionEvent); the caller tells the two apart (a row can
+-- belong to both).
 SELECT * FROM payment_events
 WHERE outcome = 'unmatched'
   AND (checkout_session_id = @checkout_session_id::text OR payment_intent_id = sqlc.narg(payment_intent_id)::text)

@@ -405,6 +405,15 @@ func TestWebhookUnhandledTypeIsIgnored(t *testing.T) {
 	l := b.ledger(t, ev.ID)
 	require.Equal(t, "ignored", l.Outcome)
 	require.Equal(t, "event type not handled", l.Detail)
+
+	// data.object is decoded with the envelope, by the fields slotpay reads
+	// in the types it handles: an object of another type may have fields
+	// by those names with other JSON types, and is recorded all the same.
+	other := withID(testkit.Event{Type: "customer.created", Object: map[string]any{
+		"status": map[string]any{"state": "x"}, "amount": "12.00", "metadata": []any{1}, "refunded": "no",
+	}})
+	requireReceived(t, b.deliver(t, other.JSON(t)), false)
+	require.Equal(t, "ignored", b.ledger(t, other.ID).Outcome)
 }
 
 func TestWebhookBadInput(t *testing.T) {
@@ -416,7 +425,9 @@ func TestWebhookBadInput(t *testing.T) {
 		requireWebhookError(t, b.deliver(t, big), http.StatusRequestEntityTooLarge, "payload_too_large")
 	})
 	t.Run("SignedButNotAnEvent", func(t *testing.T) {
-		for _, body := range []string{`[]`, `{}`, `{"id":"evt_1"}`, `not json`} {
+		for _, body := range []string{`[]`, `{}`, `{"id":"evt_1"}`, `not json`, `{"id":"evt_1"`,
+			`{"id":"evt_1","type":"customer.created","created":1700000000,"data":{"object":null}}`,
+			`{"id":"evt_1","type":"customer.created","created":1700000000,"data":{}}`} {
 			requireWebhookError(t, b.deliver(t, []byte(body)), http.StatusBadRequest, "invalid_request")
 		}
 	})
@@ -431,6 +442,13 @@ func TestWebhookBadInput(t *testing.T) {
 	t.Run("SignedButUnreadableObject", func(t *testing.T) {
 		ev := testkit.Event{Type: "checkout.session.completed", Object: map[string]any{"id": "cs_test_x", "payment_status": "sort_of"}}
 		requireWebhookError(t, b.deliver(t, ev.JSON(t)), http.StatusBadRequest, "invalid_request")
+		// A field slotpay reads, of another JSON type, in a type it handles.
+		for _, ev := range []testkit.Event{
+			{Type: "charge.refunded", Object: map[string]any{"payment_intent": "pi_x", "amount": "45.00"}},
+			{Type: "checkout.session.completed", Object: map[string]any{"id": "cs_test_x", "payment_status": "paid", "amount_total": "45"}},
+		} {
+			requireWebhookError(t, b.deliver(t, ev.JSON(t)), http.StatusBadRequest, "invalid_request")
+		}
 	})
 	t.Run("WrongMethod", func(t *testing.T) {
 		resp, err := b.http.Get(b.url + "/v1/webhooks/stripe")

@@ -17,7 +17,7 @@ import (
 // changes nothing. An open session, or one still settling, says nothing new
 // and is not recorded.
 func (p *Processor) ApplySessionState(ctx context.Context, rawSession []byte) (Result, bool, error) {
-	var s sessionObject
+	var s object
 	if err := json.Unmarshal(rawSession, &s); err != nil {
 		return Result{}, false, fmt.Errorf("read checkout session: %w", err)
 	}
@@ -43,7 +43,7 @@ func (p *Processor) ApplySessionState(ctx context.Context, rawSession []byte) (R
 
 // sessionEventType names the event Stripe sends for the state a session is
 // in, and a short name of that state for the synthetic event id.
-func sessionEventType(s sessionObject) (eventType, state string) {
+func sessionEventType(s object) (eventType, state string) {
 	switch s.Status {
 	case "expired":
 		return "checkout.session.expired", "expired"

@@ -32,7 +32,7 @@ type options struct {
 	history   bool
 	keep      bool
 	logLevel  string
-	poolConns int // the server's pool_max_conns; 0 keeps pgxpool's default
+	poolConns int // the server's pool_max_conns; 0 keeps slotpay's default
 	// serverParams are more DATABASE_URL parameters for the server, such
 	// as session settings (commit_delay=100).
 	serverParams string
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.history, "history", true, "repeat the run over 1,000,000 ledger rows and 100,000 bookings")
 	fs.BoolVar(&o.keep, "keep", false, "keep the bench databases afterwards")
 	fs.StringVar(&o.logLevel, "log-level", "info", "the server's LOG_LEVEL (info is the production default)")
-	fs.IntVar(&o.poolConns, "server-pool", 0, "the server's pool_max_conns in DATABASE_URL (0: pgxpool's default, max(4, CPUs))")
+	fs.IntVar(&o.poolConns, "server-pool", 0, "the server's pool_max_conns in DATABASE_URL (0: slotpay's default, database.DefaultMaxConns: max(8, 2 × CPUs))")
 	fs.StringVar(&o.serverParams, "server-params", "", "more query parameters for the server's DATABASE_URL, e.g. commit_delay=100&commit_siblings=2 (PostgreSQL session settings)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", filepath.Join(os.TempDir(), "slotpay-bench-c32.pprof"), "write the server's CPU profile during the empty database's c=32 phase here (METRICS_PPROF); empty: no profile")
 	if err := fs.Parse(args); err != nil {

@@ -641,14 +641,17 @@ func printTable(w io.Writer, results []*result) {
 		l := r.unique[topConcurrency]
 		return perEvent(l.cpu.postgres, l.n) + " / " + perEvent(l.cpu.server, l.n) + " / " + perEvent(l.cpu.bench, l.n)
 	})
+	row(fmt.Sprintf("CPU ms per duplicate, c=%d: PostgreSQL / server / load", topConcurrency), func(r *result) string {
+		l := r.duplicates
+		return perEvent(l.cpu.postgres, l.n) + " / " + perEvent(l.cpu.server, l.n) + " / " + perEvent(l.cpu.bench, l.n)
+	})
 	row("CPU ms per tx, pgbench minimal: PostgreSQL / pgbench", func(r *result) string {
 		return perEvent(r.minimal.postgres, r.minimal.n) + " / " + perEvent(r.minimal.client, r.minimal.n)
 	})
-	row(fmt.Sprintf("cores busy, webhook c=%d / pgbench minimal", topConcurrency), func(r *result) string {
-		l := r.unique[topConcurrency]
-		busy := (l.cpu.postgres + l.cpu.server + l.cpu.bench).Seconds() / l.elapsed.Seconds()
+	row(fmt.Sprintf("cores busy, webhook c=%d / duplicates / pgbench minimal", topConcurrency), func(r *result) string {
+		busy := func(l load) float64 { return (l.cpu.postgres + l.cpu.server + l.cpu.bench).Seconds() / l.elapsed.Seconds() }
 		pg := (r.minimal.postgres + r.minimal.client).Seconds() / (float64(r.minimal.n) / r.minimal.tps)
-		return fmt.Sprintf("%.2f / %.2f", busy, pg)
+		return fmt.Sprintf("%.2f / %.2f / %.2f", busy(r.unique[topConcurrency]), busy(r.duplicates), pg)
 	})
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.same.tps) })
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.same.latency) })

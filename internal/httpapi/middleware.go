@@ -34,9 +34,26 @@ const (
 	sessionTokenKey
 )
 
+// requestInfo is what a request's context carries for its log line: its
+// id, and what its handler adds to the line (logAlso).
+type requestInfo struct {
+	id    string
+	attrs []slog.Attr
+}
+
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if ri, _ := ctx.Value(requestIDKey).(*requestInfo); ri != nil {
+		return ri.id
+	}
+	return ""
+}
+
+// logAlso adds attrs to the request's one log line, which observe writes
+// when the request ends: a request is one line, with what it did.
+func logAlso(ctx context.Context, attrs ...slog.Attr) {
+	if ri, _ := ctx.Value(requestIDKey).(*requestInfo); ri != nil {
+		ri.attrs = append(ri.attrs, attrs...)
+	}
 }
 
 // withRequestID gives every request an id, in its context and in the
@@ -48,7 +65,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 		_, _ = rand.Read(b[:])
 		id := "req_" + hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, &requestInfo{id: id})))
 	})
 }
 
@@ -111,12 +128,17 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if status >= 500 {
 			level = slog.LevelError
 		}
-		s.logger.LogAttrs(r.Context(), level, "request",
+		attrs := []slog.Attr{
 			slog.String("request_id", requestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
-			slog.Duration("duration", took))
+			slog.Duration("duration", took),
+		}
+		if ri, _ := r.Context().Value(requestIDKey).(*requestInfo); ri != nil {
+			attrs = append(attrs, ri.attrs...)
+		}
+		s.logger.LogAttrs(r.Context(), level, "request", attrs...)
 	})
 }
 

@@ -83,8 +83,8 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// What the event did goes on the request's log line (observe).
 	attrs := []slog.Attr{
-		slog.String("request_id", requestID(ctx)),
 		slog.String("stripe_event_id", res.EventID),
 		slog.String("type", res.Type),
 	}
@@ -98,7 +98,7 @@ func (s *Server) handleStripeWebhook(w http.ResponseWriter, r *http.Request) {
 	if res.BookingID != nil {
 		attrs = append(attrs, slog.String("booking_id", res.BookingID.String()))
 	}
-	s.logger.LogAttrs(ctx, slog.LevelInfo, "stripe event", attrs...)
+	logAlso(ctx, attrs...)
 	writeJSON(w, http.StatusOK, webhookReceipt{Received: true, Duplicate: res.Duplicate})
 }
 

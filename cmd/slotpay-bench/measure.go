@@ -649,7 +649,9 @@ func printTable(w io.Writer, results []*result) {
 		return perEvent(r.minimal.postgres, r.minimal.n) + " / " + perEvent(r.minimal.client, r.minimal.n)
 	})
 	row(fmt.Sprintf("cores busy, webhook c=%d / duplicates / pgbench minimal", topConcurrency), func(r *result) string {
-		busy := func(l load) float64 { return (l.cpu.postgres + l.cpu.server + l.cpu.bench).Seconds() / l.elapsed.Seconds() }
+		busy := func(l load) float64 {
+			return (l.cpu.postgres + l.cpu.server + l.cpu.bench).Seconds() / l.elapsed.Seconds()
+		}
 		pg := (r.minimal.postgres + r.minimal.client).Seconds() / (float64(r.minimal.n) / r.minimal.tps)
 		return fmt.Sprintf("%.2f / %.2f / %.2f", busy(r.unique[topConcurrency]), busy(r.duplicates), pg)
 	})

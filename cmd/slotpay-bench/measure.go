@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -130,7 +127,6 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 	defer srv.stop()
 	r := &result{dataset: ds, unique: map[int]load{}}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * topConcurrency}, Timeout: 30 * time.Second}
 
 	var top [][]byte
 	for i, c := range concurrencies {
@@ -139,6 +135,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 			return nil, err
 		}
 		fmt.Fprintf(e.log, "bench: %s: %d unique events at concurrency %d\n", ds.name, len(events), c)
+		if err := settle(ctx, pool); err != nil {
+			return nil, err
+		}
 		var profiled chan error
 		if c == topConcurrency && srv.pprof != "" {
 			// As long as the phase is expected to last (at the c=8 rate):
@@ -148,7 +147,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 			go func() { profiled <- e.cpuProfile(ctx, srv.pprof, max(1, min(seconds, 20))) }()
 		}
 		before := readCPU(srv.pid())
-		l := e.webhooks(ctx, client, srv.base, events, c)
+		l := e.webhooks(ctx, srv.base, events, c)
 		l.cpu = readCPU(srv.pid()).sub(before)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
@@ -167,8 +166,11 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		return nil, err
 	}
 	fmt.Fprintf(e.log, "bench: %s: the c=%d events again (duplicates)\n", ds.name, topConcurrency)
+	if err := settle(ctx, pool); err != nil {
+		return nil, err
+	}
 	before := readCPU(srv.pid())
-	r.duplicates = e.webhooks(ctx, client, srv.base, top, topConcurrency)
+	r.duplicates = e.webhooks(ctx, srv.base, top, topConcurrency)
 	r.duplicates.cpu = readCPU(srv.pid()).sub(before)
 	if err := expect(r.duplicates, map[int]int{http.StatusOK: n}); err != nil {
 		return nil, fmt.Errorf("duplicates: %w", err)
@@ -189,6 +191,9 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		{&r.same, "same", pgbenchScript, pgbenchResource, "pgbench"},
 	} {
 		fmt.Fprintf(e.log, "bench: %s: pgbench, the %s transaction, %d clients × %d\n", ds.name, p.name, topConcurrency, pgbenchTx)
+		if err := settle(ctx, pool); err != nil {
+			return nil, err
+		}
 		if *p.run, err = e.pgbench(ctx, pool, p.prefix, p.script, pgbenchTx, top[0], srv.pid()); err != nil {
 			return nil, err
 		}
@@ -199,7 +204,10 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 
 	fmt.Fprintf(e.log, "bench: %s: booking creation\n", ds.name)
-	if r.distinct, err = e.bookDistinct(ctx, client, pool, srv.base); err != nil {
+	if err := settle(ctx, pool); err != nil {
+		return nil, err
+	}
+	if r.distinct, err = e.bookDistinct(ctx, pool, srv.base); err != nil {
 		return nil, err
 	}
 	e.progress(ds, "distinct slots", r.distinct)
@@ -208,12 +216,12 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 	// Each new booking goes to Checkout (stripe-mock), as its customer
 	// would: the server's memory is measured over this too.
-	r.checkout = e.checkoutAll(ctx, client, srv.base, r.distinct)
+	r.checkout = e.checkoutAll(ctx, srv.base, r.distinct)
 	e.progress(ds, "checkout", r.checkout)
 	if r.checkout.statuses[http.StatusOK] != r.distinct.statuses[http.StatusCreated] || r.checkout.errors > 0 {
 		r.notes = append(r.notes, fmt.Sprintf("checkout: answers %v (%d connection errors), want %d×200", r.checkout.statuses, r.checkout.errors, r.distinct.statuses[http.StatusCreated]))
 	}
-	if r.contended, err = e.bookContended(ctx, client, pool, srv.base); err != nil {
+	if r.contended, err = e.bookContended(ctx, pool, srv.base); err != nil {
 		return nil, err
 	}
 	e.progress(ds, "contended slot", r.contended)
@@ -226,7 +234,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	}
 
 	fmt.Fprintf(e.log, "bench: %s: availability of one day\n", ds.name)
-	if r.avail, err = e.availability(ctx, client, pool, srv.base, availDay); err != nil {
+	if r.avail, err = e.availability(ctx, pool, srv.base, availDay); err != nil {
 		return nil, err
 	}
 	e.progress(ds, "availability", r.avail)
@@ -262,6 +270,32 @@ func seqScans(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 	return "", nil
 }
 
+// settle waits until the server's River workers have done the jobs waiting
+// (the notifications of the confirmations so far), so that each phase is
+// measured with only its own background work beside it: the duplicates
+// phase does not pay for the e-mails of the unique events before it, nor
+// pgbench for the webhooks'.
+func settle(ctx context.Context, pool *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for {
+		var waiting int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running')
+			OR (state IN ('scheduled', 'retryable') AND scheduled_at < now() + interval '5 seconds')`).Scan(&waiting)
+		if err != nil {
+			return fmt.Errorf("settle: River's jobs: %w", err)
+		}
+		if waiting == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("settle: %d River jobs still waiting: %w", waiting, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // progress prints a phase's numbers as soon as they are known.
 func (e *environment) progress(ds dataset, phase string, l load) {
 	fmt.Fprintf(e.log, "bench: %s: %s: %.0f/s p50 %s p99 %s answers %v errors %d\n",
@@ -270,7 +304,7 @@ func (e *environment) progress(ds dataset, phase string, l load) {
 
 // webhooks delivers signed events as Stripe does, c at a time. Signing
 // happens before the clock starts: it is Stripe's work, not slotpay's.
-func (e *environment) webhooks(ctx context.Context, client *http.Client, base string, events [][]byte, c int) load {
+func (e *environment) webhooks(ctx context.Context, base string, events [][]byte, c int) load {
 	now := time.Now()
 	reqs := make([]request, len(events))
 	for i, ev := range events {
@@ -279,10 +313,10 @@ func (e *environment) webhooks(ctx context.Context, client *http.Client, base st
 			"Stripe-Signature": {testkit.SignatureHeader(ev, webhookSecret, now)},
 		}}
 	}
-	return drive(ctx, client, reqs, c)
+	return drive(ctx, reqs, c)
 }
 
-func (e *environment) bookDistinct(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string) (load, error) {
+func (e *environment) bookDistinct(ctx context.Context, pool *pgxpool.Pool, base string) (load, error) {
 	ids := make([]string, distinctResources)
 	for i := range ids {
 		id, err := resourceID(ctx, pool, fmt.Sprintf("bench-distinct-%d", i+1))
@@ -299,12 +333,12 @@ func (e *environment) bookDistinct(ctx context.Context, client *http.Client, poo
 		reqs[i] = bookingRequest(base, ids[i%distinctResources], start, i)
 		reqs[i].keepBody = true
 	}
-	return drive(ctx, client, reqs, topConcurrency), nil
+	return drive(ctx, reqs, topConcurrency), nil
 }
 
 // checkoutAll starts Checkout for every booking that booked answered 201,
 // from the customer's own address.
-func (e *environment) checkoutAll(ctx context.Context, client *http.Client, base string, booked load) load {
+func (e *environment) checkoutAll(ctx context.Context, base string, booked load) load {
 	var reqs []request
 	for i, body := range booked.bodies {
 		var created struct {
@@ -316,10 +350,10 @@ func (e *environment) checkoutAll(ctx context.Context, client *http.Client, base
 		reqs = append(reqs, request{method: http.MethodPost, url: base + "/v1/bookings/" + created.ID + "/checkout",
 			header: http.Header{"X-Forwarded-For": {booked.reqs[i].header.Get("X-Forwarded-For")}}})
 	}
-	return drive(ctx, client, reqs, topConcurrency)
+	return drive(ctx, reqs, topConcurrency)
 }
 
-func (e *environment) bookContended(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string) (load, error) {
+func (e *environment) bookContended(ctx context.Context, pool *pgxpool.Pool, base string) (load, error) {
 	id, err := resourceID(ctx, pool, contendedResource)
 	if err != nil {
 		return load{}, err
@@ -329,7 +363,7 @@ func (e *environment) bookContended(ctx context.Context, client *http.Client, po
 	for i := range reqs {
 		reqs[i] = bookingRequest(base, id.String(), start, i)
 	}
-	return drive(ctx, client, reqs, topConcurrency), nil
+	return drive(ctx, reqs, topConcurrency), nil
 }
 
 // bookingRequest is customer n's request for a slot. Each customer has an
@@ -346,7 +380,7 @@ func bookingRequest(base, resourceID string, start time.Time, n int) request {
 		}}
 }
 
-func (e *environment) availability(ctx context.Context, client *http.Client, pool *pgxpool.Pool, base string, day time.Time) (load, error) {
+func (e *environment) availability(ctx context.Context, pool *pgxpool.Pool, base string, day time.Time) (load, error) {
 	id, err := resourceID(ctx, pool, availResource)
 	if err != nil {
 		return load{}, err
@@ -356,7 +390,7 @@ func (e *environment) availability(ctx context.Context, client *http.Client, poo
 	for i := range reqs {
 		reqs[i] = req
 	}
-	return drive(ctx, client, reqs, 8), nil
+	return drive(ctx, reqs, 8), nil
 }
 
 type request struct {
@@ -364,55 +398,6 @@ type request struct {
 	body        []byte
 	header      http.Header
 	keepBody    bool // the answer's body is kept in load.bodies
-}
-
-// drive sends reqs with c workers and measures each request's latency.
-func drive(ctx context.Context, client *http.Client, reqs []request, c int) load {
-	lat := make([]time.Duration, len(reqs))
-	status := make([]int, len(reqs))
-	bodies := make([][]byte, len(reqs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range c {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(reqs) {
-					return
-				}
-				r := reqs[i]
-				req, err := http.NewRequestWithContext(ctx, r.method, r.url, bytes.NewReader(r.body))
-				if err != nil {
-					continue
-				}
-				req.Header = r.header.Clone()
-				t := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					if r.keepBody {
-						bodies[i], _ = io.ReadAll(resp.Body)
-					} else {
-						_, _ = io.Copy(io.Discard, resp.Body)
-					}
-					resp.Body.Close()
-					status[i] = resp.StatusCode
-				}
-				lat[i] = time.Since(t)
-			}
-		})
-	}
-	wg.Wait()
-	l := load{n: len(reqs), elapsed: time.Since(start), lat: lat, statuses: map[int]int{}, reqs: reqs, codes: status, bodies: bodies}
-	slices.Sort(l.lat)
-	for _, s := range status {
-		if s == 0 {
-			l.errors++
-		} else {
-			l.statuses[s]++
-		}
-	}
-	return l
 }
 
 // expect fails a phase whose answers are not what correctness demands: a

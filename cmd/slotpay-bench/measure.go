@@ -61,6 +61,10 @@ type result struct {
 	contended     load
 	avail         load
 	peakRSS       int64
+	// notifyDrain is how long River took, after the c=32 phase, to do the
+	// notifyJobs jobs still waiting then (its notifications).
+	notifyDrain time.Duration
+	notifyJobs  int
 	// notes are answers other than the expected ones: reported, not hidden.
 	notes []string
 }
@@ -160,6 +164,19 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		}
 		r.unique[c] = l
 		e.progress(ds, fmt.Sprintf("unique c=%d", c), l)
+		if c == topConcurrency {
+			// How long the notifications of the phase's confirmations take
+			// to be sent after it (River's throughput; the log mailer).
+			var jobs int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'scheduled', 'retryable')`).Scan(&jobs); err != nil {
+				return nil, err
+			}
+			start := time.Now()
+			if err := settle(ctx, pool); err != nil {
+				return nil, err
+			}
+			r.notifyDrain, r.notifyJobs = time.Since(start), jobs
+		}
 		top = events
 	}
 	if err := countConfirmed(ctx, pool, eventsResource, n*len(concurrencies)); err != nil {
@@ -639,6 +656,9 @@ func printTable(w io.Writer, results []*result) {
 		}
 		pg := (r.minimal.postgres + r.minimal.client).Seconds() / (float64(r.minimal.n) / r.minimal.tps)
 		return fmt.Sprintf("%.2f / %.2f / %.2f", busy(r.unique[topConcurrency]), busy(r.duplicates), pg)
+	})
+	row(fmt.Sprintf("notifications after c=%d: jobs waiting / s to send", topConcurrency), func(r *result) string {
+		return fmt.Sprintf("%d / %.1f", r.notifyJobs, r.notifyDrain.Seconds())
 	})
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d -j 2: tps", topConcurrency), func(r *result) string { return fmt.Sprintf("%.0f", r.same.tps) })
 	row(fmt.Sprintf("pgbench slotpay's SQL, -c %d: latency avg ms", topConcurrency), func(r *result) string { return fmt.Sprintf("%.1f", r.same.latency) })

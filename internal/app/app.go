@@ -44,6 +44,12 @@ const (
 	// softStop is how long Stop lets running jobs finish before cancelling
 	// their contexts.
 	softStop = 15 * time.Second
+	// fetchCooldown is the least time between two fetches of jobs. A fetch
+	// takes at most maxWorkers jobs, so River's default of 100 ms capped
+	// an instance at 100 jobs a second: the notifications (two jobs per
+	// confirmation) of a burst of webhooks took minutes to follow it. Idle,
+	// River still polls once a second (FetchPollInterval).
+	fetchCooldown = 10 * time.Millisecond
 )
 
 // App is one slotpay instance.
@@ -77,6 +83,7 @@ func New(arch *baseservice.Archetype, opts Options) (*App, error) {
 		ID:                   opts.JobsID,
 		Logger:               arch.Logger,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: maxWorkers}},
+		FetchCooldown:        fetchCooldown,
 		RescueStuckJobsAfter: rescueAfter,
 		SoftStopTimeout:      softStop,
 		Workers:              workers,

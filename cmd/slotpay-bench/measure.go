@@ -125,7 +125,8 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 		return nil, err
 	}
 	// The phases start from a checkpoint: none of them pays for writing out
-	// what the seeding (a gigabyte, with the history) left in the buffers.
+	// what the seeding (hundreds of megabytes, with the history) left in
+	// the buffers.
 	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
 		return nil, err
 	}

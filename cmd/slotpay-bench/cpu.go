@@ -34,7 +34,10 @@ func readCPU(serverPID int) cpuTimes {
 	var t cpuTimes
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	comm := map[int]string{}
-	type stat struct{ ppid, self, children time.Duration }
+	type stat struct {
+		ppid           int
+		self, children time.Duration
+	}
 	stats := map[int]stat{}
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -57,13 +60,14 @@ func readCPU(serverPID int) cpuTimes {
 			return time.Duration(v) * clockTick
 		}
 		comm[pid] = string(b[open+1 : closing])
-		stats[pid] = stat{ppid: n(1) / clockTick, self: n(11) + n(12), children: n(13) + n(14)}
+		ppid, _ := strconv.Atoi(string(f[1]))
+		stats[pid] = stat{ppid: ppid, self: n(11) + n(12), children: n(13) + n(14)}
 	}
 	for pid, s := range stats {
 		switch {
 		case comm[pid] == "postgres":
 			t.postgres += s.self
-			if comm[int(s.ppid)] != "postgres" {
+			if comm[s.ppid] != "postgres" {
 				t.postgres += s.children // the postmaster
 			}
 		case pid == serverPID:

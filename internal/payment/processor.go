@@ -437,9 +437,9 @@ func (a *applier) decide(ctx context.Context, rowID int64, ev event, m matched) 
 	}
 	// link is the payment intent to link: under the intent's lock
 	// (serialize), an event of the intent that found no booking has
-	// committed its unmatched row, and m.waitingIntent has it; one that
-	// comes later sees the link. A transition links it in its own
-	// statement; otherwise it is linked alone, below.
+	// committed its unmatched row, and the booking's lock saw it
+	// (m.waiting); one that comes later sees the link. A transition links
+	// it in its own statement; otherwise it is linked alone, below.
 	var link *string
 	if ev.SessionID != "" && ev.PaymentIntentID != "" && b.PaymentIntentID == nil {
 		link = &ev.PaymentIntentID

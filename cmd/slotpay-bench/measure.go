@@ -156,9 +156,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 			profiled = make(chan error, 1)
 			go func() { profiled <- e.cpuProfile(ctx, srv.pprof, max(1, min(seconds, 20))) }()
 		}
-		before := readCPU(srv.pid())
-		l := e.webhooks(ctx, srv.base, events, c)
-		l.cpu = readCPU(srv.pid()).sub(before)
+		l := e.webhooks(ctx, srv, events, c)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				return nil, fmt.Errorf("cpu profile: %w", err)
@@ -192,9 +190,7 @@ func (e *environment) measure(ctx context.Context, ds dataset) (*result, error) 
 	if err := settle(ctx, pool); err != nil {
 		return nil, err
 	}
-	before := readCPU(srv.pid())
-	r.duplicates = e.webhooks(ctx, srv.base, top, topConcurrency)
-	r.duplicates.cpu = readCPU(srv.pid()).sub(before)
+	r.duplicates = e.webhooks(ctx, srv, top, topConcurrency)
 	if err := expect(r.duplicates, map[int]int{http.StatusOK: n}); err != nil {
 		return nil, fmt.Errorf("duplicates: %w", err)
 	}
@@ -325,18 +321,22 @@ func (e *environment) progress(ds dataset, phase string, l load) {
 		ds.name, phase, l.perSecond(), l.pct(0.5), l.pct(0.99), l.statuses, l.errors)
 }
 
-// webhooks delivers signed events as Stripe does, c at a time. Signing
-// happens before the clock starts: it is Stripe's work, not slotpay's.
-func (e *environment) webhooks(ctx context.Context, base string, events [][]byte, c int) load {
+// webhooks delivers signed events to srv as Stripe does, c at a time, and
+// measures what each part of the machine spent meanwhile. Signing happens
+// before the clock starts: it is Stripe's work, not slotpay's.
+func (e *environment) webhooks(ctx context.Context, srv *server, events [][]byte, c int) load {
 	now := time.Now()
 	reqs := make([]request, len(events))
 	for i, ev := range events {
-		reqs[i] = request{method: http.MethodPost, url: base + "/v1/webhooks/stripe", body: ev, header: http.Header{
+		reqs[i] = request{method: http.MethodPost, url: srv.base + "/v1/webhooks/stripe", body: ev, header: http.Header{
 			"Content-Type":     {"application/json; charset=utf-8"},
 			"Stripe-Signature": {testkit.SignatureHeader(ev, webhookSecret, now)},
 		}}
 	}
-	return drive(ctx, reqs, c)
+	before := readCPU(srv.pid())
+	l := drive(ctx, reqs, c)
+	l.cpu = readCPU(srv.pid()).sub(before)
+	return l
 }
 
 func (e *environment) bookDistinct(ctx context.Context, pool *pgxpool.Pool, base string) (load, error) {

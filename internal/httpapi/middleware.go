@@ -41,8 +41,14 @@ type requestInfo struct {
 	attrs []slog.Attr
 }
 
+// info is the request's requestInfo; nil outside withRequestID.
+func info(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestIDKey).(*requestInfo)
+	return ri
+}
+
 func requestID(ctx context.Context) string {
-	if ri, _ := ctx.Value(requestIDKey).(*requestInfo); ri != nil {
+	if ri := info(ctx); ri != nil {
 		return ri.id
 	}
 	return ""
@@ -51,7 +57,7 @@ func requestID(ctx context.Context) string {
 // logAlso adds attrs to the request's one log line, which observe writes
 // when the request ends: a request is one line, with what it did.
 func logAlso(ctx context.Context, attrs ...slog.Attr) {
-	if ri, _ := ctx.Value(requestIDKey).(*requestInfo); ri != nil {
+	if ri := info(ctx); ri != nil {
 		ri.attrs = append(ri.attrs, attrs...)
 	}
 }
@@ -135,7 +141,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.Int("status", status),
 			slog.Duration("duration", took),
 		}
-		if ri, _ := r.Context().Value(requestIDKey).(*requestInfo); ri != nil {
+		if ri := info(r.Context()); ri != nil {
 			attrs = append(attrs, ri.attrs...)
 		}
 		s.logger.LogAttrs(r.Context(), level, "request", attrs...)

@@ -309,7 +309,8 @@ func TransitionWith(ctx context.Context, q *db.Queries, b db.Booking, to Status,
 		params.ToStartsAt, params.ToEndsAt = &ch.Slot.StartsAt, &ch.Slot.EndsAt
 	}
 	updated, err := q.BookingTransition(ctx, params)
-	if database.IsNotFound(err) || database.IsStatusChanged(err) {
+	// The statement always returns the moved row or fails (booking_moved).
+	if database.IsStatusChanged(err) {
 		return db.Booking{}, fmt.Errorf("booking %s %s -> %s: %w", b.ID, b.Status, to, ErrStatusChanged)
 	}
 	if err != nil {

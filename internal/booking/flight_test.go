@@ -58,3 +58,22 @@ func TestQueuedTransitionThatFindsAnotherStatusCommitsNothing(t *testing.T) {
 		conn.Release()
 	}
 }
+
+// TestTransitionFromAStatusTheBookingLacksFails: outside a flight too,
+// BookingTransition from a status the booking does not have changes nothing
+// and fails (booking_moved), as ErrStatusChanged.
+func TestTransitionFromAStatusTheBookingLacksFails(t *testing.T) {
+	t.Parallel()
+	tdb := testkit.NewDatabase(t)
+	b := testkit.CreateBooking(t, tdb, testkit.BookingOpts{})
+	stale := b
+	stale.Status = string(booking.Processing)
+	tx, err := tdb.Pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(t.Context()) }()
+	_, err = booking.Transition(t.Context(), database.New(tx), stale, booking.Confirmed, booking.EventCause("checkout.session.completed", "evt_stale"))
+	require.ErrorIs(t, err, booking.ErrStatusChanged)
+	require.NoError(t, tx.Rollback(t.Context()))
+	require.Equal(t, 1, tdb.Count(t, "SELECT count(*) FROM bookings WHERE id = $1 AND status = $2", b.ID, b.Status))
+	require.Equal(t, 0, tdb.Count(t, "SELECT count(*) FROM booking_status_changes WHERE booking_id = $1 AND to_status = 'confirmed'", b.ID))
+}
